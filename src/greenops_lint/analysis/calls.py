@@ -1,0 +1,57 @@
+"""Reading a call's arguments the way Python binds them (keyword or position)."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import libcst as cst
+
+
+def get_arg(call: cst.Call, keyword: Optional[str], position: Optional[int] = None) -> Optional[cst.Arg]:
+    """The argument passed as `keyword=` or at `position` (0-based), if any."""
+    positional = 0
+    for arg in call.args:
+        if arg.keyword is not None:
+            if keyword is not None and arg.keyword.value == keyword:
+                return arg
+            continue
+        if arg.star:
+            # After *args the positions are unknown.
+            return None
+        if position is not None and positional == position:
+            return arg
+        positional += 1
+    return None
+
+
+def has_star_kwargs(call: cst.Call) -> bool:
+    return any(arg.star == "**" for arg in call.args)
+
+
+def literal_value(node: cst.BaseExpression):
+    """The Python value of a simple literal (numbers, strings, True/False/None,
+    unary minus), or `NOT_LITERAL`."""
+    if isinstance(node, cst.Integer):
+        return int(node.value, 0)
+    if isinstance(node, cst.Float):
+        return float(node.value.replace("_", ""))
+    if isinstance(node, cst.SimpleString):
+        try:
+            return node.evaluated_value
+        except Exception:  # noqa: BLE001 - odd prefixes (b"", f"") are not literals we use
+            return NOT_LITERAL
+    if isinstance(node, cst.Name) and node.value in ("True", "False", "None"):
+        return {"True": True, "False": False, "None": None}[node.value]
+    if isinstance(node, cst.UnaryOperation) and isinstance(node.operator, cst.Minus):
+        inner = literal_value(node.expression)
+        if isinstance(inner, (int, float)) and not isinstance(inner, bool):
+            return -inner
+    return NOT_LITERAL
+
+
+class _NotLiteral:
+    def __repr__(self) -> str:
+        return "NOT_LITERAL"
+
+
+NOT_LITERAL = _NotLiteral()

@@ -1,0 +1,194 @@
+"""The command line: `check`, `rules`, `explain`. Nothing but wiring lives here."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Optional
+
+import click
+
+from greenops_lint import __version__
+from greenops_lint.config import Config, ConfigError, check_selector, load_config
+from greenops_lint.discovery import discover
+from greenops_lint.docs import render_page, write_pages
+from greenops_lint.engine import INTERNAL_ERROR, default_jobs, lint_files
+from greenops_lint.finding import Finding
+from greenops_lint.plugins import RuleRegistry, load_rules, warn
+from greenops_lint.report import FORMATTERS
+from greenops_lint.savings import hardware_table
+from greenops_lint.selection import enabled_rules
+
+EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
+
+
+def _codes(values: tuple[str, ...]) -> Optional[tuple[str, ...]]:
+    """`--select GO4,GO101 --select GO2` -> ('GO4', 'GO101', 'GO2'); None if not given."""
+    if not values:
+        return None
+    return tuple(code.strip().upper() for value in values for code in value.split(",") if code.strip())
+
+
+def _registry() -> RuleRegistry:
+    registry = load_rules()
+    for problem in registry.plugin_errors:
+        warn(problem)
+    return registry
+
+
+def _fail(message: str) -> "click.exceptions.Exit":
+    click.echo(f"greenops-lint: error: {message}", err=True)
+    return click.exceptions.Exit(EXIT_ERROR)
+
+
+def _atomic_write(path: str, content: str) -> None:
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".greenops-", dir=directory)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(content)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="greenops-lint")
+def main() -> None:
+    """Find the code in ML projects that wastes GPU time, energy and CO2e."""
+
+
+@main.command()
+@click.argument("paths", nargs=-1, type=click.Path())
+@click.option("--format", "output_format", type=click.Choice(sorted(FORMATTERS)), default="text", show_default=True)
+@click.option("--select", multiple=True, help="Codes or prefixes to check (replaces the config's select), e.g. GO4,GO101.")
+@click.option("--extend-select", multiple=True, help="Codes or prefixes to add to the selection.")
+@click.option("--ignore", multiple=True, help="Codes or prefixes to skip (added to the config's ignore).")
+@click.option("--config", "config_file", type=click.Path(dir_okay=True, path_type=Path), help="Read settings from this TOML file.")
+@click.option("--hardware", type=str, help="Hardware profile for estimates (see `greenops-lint hardware`).")
+@click.option("--output-file", "-o", type=click.Path(dir_okay=False), help="Write the report to this file.")
+@click.option("--exit-zero", is_flag=True, help="Exit 0 even when there are findings.")
+@click.option("--quiet", "-q", is_flag=True, help="Print no summary line.")
+@click.option("--jobs", "-j", type=click.IntRange(min=1), help="Worker processes (default: the CPUs available).")
+@click.option("--debug", is_flag=True, help="Show tracebacks of internal errors.")
+def check(paths, output_format, select, extend_select, ignore, config_file, hardware, output_file, exit_zero, quiet, jobs, debug):
+    """Lint PATHS (files or directories; default: the current directory)."""
+    paths = paths or (".",)
+    registry = _registry()
+    try:
+        config = _effective_config(registry, paths, config_file, select, extend_select, ignore, hardware)
+        found = discover(paths, config)
+    except ConfigError as exc:
+        raise _fail(str(exc))
+    rules = enabled_rules(registry.rules, config)
+    results = lint_files(found.files, config, rules, jobs or default_jobs(), debug)
+    findings: list[Finding] = [f for r in results for f in r.findings]
+    for directory, problem in found.problems:
+        findings.append(Finding(directory, 1, 1, 1, 1, "GO002", "unreadable-file", "core", problem, "error"))
+    findings.sort(key=Finding.sort_key)
+    report = FORMATTERS[output_format](findings, registry.rules)
+    if output_file:
+        _atomic_write(output_file, report)
+    else:
+        click.echo(report, nl=False)
+    if not quiet:
+        _summary(findings, len(found.files))
+    if any(f.code == INTERNAL_ERROR for f in findings):
+        raise SystemExit(EXIT_ERROR)
+    raise SystemExit(EXIT_FINDINGS if findings and not exit_zero else EXIT_CLEAN)
+
+
+def _effective_config(registry, paths, config_file, select, extend_select, ignore, hardware) -> Config:
+    known = set(registry.rules)
+    option_types = {code: {name: o.type for name, o in cls.options.items()} for code, cls in registry.rules.items()}
+    first = Path(paths[0])
+    start = first if first.exists() else Path.cwd()
+    config = load_config(config_file, start.resolve(), known, option_types)
+    overrides = {"select": _codes(select), "extend_select": _codes(extend_select)}
+    for option, codes in (("--select", overrides["select"]), ("--extend-select", overrides["extend_select"]), ("--ignore", _codes(ignore))):
+        for code in codes or ():
+            check_selector(code, known, option)
+    if overrides["extend_select"]:
+        overrides["extend_select"] = config.extend_select + overrides["extend_select"]
+    ignore_codes = _codes(ignore)
+    if ignore_codes:
+        overrides["ignore"] = config.ignore + ignore_codes
+    if hardware is not None:
+        if hardware not in hardware_table():
+            raise ConfigError(f"--hardware: unknown hardware {hardware!r}; valid: {', '.join(hardware_table())}")
+        overrides["hardware"] = hardware
+    return config.with_overrides(**overrides)
+
+
+def _summary(findings: list[Finding], checked: int) -> None:
+    files = len({f.path for f in findings})
+    noun = "file" if checked == 1 else "files"
+    if findings:
+        click.echo(
+            f"Found {len(findings)} finding{'s' if len(findings) != 1 else ''} in {files} "
+            f"file{'s' if files != 1 else ''} ({checked} {noun} checked).",
+            err=True,
+        )
+    else:
+        click.echo(f"No findings ({checked} {noun} checked).", err=True)
+
+
+@main.command(name="rules")
+@click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--write-docs", type=click.Path(file_okay=False, path_type=Path), help="Write one Markdown page per rule into this directory.")
+@click.option("--check-docs", type=click.Path(file_okay=False, path_type=Path), help="Exit 1 if a page in this directory is missing or stale.")
+def rules_command(output_format, write_docs, check_docs):
+    """List every rule: code, name, family, default, fixable."""
+    registry = _registry()
+    if write_docs is not None:
+        for path in write_pages(registry.rules, write_docs):
+            click.echo(f"wrote {path}", err=True)
+        return
+    if check_docs is not None:
+        stale = [
+            code for code, rule in registry.rules.items()
+            if not (check_docs / f"{code}.md").is_file() or (check_docs / f"{code}.md").read_text(encoding="utf-8") != render_page(rule)
+        ]
+        if stale:
+            click.echo(f"stale or missing rule pages: {', '.join(stale)} (run `greenops-lint rules --write-docs {check_docs}`)", err=True)
+            raise SystemExit(EXIT_FINDINGS)
+        return
+    rows = [
+        {
+            "code": rule.code,
+            "name": rule.name,
+            "family": rule.family,
+            "summary": rule.summary(),
+            "default": rule.default_enabled,
+            "fixable": rule.fixable,
+            "estimate": bool(rule.section("Estimate")),
+            "probe": rule.has_probe,
+        }
+        for rule in registry.rules.values()
+    ]
+    if output_format == "json":
+        click.echo(json.dumps(rows, indent=2))
+        return
+    for row in rows:
+        flags = ("on " if row["default"] else "off") + (" fix" if row["fixable"] else "    ")
+        click.echo(f"{row['code']:7} {row['name']:32} {row['family']:13} {flags}  {row['summary']}")
+
+
+@main.command()
+@click.argument("code")
+def explain(code):
+    """Print the page of the rule CODE (what, why, example, fix, estimate)."""
+    registry = _registry()
+    rule = registry.rules.get(code.upper())
+    if rule is None:
+        raise _fail(f"unknown rule code '{code}'; `greenops-lint rules` lists them")
+    click.echo(render_page(rule), nl=False)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,91 @@
+"""`FileContext`: what rules see of the file being linted.
+
+It owns the ancestor stack of the single walk, the name resolver, the raw
+reports, and the lazily computed module-wide analyses that rules share.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, Optional
+
+import libcst as cst
+
+from greenops_lint.analysis.names import NameResolver
+from greenops_lint.finding import SavingsEstimate
+
+if TYPE_CHECKING:  # pragma: no cover
+    from greenops_lint.analysis.classes import ModelClasses
+    from greenops_lint.rule import Rule
+    from greenops_lint.savings import HardwareProfile
+
+
+@dataclass
+class RawReport:
+    rule: "Rule"
+    node: cst.CSTNode
+    statement: Optional[cst.CSTNode]
+    message: str
+    estimate: Optional[SavingsEstimate]
+
+
+class FileContext:
+    def __init__(self, path: str, module: cst.Module, text: str, hardware: "HardwareProfile") -> None:
+        self.path = path
+        self.module = module
+        self.text = text
+        self.hardware = hardware
+        self.names = NameResolver()
+        self.stack: list[cst.CSTNode] = []
+        self.reports: list[RawReport] = []
+
+    # -- reporting -----------------------------------------------------------
+    def report(self, rule: "Rule", node: cst.CSTNode, message: str, estimate: Optional[SavingsEstimate]) -> None:
+        self.reports.append(RawReport(rule, node, self.enclosing_statement(), message, estimate))
+
+    def enclosing_statement(self) -> Optional[cst.CSTNode]:
+        for node in reversed(self.stack):
+            if isinstance(node, (cst.SimpleStatementLine, cst.BaseCompoundStatement)):
+                return node
+        return None
+
+    # -- names ----------------------------------------------------------------
+    def qualified_name(self, node: cst.BaseExpression) -> Optional[str]:
+        return self.names.qualified_name(node)
+
+    def call_name(self, call: cst.Call) -> Optional[str]:
+        return self.names.qualified_name(call.func)
+
+    def value_of(self, node: cst.BaseExpression) -> Any:
+        return self.names.value_of(node)
+
+    # -- structure ------------------------------------------------------------
+    def parent(self, levels: int = 1) -> Optional[cst.CSTNode]:
+        """The node `levels` above the one being visited."""
+        index = len(self.stack) - 1 - levels
+        return self.stack[index] if index >= 0 else None
+
+    def enclosing(self, *types: type) -> Optional[cst.CSTNode]:
+        for node in reversed(self.stack[:-1]):
+            if isinstance(node, types):
+                return node
+        return None
+
+    def enclosing_function(self) -> Optional[cst.FunctionDef]:
+        return self.enclosing(cst.FunctionDef)  # type: ignore[return-value]
+
+    def enclosing_class(self) -> Optional[cst.ClassDef]:
+        return self.enclosing(cst.ClassDef)  # type: ignore[return-value]
+
+    # -- shared module-wide analyses, computed on first use ----------------
+    @cached_property
+    def model_classes(self) -> "ModelClasses":
+        from greenops_lint.analysis.classes import ModelClasses
+
+        return ModelClasses(self.module, self.names)
+
+    @cached_property
+    def calls_gradcheck(self) -> bool:
+        """Numerical gradient checks need float64: precision rules stay silent."""
+        return "gradcheck" in self.text

@@ -1,0 +1,95 @@
+"""What a rule reports: a `Finding`, and the `SavingsEstimate` it may carry."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Optional
+
+FAMILIES = ("core", "caching", "unused", "provisioning", "precision", "efficiency")
+SEVERITIES = ("error", "warning", "info")
+
+
+@dataclass(frozen=True)
+class SavingsEstimate:
+    """What a finding wastes, as a range, with where the number comes from.
+
+    `metric` is one of `time_factor` (the affected work runs `low`..`high` times
+    slower), `repeated_work` (the same work is done `low`..`high` times),
+    `memory_bytes`, or `energy`.
+    """
+
+    metric: str
+    low: float
+    high: float
+    unit: str
+    basis: str
+    hardware: str
+    assumptions: tuple[str, ...] = ()
+
+    def to_json(self) -> dict:
+        data = asdict(self)
+        data["assumptions"] = list(self.assumptions)
+        return data
+
+    def headline(self) -> str:
+        """A few words for the one-line text output."""
+        if self.metric == "memory_bytes":
+            return f"est. {_human_bytes(self.low)}" + (
+                "" if self.low == self.high else f"-{_human_bytes(self.high)}"
+            ) + f" memory on {self.hardware}"
+        span = _num(self.low) if self.low == self.high else f"{_num(self.low)}-{_num(self.high)}"
+        if self.metric == "time_factor":
+            return f"est. {span}x time on {self.hardware}"
+        if self.metric == "repeated_work":
+            return f"est. {span}x repeated work"
+        return f"est. {span} {self.unit} on {self.hardware}"
+
+
+def _num(value: float) -> str:
+    return f"{value:g}" if value < 100 else f"{value:.0f}"
+
+
+def _human_bytes(value: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} GiB"  # pragma: no cover
+
+
+@dataclass(frozen=True)
+class Finding:
+    path: str
+    line: int
+    column: int
+    end_line: int
+    end_column: int
+    code: str
+    name: str
+    family: str
+    message: str
+    severity: str = "warning"
+    fixable: bool = False
+    estimate: Optional[SavingsEstimate] = None
+    # Lines on which a `# noqa` comment suppresses this finding (the reported
+    # line and the first line of its statement); not part of the output.
+    noqa_lines: tuple[int, ...] = field(default=(), compare=False, repr=False)
+
+    def sort_key(self) -> tuple:
+        return (self.path, self.line, self.column, self.code)
+
+    def to_json(self) -> dict:
+        return {
+            "path": self.path,
+            "line": self.line,
+            "column": self.column,
+            "end_line": self.end_line,
+            "end_column": self.end_column,
+            "code": self.code,
+            "name": self.name,
+            "family": self.family,
+            "message": self.message,
+            "severity": self.severity,
+            "fixable": self.fixable,
+            "estimate": self.estimate.to_json() if self.estimate else None,
+        }

@@ -1,0 +1,11 @@
+"""flake8-style lines: `path:line:col: CODE message`."""
+
+from __future__ import annotations
+
+
+def format_line(finding) -> str:
+    return f"{finding.path}:{finding.line}:{finding.column}: {finding.code} {finding.message}"
+
+
+def format_findings(findings, rules) -> str:
+    return "".join(format_line(f) + "\n" for f in findings)

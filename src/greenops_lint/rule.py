@@ -1,0 +1,99 @@
+"""The `Rule` base class: a rule is a small class that documents itself.
+
+A rule subclass sets its code, name, family and severity, writes its rule page
+as the docstring (sections `## What it does`, `## Why is this bad`, `## Fix`,
+`## Estimate`), lists `INVALID` snippets it must flag and `VALID` look-alikes it
+must not, and defines `visit_<Node>` / `leave_<Node>` methods named after LibCST
+node classes. The engine builds one dispatch table for all enabled rules and
+walks each file once; rules read shared analyses from `self.ctx`.
+"""
+
+from __future__ import annotations
+
+import inspect
+import textwrap
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar, Optional
+
+import libcst as cst
+
+from greenops_lint.finding import SavingsEstimate
+
+if TYPE_CHECKING:  # pragma: no cover
+    from greenops_lint.context import FileContext
+
+
+@dataclass(frozen=True)
+class RuleOption:
+    """A documented, typed option under `[tool.greenops-lint.rules.CODE]`."""
+
+    default: Any
+    type: type
+    help: str
+
+
+class Rule:
+    code: ClassVar[str]
+    name: ClassVar[str]
+    family: ClassVar[str]
+    severity: ClassVar[str] = "warning"
+    default_enabled: ClassVar[bool] = True
+    fixable: ClassVar[bool] = False
+    has_probe: ClassVar[bool] = False
+    # The prefilter: a file that contains none of these strings cannot match,
+    # so it is not parsed for this rule. Empty means "always run".
+    tokens: ClassVar[tuple[str, ...]] = ()
+    options: ClassVar[dict[str, RuleOption]] = {}
+    VALID: ClassVar[list[str]] = []
+    INVALID: ClassVar[list[str]] = []
+
+    def __init__(self, ctx: "FileContext", options: Optional[dict[str, Any]] = None) -> None:
+        self.ctx = ctx
+        self.opts = {name: opt.default for name, opt in self.options.items()}
+        if options:
+            self.opts.update(options)
+
+    def report(
+        self,
+        node: cst.CSTNode,
+        message: str,
+        estimate: Optional[SavingsEstimate] = None,
+    ) -> None:
+        self.ctx.report(self, node, message, estimate)
+
+    # -- documentation ------------------------------------------------------
+    @classmethod
+    def doc(cls) -> str:
+        return inspect.cleandoc(cls.__doc__ or "")
+
+    @classmethod
+    def summary(cls) -> str:
+        return cls.doc().split("\n\n", 1)[0].replace("\n", " ").strip()
+
+    @classmethod
+    def section(cls, title: str) -> str:
+        """The text under `## title` in the docstring ('' if absent)."""
+        body = cls.doc()
+        marker = f"## {title}"
+        if marker not in body:
+            return ""
+        after = body.split(marker, 1)[1]
+        return after.split("\n## ", 1)[0].strip()
+
+    @classmethod
+    def examples(cls) -> tuple[list[str], list[str]]:
+        dedent = lambda snippets: [textwrap.dedent(s).strip("\n") + "\n" for s in snippets]
+        return dedent(cls.INVALID), dedent(cls.VALID)
+
+
+def dispatch_methods(rule_cls: type[Rule]) -> list[tuple[str, str, str]]:
+    """(event, node class name, method name) for every visit_/leave_ method."""
+    found = []
+    for attr in dir(rule_cls):
+        for event in ("visit", "leave"):
+            prefix = f"{event}_"
+            if attr.startswith(prefix):
+                node_name = attr[len(prefix):]
+                if isinstance(getattr(cst, node_name, None), type):
+                    found.append((event, node_name, attr))
+    return found
