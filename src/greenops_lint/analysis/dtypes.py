@@ -97,6 +97,14 @@ def float64_array_source(ctx: "FileContext", node: cst.BaseExpression, depth: in
         return None
     qualified = ctx.call_name(node)
     func = node.func
+    if qualified is None and isinstance(func, cst.Name):
+        # A helper of this module that returns the array, one call deep.
+        from greenops_lint.analysis.functions import returned_values
+
+        for value in returned_values(ctx, node):
+            if isinstance(value, cst.Call) and float64_array_source(ctx, value, depth + 1) is not None:
+                return node
+        return None
     if isinstance(func, cst.Attribute) and qualified is None:
         method = func.attr.value
         if method == "astype":

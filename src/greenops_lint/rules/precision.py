@@ -19,6 +19,7 @@ from greenops_lint.analysis.dtypes import (
     is_float64_dtype,
     literal_numel,
 )
+from greenops_lint.analysis.functions import returned_values
 from greenops_lint.analysis.names import LoopItem
 from greenops_lint.rule import Rule
 from greenops_lint.savings import extra_bytes_estimate, float64_cost_words, float64_time_factor
@@ -134,7 +135,7 @@ class GlobalFloat64Default(Rule):
         else:
             return
         if hit:
-            self._report(node, f"{name.rsplit('.', 1)[-1]}(...)")
+            self._report(node, _snippet(self, node, 60))
 
     def visit_Assign(self, node: cst.Assign) -> None:
         # os.environ["JAX_ENABLE_X64"] = "1"
@@ -209,6 +210,7 @@ class CastToFloat64(Rule):
             out = model(x.to(torch.float64))
         """,
         """
+        import torch
         from torch import nn
         layer = nn.Linear(512, 512, dtype=torch.float64)
         """,
@@ -275,6 +277,10 @@ class CastToFloat64(Rule):
             func = node.func
             if isinstance(func, cst.Attribute) and func.attr.value in ("to", "cuda", "cpu", "train", "eval", "float", "requires_grad_"):
                 return self._receiver_kind(func.value, depth + 1)
+            # A helper of this module that builds the model, one call deep.
+            for value in returned_values(self.ctx, node):
+                if isinstance(value, cst.Call) and self._receiver_kind(value, depth + 1) == "model":
+                    return "model"
             return None
         if isinstance(node, cst.Subscript):
             return "batch" if self._receiver_kind(node.value, depth + 1) == "batch" else None

@@ -1,0 +1,3 @@
+"""Rules of the caching family (in progress)."""
+
+RULES: list = []

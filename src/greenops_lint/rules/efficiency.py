@@ -1,0 +1,3 @@
+"""Rules of the efficiency family (in progress)."""
+
+RULES: list = []

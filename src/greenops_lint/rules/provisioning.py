@@ -1,0 +1,3 @@
+"""Rules of the provisioning family (in progress)."""
+
+RULES: list = []

@@ -1,0 +1,3 @@
+"""Rules of the unused family (in progress)."""
+
+RULES: list = []

@@ -1,0 +1,61 @@
+from __future__ import annotations
+
+import re
+import textwrap
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from greenops_lint.cli import main
+from greenops_lint.config import Config
+from greenops_lint.engine import Linter
+from greenops_lint.plugins import load_rules
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = ROOT / "fixtures"
+EXPECT = re.compile(r"#\s*expect:\s*(?P<codes>GO\d{3}(?:\s*,\s*GO\d{3})*)")
+
+
+def expected_findings(path: Path) -> set[tuple[int, str]]:
+    """(line, code) pairs marked with `# expect: GO101[, GO102]` in a fixture."""
+    marks = set()
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        match = EXPECT.search(line)
+        if match:
+            for code in match.group("codes").split(","):
+                marks.add((number, code.strip()))
+    return marks
+
+
+@pytest.fixture(scope="session")
+def registry():
+    return load_rules()
+
+
+def lint_source(source: str, *, select=("ALL",), hardware="generic-gpu", options=(), path="snippet.py"):
+    """Lint a snippet with the given selection; returns the findings."""
+    registry = load_rules()
+    from greenops_lint.selection import enabled_rules
+
+    config = Config(root=ROOT, select=tuple(select), hardware=hardware, rule_options=tuple(options))
+    rules = enabled_rules(registry.rules, config)
+    # Explicit full codes enable default-off rules too.
+    if select == ("ALL",):
+        rules = dict(registry.rules)
+    linter = Linter(config, rules)
+    return linter.lint_bytes(path, textwrap.dedent(source).encode()).findings
+
+
+def codes(findings) -> list[str]:
+    return [f.code for f in findings]
+
+
+@pytest.fixture
+def cli():
+    runner = CliRunner()
+
+    def invoke(*args, **kwargs):
+        return runner.invoke(main, [str(a) for a in args], catch_exceptions=False, **kwargs)
+
+    return invoke
