@@ -28,7 +28,7 @@ class Discovery:
 
 def discover(paths: Iterable[str], config: Config) -> Discovery:
     found = Discovery()
-    excludes = pathspec.PathSpec.from_lines("gitwildmatch", [*config.exclude, *config.extend_exclude])
+    excludes = pathspec.GitIgnoreSpec.from_lines([*config.exclude, *config.extend_exclude])
     seen: set[str] = set()
     for arg in paths:
         if not os.path.lexists(arg):

@@ -45,7 +45,7 @@ class PerFileIgnores:
     def __init__(self, config: Config) -> None:
         self.root = config.root
         self.entries = [
-            (pathspec.PathSpec.from_lines("gitwildmatch", [pattern]), codes)
+            (pathspec.GitIgnoreSpec.from_lines([pattern]), codes)
             for pattern, codes in config.per_file_ignores
         ]
 

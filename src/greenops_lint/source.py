@@ -39,7 +39,10 @@ def decode(path: str, raw: bytes) -> SourceFile:
     try:
         encoding, _ = tokenize.detect_encoding(io.BytesIO(raw).readline)
     except SyntaxError as exc:
-        raise SourceError(f"cannot decode file: {exc.msg if hasattr(exc, 'msg') else exc}") from None
+        message = str(exc.msg if hasattr(exc, "msg") else exc)
+        if "invalid or missing encoding" not in message:
+            raise SourceError(f"cannot decode file: {message}") from None
+        encoding = "utf-8"  # no cookie and not UTF-8: decoding below says where
     try:
         text = raw.decode(encoding)
     except UnicodeDecodeError as exc:

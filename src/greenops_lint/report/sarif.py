@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from pathlib import PurePath
+import os
+from pathlib import Path, PurePath
 
 from greenops_lint import __version__
 
@@ -25,6 +26,16 @@ def _rule_descriptor(rule) -> dict:
     }
 
 
+def artifact_uri(path: str) -> str:
+    """Relative to the working directory (the repository root in CI) when possible."""
+    if os.path.isabs(path):
+        relative = os.path.relpath(path)
+        if relative.startswith(".."):
+            return Path(path).as_uri()
+        path = relative
+    return PurePath(path).as_posix()
+
+
 def format_findings(findings, rules) -> str:
     codes = sorted({f.code for f in findings})
     index = {code: i for i, code in enumerate(codes)}
@@ -39,7 +50,7 @@ def format_findings(findings, rules) -> str:
             "locations": [
                 {
                     "physicalLocation": {
-                        "artifactLocation": {"uri": PurePath(f.path).as_posix()},
+                        "artifactLocation": {"uri": artifact_uri(f.path)},
                         "region": {
                             "startLine": f.line,
                             "startColumn": f.column,

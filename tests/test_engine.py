@@ -1,0 +1,109 @@
+"""Engine behaviour: name resolution, crash isolation, prefilter, positions."""
+
+from __future__ import annotations
+
+import libcst as cst
+
+from conftest import ROOT, lint_source
+from greenops_lint.config import Config
+from greenops_lint.engine import Linter
+from greenops_lint.plugins import load_rules
+from greenops_lint.rule import Rule
+
+
+class ResolvedNames(Rule):
+    """Test rule: reports the qualified name of every call.
+
+    ## What it does
+    Test only.
+    """
+
+    code = "GO991"
+    name = "resolved-names"
+    family = "core"
+
+    def visit_Call(self, node: cst.Call) -> None:
+        self.report(node, str(self.ctx.call_name(node)))
+
+
+class Crashes(Rule):
+    """Test rule that raises."""
+
+    code = "GO992"
+    name = "crashes"
+    family = "core"
+
+    def visit_Call(self, node: cst.Call) -> None:
+        raise ValueError("boom")
+
+
+def lint_with(rules, source: str):
+    registry = load_rules()
+    all_rules = {**registry.rules, **{r.code: r for r in rules}}
+    linter = Linter(Config(root=ROOT), all_rules)
+    return linter.lint_bytes("x.py", source.encode()).findings
+
+
+def names(source: str) -> list[str]:
+    return [f.message for f in lint_with([ResolvedNames], source) if f.code == "GO991"]
+
+
+def test_aliases_resolve_to_qualified_names():
+    source = (
+        "import torch as T\n"
+        "import torch.nn as nn\n"
+        "import os.path\n"
+        "from torch.utils.data import DataLoader as DL\n"
+        "from numpy import float64 as f64\n"
+        "import tensorflow as tf\n"
+        "T.zeros(1)\nnn.Linear(1, 1)\nos.path.join('a')\nDL(ds)\nf64(1)\ntf.keras.layers.Dense(1)\nlen([])\n"
+    )
+    assert names(source) == [
+        "torch.zeros", "torch.nn.Linear", "os.path.join", "torch.utils.data.DataLoader",
+        "numpy.float64", "keras.layers.Dense", "builtins.len",
+    ]
+
+
+def test_local_assignment_and_parameters_shadow_imports():
+    source = (
+        "import numpy as np\n"
+        "def f(np):\n    np.load('x')\n"
+        "def g():\n    np = Helper()\n    np.load('x')\n"
+        "np.load('y')\n"
+        "class C:\n    np = 1\n    def m(self):\n        np.load('z')\n"
+    )
+    assert names(source) == ["None", "None", "None", "numpy.load", "numpy.load"]
+
+
+def test_relative_and_star_imports_do_not_resolve():
+    assert names("from . import torch\nfrom x import *\ntorch.zeros(1)\n") == ["None"]
+
+
+def test_a_crashing_rule_reports_go003_and_other_rules_still_run():
+    findings = lint_with([Crashes], "import torch\ntorch.set_default_dtype(torch.float64)\n")
+    assert sorted(f.code for f in findings) == ["GO003", "GO401"]
+    go003 = next(f for f in findings if f.code == "GO003")
+    assert "GO992 (crashes)" in go003.message and "ValueError: boom" in go003.message
+
+
+def test_prefilter_skips_files_without_tokens_but_still_reports_syntax_errors():
+    assert lint_source("x = 1\n") == []
+    findings = lint_source("def f(:\n")
+    assert [f.code for f in findings] == ["GO001"]
+    assert findings[0].line == 1
+
+
+def test_positions_are_one_based_and_cover_the_node():
+    (finding,) = lint_source("import torch\nif True:\n    m = net.double()\n")
+    assert (finding.line, finding.column, finding.end_line, finding.end_column) == (3, 9, 3, 21)
+
+
+def test_hardware_changes_the_estimate():
+    source = "import torch\ntorch.set_default_dtype(torch.float64)\n"
+    generic = lint_source(source)[0].estimate
+    t4 = lint_source(source, hardware="t4")[0].estimate
+    a100 = lint_source(source, hardware="a100-80gb")[0].estimate
+    assert (generic.low, generic.high) == (2.0, 64.0)
+    assert (t4.low, t4.high) == (2.0, 32.0)  # 8.1 / 0.25 TFLOPS
+    assert (a100.low, a100.high) == (2.0, 2.0)  # 19.5 / 9.7 TFLOPS
+    assert "T4" in lint_source(source, hardware="t4")[0].message
