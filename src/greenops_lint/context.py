@@ -39,10 +39,22 @@ class FileContext:
         self.names = NameResolver()
         self.stack: list[cst.CSTNode] = []
         self.reports: list[RawReport] = []
+        # Analyses fed by the walk itself (e.g. loops), set up by the engine
+        # when an enabled rule asks for them in `Rule.analyses`.
+        self.loops = None
 
     # -- reporting -----------------------------------------------------------
-    def report(self, rule: "Rule", node: cst.CSTNode, message: str, estimate: Optional[SavingsEstimate]) -> None:
-        self.reports.append(RawReport(rule, node, self.enclosing_statement(), message, estimate))
+    def report(
+        self,
+        rule: "Rule",
+        node: cst.CSTNode,
+        message: str,
+        estimate: Optional[SavingsEstimate],
+        statement: Optional[cst.CSTNode] = None,
+    ) -> None:
+        """Record a finding; `statement` (for noqa) defaults to the one being visited,
+        and must be given by rules that decide after the walk has moved on."""
+        self.reports.append(RawReport(rule, node, statement or self.enclosing_statement(), message, estimate))
 
     def enclosing_statement(self) -> Optional[cst.CSTNode]:
         for node in reversed(self.stack):
@@ -84,6 +96,12 @@ class FileContext:
         from greenops_lint.analysis.classes import ModelClasses
 
         return ModelClasses(self.module, self.names)
+
+    @cached_property
+    def dataset_classes(self) -> "ModelClasses":
+        from greenops_lint.analysis.classes import DATASET_BASES, ModelClasses
+
+        return ModelClasses(self.module, self.names, DATASET_BASES)
 
     @cached_property
     def calls_gradcheck(self) -> bool:

@@ -17,6 +17,7 @@ from typing import Optional, Sequence
 import libcst as cst
 from libcst.metadata import MetadataWrapper, PositionProvider
 
+from greenops_lint.analysis.loops import LoopAnalysis
 from greenops_lint.config import Config
 from greenops_lint.context import FileContext
 from greenops_lint.finding import Finding
@@ -28,6 +29,7 @@ from greenops_lint.source import SourceError, decode, read_bytes
 from greenops_lint.walker import Dispatch, TreeWalk
 
 SYNTAX_ERROR, DECODE_ERROR, INTERNAL_ERROR = "GO001", "GO002", "GO003"
+_LOOP_METHODS = dispatch_methods(LoopAnalysis)
 
 
 @dataclass
@@ -91,6 +93,11 @@ class Linter:
         ctx = FileContext(path, module, text, self.hardware)
         dispatch = Dispatch()
         crashes: list[tuple[Rule, BaseException]] = []
+        if any("loops" in cls.analyses for cls in rule_classes):
+            # Registered first, so rules see loop facts up to the current node.
+            ctx.loops = LoopAnalysis(ctx)
+            for event, node_name, method in _LOOP_METHODS:
+                dispatch.add(event, getattr(cst, node_name), getattr(ctx.loops, method))
         for cls in rule_classes:
             rule = cls(ctx, self.config.options_for(cls.code))
             for event, node_name, method in self.methods[cls]:

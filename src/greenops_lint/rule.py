@@ -44,6 +44,8 @@ class Rule:
     # so it is not parsed for this rule. Empty means "always run".
     tokens: ClassVar[tuple[str, ...]] = ()
     options: ClassVar[dict[str, RuleOption]] = {}
+    # Walk-fed analyses this rule reads from its context (e.g. "loops").
+    analyses: ClassVar[tuple[str, ...]] = ()
     VALID: ClassVar[list[str]] = []
     INVALID: ClassVar[list[str]] = []
 
@@ -58,8 +60,9 @@ class Rule:
         node: cst.CSTNode,
         message: str,
         estimate: Optional[SavingsEstimate] = None,
+        statement: Optional[cst.CSTNode] = None,
     ) -> None:
-        self.ctx.report(self, node, message, estimate)
+        self.ctx.report(self, node, message, estimate, statement)
 
     # -- documentation ------------------------------------------------------
     @classmethod

@@ -105,7 +105,9 @@ class TreeWalk:
                 names.bind_import(node)
             elif node_type is cst.WithItem:
                 if node.asname is not None:
-                    names.bind_target(node.asname.name, OPAQUE)
+                    # `with open(p) as f`: f is bound to what the item evaluates to
+                    # (for a file object, open() returns the handle itself).
+                    names.bind_target(node.asname.name, node.item)
         handlers = self.dispatch.leave.get(node_type)
         if handlers:
             self._call(handlers, node)

@@ -50,10 +50,25 @@ MODEL_NAME = re.compile(
 )
 
 
-class ModelClasses:
-    """Model classes defined at the top level of one module."""
+DATASET_BASES = frozenset(
+    {
+        "torch.utils.data.Dataset",
+        "torch.utils.data.IterableDataset",
+        "torch.utils.data.dataset.Dataset",
+        "torchvision.datasets.VisionDataset",
+        "torchvision.datasets.ImageFolder",
+        "torchvision.datasets.DatasetFolder",
+    }
+)
 
-    def __init__(self, module: cst.Module, names: NameResolver) -> None:
+
+class ModelClasses:
+    """Classes defined at the top level of one module whose bases resolve,
+    directly or through other classes of the module, to one of `bases`
+    (framework model classes by default)."""
+
+    def __init__(self, module: cst.Module, names: NameResolver, bases: frozenset = MODEL_BASES) -> None:
+        self.bases = bases
         module_scope = names.scopes[0]
         classes = {
             stmt.name.value: stmt for stmt in module.body if isinstance(stmt, cst.ClassDef)
@@ -80,7 +95,7 @@ class ModelClasses:
         binding = module_names.get(head)
         if isinstance(binding, Imported):
             qualified = canonical(binding.qualified + ("." + rest if rest else ""))
-            return qualified in MODEL_BASES
+            return qualified in self.bases
         return not rest and head in self.models
 
     def is_model_class(self, name: str) -> bool:
