@@ -638,4 +638,334 @@ class DataLoaderRebuiltPerEpoch(RepeatedWorkRule):
         )
 
 
-RULES = [DataLoadInLoop, PretrainedLoadInLoop, DataLoaderRebuiltPerEpoch]
+# -- GO104 --------------------------------------------------------------------------------
+
+_TF_FILE_SOURCES = frozenset(
+    {
+        "tensorflow.data.TFRecordDataset", "tensorflow.data.TextLineDataset", "tensorflow.data.FixedLengthRecordDataset",
+        "tensorflow_datasets.load", "tensorflow.data.experimental.make_csv_dataset",
+    }
+)
+_TF_MEMORY_SOURCES = frozenset(
+    {"tensorflow.data.Dataset.from_tensor_slices", "tensorflow.data.Dataset.from_tensors", "tensorflow.data.Dataset.list_files"}
+)
+_READS = re.compile(r"(read|decode|load|parse|open|imread)", re.IGNORECASE)
+
+
+@dataclass
+class TFPipeline:
+    """What a tf.data chain does, followed through `ds = ds.map(...)` reassignments."""
+
+    node: cst.BaseExpression  # the last expression that extended it
+    statement: Optional[cst.CSTNode]
+    reads_files: bool
+    has_cache: bool
+
+
+class TFDataNoCache(RepeatedWorkRule):
+    """Reads and decodes the same files in every epoch of a tf.data pipeline.
+
+    ## What it does
+    Flags a `tf.data` pipeline that reads files (`TFRecordDataset`,
+    `TextLineDataset`, `tfds.load`, or `list_files`/`from_tensor_slices`
+    followed by a `.map()` or `.interleave()` that reads or decodes) and is
+    consumed for several epochs (`model.fit(ds, epochs=N)` with N > 1 or not
+    literal, or a `for batch in ds:` inside an epoch loop) with no `.cache()`
+    anywhere in the chain, following `ds = ds.map(...)` reassignments.
+
+    ## Why is this bad
+    Without a cache every epoch opens, reads and decodes every file again.
+    The tf.data performance guide: with `.cache()`, the transformations before
+    it "(like the file opening and data reading) are executed only during the
+    first epoch".
+
+    Not flagged: in-memory pipelines (`from_tensor_slices(arrays)` without a
+    reading map), a chain with `.cache()` or `.cache(filename)` anywhere, a
+    single epoch (`epochs=1`). When the data does not fit in memory, use
+    `.cache(filename)` on local disk.
+
+    ## Fix
+    Insert `.cache()` after the deterministic, expensive steps (read, decode,
+    resize) and before random augmentation, `shuffle` and `batch`.
+
+    ## Estimate
+    Repeated work: (epochs - 1) extra passes of reading and decoding, when the
+    epoch count is literal.
+    """
+
+    code = "GO104"
+    name = "tfdata-no-cache"
+    family = "caching"
+    loop_kinds = frozenset({"epoch"})
+    tokens = ("TFRecordDataset", "TextLineDataset", "tfds", "list_files", "from_tensor_slices", "make_csv_dataset")
+    INVALID = [
+        """
+        import tensorflow as tf
+        ds = tf.data.TFRecordDataset(files).map(parse_example).batch(32)
+        model.fit(ds, epochs=10)
+        """,
+    ]
+    VALID = [
+        """
+        import tensorflow as tf
+        ds = tf.data.TFRecordDataset(files).map(parse_example).cache().batch(32)
+        model.fit(ds, epochs=10)
+        """,
+        """
+        import tensorflow as tf
+        ds = tf.data.Dataset.from_tensor_slices((x_train, y_train)).batch(32)
+        model.fit(ds, epochs=10)
+        """,
+    ]
+
+    def __init__(self, ctx, options=None) -> None:
+        super().__init__(ctx, options)
+        self.pipelines: dict[str, TFPipeline] = {}
+        self.reported: set[int] = set()
+
+    def pipeline(self, node: cst.BaseExpression) -> Optional[TFPipeline]:
+        """Follow a method chain down to its source."""
+        methods: list[cst.Call] = []
+        current = node
+        while isinstance(current, cst.Call) and isinstance(current.func, cst.Attribute) and self.ctx.call_name(current) is None:
+            methods.append(current)
+            current = current.func.value
+        if isinstance(current, cst.Name) and current.value in self.pipelines:
+            base = self.pipelines[current.value]
+            reads, cached = base.reads_files, base.has_cache
+        elif isinstance(current, cst.Call):
+            qualified = self.ctx.call_name(current)
+            if qualified in _TF_FILE_SOURCES:
+                reads, cached = True, False
+            elif qualified in _TF_MEMORY_SOURCES:
+                reads, cached = False, False
+            else:
+                return None
+        else:
+            return None
+        for call in methods:
+            method = call.func.attr.value
+            if method == "cache":
+                cached = True
+            elif method in ("map", "interleave", "flat_map", "parallel_interleave") and call.args:
+                if _READS.search(self.ctx.module.code_for_node(call.args[0].value)):
+                    reads = True
+        return TFPipeline(node, self.ctx.enclosing_statement(), reads, cached)
+
+    def visit_Assign(self, node: cst.Assign) -> None:
+        # Runs before the walker rebinds the target, so `ds = ds.map(...)`
+        # still sees the previous pipeline.
+        if len(node.targets) == 1 and isinstance(node.targets[0].target, cst.Name):
+            found = self.pipeline(node.value)
+            name = node.targets[0].target.value
+            if found is not None:
+                self.pipelines[name] = found
+            else:
+                self.pipelines.pop(name, None)
+
+    def visit_Call(self, node: cst.Call) -> None:
+        func = node.func
+        if not (isinstance(func, cst.Attribute) and func.attr.value == "fit"):
+            return
+        data = get_arg(node, "x", 0)
+        epochs = get_arg(node, "epochs", 2)
+        if data is None or epochs is None:
+            return
+        count = literal_value(epochs.value)
+        if isinstance(epochs.value, cst.Name):
+            bound = self.ctx.value_of(epochs.value)
+            count = literal_value(bound) if isinstance(bound, cst.BaseExpression) else count
+        if isinstance(count, int) and not isinstance(count, bool) and count <= 1:
+            return
+        pipe = self._consumed(data.value)
+        if pipe is not None:
+            self._emit_pipeline(pipe, f"each of the {count} epochs of .fit()" if isinstance(count, int) else "every epoch of .fit()", count if isinstance(count, int) else None)
+
+    def visit_For(self, node: cst.For) -> None:
+        pipe = self._consumed(node.iter)
+        if pipe is not None:
+            candidate = self.record(cst.Call(func=cst.Name("iter")), "pipeline", pipe=pipe)
+            candidate.direct = candidate.direct[1:]  # the loops around this for, not itself
+            candidate.arg_names = frozenset()
+
+    def _consumed(self, node: cst.BaseExpression) -> Optional[TFPipeline]:
+        if isinstance(node, cst.Name):
+            pipe = self.pipelines.get(node.value)
+        else:
+            pipe = self.pipeline(node)
+        return pipe if pipe is not None and pipe.reads_files and not pipe.has_cache else None
+
+    def emit(self, candidate: Candidate, repetition: Repetition) -> None:
+        count = repetition.loop.count
+        self._emit_pipeline(candidate.extra["pipe"], f"every iteration of the {repetition.loop.describe()}", count)
+
+    def _emit_pipeline(self, pipe: TFPipeline, where: str, count: Optional[int]) -> None:
+        if id(pipe.node) in self.reported:
+            return
+        self.reported.add(id(pipe.node))
+        low, high = (float(count - 1),) * 2 if count else (1.0, 99.0)
+        self.report(
+            pipe.node,
+            f"this tf.data pipeline reads and decodes its files again in {where}; "
+            "add .cache() after the deterministic map (before shuffle, augmentation and batch)",
+            SavingsEstimate(
+                metric="repeated_work", low=low, high=high, unit="extra passes over the files",
+                basis="tf.data guide: with .cache() file opening and reading run only in the first epoch",
+                hardware=self.ctx.hardware.key,
+                assumptions=("the epoch count is literal" if count else "the epoch count is not literal",),
+            ),
+            statement=pipe.statement,
+        )
+
+
+# -- GO105 --------------------------------------------------------------------------------
+
+class DataLoaderNotPersistent(RepeatedWorkRule):
+    """Restarts the DataLoader's worker processes at the start of every epoch.
+
+    ## What it does
+    Flags a `DataLoader(..., num_workers=N)` (N not 0) without
+    `persistent_workers=True` that is iterated inside an epoch loop (or any
+    outer loop), directly or in a function of the module called from it.
+    Off by default (info): the cost depends on the platform and the dataset.
+
+    ## Why is this bad
+    At the end of each pass the loader shuts its workers down and starts new
+    ones for the next: each re-imports the training script's modules and
+    receives a fresh pickled copy of the dataset. On Linux with a small
+    dataset this is well under a second; with spawn start-up (Windows, macOS)
+    or a large in-memory dataset it was seconds to minutes per epoch
+    (pytorch/ignite #1938, open-mmlab/mmhuman3d PR #233).
+
+    Not flagged: `num_workers=0`, `persistent_workers=True`, a loader
+    iterated once.
+
+    ## Fix
+    Pass `persistent_workers=True` (PyTorch >= 1.7). If the dataset changes
+    its state between epochs in the main process, the persistent workers
+    keep their old copy: then leave it off.
+
+    ## Estimate
+    Repeated work: (epochs - 1) worker start-ups.
+    """
+
+    code = "GO105"
+    name = "dataloader-not-persistent"
+    family = "caching"
+    severity = "info"
+    default_enabled = False
+    loop_kinds = frozenset({"epoch", "loop"})
+    tokens = ("num_workers",)
+    INVALID = [
+        """
+        from torch.utils.data import DataLoader
+        loader = DataLoader(train_set, batch_size=64, num_workers=8)
+        for epoch in range(10):
+            for x, y in loader:
+                model(x).sum().backward()
+        """,
+    ]
+    VALID = [
+        """
+        from torch.utils.data import DataLoader
+        loader = DataLoader(train_set, batch_size=64, num_workers=8, persistent_workers=True)
+        for epoch in range(10):
+            for x, y in loader:
+                model(x).sum().backward()
+        """,
+        """
+        from torch.utils.data import DataLoader
+        loader = DataLoader(test_set, batch_size=64, num_workers=8)
+        for x, y in loader:
+            predict(x)
+        """,
+    ]
+
+    def __init__(self, ctx, options=None) -> None:
+        super().__init__(ctx, options)
+        # (scope, name) -> (the DataLoader call, its statement, the loops around it)
+        self.loaders: dict[tuple[int, str], tuple[cst.Call, Optional[cst.CSTNode], frozenset[int]]] = {}
+
+    def visit_Assign(self, node: cst.Assign) -> None:
+        if len(node.targets) != 1:
+            return
+        key = self._key(node.targets[0].target, assigning=True)
+        call = node.value
+        if key is None:
+            return
+        self.loaders.pop(key, None)
+        if not isinstance(call, cst.Call) or self.ctx.call_name(call) != "torch.utils.data.DataLoader":
+            return
+        workers = get_arg(call, "num_workers", 6)
+        persistent = get_arg(call, "persistent_workers")
+        if workers is None or literal_value(workers.value) == 0 or any(a.star == "**" for a in call.args):
+            return
+        if persistent is not None and literal_value(persistent.value) is not False:
+            return
+        # The loops around the construction: a loader built inside a loop is
+        # new on each pass of that loop (GO103's concern, not this rule's).
+        built_in = frozenset(id(loop) for loop in self.ctx.loops.loops_at())
+        self.loaders[key] = (call, self.ctx.enclosing_statement(), built_in)
+
+    def visit_For(self, node: cst.For) -> None:
+        iterable = node.iter
+        while isinstance(iterable, cst.Call) and self.ctx.call_name(iterable) in ("builtins.enumerate", "tqdm.tqdm", "tqdm.auto.tqdm") and iterable.args:
+            iterable = iterable.args[0].value
+        key = self._key(iterable)
+        if key in self.loaders:
+            call, statement, built_in = self.loaders[key]
+            candidate = self.record(cst.Call(func=cst.Name("iter")), key[1], loader=call, built_in=built_in)
+            candidate.direct = candidate.direct[1:]
+            candidate.arg_names = frozenset()
+            candidate.statement = statement
+
+    def _key(self, node: cst.BaseExpression, assigning: bool = False) -> Optional[tuple[int, str]]:
+        """Loader names are per scope; `self.x` loaders per class."""
+        name = _target_key(node)
+        if name is None:
+            return None
+        names = self.ctx.names
+        if name.startswith("self."):
+            scope = names.enclosing_class_scope()
+            return (id(scope), name) if scope is not None else None
+        if assigning:
+            return (id(names.current), name)
+        for scope in reversed(names.scopes):
+            if name in scope.names:
+                return (id(scope), name)
+        return None
+
+    def emit(self, candidate: Candidate, repetition: Repetition) -> None:
+        self.report(
+            candidate.extra["loader"],
+            f"{candidate.label} is iterated {self.where(repetition)} and restarts its worker processes on each pass; "
+            "pass persistent_workers=True",
+            self.repeated_estimate(repetition, "worker start-ups"),
+            statement=candidate.statement,
+        )
+
+    def leave_Module(self, node: cst.Module) -> None:
+        reported: set[int] = set()
+        loops = self.ctx.loops
+        for candidate in self.candidates:
+            loader = candidate.extra["loader"]
+            if id(loader) in reported:
+                continue
+            outer = tuple(loop for loop in candidate.direct if id(loop) not in candidate.extra["built_in"])
+            if len(outer) < len(candidate.direct):
+                continue  # rebuilt inside the repeating loop: one pass per loader
+            repetition = self.first_repetition(candidate, loops.repetitions(outer, candidate.frame))
+            if repetition is not None:
+                reported.add(id(loader))
+                self.emit(candidate, repetition)
+
+
+def _target_key(node: cst.BaseExpression) -> Optional[str]:
+    if isinstance(node, cst.Name):
+        return node.value
+    if isinstance(node, cst.Attribute) and isinstance(node.value, cst.Name) and node.value.value == "self":
+        return f"self.{node.attr.value}"
+    return None
+
+
+RULES = [DataLoadInLoop, PretrainedLoadInLoop, DataLoaderRebuiltPerEpoch, TFDataNoCache, DataLoaderNotPersistent]
