@@ -1,0 +1,376 @@
+"""GO3xx provisioning rules: edge cases, decisions, options and their config."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+
+from conftest import codes, lint_source
+from greenops_lint.plugins import load_rules
+
+
+def lines_of(findings, code):
+    return [f.line for f in findings if f.code == code]
+
+
+# -- GO301 ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "expr",
+    [
+        "os.cpu_count()",
+        "mp.cpu_count()",
+        "ncpu()",
+        "psutil.cpu_count()",
+        "psutil.cpu_count(logical=True)",
+        "len(os.sched_getaffinity(0))",
+        "os.cpu_count() * 2",
+        "2 * os.cpu_count()",
+        "os.cpu_count() + 4",
+        "os.cpu_count() or 1",
+        "max(1, os.cpu_count())",
+        "int(os.cpu_count())",
+        "0 if debug else os.cpu_count()",
+    ],
+)
+def test_go301_all_cpu_forms_are_flagged(expr):
+    source = f"""
+    import os
+    import multiprocessing as mp
+    from multiprocessing import cpu_count as ncpu
+    import psutil
+    from torch.utils.data import DataLoader
+    loader = DataLoader(train_ds, batch_size=32, num_workers={expr})
+    """
+    assert lines_of(lint_source(source), "GO301") == [7]
+
+
+@pytest.mark.parametrize(
+    "expr",
+    [
+        "min(8, os.cpu_count())",
+        "os.cpu_count() // 2",
+        "os.cpu_count() // world_size",
+        "int(os.cpu_count() * 0.5)",
+        "os.cpu_count() / 4",
+        # The borderline decision: subtracting a constant reserves cores on
+        # purpose, so it is not a finding (documented on the rule page).
+        "os.cpu_count() - 1",
+        "max(1, os.cpu_count() - 2)",
+        "psutil.cpu_count(logical=False)",
+        "joblib.cpu_count()",
+        "args.workers",
+        "4",
+    ],
+)
+def test_go301_capped_reduced_and_unknown_counts_are_not_flagged(expr):
+    source = f"""
+    import os
+    import joblib
+    import psutil
+    from torch.utils.data import DataLoader
+    loader = DataLoader(train_ds, batch_size=32, num_workers={expr})
+    """
+    assert "GO301" not in codes(lint_source(source))
+
+
+def test_go301_borderline_max_one_minus_two_is_documented():
+    from greenops_lint.rules.provisioning import AllCpusAsParallelism
+
+    assert "max(1, os.cpu_count() - 2)" in AllCpusAsParallelism.doc()
+
+
+def test_go301_constant_defined_far_above_is_reported_at_the_use_site():
+    filler = "\n".join(f"x{i} = {i}" for i in range(60))
+    source = (
+        "import os\nfrom torch.utils.data import DataLoader\nNUM_WORKERS = os.cpu_count()\n"
+        + filler
+        + "\n\ndef main():\n    return DataLoader(ds, batch_size=8,\n                      num_workers=NUM_WORKERS)\n"
+    )
+    findings = [f for f in lint_source(source) if f.code == "GO301"]
+    assert [f.line for f in findings] == [source.count("\n")]
+    assert "NUM_WORKERS (= os.cpu_count())" in findings[0].message
+
+
+def test_go301_rebinding_to_a_capped_value_is_followed():
+    source = """
+    import os
+    from torch.utils.data import DataLoader
+    workers = os.cpu_count()
+    workers = min(workers, 8)
+    loader = DataLoader(ds, num_workers=workers)
+    """
+    assert "GO301" not in codes(lint_source(source))
+
+
+def test_go301_partial_and_star_star_dict():
+    source = """
+    import functools
+    import os
+    from torch.utils.data import DataLoader
+    make = functools.partial(DataLoader, batch_size=32, num_workers=os.cpu_count())
+    quiet = DataLoader(ds, **dict(num_workers=os.cpu_count()))
+    cfg = {"num_workers": os.cpu_count()}
+    also_quiet = DataLoader(ds, **cfg)
+    """
+    assert lines_of(lint_source(source), "GO301") == [5]
+
+
+def test_go301_tf_autotune_is_never_a_finding():
+    source = """
+    import tensorflow as tf
+    AUTOTUNE = tf.data.AUTOTUNE
+    ds = ds.map(f, num_parallel_calls=AUTOTUNE).prefetch(tf.data.experimental.AUTOTUNE)
+    ds = tf.data.TFRecordDataset(files, num_parallel_reads=tf.data.AUTOTUNE)
+    """
+    assert [c for c in codes(lint_source(source)) if c.startswith("GO3")] == []
+
+
+def test_go301_env_forms():
+    source = """
+    import os
+    from os import cpu_count
+    os.environ["OMP_NUM_THREADS"] = str(cpu_count())
+    os.environ.update({"MKL_NUM_THREADS": str(cpu_count())})
+    os.environ.update(OPENBLAS_NUM_THREADS=str(cpu_count()))
+    os.putenv("NUMEXPR_NUM_THREADS", str(cpu_count()))
+    os.environ["OMP_NUM_THREADS"] = str(cpu_count() // 2)
+    os.environ["WORLD"] = str(cpu_count())
+    """
+    assert lines_of(lint_source(source), "GO301") == [4, 5, 6, 7]
+
+
+def test_go301_workers_keyword_only_on_training_entry_points():
+    source = """
+    import os
+    model.fit(gen, workers=os.cpu_count(), use_multiprocessing=True)
+    uvicorn.run(app, workers=os.cpu_count())
+    pool = ProcessPoolExecutor(max_workers=os.cpu_count())
+    """
+    assert lines_of(lint_source(source), "GO301") == [3]
+
+
+def test_go301_message_says_what_it_costs():
+    source = """
+    import os
+    from torch.utils.data import DataLoader
+    loader = DataLoader(ds, num_workers=os.cpu_count())
+    """
+    message = lint_source(source)[0].message
+    assert "one worker process per logical CPU" in message
+    assert "1.3-1.5x the memory" in message
+
+
+# -- GO302 / GO303 ---------------------------------------------------------------
+
+NESTED = """
+from sklearn.ensemble import RandomForestClassifier
+from sklearn.model_selection import GridSearchCV
+search = GridSearchCV(RandomForestClassifier(n_jobs=-1), {"max_depth": [4, 8]}, n_jobs=-1)
+"""
+
+
+def test_go302_nested_inline_is_reported_once_and_not_as_go303():
+    findings = lint_source(NESTED)
+    assert [(f.code, f.line) for f in findings if f.code.startswith("GO30")] == [("GO302", 4)]
+    assert "cores x cores" in findings[0].message
+
+
+def test_go302_estimator_bound_earlier_reported_at_the_outer_call():
+    source = """
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.model_selection import GridSearchCV
+    rf = RandomForestClassifier(n_jobs=-1)
+    x = 1
+    search = GridSearchCV(
+        rf,
+        {"max_depth": [4, 8]},
+        n_jobs=-1,
+    )
+    single = RandomForestClassifier(n_jobs=-1)
+    """
+    findings = lint_source(source)
+    assert [(f.code, f.line) for f in findings if f.code.startswith("GO30")] == [("GO302", 6), ("GO303", 11)]
+
+
+def test_go303_is_off_by_default(registry):
+    assert registry.rules["GO303"].default_enabled is False
+    assert registry.rules["GO303"].severity == "info"
+    source = "from sklearn.svm import SVC\nfrom sklearn.model_selection import cross_val_score\ns = cross_val_score(SVC(), X, y, n_jobs=-1)\n"
+    assert codes(lint_source(source, select=("GO3",))) == []
+    assert codes(lint_source(source, select=("GO303",))) == ["GO303"]
+
+
+def test_go303_noqa_applies_to_deferred_reports():
+    source = """
+    from sklearn.ensemble import RandomForestClassifier
+    rf = RandomForestClassifier(
+        n_jobs=-1,  # noqa: GO303
+    )
+    rf2 = RandomForestClassifier(n_jobs=-1)
+    """
+    assert lines_of(lint_source(source), "GO303") == [6]
+
+
+# -- GO304 options ---------------------------------------------------------------
+
+LOADERS = """
+from torch.utils.data import DataLoader
+a = DataLoader(ds, num_workers=12)
+b = DataLoader(ds, num_workers=24)
+c = DataLoader(ds, num_workers=4, prefetch_factor=6)
+d = DataLoader(ds, num_workers=4, prefetch_factor=12)
+"""
+
+
+def test_go304_defaults():
+    assert lines_of(lint_source(LOADERS), "GO304") == [4, 6]
+
+
+def test_go304_max_workers_option():
+    findings = lint_source(LOADERS, options=(("GO304", (("max-workers", 8),)),))
+    assert lines_of(findings, "GO304") == [3, 4, 6]
+    assert "max-workers=8" in [f for f in findings if f.line == 3][0].message
+    assert lines_of(lint_source(LOADERS, options=(("GO304", (("max-workers", 32),)),)), "GO304") == [6]
+
+
+def test_go304_max_prefetch_factor_option():
+    options = (("GO304", (("max-prefetch-factor", 4),)),)
+    assert lines_of(lint_source(LOADERS, options=options), "GO304") == [4, 5, 6]
+    options = (("GO304", (("max-prefetch-factor", 16),)),)
+    assert lines_of(lint_source(LOADERS, options=options), "GO304") == [4]
+
+
+def test_go304_options_are_documented_on_the_rule_page():
+    from greenops_lint.docs import render_page
+
+    page = render_page(load_rules().rules["GO304"])
+    assert "`max-workers` | int | `16`" in page
+    assert "`max-prefetch-factor` | int | `8`" in page
+
+
+def test_go304_batch_scaled_workers():
+    source = """
+    from torch.utils.data import DataLoader
+    bs = 256
+    nw = bs // 4
+    a = DataLoader(ds, batch_size=bs, num_workers=bs)
+    b = DataLoader(ds, batch_size=bs, num_workers=nw)
+    c = DataLoader(ds, batch_size=bs, num_workers=min(bs, 8))
+    """
+    findings = lint_source(source)
+    assert lines_of(findings, "GO304") == [5, 6]
+    assert "scales the worker count with the batch size" in findings[0].message
+
+
+def _project(tmp_path, monkeypatch, rules_table: str):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "pyproject.toml").write_text("[tool.greenops-lint]\n\n[tool.greenops-lint.rules.GO304]\n" + rules_table)
+    (tmp_path / "train.py").write_text(
+        textwrap.dedent(
+            """
+            from torch.utils.data import DataLoader
+            loader = DataLoader(train_ds, batch_size=32, num_workers=12, prefetch_factor=4)
+            """
+        )
+    )
+
+
+def test_go304_config_from_pyproject(tmp_path, monkeypatch, cli):
+    _project(tmp_path, monkeypatch, "max-workers = 8\nmax-prefetch-factor = 2\n")
+    result = cli("check", "train.py")
+    assert result.exit_code == 1
+    assert [line.split()[1] for line in result.stdout.splitlines()] == ["GO304", "GO304"]
+    _project(tmp_path, monkeypatch, "max-workers = 16\n")
+    assert cli("check", "train.py").exit_code == 0
+
+
+@pytest.mark.parametrize(
+    "table,needle",
+    [
+        ('max-workers = "many"\n', "option 'max-workers' must be int, not"),
+        ("max-workers = 8.5\n", "option 'max-workers' must be int"),
+        ("max-workers = true\n", "option 'max-workers' must be int"),
+        ("max-prefetch-factor = [4]\n", "option 'max-prefetch-factor' must be int"),
+        ("max-worker = 8\n", "unknown option 'max-worker'"),
+    ],
+)
+def test_go304_wrong_config_exits_2(tmp_path, monkeypatch, cli, table, needle):
+    _project(tmp_path, monkeypatch, table)
+    result = cli("check", "train.py")
+    assert result.exit_code == 2
+    assert needle in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+# -- GO305 ---------------------------------------------------------------------
+
+
+def test_go305_training_signal_is_required_for_dataloaders():
+    source = """
+    from torch.utils.data import DataLoader
+    a = DataLoader(ds, batch_size=len(ds))
+    b = DataLoader(ds, batch_size=len(ds), shuffle=True)
+    train_loader = DataLoader(ds, batch_size=len(ds))
+    test_loader = DataLoader(ds, batch_size=len(ds), shuffle=True)
+    c = DataLoader(train_ds.to(device), batch_size=len(train_ds.to(device)))
+    """
+    assert lines_of(lint_source(source), "GO305") == [4, 5, 7]
+
+
+def test_go305_tfds_full_split_is_not_a_finding():
+    source = """
+    import tensorflow_datasets as tfds
+    train = tfds.load("mnist", split="train", batch_size=-1)
+    """
+    assert "GO305" not in codes(lint_source(source))
+
+
+# -- GO306 ---------------------------------------------------------------------
+
+
+def test_go306_needs_a_training_module():
+    inference = """
+    from transformers import AutoTokenizer
+    tokenizer = AutoTokenizer.from_pretrained("bert-base-uncased")
+    batch = tokenizer(texts, padding="max_length", max_length=128, return_tensors="pt")
+    """
+    assert "GO306" not in codes(lint_source(inference))
+    training = inference + "optimizer = AdamW(model.parameters())\n"
+    assert lines_of(lint_source(training), "GO306") == [4]
+
+
+@pytest.mark.parametrize("marker", ["import jax", "import torch_xla", "import tensorflow as tf", "import onnx"])
+def test_go306_static_shape_modules_are_not_flagged(marker):
+    source = f"""
+    {marker}
+    from transformers import Trainer
+    enc = tokenizer(texts, padding="max_length", max_length=128)
+    """
+    assert "GO306" not in codes(lint_source(source))
+
+
+def test_go306_only_tokenizer_calls():
+    source = """
+    from transformers import Trainer
+    out = F.pad(x, padding="max_length")
+    enc = tokenizer(texts, padding="max_length", max_length=64)
+    """
+    findings = lint_source(source)
+    assert lines_of(findings, "GO306") == [4]
+    assert "64 tokens" in findings[0].message
+
+
+# -- family-wide -------------------------------------------------------------------
+
+
+def test_every_go3_rule_has_three_invalid_and_three_valid_examples():
+    rules = [r for r in load_rules().rules.values() if r.family == "provisioning"]
+    assert sorted(r.code for r in rules) == ["GO301", "GO302", "GO303", "GO304", "GO305", "GO306"]
+    for rule in rules:
+        invalid, valid = rule.examples()
+        assert len(invalid) >= 3 and len(valid) >= 3, rule.code
+        for snippet in invalid:
+            assert any(t in snippet for t in rule.tokens), (rule.code, snippet)
