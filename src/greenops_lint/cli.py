@@ -12,15 +12,16 @@ from typing import Optional
 import click
 
 from greenops_lint import __version__
-from greenops_lint.config import Config, ConfigError, check_selector, load_config
+from greenops_lint.config import Config, ConfigError, check_hardware, check_region, check_selector, load_config
 from greenops_lint.discovery import discover
 from greenops_lint.docs import render_page, write_pages
 from greenops_lint.engine import INTERNAL_ERROR, default_jobs, lint_files
 from greenops_lint.finding import Finding
 from greenops_lint.plugins import RuleRegistry, load_rules, warn
 from greenops_lint.report import FORMATTERS
-from greenops_lint.savings import hardware_table
+from greenops_lint.savings import grid_table, hardware_table
 from greenops_lint.selection import enabled_rules
+from greenops_lint.statistics import render_statistics
 
 EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
 
@@ -70,18 +71,23 @@ def main() -> None:
 @click.option("--extend-select", multiple=True, help="Codes or prefixes to add to the selection.")
 @click.option("--ignore", multiple=True, help="Codes or prefixes to skip (added to the config's ignore).")
 @click.option("--config", "config_file", type=click.Path(dir_okay=True, path_type=Path), help="Read settings from this TOML file.")
-@click.option("--hardware", type=str, help="Hardware profile for estimates (see `greenops-lint hardware`).")
+@click.option("--hardware", type=str, help="Hardware profile for estimates (`greenops-lint hardware` lists them).")
+@click.option("--region", type=str, help="Grid region for CO2e (country code such as DE, US; default WORLD).")
+@click.option("--pue", type=float, help="Data-centre power usage effectiveness (default 1.0).")
+@click.option("--gpu-hours", type=float, help="Workload size: turns estimates into GPU-hours, kWh and kg CO2e in --statistics.")
+@click.option("--statistics", is_flag=True, help="Print counts and summed estimates per rule and family.")
 @click.option("--output-file", "-o", type=click.Path(dir_okay=False), help="Write the report to this file.")
 @click.option("--exit-zero", is_flag=True, help="Exit 0 even when there are findings.")
 @click.option("--quiet", "-q", is_flag=True, help="Print no summary line.")
 @click.option("--jobs", "-j", type=click.IntRange(min=1), help="Worker processes (default: the CPUs available).")
 @click.option("--debug", is_flag=True, help="Show tracebacks of internal errors.")
-def check(paths, output_format, select, extend_select, ignore, config_file, hardware, output_file, exit_zero, quiet, jobs, debug):
+def check(paths, output_format, select, extend_select, ignore, config_file, hardware, region, pue, gpu_hours, statistics, output_file, exit_zero, quiet, jobs, debug):
     """Lint PATHS (files or directories; default: the current directory)."""
     paths = paths or (".",)
     registry = _registry()
     try:
         config = _effective_config(registry, paths, config_file, select, extend_select, ignore, hardware)
+        config = _workload_overrides(config, region, pue, gpu_hours)
         found = discover(paths, config)
     except ConfigError as exc:
         raise _fail(str(exc))
@@ -96,6 +102,8 @@ def check(paths, output_format, select, extend_select, ignore, config_file, hard
         _atomic_write(output_file, report)
     else:
         click.echo(report, nl=False)
+    if statistics:
+        click.echo(render_statistics(findings, config), nl=False, err=output_format != "text" and not output_file)
     if not quiet:
         _summary(findings, len(found.files))
     if any(f.code == INTERNAL_ERROR for f in findings):
@@ -119,9 +127,22 @@ def _effective_config(registry, paths, config_file, select, extend_select, ignor
     if ignore_codes:
         overrides["ignore"] = config.ignore + ignore_codes
     if hardware is not None:
-        if hardware not in hardware_table():
-            raise ConfigError(f"--hardware: unknown hardware {hardware!r}; valid: {', '.join(hardware_table())}")
-        overrides["hardware"] = hardware
+        overrides["hardware"] = check_hardware(hardware, "--hardware")
+    return config.with_overrides(**overrides)
+
+
+def _workload_overrides(config: Config, region, pue, gpu_hours) -> Config:
+    overrides = {}
+    if region is not None:
+        overrides["region"] = check_region(region, "--region")
+    if pue is not None:
+        if pue < 1:
+            raise ConfigError(f"--pue must be >= 1.0, not {pue:g}")
+        overrides["pue"] = pue
+    if gpu_hours is not None:
+        if gpu_hours <= 0:
+            raise ConfigError(f"--gpu-hours must be positive, not {gpu_hours:g}")
+        overrides["gpu_hours"] = gpu_hours
     return config.with_overrides(**overrides)
 
 
@@ -188,6 +209,26 @@ def explain(code):
     if rule is None:
         raise _fail(f"unknown rule code '{code}'; `greenops-lint rules` lists them")
     click.echo(render_page(rule), nl=False)
+
+
+@main.command()
+@click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def hardware(output_format):
+    """List the hardware profiles and grid regions the savings model knows."""
+    profiles = hardware_table()
+    if output_format == "json":
+        click.echo(json.dumps({
+            "hardware": {k: vars(p) for k, p in profiles.items()},
+            "regions": {k: vars(r) for k, r in grid_table().items()},
+        }, indent=2))
+        return
+    click.echo("hardware (--hardware / hardware = ...):")
+    for key, p in profiles.items():
+        figures = f"FP64 {p.fp64:g} / FP32 {p.fp32:g} / BF16 {p.bf16:g} TFLOPS, {p.tdp_w:g} W" if p.fp32 else "range over the GPU profiles"
+        click.echo(f"  {key:16} {p.label:44} {figures}")
+    click.echo("regions (--region / region = ...), gCO2e/kWh:")
+    for key, r in grid_table().items():
+        click.echo(f"  {key:6} {r.intensity:5g}  {r.name} ({r.year})")
 
 
 if __name__ == "__main__":  # pragma: no cover

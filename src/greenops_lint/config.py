@@ -37,6 +37,9 @@ class Config:
     respect_gitignore: bool = True
     rule_options: tuple[tuple[str, tuple[tuple[str, Any], ...]], ...] = ()
     hardware: str = "generic-gpu"
+    region: str = "WORLD"
+    pue: float = 1.0
+    gpu_hours: Optional[float] = None
 
     def options_for(self, code: str) -> dict[str, Any]:
         for rule_code, items in self.rule_options:
@@ -59,6 +62,9 @@ _KEYS = {
     "respect-gitignore": ("respect_gitignore", "bool"),
     "rules": ("rule_options", "rules"),
     "hardware": ("hardware", "hardware"),
+    "region": ("region", "region"),
+    "pue": ("pue", "pue"),
+    "gpu-hours": ("gpu_hours", "positive"),
 }
 
 
@@ -150,11 +156,14 @@ def _parse_value(key, kind, value, path, known_codes, rule_option_types):
             pairs.append((pattern, tuple(codes)))
         return tuple(pairs)
     if kind == "hardware":
-        from greenops_lint.savings import hardware_table
-
-        if not isinstance(value, str) or value not in hardware_table():
-            raise ConfigError(f"{where}: unknown hardware {value!r}; valid: {', '.join(hardware_table())}")
-        return value
+        return check_hardware(value, where)
+    if kind == "region":
+        return check_region(value, where)
+    if kind in ("pue", "positive"):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0 or (kind == "pue" and value < 1):
+            bound = "a number >= 1.0" if kind == "pue" else "a positive number"
+            raise ConfigError(f"{where} must be {bound}, not {value!r}")
+        return float(value)
     if kind == "rules":
         if not isinstance(value, dict):
             raise ConfigError(f"{where} must be a table of rule codes")
@@ -180,6 +189,22 @@ def _parse_value(key, kind, value, path, known_codes, rule_option_types):
             parsed.append((code, tuple(sorted(options.items()))))
         return tuple(parsed)
     raise AssertionError(kind)  # pragma: no cover
+
+
+def check_hardware(value: Any, where: str) -> str:
+    from greenops_lint.savings import hardware_table
+
+    if not isinstance(value, str) or value not in hardware_table():
+        raise ConfigError(f"{where}: unknown hardware {value!r}; valid: {', '.join(hardware_table())}")
+    return value
+
+
+def check_region(value: Any, where: str) -> str:
+    from greenops_lint.savings import grid_table
+
+    if not isinstance(value, str) or value.upper() not in grid_table():
+        raise ConfigError(f"{where}: unknown region {value!r}; valid: {', '.join(grid_table())}")
+    return value.upper()
 
 
 def check_selector(code: str, known_codes: set[str], where: str) -> None:

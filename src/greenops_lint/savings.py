@@ -34,6 +34,7 @@ class HardwareProfile:
     bandwidth_gbs: float = 0.0
     tdp_w: float = 0.0
     assumption: str = ""
+    tdp_assumption: str = ""
 
     @property
     def is_generic(self) -> bool:
@@ -70,6 +71,13 @@ def grid_table() -> dict[str, GridRegion]:
 
 def get_hardware(key: Optional[str]) -> HardwareProfile:
     return hardware_table()[key or DEFAULT_HARDWARE]
+
+
+DEFAULT_REGION = "WORLD"
+# Share of the board power limit that training really draws on average: an
+# assumption, not a sourced constant (real draw is workload-dependent; the
+# probe reads NVML energy counters where they exist).
+DEFAULT_UTILISATION = 0.7
 
 
 def _gpu_profiles() -> list[HardwareProfile]:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 
 def format_line(finding) -> str:
-    return f"{finding.path}:{finding.line}:{finding.column}: {finding.code} {finding.message}"
+    headline = f" ({finding.estimate.headline()})" if finding.estimate else ""
+    return f"{finding.path}:{finding.line}:{finding.column}: {finding.code} {finding.message}{headline}"
 
 
 def format_findings(findings, rules) -> str:

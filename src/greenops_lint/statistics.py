@@ -1,0 +1,96 @@
+"""`check --statistics`: findings and estimates per rule and family, and, with a
+workload size (`--gpu-hours`), the GPU-hours, kWh and kg CO2e a fix would save.
+
+Every number is printed with the arithmetic that produced it so that a reader
+can check it. Only time-factor estimates convert to GPU-hours: repeated work
+(GO1xx) is counted in its own unit, because the seconds one load takes are not
+known statically (the probe measures them).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Optional
+
+from greenops_lint.config import Config
+from greenops_lint.finding import Finding, SavingsEstimate, _human_bytes
+from greenops_lint.savings import DEFAULT_UTILISATION, get_hardware, grid_table
+
+
+def _combine(estimates: list[SavingsEstimate]) -> str:
+    if not estimates:
+        return "no estimate"
+    metric = estimates[0].metric
+    same = [e for e in estimates if e.metric == metric]
+    if metric == "time_factor":
+        # Findings of one kind describe overlapping waste (a float64 model and
+        # its float64 batches): the range, not the product.
+        return f"{min(e.low for e in same):g}-{max(e.high for e in same):g}x time"
+    if metric == "memory_bytes":
+        return f"{_human_bytes(sum(e.low for e in same))} memory"
+    low, high = sum(e.low for e in same), sum(e.high for e in same)
+    unit = same[0].unit
+    return f"{low:g} {unit}" if low == high else f"{low:g}-{high:g} {unit}"
+
+
+def render_statistics(findings: list[Finding], config: Config) -> str:
+    lines = ["", "Statistics:"]
+    by_rule: dict[str, list[Finding]] = defaultdict(list)
+    by_family: dict[str, int] = defaultdict(int)
+    for finding in findings:
+        by_rule[finding.code].append(finding)
+        by_family[finding.family] += 1
+    for code in sorted(by_rule):
+        group = by_rule[code]
+        estimates = [f.estimate for f in group if f.estimate]
+        lines.append(f"  {code} {group[0].name:34} {len(group):5}  est. {_combine(estimates)}")
+    for family in sorted(by_family):
+        lines.append(f"  family {family:29} {by_family[family]:5}")
+    if config.gpu_hours:
+        lines += workload_lines(findings, config)
+    return "\n".join(lines) + "\n"
+
+
+def workload_lines(findings: list[Finding], config: Config) -> list[str]:
+    hardware = get_hardware(config.hardware)
+    region = grid_table()[config.region]
+    hours = config.gpu_hours or 0.0
+    factors = [f.estimate for f in findings if f.estimate and f.estimate.metric == "time_factor"]
+    lines = ["", f"If every finding were fixed, for a workload of {hours:g} GPU-hours on {hardware.key} ({hardware.label}):"]
+    if not factors:
+        lines.append("  no finding has a time-factor estimate; nothing converts to GPU-hours")
+        return lines
+    low = min(e.low for e in factors)
+    high = max(e.high for e in factors)
+    saved = [(label, hours * (1 - 1 / factor)) for label, factor in (("low", low), ("high", high))]
+    power_kw = hardware.tdp_w / 1000 * DEFAULT_UTILISATION
+    lines.append(
+        f"  slowdown of the affected work: {low:g}x (low) to {high:g}x (high); "
+        "assumption: the whole workload is affected (float64 defaults and casts apply to every step)"
+    )
+    for label, gpu_hours in saved:
+        factor = low if label == "low" else high
+        kwh = gpu_hours * power_kw * config.pue
+        kg = kwh * region.intensity / 1000
+        lines.append(f"  [{label}] GPU time saved: {hours:g} GPU-h x (1 - 1/{factor:g}) = {gpu_hours:.1f} GPU-h")
+        lines.append(
+            f"  [{label}] energy saved: {gpu_hours:.1f} GPU-h x {hardware.tdp_w:g} W x {DEFAULT_UTILISATION:g} utilisation "
+            f"x PUE {config.pue:g} = {kwh:.1f} kWh"
+        )
+        lines.append(
+            f"  [{label}] emissions saved: {kwh:.1f} kWh x {region.intensity:g} gCO2e/kWh ({region.name}, {region.year}) "
+            f"= {kg:.1f} kg CO2e"
+        )
+    lines.append(f"  sources: {hardware.source}; grid: {region.source}")
+    if hardware.tdp_assumption:
+        lines.append(f"  assumption: {hardware.tdp_assumption}")
+    lines.append(
+        f"  assumption: average draw is {DEFAULT_UTILISATION:g} x the board power limit; "
+        "`greenops-lint probe` measures real energy where NVML or RAPL counters exist"
+    )
+    repeated = [f for f in findings if f.estimate and f.estimate.metric == "repeated_work"]
+    if repeated:
+        lines.append(
+            f"  not converted: {len(repeated)} repeated-work findings (GO1xx); their cost per repetition is measured by the probe"
+        )
+    return lines
