@@ -374,3 +374,91 @@ def test_every_go3_rule_has_three_invalid_and_three_valid_examples():
         assert len(invalid) >= 3 and len(valid) >= 3, rule.code
         for snippet in invalid:
             assert any(t in snippet for t in rule.tokens), (rule.code, snippet)
+
+
+def test_go305_loader_only_used_through_next_iter_is_not_training():
+    source = """
+    from torch.utils.data import DataLoader
+    stats_loader = DataLoader(trainset, batch_size=len(trainset), shuffle=True, num_workers=2)
+    images, labels = next(iter(stats_loader))
+    mean = images.mean()
+    X, y = next(iter(DataLoader(trainset, batch_size=len(trainset), shuffle=True)))
+    train_loader = DataLoader(trainset, batch_size=len(trainset), shuffle=True)
+    first = next(iter(train_loader))
+    for xb, yb in train_loader:
+        pass
+    """
+    assert lines_of(lint_source(source), "GO305") == [7]
+
+
+def test_generic_num_workers_counts_only_on_loader_like_calls():
+    source = """
+    import os
+    import functools
+    from torch.utils.data import DataLoader
+    pool = Multithreading(num_workers=os.cpu_count(), target=[f])
+    prots = parallel_tasks_run(read, tasks, num_workers=32, use_process=False)
+    out = dask.compute(*jobs, scheduler="processes", num_workers=os.cpu_count())
+    a = build_dataloader(cfg, num_workers=os.cpu_count())
+    b = MNISTDataModule(batch_size=64, num_workers=os.cpu_count())
+    c = functools.partial(DataLoader, num_workers=64)
+    d = get_train_loader(ds, num_workers=48)
+    """
+    findings = lint_source(source)
+    assert lines_of(findings, "GO301") == [8, 9]
+    assert lines_of(findings, "GO304") == [10, 11]
+
+
+def test_go301_parameter_defaults_only_where_a_loader_is_built():
+    source = """
+    import os
+    import multiprocessing as mp
+    from torch.utils.data import DataLoader
+
+    def make_loader(ds, num_workers=os.cpu_count()):
+        return DataLoader(ds, batch_size=32, num_workers=num_workers)
+
+    def process_precursors(items, num_workers=mp.cpu_count()):
+        with mp.Pool(num_workers) as pool:
+            return pool.map(f, items)
+
+    class LitData:
+        def __init__(self, data_dir, num_workers: int = mp.cpu_count()):
+            self.num_workers = num_workers
+
+        def train_dataloader(self):
+            return DataLoader(self.train, num_workers=self.num_workers)
+    """
+    assert lines_of(lint_source(source), "GO301") == [6, 14]
+
+
+def test_go301_argparse_defaults_only_in_ml_modules():
+    ml = """
+    import argparse, os
+    import torch
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--workers", type=int, default=os.cpu_count())
+    """
+    assert lines_of(lint_source(ml), "GO301") == [5]
+    server = ml.replace("import torch", "import flask")
+    assert "GO301" not in codes(lint_source(server))
+
+
+def test_go305_deliberate_full_batch_is_not_flagged():
+    commented = """
+    from torch.utils.data import DataLoader, TensorDataset
+    train_loader = DataLoader(TensorDataset(X_train, y_train), batch_size=X_train.shape[0], shuffle=False)  # full batch
+    model.fit(
+        X_train,
+        y_train,
+        batch_size=X_train.shape[0],  # train on all 16 samples at once
+    )
+    """
+    assert "GO305" not in codes(lint_source(commented))
+    lbfgs = """
+    import torch
+    from torch.utils.data import DataLoader
+    optimizer = torch.optim.LBFGS(model.parameters())
+    train_loader = DataLoader(train_ds, batch_size=len(train_ds), shuffle=True)
+    """
+    assert "GO305" not in codes(lint_source(lbfgs))

@@ -78,6 +78,32 @@ _WORKER_COST = (
 _THREAD_COST = "xgboost with host-count threads in a 1-CPU container took 28 s instead of 0.3 s, dmlc/xgboost#7653"
 
 
+# `num_workers=` / `n_workers=` are generic names (thread pools, dask, job
+# runners): they count as loader workers only on a loader-like callee.
+_GENERIC_WORKER_KEYWORDS = frozenset({"num_workers", "n_workers"})
+_LOADER_CALLEE = re.compile(r"loader|datamodule|data_module|dataset", re.IGNORECASE)
+
+
+# Text that shows a scope builds data loaders, and a module that does ML.
+_LOADER_TEXT = re.compile(r"DataLoader|DataModule|_loader\b|loader\(|num_proc=|load_dataset")
+_ML_MODULE = re.compile(r"\b(torch|tensorflow|keras|transformers|datasets|lightning|pytorch_lightning)\b")
+
+
+def _loader_like_call(rule: Rule, node: cst.Call, depth: int = 0) -> bool:
+    """A DataLoader, a data module or a loader factory (`build_dataloader`,
+    `get_train_loader`), also wrapped in `functools.partial`."""
+    name = rule.ctx.call_name(node)
+    if name in ("functools.partial",) and depth == 0:
+        target = get_arg(node, None, 0)
+        if target is None:
+            return False
+        inner = target.value
+        label = rule.ctx.qualified_name(inner) or _identifier(inner) or ""
+        return bool(_LOADER_CALLEE.search(label))
+    label = name or _identifier(node.func) or ""
+    return bool(_LOADER_CALLEE.search(label.rsplit(".", 1)[-1]))
+
+
 def _is_dict_call(rule: Rule, node: cst.Call) -> bool:
     return rule.ctx.call_name(node) == "builtins.dict"
 
@@ -250,7 +276,10 @@ class AllCpusAsParallelism(Rule):
             if arg.keyword is None:
                 continue
             keyword = arg.keyword.value
-            if keyword in _PROCESS_KEYWORDS or (keyword == "workers" and method in _WORKERS_METHODS):
+            if keyword in _GENERIC_WORKER_KEYWORDS:
+                if _loader_like_call(self, node):
+                    self._check(arg.value, arg, keyword, "workers")
+            elif keyword in _PROCESS_KEYWORDS or (keyword == "workers" and method in _WORKERS_METHODS):
                 self._check(arg.value, arg, keyword, "workers")
             elif keyword in _THREAD_KEYWORDS:
                 self._check(arg.value, arg, keyword, "threads")
@@ -279,12 +308,25 @@ class AllCpusAsParallelism(Rule):
         # Defaults are evaluated in the enclosing scope, where the walk is now.
         params = node.params
         for param in (*params.posonly_params, *params.params, *params.kwonly_params):
-            if param.default is not None and _names_a_pool(param.name.value):
+            if (
+                param.default is not None
+                and _names_a_pool(param.name.value)
+                and host_cpu_source(self.ctx, param.default)
+                and self._feeds_a_loader(node)
+            ):
                 self._check(param.default, param, param.name.value, "workers")
+
+    def _feeds_a_loader(self, function: cst.FunctionDef) -> bool:
+        """A `num_workers=os.cpu_count()` parameter sizes loader workers only in
+        a function (or the class of a method) that builds a loader; elsewhere
+        it sizes a process pool, whose default is the CPU count anyway."""
+        owner = self.ctx.enclosing(cst.ClassDef, cst.FunctionDef)
+        scope = owner if isinstance(owner, cst.ClassDef) else function
+        return bool(_LOADER_TEXT.search(self.ctx.module.code_for_node(scope)))
 
     # -- helpers -------------------------------------------------------------
     def _check_field(self, name: str, value: cst.BaseExpression, node: cst.CSTNode) -> None:
-        if _names_a_pool(name):
+        if _names_a_pool(name) and _ML_MODULE.search(self.ctx.text):
             self._check(value, node, name, "workers")
 
     def _check_env_update(self, node: cst.Call) -> None:
@@ -301,7 +343,7 @@ class AllCpusAsParallelism(Rule):
         if default is None:
             return
         names = _option_names(node)
-        if any(_names_a_pool(n) for n in names):
+        if any(_names_a_pool(n) for n in names) and _ML_MODULE.search(self.ctx.text):
             self._check(default.value, default, f"--{names[0]} default", "workers")
 
     def _check(self, value: cst.BaseExpression, node: cst.CSTNode, what: str, kind: str) -> None:
@@ -798,6 +840,8 @@ class OversizedWorkerSettings(Rule):
             if arg.keyword is None:
                 continue
             keyword = arg.keyword.value
+            if keyword in _GENERIC_WORKER_KEYWORDS and not _loader_like_call(self, node):
+                continue
             if keyword in _WORKER_COUNT_KEYWORDS:
                 self._check_workers(arg, keyword)
             elif keyword in _PREFETCH_KEYWORDS:
@@ -881,6 +925,15 @@ def _scales_with_batch(rule: Rule, node: cst.BaseExpression, depth: int) -> Opti
 # "val", "valid", "test", "eval", "dev", "pred", "infer", "holdout" at the start
 # of a word (not "interval", "device", "value", "latest").
 _EVAL_MARKERS = re.compile(r"(?<![a-z])(val(?!ue)|test|eval|dev(?!ice)|pred|infer|holdout|calib)", re.IGNORECASE)
+# Methods that need the full batch by design (second-order optimisers, exact
+# or variational GPs, HMC/MCMC samplers, physics-informed nets, Cox models).
+_FULL_BATCH_BY_DESIGN = re.compile(
+    r"LBFGS|gpytorch|\bHMC\b|MCMC|\bNUTS\b|\bpyro\b|numpyro|PINN|physics[-_ ]informed|CoxPH|lifelines|pycox"
+)
+_FULL_BATCH_COMMENT = re.compile(
+    r"#[^\n]*(full[- ]?batch|whole (data|training|train)|entire (data|training|train)|all (the )?(samples|data|rows)|at once)",
+    re.IGNORECASE,
+)
 _DATALOADERS = frozenset({"torch.utils.data.DataLoader", "torch_geometric.loader.DataLoader"})
 
 
@@ -900,8 +953,12 @@ class BatchEqualsDataset(Rule):
 
     Not flagged: evaluation or prediction loaders (one big batch for
     inference is fine), `batch_size=len(classes)` or other sizes of other
-    data, `tfds.load(..., batch_size=-1)` (materialises a split as arrays, on
-    purpose), and `batch_size=None`.
+    data, a loader only used as `next(iter(loader))` (loading everything once
+    to compute statistics or get arrays), `tfds.load(..., batch_size=-1)`
+    (materialises a split as arrays, on purpose), and deliberate full-batch
+    training: a comment on the statement that says so (`# full batch`, `# all
+    samples at once`), or a module that uses a method that needs it (L-BFGS,
+    GPyTorch, HMC/MCMC/NUTS samplers, Pyro, physics-informed nets, Cox models).
 
     ## Why is this bad
     Full-batch training does one optimizer step per epoch: mini-batch SGD
@@ -966,12 +1023,41 @@ class BatchEqualsDataset(Rule):
         subject = _size_subject(self, batch.value, 0)
         if subject is None or not _same_data(self, subject, data.value):
             return
-        self.report(
-            batch,
+        if _FULL_BATCH_BY_DESIGN.search(self.ctx.text):
+            return
+        statement = self.ctx.enclosing_statement()
+        if statement is not None and _FULL_BATCH_COMMENT.search(self.ctx.module.code_for_node(statement)):
+            return  # `# full batch` next to it: deliberate
+        message = (
             f"batch_size={code_of(self.ctx, batch.value)} makes the whole training set ({code_of(self.ctx, data.value)}) "
             "one batch: one optimizer step per epoch, so reaching the same loss takes many more epochs of GPU time, "
-            "and activation memory grows with the dataset; use a mini-batch (e.g. 32-512) and tune the learning rate",
+            "and activation memory grows with the dataset; use a mini-batch (e.g. 32-512) and tune the learning rate"
         )
+        if name in _DATALOADERS:
+            parent = self.ctx.parent()
+            if isinstance(parent, cst.Arg) and isinstance(self.ctx.parent(2), cst.Call) and self.ctx.call_name(self.ctx.parent(2)) == "builtins.iter":
+                return  # next(iter(DataLoader(ds, batch_size=len(ds)))): loads everything once
+            if isinstance(parent, cst.Assign) and len(parent.targets) == 1 and isinstance(parent.targets[0].target, cst.Name):
+                # Decided at the end of the module: a loader only used as
+                # `next(iter(loader))` loads the data once (to compute
+                # statistics, or to get arrays), it does not train on it.
+                self.pending.append((parent.targets[0].target.value, batch, self.ctx.enclosing_statement(), message))
+                return
+        self.report(batch, message)
+
+    def leave_Module(self, node: cst.Module) -> None:
+        if not self.pending:
+            return
+        names = {name for name, *_ in self.pending}
+        uses, iter_uses = _name_uses(self.ctx, node, names)
+        for name, batch, statement, message in self.pending:
+            if uses.get(name, 0) and uses.get(name, 0) == iter_uses.get(name, 0):
+                continue
+            self.ctx.reports.append(RawReport(self, batch, statement, message, None))
+
+    def __init__(self, ctx, options=None) -> None:
+        super().__init__(ctx, options)
+        self.pending: list[tuple[str, cst.Arg, Optional[cst.CSTNode], str]] = []
 
     def _training_loader(self, node: cst.Call, data: cst.BaseExpression) -> bool:
         names = [code_of(self.ctx, data, 200)]
@@ -986,6 +1072,35 @@ class BatchEqualsDataset(Rule):
         if shuffle is not None and literal_value(shuffle.value) is True:
             return True
         return any("train" in n.lower() for n in names)
+
+
+def _name_uses(ctx, module: cst.Module, names: set[str]) -> tuple[dict[str, int], dict[str, int]]:
+    """How often each name is read in the module, and how often as `iter(name)`."""
+    uses: dict[str, int] = {}
+    iter_uses: dict[str, int] = {}
+    stack: list[cst.CSTNode] = [module]
+    while stack:
+        current = stack.pop()
+        if isinstance(current, cst.Assign):
+            # Targets are stores, not reads.
+            stack.append(current.value)
+            for target in current.targets:
+                if not isinstance(target.target, cst.Name):
+                    stack.append(target.target)
+            continue
+        if isinstance(current, cst.Name) and current.value in names:
+            uses[current.value] = uses.get(current.value, 0) + 1
+        elif (
+            isinstance(current, cst.Call)
+            and isinstance(current.func, cst.Name)
+            and current.func.value == "iter"
+            and len(current.args) == 1
+            and isinstance(current.args[0].value, cst.Name)
+            and current.args[0].value.value in names
+        ):
+            iter_uses[current.args[0].value.value] = iter_uses.get(current.args[0].value.value, 0) + 1
+        stack.extend(current.children)
+    return uses, iter_uses
 
 
 def _size_subject(rule: Rule, node: cst.BaseExpression, depth: int) -> Optional[cst.BaseExpression]:
