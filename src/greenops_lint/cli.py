@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import sys
@@ -12,6 +13,7 @@ from typing import Optional
 import click
 
 from greenops_lint import __version__
+from greenops_lint.cache import CACHE_DIR_NAME, ResultCache, code_stamp, config_fingerprint
 from greenops_lint.config import Config, ConfigError, check_hardware, check_region, check_selector, load_config
 from greenops_lint.discovery import discover
 from greenops_lint.docs import render_page, write_pages
@@ -80,8 +82,10 @@ def main() -> None:
 @click.option("--exit-zero", is_flag=True, help="Exit 0 even when there are findings.")
 @click.option("--quiet", "-q", is_flag=True, help="Print no summary line.")
 @click.option("--jobs", "-j", type=click.IntRange(min=1), help="Worker processes (default: the CPUs available).")
+@click.option("--no-cache", is_flag=True, help="Neither read nor write the result cache.")
+@click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), help=f"Cache directory (default: {CACHE_DIR_NAME}/ next to the config).")
 @click.option("--debug", is_flag=True, help="Show tracebacks of internal errors.")
-def check(paths, output_format, select, extend_select, ignore, config_file, hardware, region, pue, gpu_hours, statistics, output_file, exit_zero, quiet, jobs, debug):
+def check(paths, output_format, select, extend_select, ignore, config_file, hardware, region, pue, gpu_hours, statistics, output_file, exit_zero, quiet, jobs, no_cache, cache_dir, debug):
     """Lint PATHS (files or directories; default: the current directory)."""
     paths = paths or (".",)
     registry = _registry()
@@ -92,7 +96,12 @@ def check(paths, output_format, select, extend_select, ignore, config_file, hard
     except ConfigError as exc:
         raise _fail(str(exc))
     rules = enabled_rules(registry.rules, config)
-    results = lint_files(found.files, config, rules, jobs or default_jobs(), debug)
+    cache = None
+    if not no_cache:
+        modules = [inspect.getsourcefile(cls) or "" for cls in rules.values()]
+        fingerprint = config_fingerprint(config, sorted(rules), registry.plugin_names, debug, code_stamp(modules))
+        cache = ResultCache(cache_dir or config.root / CACHE_DIR_NAME, fingerprint)
+    results = lint_files(found.files, config, rules, jobs or default_jobs(), debug, cache)
     findings: list[Finding] = [f for r in results for f in r.findings]
     for directory, problem in found.problems:
         findings.append(Finding(directory, 1, 1, 1, 1, "GO002", "unreadable-file", "core", problem, "error"))

@@ -18,6 +18,7 @@ import libcst as cst
 from libcst.metadata import MetadataWrapper, PositionProvider
 
 from greenops_lint.analysis.loops import LoopAnalysis
+from greenops_lint.cache import ResultCache
 from greenops_lint.config import Config
 from greenops_lint.context import FileContext
 from greenops_lint.finding import Finding
@@ -169,18 +170,28 @@ class Linter:
         return FileResult(path, [self._meta(path, code, message, line, column)])
 
 
-# -- many files, in parallel ---------------------------------------------------
+# -- many files, in parallel, through the cache ------------------------------
 _worker_linter: Optional[Linter] = None
+_worker_cache: Optional[ResultCache] = None
 
 
-def _init_worker(config: Config, rules: dict[str, type[Rule]], debug: bool) -> None:
-    global _worker_linter
+def _init_worker(config: Config, rules: dict[str, type[Rule]], debug: bool, cache: Optional[ResultCache]) -> None:
+    global _worker_linter, _worker_cache
     _worker_linter = Linter(config, rules, debug)
+    _worker_cache = cache
 
 
-def _lint_batch(paths: Sequence[str]) -> list[FileResult]:
+def _lint_batch(jobs: Sequence[tuple[str, bytes, Optional[str]]]) -> list[FileResult]:
     assert _worker_linter is not None
-    return [_worker_linter.lint_path(p) for p in paths]
+    return [_lint_one(_worker_linter, _worker_cache, path, raw, key) for path, raw, key in jobs]
+
+
+def _lint_one(linter: Linter, cache: Optional[ResultCache], path: str, raw: bytes, key: Optional[str]) -> FileResult:
+    result = linter.lint_bytes(path, raw)
+    # Internal errors are not cached: the next run should try again.
+    if cache is not None and key is not None and not any(f.code == INTERNAL_ERROR for f in result.findings):
+        cache.put(key, result.findings, result.suppressed)
+    return result
 
 
 def default_jobs() -> int:
@@ -190,15 +201,40 @@ def default_jobs() -> int:
         return os.cpu_count() or 1
 
 
-def lint_files(paths: Sequence[str], config: Config, rules: dict[str, type[Rule]], jobs: int = 1, debug: bool = False) -> list[FileResult]:
+def lint_files(
+    paths: Sequence[str],
+    config: Config,
+    rules: dict[str, type[Rule]],
+    jobs: int = 1,
+    debug: bool = False,
+    cache: Optional[ResultCache] = None,
+) -> list[FileResult]:
+    """Lint `paths`; results come back in the order of `paths`."""
+    results: dict[int, FileResult] = {}
+    pending: list[tuple[int, str, bytes, Optional[str]]] = []
+    reader = Linter(config, rules, debug)
+    for index, path in enumerate(paths):
+        try:
+            raw = read_bytes(path)
+        except SourceError as exc:
+            results[index] = reader._meta_result(path, DECODE_ERROR, exc.message, exc.line, exc.column)
+            continue
+        key = cache.key(path, raw) if cache is not None else None
+        hit = cache.get(key) if cache is not None else None
+        if hit is not None:
+            results[index] = FileResult(path, *hit)
+        else:
+            pending.append((index, path, raw, key))
     # A pool costs ~100 ms to start; below a few dozen files one process is faster.
-    if jobs <= 1 or len(paths) < 16:
-        linter = Linter(config, rules, debug)
-        return [linter.lint_path(p) for p in paths]
-    batch_size = max(1, min(64, len(paths) // (jobs * 4)))
-    batches = [paths[i : i + batch_size] for i in range(0, len(paths), batch_size)]
-    results: list[FileResult] = []
-    with ProcessPoolExecutor(max_workers=jobs, initializer=_init_worker, initargs=(config, rules, debug)) as pool:
-        for batch_result in pool.map(_lint_batch, batches):
-            results.extend(batch_result)
-    return results
+    if jobs <= 1 or len(pending) < 16:
+        for index, path, raw, key in pending:
+            results[index] = _lint_one(reader, cache, path, raw, key)
+    else:
+        batch_size = max(1, min(32, len(pending) // (jobs * 4)))
+        batches = [pending[i : i + batch_size] for i in range(0, len(pending), batch_size)]
+        with ProcessPoolExecutor(max_workers=jobs, initializer=_init_worker, initargs=(config, rules, debug, cache)) as pool:
+            outputs = pool.map(_lint_batch, [[(p, r, k) for _, p, r, k in batch] for batch in batches])
+            for batch, batch_results in zip(batches, outputs):
+                for (index, *_), result in zip(batch, batch_results):
+                    results[index] = result
+    return [results[i] for i in range(len(paths))]

@@ -45,6 +45,31 @@ def child_fields(node_type: type) -> tuple[str, ...]:
     return fields
 
 
+# isinstance() against the CSTNode ABC is slow; remember the answer per type.
+_is_node_type: dict[type, bool] = {}
+
+
+def _is_node(value: object) -> bool:
+    value_type = type(value)
+    known = _is_node_type.get(value_type)
+    if known is None:
+        known = _is_node_type[value_type] = isinstance(value, cst.CSTNode)
+    return known
+
+
+def children(node: cst.CSTNode) -> list:
+    """The child nodes that carry meaning (no whitespace or punctuation), in source order."""
+    found = []
+    for name in child_fields(type(node)):
+        value = getattr(node, name)
+        value_type = type(value)
+        if value_type is tuple or value_type is list:
+            found.extend(item for item in value if _is_node(item))
+        elif _is_node(value):
+            found.append(value)
+    return found
+
+
 class Dispatch:
     """Handlers by LibCST node class, for the visit and the leave events."""
 
@@ -131,14 +156,8 @@ class TreeWalk:
             if node.inner_for_in is not None:
                 self._walk(node.inner_for_in)
             return
-        for name in child_fields(type(node)):
-            value = getattr(node, name)
-            if isinstance(value, cst.CSTNode):
-                self._walk(value)
-            elif type(value) is tuple or type(value) is list:
-                for item in value:
-                    if isinstance(item, cst.CSTNode):
-                        self._walk(item)
+        for child in children(node):
+            self._walk(child)
 
     def _walk_function(self, node) -> None:
         names = self.ctx.names

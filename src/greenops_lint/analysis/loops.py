@@ -50,20 +50,23 @@ _WRAPPERS = frozenset({"builtins.enumerate", "builtins.zip", "tqdm.tqdm", "tqdm.
 
 def referenced_names(node: cst.CSTNode) -> set[str]:
     """Names an expression reads (not attribute names, not keyword names)."""
+    from greenops_lint.walker import children
+
     found: set[str] = set()
     stack = [node]
     while stack:
         current = stack.pop()
-        if isinstance(current, cst.Name):
+        current_type = type(current)
+        if current_type is cst.Name:
             found.add(current.value)
-        elif isinstance(current, cst.Attribute):
+        elif current_type is cst.Attribute:
             stack.append(current.value)
-        elif isinstance(current, cst.Arg):
+        elif current_type is cst.Arg:
             stack.append(current.value)
-        elif isinstance(current, (cst.Lambda,)):
+        elif current_type is cst.Lambda:
             continue
         else:
-            stack.extend(c for c in current.children if isinstance(c, cst.CSTNode))
+            stack.extend(children(current))
     return found
 
 
@@ -118,7 +121,16 @@ class CallSite:
     name: str
     loops: tuple[LoopInfo, ...]  # innermost first, within the calling frame
     frame: FrameNode
-    arg_names: frozenset[str]
+    call: cst.Call
+
+    @property
+    def arg_names(self) -> frozenset[str]:
+        """Names the call's arguments read (computed on demand: most call sites
+        are never asked)."""
+        names: set[str] = set()
+        for arg in self.call.args:
+            names |= referenced_names(arg.value)
+        return frozenset(names)
 
 
 @dataclass(frozen=True)
@@ -256,10 +268,7 @@ class LoopAnalysis:
             name = func.attr.value
         if name is None:
             return
-        arg_names = frozenset().union(*(referenced_names(a.value) for a in node.args)) if node.args else frozenset()
-        self.call_sites.setdefault(name, []).append(
-            CallSite(name, tuple(reversed(loops)), self.current_frame, arg_names)
-        )
+        self.call_sites.setdefault(name, []).append(CallSite(name, tuple(reversed(loops)), self.current_frame, node))
         for loop in loops:
             loop.calls.add(name)
 
