@@ -947,9 +947,10 @@ class BatchEqualsDataset(Rule):
     `model.fit(x_train, y_train, batch_size=len(x_train))`, also through a
     constant (`N = len(train_ds)` ... `batch_size=N`). The size expression
     must measure the same data the loader loads (`len()`, `.shape[0]`,
-    `.size(0)`), and a `DataLoader` must look like a training loader:
-    `shuffle=True`, or "train" in the dataset's or the loader's name, and no
-    "val"/"test"/"eval"/"pred" in them.
+    `.size(0)`), and a `DataLoader` must be a training loader: it shuffles
+    (`shuffle=True`) and has no "val"/"test"/"eval"/"pred" in its own or its
+    dataset's name. Without shuffling, a whole-set loader is usually there to
+    get all the data at once (arrays for a kNN, a plot, an evaluation pass).
 
     Not flagged: evaluation or prediction loaders (one big batch for
     inference is fine), `batch_size=len(classes)` or other sizes of other
@@ -1068,10 +1069,11 @@ class BatchEqualsDataset(Rule):
             names.append(code_of(self.ctx, parent.target, 200))
         if any(_EVAL_MARKERS.search(n) for n in names):
             return False
+        # Only shuffling says "training": a whole-set loader without it is
+        # usually there to get all the data at once (arrays for a kNN, a
+        # plot, an evaluation pass over the training set).
         shuffle = get_arg(node, "shuffle", 2)
-        if shuffle is not None and literal_value(shuffle.value) is True:
-            return True
-        return any("train" in n.lower() for n in names)
+        return shuffle is not None and literal_value(shuffle.value) is True
 
 
 def _name_uses(ctx, module: cst.Module, names: set[str]) -> tuple[dict[str, int], dict[str, int]]:
@@ -1177,6 +1179,13 @@ _STATIC_SHAPE_MARKERS = (
     "openvino",
     "coreml",
     "tflite",
+    # Text encoders of diffusion models are trained and used on prompts
+    # padded to the fixed length (77 CLIP tokens): padding is part of the model.
+    "diffusers",
+    "CLIPTokenizer",
+    "CLIPTextModel",
+    "open_clip",
+    "UNet2DConditionModel",
 )
 _TRAINING_MARKERS = (
     "Trainer",
@@ -1205,9 +1214,12 @@ class PadToMaxLength(Rule):
 
     Not flagged: `padding=True` / `"longest"` / `False`, a padding mode chosen
     at run time (`"max_length" if args.pad_to_max_length else False`),
-    inference-only modules and functions named like `predict`/`infer`/
-    `export`, and modules that need static shapes: TPU/XLA (`torch_xla`), JAX/
-    Flax, TensorFlow/Keras graphs, ONNX/TensorRT/OpenVINO export.
+    inference-only modules, functions named like `predict`/`infer`/`export`,
+    calls under `torch.no_grad()` / `torch.inference_mode()`, modules that
+    need static shapes: TPU/XLA (`torch_xla`), JAX/Flax, TensorFlow/Keras
+    graphs, ONNX/TensorRT/OpenVINO export, and diffusion models (`diffusers`,
+    CLIP text encoders), whose text encoders expect prompts padded to their
+    fixed length.
 
     ## Why is this bad
     Every example becomes `max_length` tokens long (the model's maximum, often
@@ -1294,6 +1306,8 @@ class PadToMaxLength(Rule):
         function = self.ctx.enclosing_function()
         if function is not None and _INFERENCE_FUNCTION.search(function.name.value):
             return
+        if self._under_no_grad():
+            return  # features for a frozen encoder or inference, not training data
         max_length = get_arg(node, "max_length")
         length = literal_int(self.ctx, max_length.value) if max_length is not None else None
         if length is not None:
@@ -1309,6 +1323,16 @@ class PadToMaxLength(Rule):
             "without padding and pad each batch to its longest example with DataCollatorWithPadding(tokenizer, "
             "pad_to_multiple_of=8), which has cut fine-tuning time by 2x or more",
         )
+
+    def _under_no_grad(self) -> bool:
+        for ancestor in self.ctx.stack:
+            if isinstance(ancestor, cst.With):
+                for item in ancestor.items:
+                    call = item.item
+                    name = self.ctx.call_name(call) if isinstance(call, cst.Call) else None
+                    if name in ("torch.no_grad", "torch.inference_mode"):
+                        return True
+        return False
 
     def _is_tokenizer_call(self, node: cst.Call) -> bool:
         func = node.func
