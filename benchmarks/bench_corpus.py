@@ -1,0 +1,195 @@
+"""Speed of greenops-lint on real ML code, against LibCST's own parse and a peer.
+
+Builds a pinned corpus from wheels that `pip download --no-deps` fetches into a
+cache outside the repository (default ~/.cache/greenops-lint-bench), then, in
+ONE run, measures interleaved and repeated:
+
+  (a) parse    LibCST parse of every file, one process (the floor)
+  (b) cold1    greenops-lint check --jobs 1 --no-cache
+  (c) cold2    greenops-lint check --jobs 2 --no-cache
+  (d) warm     greenops-lint check --jobs 2 with a primed cache (no file changed)
+  (e) torchfix TorchFix's CLI, one process, in its own venv (skipped if it
+               cannot be installed: it pins libcst < 1.6)
+
+and prints files, lines, findings, seconds (median and range), peak RSS, and
+the ratios b/a, e/b, b/c, d/b. `--scale` uses every .py file of the wheels
+(the monorepo run, ~2,800 files and 1.4M lines with the default pins).
+
+    python benchmarks/bench_corpus.py [--repeats 3] [--scale] [--no-torchfix]
+
+No timing is asserted anywhere: this script only reports.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import zipfile
+from pathlib import Path
+
+WHEELS = ["transformers==4.46.3", "timm==1.0.12", "diffusers==0.31.0", "lightning==2.4.0"]
+TORCHFIX = "torchfix==0.7.0"
+# The default (non --scale) corpus: whole packages of training-library code,
+# about 500 files / 200k lines, the size the DESIGN figures were measured on.
+DEFAULT_SUBSETS = [
+    "timm/models",
+    "timm/layers",
+    "lightning/pytorch/trainer",
+    "lightning/pytorch/loops",
+    "lightning/fabric",
+    "diffusers/models",
+    "transformers/models/bert",
+    "transformers/models/gpt2",
+    "transformers/models/llama",
+    "transformers/models/t5",
+    "transformers/models/vit",
+    "transformers/models/whisper",
+    "transformers/trainer.py",
+]
+
+PARSE_ONLY = """
+import sys, libcst
+for path in sys.stdin.read().split("\\0"):
+    if path:
+        try:
+            libcst.parse_module(open(path, "rb").read())
+        except Exception:
+            pass
+"""
+
+
+def run(cmd, **kwargs):
+    return subprocess.run(cmd, check=True, capture_output=True, text=True, **kwargs)
+
+
+def build_corpus(cache: Path) -> Path:
+    wheels, corpus = cache / "wheels", cache / "corpus"
+    wheels.mkdir(parents=True, exist_ok=True)
+    missing = [w for w in WHEELS if not list(wheels.glob(w.split("==")[0].replace("-", "_") + "-" + w.split("==")[1] + "-*.whl"))]
+    if missing:
+        print(f"downloading {', '.join(missing)} ...", file=sys.stderr)
+        run([sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", str(wheels), *missing])
+    for wheel in wheels.glob("*.whl"):
+        target = corpus / wheel.stem
+        if not target.exists():
+            with zipfile.ZipFile(wheel) as archive:
+                members = [m for m in archive.namelist() if m.endswith(".py")]
+                archive.extractall(target, members)
+    return corpus
+
+
+def select_files(corpus: Path, scale: bool) -> list[Path]:
+    files = sorted(corpus.rglob("*.py"))
+    if scale:
+        return files
+    chosen = []
+    for path in files:
+        relative = "/".join(path.relative_to(corpus).parts[1:])
+        if any(relative == s or relative.startswith(s + "/") for s in DEFAULT_SUBSETS):
+            chosen.append(path)
+    return chosen
+
+
+def torchfix_command(cache: Path):
+    venv = cache / "torchfix-venv"
+    exe = venv / "bin" / "torchfix"
+    if not exe.exists():
+        try:
+            run([sys.executable, "-m", "venv", str(venv)])
+            run([str(venv / "bin" / "python"), "-m", "pip", "install", "-q", TORCHFIX], timeout=600)
+        except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
+            print(f"torchfix unavailable: {exc}", file=sys.stderr)
+            return None
+    return [str(exe), "--select", "ALL"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "greenops-lint-bench")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--scale", action="store_true", help="every .py file of the wheels (monorepo scale)")
+    parser.add_argument("--no-torchfix", action="store_true")
+    args = parser.parse_args()
+
+    corpus = build_corpus(args.cache)
+    files = select_files(corpus, args.scale)
+    lines = sum(p.read_bytes().count(b"\n") for p in files)
+    work = Path(tempfile.mkdtemp(prefix="greenops-bench-"))
+    file_args = [str(p) for p in files]
+    lint = [sys.executable, "-m", "greenops_lint", "check", "--exit-zero", "-q", "--format", "json"]
+    cache_dir = work / "cache"
+    commands = {
+        "parse": ([sys.executable, "-c", PARSE_ONLY], "\0".join(file_args).encode()),
+        "cold1": (lint + ["--jobs", "1", "--no-cache", *file_args], None),
+        "cold2": (lint + ["--jobs", "2", "--no-cache", *file_args], None),
+        "warm": (lint + ["--jobs", "2", "--cache-dir", str(cache_dir), *file_args], None),
+    }
+    if not args.no_torchfix:
+        torchfix = torchfix_command(args.cache)
+        if torchfix:
+            commands["torchfix"] = (torchfix + file_args, None)
+
+    # Prime the cache once; the warm runs then find every file in it.
+    subprocess.run(commands["warm"][0], capture_output=True, check=False)
+    samples: dict[str, list[float]] = {name: [] for name in commands}
+    peaks: dict[str, int] = {}
+    findings = 0
+    for repeat in range(args.repeats):
+        order = list(commands) if repeat % 2 == 0 else list(reversed(commands))  # A B C / C B A
+        for name in order:
+            cmd, stdin = commands[name]
+            # ru_maxrss of RUSAGE_CHILDREN is a running maximum: measure each
+            # command in a fresh helper process so the figure is its own.
+            probe = [sys.executable, "-c", _PEAK_PROBE, json.dumps(cmd)]
+            result = subprocess.run(probe, input=stdin, capture_output=True, check=False)
+            report = json.loads(result.stdout.decode().splitlines()[-1])
+            samples[name].append(report["seconds"])
+            peaks[name] = max(peaks.get(name, 0), report["peak_kib"])
+            if name == "cold1" and repeat == 0:
+                findings = report["findings"]
+        print(f"repeat {repeat + 1}/{args.repeats} done", file=sys.stderr)
+
+    medians = {name: statistics.median(values) for name, values in samples.items()}
+    print(f"corpus: {len(files)} files, {lines} lines ({'scale' if args.scale else 'default'}), findings: {findings}")
+    print(f"{'run':10} {'median s':>9} {'min s':>8} {'max s':>8} {'peak MiB':>9}")
+    for name, values in samples.items():
+        print(f"{name:10} {medians[name]:9.2f} {min(values):8.2f} {max(values):8.2f} {peaks[name] / 1024:9.0f}")
+    print("ratios:")
+    print(f"  cold --jobs 1 / parse only (b/a): {medians['cold1'] / medians['parse']:.2f}  (target <= 1.5)")
+    if "torchfix" in medians:
+        print(f"  torchfix / cold --jobs 1  (e/b): {medians['torchfix'] / medians['cold1']:.1f}  (target >= 10)")
+    print(f"  --jobs 1 / --jobs 2        (b/c): {medians['cold1'] / medians['cold2']:.2f}  (target >= 1.7)")
+    print(f"  warm / cold --jobs 1       (d/b): {medians['warm'] / medians['cold1']:.3f}  (target <= 0.05)")
+    shutil.rmtree(work, ignore_errors=True)
+
+
+# Runs one command, waits for it with wait4 (its own rusage: wall, peak RSS of
+# the process and the children it waited for), prints one JSON line.
+_PEAK_PROBE = r"""
+import json, os, subprocess, sys, time
+cmd = json.loads(sys.argv[1])
+data = sys.stdin.buffer.read()
+start = time.perf_counter()
+proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+out, _ = proc.communicate(data)
+seconds = time.perf_counter() - start
+import resource
+peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+findings = 0
+try:
+    findings = len(json.loads(out or b"[]"))
+except ValueError:
+    pass
+print(json.dumps({"seconds": seconds, "peak_kib": peak, "findings": findings}))
+"""
+
+
+if __name__ == "__main__":
+    main()
