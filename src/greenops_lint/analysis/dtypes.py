@@ -93,6 +93,15 @@ def float64_array_source(ctx: "FileContext", node: cst.BaseExpression, depth: in
         return None
     if isinstance(node, cst.Attribute) and node.attr.value == "values":
         return node if _is_dataframe(ctx, node.value, depth) else None
+    if isinstance(node, cst.Subscript):
+        # A slice of a float64 array is float64 too.
+        return node if float64_array_source(ctx, node.value, depth + 1) is not None else None
+    if isinstance(node, cst.BinaryOperation) and isinstance(node.operator, _ARITHMETIC):
+        # NumPy promotes float64 op scalar (or op float32) to float64.
+        for operand in (node.left, node.right):
+            if float64_array_source(ctx, operand, depth + 1) is not None:
+                return node
+        return None
     if not isinstance(node, cst.Call):
         return None
     qualified = ctx.call_name(node)
@@ -142,8 +151,17 @@ def _is_numpy_generator(ctx: "FileContext", node: cst.BaseExpression) -> bool:
     return False
 
 
+_ARITHMETIC = (cst.Add, cst.Subtract, cst.Multiply, cst.Divide, cst.Power)
+
+
 def _is_dataframe(ctx: "FileContext", node: cst.BaseExpression, depth: int) -> bool:
-    """A frame read with a pandas reader (whole frame, not a column)."""
+    """A frame read with a pandas reader, or a sub-frame of one (`df[cols]`);
+    not a single named column, whose dtype may well be integer (labels, ids)."""
+    if isinstance(node, cst.Subscript):
+        index = node.slice[0].slice if len(node.slice) == 1 else None
+        if isinstance(index, cst.Index) and isinstance(index.value, (cst.SimpleString, cst.ConcatenatedString)):
+            return False
+        return _is_dataframe(ctx, node.value, depth + 1)
     if isinstance(node, cst.Call):
         return ctx.call_name(node) in PANDAS_READERS and get_arg(node, "dtype") is None
     if isinstance(node, cst.Name) and depth <= 3:

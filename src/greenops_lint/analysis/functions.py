@@ -24,7 +24,7 @@ def called_function(ctx: "FileContext", call: cst.Call):
     return None
 
 
-def _statements(block: cst.BaseSuite) -> Iterator[cst.CSTNode]:
+def statements(block: cst.BaseSuite) -> Iterator[cst.CSTNode]:
     """Statements of a body, entering if/for/while/with/try but not nested defs."""
     if isinstance(block, cst.SimpleStatementSuite):
         yield from block.body
@@ -38,11 +38,11 @@ def _statements(block: cst.BaseSuite) -> Iterator[cst.CSTNode]:
             for name in ("body", "orelse", "finalbody"):
                 part = getattr(statement, name, None)
                 if isinstance(part, cst.BaseSuite):
-                    yield from _statements(part)
+                    yield from statements(part)
                 elif part is not None and hasattr(part, "body"):
-                    yield from _statements(part.body)
+                    yield from statements(part.body)
             for handler in getattr(statement, "handlers", ()):
-                yield from _statements(handler.body)
+                yield from statements(handler.body)
 
 
 def returned_values(ctx: "FileContext", call: cst.Call) -> list[cst.BaseExpression]:
@@ -51,7 +51,7 @@ def returned_values(ctx: "FileContext", call: cst.Call) -> list[cst.BaseExpressi
         return []
     assigned: dict[str, cst.BaseExpression] = {}
     values: list[cst.BaseExpression] = []
-    for statement in _statements(function.body):
+    for statement in statements(function.body):
         if isinstance(statement, cst.Assign) and len(statement.targets) == 1 and isinstance(statement.targets[0].target, cst.Name):
             assigned[statement.targets[0].target.value] = statement.value
         elif isinstance(statement, cst.Return) and statement.value is not None:

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Iterator, Optional, Union
 import libcst as cst
 
 from greenops_lint.analysis.calls import literal_value
+from greenops_lint.analysis.functions import statements
 
 if TYPE_CHECKING:  # pragma: no cover
     from greenops_lint.context import FileContext
@@ -44,6 +45,9 @@ _DATA_ITERABLES = frozenset(
         "tensorflow.data.TFRecordDataset",
         "tensorflow.data.Dataset.list_files",
     }
+)
+FRAMEWORK_STEP_METHODS = frozenset(
+    {"forward", "training_step", "validation_step", "test_step", "predict_step", "train_step", "call"}
 )
 _WRAPPERS = frozenset({"builtins.enumerate", "builtins.zip", "tqdm.tqdm", "tqdm.auto.tqdm", "tqdm.notebook.tqdm", "builtins.iter"})
 
@@ -99,6 +103,7 @@ class LoopInfo:
     calls: set[str] = field(default_factory=set)
     children: list["LoopInfo"] = field(default_factory=list)
     kind: str = "loop"  # "epoch", "step" or "loop", set by finish()
+    framework: str = ""  # set for a method the framework calls per batch
 
     @property
     def is_retry(self) -> bool:
@@ -108,7 +113,13 @@ class LoopInfo:
         """Names that may change from one iteration to the next."""
         return set(self.targets) | self.assigned
 
+    @property
+    def is_framework_step(self) -> bool:
+        return bool(self.framework)
+
     def describe(self) -> str:
+        if self.framework:
+            return f"training step ({self.framework} runs for every batch)"
         if self.kind == "epoch":
             return "epoch loop"
         if self.kind == "step":
@@ -152,6 +163,9 @@ class LoopAnalysis:
         self.functions: dict[str, list[cst.FunctionDef]] = {}
         self.generators: set[int] = set()  # id() of frames that yield
         self.callbacks: set[str] = set()  # function names passed to .map()/.apply()
+        self.callback_factories: set[str] = set()  # `.map(make_fn(...))`: make_fn returns the callback
+        self.frame_class: dict[int, cst.ClassDef] = {}  # id(method) -> its class
+        self._framework_steps: dict[int, LoopInfo] = {}
         self._finished = False
 
     # -- frames -----------------------------------------------------------------
@@ -165,6 +179,9 @@ class LoopAnalysis:
 
     def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
         self.functions.setdefault(node.name.value, []).append(node)
+        cls = self.ctx.enclosing_class()
+        if cls is not None:
+            self.frame_class[id(node)] = cls
         self._frames.append((node, []))
 
     def leave_FunctionDef(self, node: cst.FunctionDef) -> None:
@@ -261,6 +278,8 @@ class LoopAnalysis:
                 for arg in node.args:
                     if isinstance(arg.value, cst.Name):
                         self.callbacks.add(arg.value.value)
+                    elif isinstance(arg.value, cst.Call) and isinstance(arg.value.func, cst.Name):
+                        self.callback_factories.add(arg.value.func.value)
         name = None
         if isinstance(func, cst.Name):
             name = func.value
@@ -361,6 +380,12 @@ class LoopAnalysis:
             has_step_inside = any(child.kind == "step" for child in _descendants(loop))
             if loop.epochish or has_step_inside or loop.calls & step_frames:
                 loop.kind = "epoch"
+        # `.map(make_tokenize(tok))`: the function the factory returns is the callback.
+        for factory in self.callback_factories:
+            for function in self.functions.get(factory, ()):
+                for statement in statements(function.body):
+                    if isinstance(statement, cst.Return) and isinstance(statement.value, cst.Name):
+                        self.callbacks.add(statement.value.value)
 
     # -- queries (valid after finish()) --------------------------------------------
     def loops_at(self) -> tuple[LoopInfo, ...]:
@@ -374,17 +399,42 @@ class LoopAnalysis:
             yield Repetition(loop)
         if direct or not isinstance(frame, cst.FunctionDef):
             return
+        step = self.framework_step(frame)
+        if step is not None:
+            yield Repetition(step)
+            return
         for site in self.call_sites.get(frame.name.value, ()):
             if site.frame is frame:
                 continue  # recursion
             for loop in site.loops:
                 yield Repetition(loop, (site,))
-            if not site.loops and isinstance(site.frame, cst.FunctionDef):
+            step = self.framework_step(site.frame) if not site.loops else None
+            if step is not None:
+                yield Repetition(step, (site,))
+            elif not site.loops and isinstance(site.frame, cst.FunctionDef):
                 for outer in self.call_sites.get(site.frame.name.value, ()):
                     if outer.frame is site.frame:
                         continue
                     for loop in outer.loops:
                         yield Repetition(loop, (site, outer))
+
+    def framework_step(self, frame: FrameNode) -> Optional[LoopInfo]:
+        """A model method that the framework calls for every batch (`forward`,
+        Lightning's `training_step`, Keras' `train_step`/`call`), as a loop."""
+        if not isinstance(frame, cst.FunctionDef) or frame.name.value not in FRAMEWORK_STEP_METHODS:
+            return None
+        cls = self.frame_class.get(id(frame))
+        if cls is None or not self.ctx.model_classes.is_model_class(cls.name.value):
+            return None
+        loop = self._framework_steps.get(id(frame))
+        if loop is None:
+            loop = LoopInfo(
+                node=frame, frame=frame, parent=None, targets=frozenset(), iterable=None, count=None,
+                epochish=False, iterates_data=True, line_hint="", kind="step",
+                framework=f"{cls.name.value}.{frame.name.value}()",
+            )
+            self._framework_steps[id(frame)] = loop
+        return loop
 
     def is_generator(self, frame: FrameNode) -> bool:
         return id(frame) in self.generators

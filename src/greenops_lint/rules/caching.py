@@ -179,18 +179,30 @@ class RepeatedWorkRule(Rule):
 
     def _invariant_through_calls(self, candidate: Candidate, repetition: Repetition) -> bool:
         """A load in a helper is loop-invariant if it reads only globals, or if
-        the helper's own arguments at the call site are loop-invariant."""
-        if not candidate.local_arg_names:
-            return True
-        if len(repetition.via) > 1:
-            return False
-        site = repetition.via[0]
-        variant: set[str] = set()
-        for loop in site.loops:
-            variant |= loop.variant_names()
-            if loop is repetition.loop:
-                break
-        return not (site.arg_names & variant)
+        the arguments that feed its parameters are loop-invariant at the call
+        site, followed through at most two calls."""
+        needed = set(candidate.local_arg_names)
+        frame = candidate.frame
+        module_names = set(self.ctx.names.scopes[0].names)
+        for depth, site in enumerate(repetition.via):
+            if not needed:
+                return True
+            expressions = bound_arguments(frame, site.call, needed)
+            if expressions is None:
+                return False  # a local that is not a parameter: not followed
+            names: set[str] = set()
+            for expression in expressions:
+                names |= referenced_names(expression)
+            if depth == len(repetition.via) - 1:
+                variant: set[str] = set()
+                for loop in site.loops:
+                    variant |= loop.variant_names()
+                    if loop is repetition.loop:
+                        break
+                return not (names & variant)
+            frame = site.frame
+            needed = {n for n in names if n not in module_names and n not in _BUILTIN_NAMES}
+        return not needed
 
     def emit(self, candidate: Candidate, repetition: Repetition) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -222,6 +234,34 @@ class RepeatedWorkRule(Rule):
             hardware=self.ctx.hardware.key,
             assumptions=assumptions,
         )
+
+
+_BUILTIN_NAMES = frozenset(dir(__import__("builtins")))
+
+
+def bound_arguments(function: FrameNode, call: cst.Call, params: set[str]) -> Optional[list[cst.BaseExpression]]:
+    """The argument expressions a call passes to the named parameters of
+    `function` (none for a parameter left at its default); None when a name is
+    not a parameter or the call uses *args/**kwargs."""
+    if not isinstance(function, cst.FunctionDef) or any(arg.star for arg in call.args):
+        return None
+    positional = [p.name.value for p in (*function.params.posonly_params, *function.params.params)]
+    if isinstance(call.func, cst.Attribute) and positional and positional[0] in ("self", "cls"):
+        positional = positional[1:]
+    keyword_only = {p.name.value for p in function.params.kwonly_params}
+    passed_positional = [arg.value for arg in call.args if arg.keyword is None]
+    passed_keyword = {arg.keyword.value: arg.value for arg in call.args if arg.keyword is not None}
+    expressions = []
+    for name in params:
+        if name in passed_keyword:
+            expressions.append(passed_keyword[name])
+        elif name in positional:
+            index = positional.index(name)
+            if index < len(passed_positional):
+                expressions.append(passed_positional[index])
+        elif name not in keyword_only:
+            return None
+    return expressions
 
 
 def _call_names(node: cst.Call) -> frozenset[str]:
@@ -273,10 +313,13 @@ class DataLoadInLoop(RepeatedWorkRule):
     Flags a data load (`pd.read_csv/read_parquet/...`, `np.load/loadtxt`,
     `torch.load`, `pickle.load`, `json.load(open(...))`, `h5py.File`,
     `datasets.load_dataset/load_from_disk`, `PIL.Image.open`, `cv2.imread`,
-    ...) inside an epoch loop or a training step loop, or in a function of the
-    module called from one (two calls deep), when its arguments do not change
-    from one iteration to the next (they do not use the loop variable or names
-    assigned in the loop).
+    ...) inside an epoch loop or a training step loop, in a model method that
+    the framework calls for every batch (`forward`, Lightning's
+    `training_step`/`validation_step`, Keras' `train_step`/`call`), or in a
+    function of the module called from one of these (two calls deep), when its
+    arguments do not change from one iteration to the next (they do not use
+    the loop variable or names assigned in the loop; for a helper, the
+    arguments passed to the parameters the load uses).
 
     ## Why is this bad
     The file is opened, read and parsed again on every iteration, although
@@ -408,10 +451,12 @@ class PretrainedLoadInLoop(RepeatedWorkRule):
     torchvision models with `weights=`/`pretrained=True`, Keras
     applications with ImageNet weights, `keras.models.load_model`,
     `torch.hub.load`, `whisper.load_model` and `spacy.load` when they run
-    repeatedly with the same arguments: inside any loop, in a function of the
-    module called from a loop (two calls deep), in a function passed to
-    `.map()`/`.apply()` (once per example or batch), or in a web request
-    handler (`@app.route`, `@app.post`: once per request).
+    repeatedly with the same arguments: inside any loop, in a model method the
+    framework calls per batch (`forward`, `training_step`, ...), in a function
+    of the module called from a loop (two calls deep), in a function passed to
+    `.map()`/`.apply()` (directly or returned by a factory: once per example
+    or batch), or in a web request handler (`@app.route`, `@app.post`: once
+    per request).
 
     ## Why is this bad
     Each call reads the weights from disk (gigabytes for current models),
@@ -660,6 +705,7 @@ class TFPipeline:
     statement: Optional[cst.CSTNode]
     reads_files: bool
     has_cache: bool
+    lists_files: bool = False
 
 
 class TFDataNoCache(RepeatedWorkRule):
@@ -730,27 +776,42 @@ class TFDataNoCache(RepeatedWorkRule):
         while isinstance(current, cst.Call) and isinstance(current.func, cst.Attribute) and self.ctx.call_name(current) is None:
             methods.append(current)
             current = current.func.value
+        lists_files = False
         if isinstance(current, cst.Name) and current.value in self.pipelines:
             base = self.pipelines[current.value]
-            reads, cached = base.reads_files, base.has_cache
+            reads, cached, lists_files = base.reads_files, base.has_cache, base.lists_files
         elif isinstance(current, cst.Call):
             qualified = self.ctx.call_name(current)
             if qualified in _TF_FILE_SOURCES:
                 reads, cached = True, False
             elif qualified in _TF_MEMORY_SOURCES:
                 reads, cached = False, False
+                lists_files = qualified.endswith("list_files")
             else:
                 return None
         else:
             return None
-        for call in methods:
+        for call in reversed(methods):  # source first
             method = call.func.attr.value
             if method == "cache":
                 cached = True
             elif method in ("map", "interleave", "flat_map", "parallel_interleave") and call.args:
-                if _READS.search(self.ctx.module.code_for_node(call.args[0].value)):
+                # A map over file names reads the files; other maps read when
+                # their function does (a lambda, a def or a factory of the module).
+                if lists_files or _READS.search(self._function_text(call.args[0].value)):
                     reads = True
-        return TFPipeline(node, self.ctx.enclosing_statement(), reads, cached)
+                    cached = False  # a cache before the reading step does not save the reading
+        return TFPipeline(node, self.ctx.enclosing_statement(), reads, cached, lists_files)
+
+    def _function_text(self, node: cst.BaseExpression) -> str:
+        target = node
+        if isinstance(node, cst.Call) and isinstance(node.func, cst.Name):
+            target = node.func  # a factory: make_parser(...) returns the map function
+        if isinstance(target, cst.Name):
+            bound = self.ctx.names.lookup(target.value)
+            if isinstance(bound, cst.FunctionDef):
+                return self.ctx.module.code_for_node(bound)
+        return self.ctx.module.code_for_node(node)
 
     def visit_Assign(self, node: cst.Assign) -> None:
         # Runs before the walker rebinds the target, so `ds = ds.map(...)`
@@ -826,7 +887,8 @@ class DataLoaderNotPersistent(RepeatedWorkRule):
     ## What it does
     Flags a `DataLoader(..., num_workers=N)` (N not 0) without
     `persistent_workers=True` that is iterated inside an epoch loop (or any
-    outer loop), directly or in a function of the module called from it.
+    outer loop), directly, in a function of the module called from it, or in
+    a function it is passed to (`train(model, train_loader)` once per epoch).
     Off by default (info): the cost depends on the platform and the dataset.
 
     ## Why is this bad
@@ -885,6 +947,8 @@ class DataLoaderNotPersistent(RepeatedWorkRule):
         super().__init__(ctx, options)
         # (scope, name) -> (the DataLoader call, its statement, the loops around it)
         self.loaders: dict[tuple[int, str], tuple[cst.Call, Optional[cst.CSTNode], frozenset[int]]] = {}
+        self.param_iterations: dict[int, list[tuple[str, tuple[LoopInfo, ...]]]] = {}
+        self.passes: list[tuple] = []
 
     def visit_Assign(self, node: cst.Assign) -> None:
         if len(node.targets) != 1:
@@ -911,6 +975,10 @@ class DataLoaderNotPersistent(RepeatedWorkRule):
         iterable = node.iter
         while isinstance(iterable, cst.Call) and self.ctx.call_name(iterable) in ("builtins.enumerate", "tqdm.tqdm", "tqdm.auto.tqdm") and iterable.args:
             iterable = iterable.args[0].value
+        frame = self.ctx.loops.current_frame
+        if isinstance(iterable, cst.Name) and isinstance(frame, cst.FunctionDef) and iterable.value in _param_names(frame):
+            # `def train(loader): for x in loader` -- resolved against call sites at the end.
+            self.param_iterations.setdefault(id(frame), []).append((iterable.value, self.ctx.loops.loops_at()[1:]))
         key = self._key(iterable)
         if key in self.loaders:
             call, statement, built_in = self.loaders[key]
@@ -918,6 +986,15 @@ class DataLoaderNotPersistent(RepeatedWorkRule):
             candidate.direct = candidate.direct[1:]
             candidate.arg_names = frozenset()
             candidate.statement = statement
+
+    def visit_Call(self, node: cst.Call) -> None:
+        # A loader handed to a function of the module that iterates it.
+        for arg in node.args:
+            key = self._key(arg.value) if not arg.star else None
+            if key in self.loaders:
+                call, statement, built_in = self.loaders[key]
+                loops = self.ctx.loops
+                self.passes.append((node, arg.value, key[1], call, statement, built_in, loops.loops_at(), loops.current_frame))
 
     def _key(self, node: cst.BaseExpression, assigning: bool = False) -> Optional[tuple[int, str]]:
         """Loader names are per scope; `self.x` loaders per class."""
@@ -947,6 +1024,7 @@ class DataLoaderNotPersistent(RepeatedWorkRule):
     def leave_Module(self, node: cst.Module) -> None:
         reported: set[int] = set()
         loops = self.ctx.loops
+        self._resolve_passes(reported)
         for candidate in self.candidates:
             loader = candidate.extra["loader"]
             if id(loader) in reported:
@@ -958,6 +1036,44 @@ class DataLoaderNotPersistent(RepeatedWorkRule):
             if repetition is not None:
                 reported.add(id(loader))
                 self.emit(candidate, repetition)
+
+
+    def _resolve_passes(self, reported: set[int]) -> None:
+        loops = self.ctx.loops
+        for call, value, label, loader, statement, built_in, site_loops, site_frame in self.passes:
+            if id(loader) in reported:
+                continue
+            name = call.func.value if isinstance(call.func, cst.Name) else (
+                call.func.attr.value if isinstance(call.func, cst.Attribute) else None
+            )
+            for function in loops.functions.get(name, ()):
+                for param, inner_loops in self.param_iterations.get(id(function), ()):
+                    bound = bound_arguments(function, call, {param})
+                    if not bound or bound[0] is not value:
+                        continue
+                    if inner_loops:
+                        direct = inner_loops  # the callee itself iterates it repeatedly
+                    elif any(id(loop) in built_in for loop in site_loops):
+                        continue  # a new loader on each pass of the caller's loop
+                    else:
+                        direct = site_loops
+                    candidate = Candidate(
+                        node=loader, label=label, statement=statement, direct=direct,
+                        frame=site_frame if not inner_loops else function, arg_names=frozenset(),
+                        local_arg_names=frozenset(), extra={"loader": loader},
+                    )
+                    repetition = self.first_repetition(candidate, loops.repetitions(candidate.direct, site_frame))
+                    if repetition is not None:
+                        reported.add(id(loader))
+                        self.emit(candidate, repetition)
+                        break
+                if id(loader) in reported:
+                    break
+
+
+def _param_names(function: cst.FunctionDef) -> set[str]:
+    params = function.params
+    return {p.name.value for p in (*params.posonly_params, *params.params, *params.kwonly_params)}
 
 
 def _target_key(node: cst.BaseExpression) -> Optional[str]:
