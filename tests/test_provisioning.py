@@ -175,7 +175,7 @@ search = GridSearchCV(RandomForestClassifier(n_jobs=-1), {"max_depth": [4, 8]}, 
 def test_go302_nested_inline_is_reported_once_and_not_as_go303():
     findings = lint_source(NESTED)
     assert [(f.code, f.line) for f in findings if f.code.startswith("GO30")] == [("GO302", 4)]
-    assert "cores x cores" in findings[0].message
+    assert "cores x cores threads" in findings[0].message
 
 
 def test_go302_estimator_bound_earlier_reported_at_the_outer_call():
