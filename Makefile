@@ -11,6 +11,9 @@ $(BIN)/greenops-lint: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'
+	# The runtime probe's tests need torch: the pinned CPU build, never a
+	# range that could pull a multi-GB CUDA build.
+	$(BIN)/python -m pip install --quiet torch==2.13.0
 	touch $@
 
 venv: $(BIN)/greenops-lint
