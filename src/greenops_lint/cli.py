@@ -240,5 +240,16 @@ def hardware(output_format):
         click.echo(f"  {key:6} {r.intensity:5g}  {r.name} ({r.year})")
 
 
+
+def _register_probe() -> None:
+    # The probe lives in its own package; torch is imported only when it runs.
+    from greenops_lint.probe.cli import probe
+
+    main.add_command(probe)
+
+
+_register_probe()
+
+
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())
