@@ -17,15 +17,42 @@ FIXTURES = ROOT / "fixtures"
 EXPECT = re.compile(r"#\s*expect:\s*(?P<codes>GO\d{3}(?:\s*,\s*GO\d{3})*)")
 
 
-def expected_findings(path: Path) -> set[tuple[int, str]]:
-    """(line, code) pairs marked with `# expect: GO101[, GO102]` in a fixture."""
+def expected_findings(path: Path) -> set[tuple]:
+    """(where, code) pairs marked with `# expect: GO101[, GO102]` in a fixture;
+    `where` is the line, or (cell, line) in a notebook (see `finding_key`)."""
+    if path.suffix == ".ipynb":
+        import json
+
+        marks = set()
+        for cell_number, cell in enumerate(json.loads(path.read_text(encoding="utf-8"))["cells"], start=1):
+            source = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
+            for where, code in _marks(source):
+                marks.add(((cell_number, where), code))
+        return marks
+    return _marks(path.read_text(encoding="utf-8"))
+
+
+def _marks(text: str) -> set[tuple[int, str]]:
     marks = set()
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for number, line in enumerate(text.splitlines(), start=1):
         match = EXPECT.search(line)
         if match:
             for code in match.group("codes").split(","):
                 marks.add((number, code.strip()))
     return marks
+
+
+def finding_key(finding) -> tuple:
+    """The `(where, code)` of a finding, comparable with `expected_findings`."""
+    where = (finding.cell, finding.line) if finding.cell is not None else finding.line
+    return (where, finding.code)
+
+
+def fixture_files() -> list[Path]:
+    return sorted(
+        p for p in FIXTURES.rglob("*") if p.suffix in (".py", ".ipynb") and ".fixed." not in p.name
+        and ".greenops_lint_cache" not in p.parts
+    )
 
 
 @pytest.fixture(scope="session")

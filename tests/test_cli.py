@@ -9,7 +9,7 @@ import textwrap
 
 import pytest
 
-from conftest import FIXTURES, ROOT, expected_findings
+from conftest import FIXTURES, ROOT, expected_findings, fixture_files
 
 BAD = "import torch\ntorch.set_default_dtype(torch.float64)\n"
 GOOD = "import torch\ntorch.set_default_dtype(torch.float32)\n"
@@ -113,12 +113,10 @@ def test_output_file(project, cli):
 
 def test_fixtures_directory_reports_exactly_the_marked_lines(cli):
     out = cli("check", FIXTURES, "--format", "json", "-q").stdout
-    reported = {(f["path"], f["line"], f["code"]) for f in json.loads(out)}
-    expected = {
-        (str(p), line, code)
-        for p in FIXTURES.rglob("*.py") if ".fixed." not in p.name
-        for line, code in expected_findings(p)
+    reported = {
+        (f["path"], (f["cell"], f["line"]) if "cell" in f else f["line"], f["code"]) for f in json.loads(out)
     }
+    expected = {(str(p), where, code) for p in fixture_files() for where, code in expected_findings(p)}
     assert reported == expected
 
 

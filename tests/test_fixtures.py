@@ -6,13 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from conftest import FIXTURES, expected_findings
+from conftest import FIXTURES, expected_findings, finding_key, fixture_files
 from greenops_lint.config import load_config
 from greenops_lint.engine import Linter
 from greenops_lint.plugins import load_rules
 from greenops_lint.selection import enabled_rules
 
-FIXTURE_FILES = sorted(p for p in FIXTURES.rglob("*.py") if ".fixed." not in p.name)
+FIXTURE_FILES = fixture_files()
 
 
 @pytest.fixture(scope="module")
@@ -31,8 +31,8 @@ def test_there_are_fixtures():
 @pytest.mark.parametrize("path", FIXTURE_FILES, ids=lambda p: str(p.relative_to(FIXTURES)))
 def test_fixture_reports_exactly_the_marked_lines(path: Path, fixture_linter):
     result = fixture_linter.lint_path(str(path))
-    reported = {(f.line, f.code) for f in result.findings}
-    assert reported == expected_findings(path), "\n".join(f"{f.line}:{f.column} {f.code} {f.message}" for f in result.findings)
+    reported = {finding_key(f) for f in result.findings}
+    assert reported == expected_findings(path), "\n".join(f"{f.location()} {f.code} {f.message}" for f in result.findings)
 
 
 def test_every_rule_has_positive_fixtures():

@@ -17,7 +17,7 @@ import pathspec
 
 from greenops_lint.config import Config, ConfigError
 
-LINTED_SUFFIXES = (".py", ".pyi")
+LINTED_SUFFIXES = (".py", ".pyi", ".ipynb")
 
 
 @dataclass

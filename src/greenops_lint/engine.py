@@ -11,7 +11,7 @@ import ast
 import os
 import traceback
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Optional, Sequence
 
 import libcst as cst
@@ -26,7 +26,7 @@ from greenops_lint.noqa import is_suppressed, noqa_lines
 from greenops_lint.rule import Rule, dispatch_methods
 from greenops_lint.savings import get_hardware
 from greenops_lint.selection import PerFileIgnores, is_ignored
-from greenops_lint.source import SourceError, decode, read_bytes
+from greenops_lint.source import SourceError, SourceFile, decode, read_bytes
 from greenops_lint.walker import Dispatch, TreeWalk
 
 SYNTAX_ERROR, DECODE_ERROR, INTERNAL_ERROR = "GO001", "GO002", "GO003"
@@ -63,6 +63,14 @@ class Linter:
             source = decode(path, raw)
         except SourceError as exc:
             return self._meta_result(path, DECODE_ERROR, exc.message, exc.line, exc.column)
+        result = self._lint_source(path, source)
+        if source.cells is not None:
+            result.findings = [_in_cell(f, source) for f in result.findings]
+            result.suppressed = [_in_cell(f, source) for f in result.suppressed]
+            result.findings.sort(key=Finding.sort_key)
+        return result
+
+    def _lint_source(self, path: str, source: SourceFile) -> FileResult:
         ignored = self.per_file_ignores.codes_for(path)
         rules = [
             cls
@@ -168,6 +176,18 @@ class Linter:
         if code not in self.meta or is_ignored(code, ignored):
             return FileResult(path)
         return FileResult(path, [self._meta(path, code, message, line, column)])
+
+
+def _in_cell(finding: Finding, source: SourceFile) -> Finding:
+    cell, line = source.cell_position(finding.line)
+    end_cell, end_line = source.cell_position(finding.end_line)
+    if cell is None:
+        return finding
+    if end_cell != cell:
+        end_line, end_column = line, finding.column
+    else:
+        end_column = finding.end_column
+    return replace(finding, cell=cell, line=line, end_line=end_line, end_column=end_column)
 
 
 # -- many files, in parallel, through the cache ------------------------------

@@ -74,9 +74,17 @@ class Finding:
     # Lines on which a `# noqa` comment suppresses this finding (the reported
     # line and the first line of its statement); not part of the output.
     noqa_lines: tuple[int, ...] = field(default=(), compare=False, repr=False)
+    # Notebooks: the cell (1-based, as the notebook shows it); `line` is then
+    # the line within that cell.
+    cell: Optional[int] = None
 
     def sort_key(self) -> tuple:
-        return (self.path, self.line, self.column, self.code)
+        return (self.path, self.cell or 0, self.line, self.column, self.code)
+
+    def location(self) -> str:
+        """`path:line:col`, or `nb.ipynb:cell 3:2:5` for a notebook cell."""
+        cell = f"cell {self.cell}:" if self.cell is not None else ""
+        return f"{self.path}:{cell}{self.line}:{self.column}"
 
     def to_json(self) -> dict:
         return {
@@ -92,4 +100,5 @@ class Finding:
             "severity": self.severity,
             "fixable": self.fixable,
             "estimate": self.estimate.to_json() if self.estimate else None,
+            **({"cell": self.cell} if self.cell is not None else {}),
         }

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import io
+import json
+import re
 import tokenize
 from dataclasses import dataclass
+from typing import Optional
 
 
 @dataclass(frozen=True)
@@ -13,6 +16,14 @@ class SourceFile:
     raw: bytes
     text: str
     encoding: str
+    # Notebooks only: for each line of `text` (0-based), its (cell number,
+    # line within the cell), both 1-based, cells counted as the notebook shows them.
+    cells: Optional[tuple[tuple[int, int], ...]] = None
+
+    def cell_position(self, line: int) -> tuple[Optional[int], int]:
+        if self.cells is None or not 1 <= line <= len(self.cells):
+            return None, line
+        return self.cells[line - 1]
 
 
 class SourceError(Exception):
@@ -36,6 +47,8 @@ def read_bytes(path: str) -> bytes:
 
 
 def decode(path: str, raw: bytes) -> SourceFile:
+    if path.endswith(".ipynb"):
+        return decode_notebook(path, raw)
     try:
         encoding, _ = tokenize.detect_encoding(io.BytesIO(raw).readline)
     except SyntaxError as exc:
@@ -56,3 +69,54 @@ def decode(path: str, raw: bytes) -> SourceFile:
     if text.startswith("\ufeff"):
         text = text[1:]
     return SourceFile(path=path, raw=raw, text=text, encoding=encoding)
+
+
+# -- Jupyter notebooks ------------------------------------------------------------
+# Cell magics whose body is still Python; the body of any other (%%bash,
+# %%writefile, %%html, ...) is not Python and is skipped.
+_PYTHON_CELL_MAGICS = frozenset({"time", "timeit", "capture", "prun", "debug", "memit", "profile"})
+_LINE_MAGIC = re.compile(r"^(\s*)(%|!|\?)|^(\s*)[\w.,\s\[\]]+=\s*[%!]|\?\s*$")
+
+
+def decode_notebook(path: str, raw: bytes) -> SourceFile:
+    """Code cells joined into one virtual module: IPython magics, shell escapes and
+    help lines become `pass` (keeping indentation), so lines map back to cells."""
+    try:
+        notebook = json.loads(raw.decode("utf-8-sig"))
+        cells = notebook["cells"]
+        if not isinstance(cells, list):
+            raise TypeError("cells is not a list")
+    except (UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
+        raise SourceError(f"cannot read notebook: {exc}") from None
+    lines: list[str] = []
+    positions: list[tuple[int, int]] = []
+    for number, cell in enumerate(cells, start=1):
+        if not isinstance(cell, dict) or cell.get("cell_type") != "code":
+            continue
+        source = cell.get("source", "")
+        text = "".join(source) if isinstance(source, list) else str(source)
+        cell_lines = text.splitlines()
+        skip_body = False
+        if cell_lines and cell_lines[0].lstrip().startswith("%%"):
+            magic = cell_lines[0].strip()[2:].split(" ", 1)[0]
+            skip_body = magic not in _PYTHON_CELL_MAGICS
+        for index, line in enumerate(cell_lines):
+            if skip_body or (index == 0 and line.lstrip().startswith("%%")):
+                line = ""
+            elif _LINE_MAGIC.search(line) and not _is_python(line):
+                line = line[: len(line) - len(line.lstrip())] + "pass"
+            lines.append(line)
+            positions.append((number, index + 1))
+    text = "\n".join(lines) + ("\n" if lines else "")
+    return SourceFile(path=path, raw=raw, text=text, encoding="utf-8", cells=tuple(positions))
+
+
+def _is_python(line: str) -> bool:
+    """`x = a % b`, `print("?")`: lines that only look like magics."""
+    try:
+        compile(line.strip(), "<cell>", "exec")
+        return True
+    except SyntaxError:
+        return False
+    except ValueError:
+        return False

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 def format_line(finding) -> str:
     headline = f" ({finding.estimate.headline()})" if finding.estimate else ""
-    return f"{finding.path}:{finding.line}:{finding.column}: {finding.code} {finding.message}{headline}"
+    return f"{finding.location()}: {finding.code} {finding.message}{headline}"
 
 
 def format_findings(findings, rules) -> str:
