@@ -13,12 +13,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from dataclasses import asdict
 from pathlib import Path
 from typing import Optional
 
 from greenops_lint import __version__
+from greenops_lint.fileio import atomic_write
 from greenops_lint.finding import Finding, SavingsEstimate
 
 CACHE_DIR_NAME = ".greenops_lint_cache"
@@ -59,7 +59,7 @@ class ResultCache:
             self.directory.mkdir(parents=True, exist_ok=True)
             ignore = root / ".gitignore"
             if not ignore.exists():
-                _atomic_write(ignore, "# Created by greenops-lint\n*\n")
+                atomic_write(ignore, "# Created by greenops-lint\n*\n", durable=False)
             return os.access(self.directory, os.W_OK)
         except OSError:
             return False
@@ -94,7 +94,7 @@ class ResultCache:
         )
         try:
             entry.parent.mkdir(exist_ok=True)
-            _atomic_write(entry, payload)
+            atomic_write(entry, payload, durable=False)
         except OSError:
             self.usable = False  # read-only or full disk: lint without a cache
 
@@ -111,17 +111,3 @@ def _finding(data: dict) -> Finding:
     if estimate is not None:
         estimate = SavingsEstimate(**{**estimate, "assumptions": tuple(estimate["assumptions"])})
     return Finding(**{**data, "estimate": estimate, "noqa_lines": tuple(data["noqa_lines"])})
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise

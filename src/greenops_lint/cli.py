@@ -6,7 +6,6 @@ import inspect
 import json
 import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Optional
 
@@ -14,13 +13,24 @@ import click
 
 from greenops_lint import __version__
 from greenops_lint.cache import CACHE_DIR_NAME, ResultCache, code_stamp, config_fingerprint
-from greenops_lint.config import Config, ConfigError, check_hardware, check_region, check_selector, load_config
+from greenops_lint.adoption import AdoptionError, add_noqa
+from greenops_lint.config import (
+    Config,
+    ConfigError,
+    check_hardware,
+    check_region,
+    check_selector,
+    disabled_plugins,
+    load_config,
+)
 from greenops_lint.discovery import discover
 from greenops_lint.docs import render_page, write_pages
 from greenops_lint.engine import INTERNAL_ERROR, default_jobs, lint_files
+from greenops_lint.fileio import atomic_write
 from greenops_lint.finding import Finding
 from greenops_lint.plugins import RuleRegistry, load_rules, warn
 from greenops_lint.report import FORMATTERS
+from greenops_lint.report.text import format_line
 from greenops_lint.savings import grid_table, hardware_table
 from greenops_lint.selection import enabled_rules
 from greenops_lint.statistics import render_statistics
@@ -35,8 +45,8 @@ def _codes(values: tuple[str, ...]) -> Optional[tuple[str, ...]]:
     return tuple(code.strip().upper() for value in values for code in value.split(",") if code.strip())
 
 
-def _registry() -> RuleRegistry:
-    registry = load_rules()
+def _registry(disabled: tuple[str, ...] = ()) -> RuleRegistry:
+    registry = load_rules(disabled)
     for problem in registry.plugin_errors:
         warn(problem)
     return registry
@@ -47,19 +57,6 @@ def _fail(message: str) -> "click.exceptions.Exit":
     return click.exceptions.Exit(EXIT_ERROR)
 
 
-def _atomic_write(path: str, content: str) -> None:
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".greenops-", dir=directory)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(content)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="greenops-lint")
 def main() -> None:
@@ -68,7 +65,7 @@ def main() -> None:
 
 @main.command()
 @click.argument("paths", nargs=-1, type=click.Path())
-@click.option("--format", "output_format", type=click.Choice(sorted(FORMATTERS)), default="text", show_default=True)
+@click.option("--format", "output_format", default="text", show_default=True, help=f"Output format: {', '.join(FORMATTERS)} (and any a plugin adds).")
 @click.option("--select", multiple=True, help="Codes or prefixes to check (replaces the config's select), e.g. GO4,GO101.")
 @click.option("--extend-select", multiple=True, help="Codes or prefixes to add to the selection.")
 @click.option("--ignore", multiple=True, help="Codes or prefixes to skip (added to the config's ignore).")
@@ -84,12 +81,21 @@ def main() -> None:
 @click.option("--jobs", "-j", type=click.IntRange(min=1), help="Worker processes (default: the CPUs available).")
 @click.option("--no-cache", is_flag=True, help="Neither read nor write the result cache.")
 @click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), help=f"Cache directory (default: {CACHE_DIR_NAME}/ next to the config).")
+@click.option("--add-noqa", is_flag=True, help="Add `# noqa: CODE` to every line with a finding (adopt the linter, block new waste).")
+@click.option("--show-suppressed", is_flag=True, help="Also list the findings that noqa comments hide.")
+@click.option("--disable-plugin", multiple=True, help="Do not load this rule-pack plugin (by entry-point name).")
 @click.option("--debug", is_flag=True, help="Show tracebacks of internal errors.")
-def check(paths, output_format, select, extend_select, ignore, config_file, hardware, region, pue, gpu_hours, statistics, output_file, exit_zero, quiet, jobs, no_cache, cache_dir, debug):
+def check(paths, output_format, select, extend_select, ignore, config_file, hardware, region, pue, gpu_hours, statistics,
+          output_file, exit_zero, quiet, jobs, no_cache, cache_dir, add_noqa, show_suppressed, disable_plugin, debug):
     """Lint PATHS (files or directories; default: the current directory)."""
     paths = paths or (".",)
-    registry = _registry()
     try:
+        first = Path(paths[0])
+        disabled = disabled_plugins(config_file, (first if first.exists() else Path.cwd()).resolve())
+        registry = _registry(disabled + tuple(disable_plugin))
+        formatters = {**FORMATTERS, **registry.formatters}
+        if output_format not in formatters:
+            raise ConfigError(f"--format: unknown format {output_format!r}; valid: {', '.join(formatters)}")
         config = _effective_config(registry, paths, config_file, select, extend_select, ignore, hardware)
         config = _workload_overrides(config, region, pue, gpu_hours)
         found = discover(paths, config)
@@ -102,22 +108,55 @@ def check(paths, output_format, select, extend_select, ignore, config_file, hard
         fingerprint = config_fingerprint(config, sorted(rules), registry.plugin_names, debug, code_stamp(modules))
         cache = ResultCache(cache_dir or config.root / CACHE_DIR_NAME, fingerprint)
     results = lint_files(found.files, config, rules, jobs or default_jobs(), debug, cache)
+    if add_noqa:
+        _add_noqa(results, quiet)
+        return
     findings: list[Finding] = [f for r in results for f in r.findings]
     for directory, problem in found.problems:
         findings.append(Finding(directory, 1, 1, 1, 1, "GO002", "unreadable-file", "core", problem, "error"))
     findings.sort(key=Finding.sort_key)
-    report = FORMATTERS[output_format](findings, registry.rules)
+    suppressed = sorted((f for r in results for f in r.suppressed), key=Finding.sort_key)
+    report = formatters[output_format](findings, registry.rules)
+    if show_suppressed and suppressed:
+        report += _suppressed_report(suppressed, output_format, formatters, registry)
     if output_file:
-        _atomic_write(output_file, report)
+        atomic_write(output_file, report)
     else:
         click.echo(report, nl=False)
     if statistics:
         click.echo(render_statistics(findings, config), nl=False, err=output_format != "text" and not output_file)
     if not quiet:
-        _summary(findings, len(found.files))
+        _summary(findings, len(found.files), len(suppressed))
     if any(f.code == INTERNAL_ERROR for f in findings):
         raise SystemExit(EXIT_ERROR)
     raise SystemExit(EXIT_FINDINGS if findings and not exit_zero else EXIT_CLEAN)
+
+
+def _suppressed_report(suppressed, output_format, formatters, registry) -> str:
+    if output_format == "text":
+        return "".join(f"{format_line(f)} [suppressed by noqa]\n" for f in suppressed)
+    click.echo(f"{len(suppressed)} findings are suppressed by noqa comments (shown in text format only)", err=True)
+    return ""
+
+
+def _add_noqa(results, quiet: bool) -> None:
+    lines = files = 0
+    failed = False
+    for result in results:
+        if not result.findings:
+            continue
+        try:
+            changed = add_noqa(result.path, result.findings)
+        except (AdoptionError, OSError, ValueError) as exc:
+            click.echo(f"greenops-lint: error: {exc}", err=True)
+            failed = True
+            continue
+        if changed:
+            lines += changed
+            files += 1
+    if not quiet:
+        click.echo(f"Added noqa comments to {lines} line{'s' if lines != 1 else ''} in {files} file{'s' if files != 1 else ''}.", err=True)
+    raise SystemExit(EXIT_ERROR if failed else EXIT_CLEAN)
 
 
 def _effective_config(registry, paths, config_file, select, extend_select, ignore, hardware) -> Config:
@@ -155,17 +194,18 @@ def _workload_overrides(config: Config, region, pue, gpu_hours) -> Config:
     return config.with_overrides(**overrides)
 
 
-def _summary(findings: list[Finding], checked: int) -> None:
+def _summary(findings: list[Finding], checked: int, suppressed: int = 0) -> None:
     files = len({f.path for f in findings})
     noun = "file" if checked == 1 else "files"
+    hidden = f"; {suppressed} suppressed by noqa" if suppressed else ""
     if findings:
         click.echo(
             f"Found {len(findings)} finding{'s' if len(findings) != 1 else ''} in {files} "
-            f"file{'s' if files != 1 else ''} ({checked} {noun} checked).",
+            f"file{'s' if files != 1 else ''} ({checked} {noun} checked{hidden}).",
             err=True,
         )
     else:
-        click.echo(f"No findings ({checked} {noun} checked).", err=True)
+        click.echo(f"No findings ({checked} {noun} checked{hidden}).", err=True)
 
 
 @main.command(name="rules")

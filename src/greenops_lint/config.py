@@ -28,7 +28,7 @@ class ConfigError(Exception):
 class Config:
     root: Path = field(default_factory=Path.cwd)
     source: Optional[Path] = None  # the file the settings came from
-    select: tuple[str, ...] = ("GO",)
+    select: tuple[str, ...] = ("ALL",)
     extend_select: tuple[str, ...] = ()
     ignore: tuple[str, ...] = ()
     exclude: tuple[str, ...] = DEFAULT_EXCLUDES
@@ -40,6 +40,7 @@ class Config:
     region: str = "WORLD"
     pue: float = 1.0
     gpu_hours: Optional[float] = None
+    disabled_plugins: tuple[str, ...] = ()
 
     def options_for(self, code: str) -> dict[str, Any]:
         for rule_code, items in self.rule_options:
@@ -65,6 +66,7 @@ _KEYS = {
     "region": ("region", "region"),
     "pue": ("pue", "pue"),
     "gpu-hours": ("gpu_hours", "positive"),
+    "plugins": ("disabled_plugins", "plugins"),
 }
 
 
@@ -90,6 +92,18 @@ def _read_toml(path: Path) -> dict:
         raise ConfigError(f"{path}: is a directory, not a TOML file") from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
+
+
+def disabled_plugins(explicit: Optional[Path], start: Path) -> tuple[str, ...]:
+    """`plugins.disable` read before the plugins load (their codes are needed
+    to validate the rest of the configuration)."""
+    path = explicit if explicit is not None and explicit.is_file() else find_config_file(start)
+    if path is None:
+        return ()
+    data = _read_toml(path)
+    table = data.get("tool", {}).get("greenops-lint", data if path.name != "pyproject.toml" else {})
+    names = table.get("plugins", {}).get("disable", []) if isinstance(table.get("plugins"), dict) else []
+    return tuple(n for n in names if isinstance(n, str))
 
 
 def load_config(
@@ -159,6 +173,13 @@ def _parse_value(key, kind, value, path, known_codes, rule_option_types):
         return check_hardware(value, where)
     if kind == "region":
         return check_region(value, where)
+    if kind == "plugins":
+        if not isinstance(value, dict) or set(value) - {"disable"}:
+            raise ConfigError(f"{where} must be a table with one key, 'disable' (a list of plugin names)")
+        names = value.get("disable", [])
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            raise ConfigError(f"{where}.disable must be a list of plugin names")
+        return tuple(names)
     if kind in ("pue", "positive"):
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0 or (kind == "pue" and value < 1):
             bound = "a number >= 1.0" if kind == "pue" else "a positive number"

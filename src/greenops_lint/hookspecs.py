@@ -22,3 +22,8 @@ hookimpl = pluggy.HookimplMarker(PROJECT)
 @hookspec
 def greenops_lint_rules():
     """Return a list of `greenops_lint.rule.Rule` subclasses."""
+
+
+@hookspec
+def greenops_lint_formatters():
+    """Return a dict of output format name -> callable(findings, rules) -> str."""

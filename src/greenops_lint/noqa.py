@@ -32,3 +32,48 @@ def is_suppressed(code: str, lines: tuple[int, ...], table: dict[int, Optional[f
             if codes is None or any(code.startswith(c) for c in codes):
                 return True
     return False
+
+
+# -- adding noqa comments (`check --add-noqa`) ----------------------------------------
+
+def _lines_ending_in_strings(text: str) -> set[int]:
+    """Lines whose end lies inside a multi-line string: a comment there would
+    become part of the string."""
+    import io
+    import tokenize
+
+    inside: set[int] = set()
+    try:
+        for token in tokenize.generate_tokens(io.StringIO(text).readline):
+            if token.type == tokenize.STRING or getattr(tokenize, "FSTRING_MIDDLE", -1) == token.type:
+                inside.update(range(token.start[0], token.end[0]))
+    except (tokenize.TokenError, SyntaxError, IndentationError):
+        pass
+    return inside
+
+
+def add_noqa_comments(text: str, codes_by_line: dict[int, set[str]]) -> tuple[str, int]:
+    """Append `# noqa: CODES` to the given lines (merging with an existing
+    `# noqa: X`); returns the new text and how many lines changed."""
+    lines = text.splitlines(keepends=True)
+    unsafe = _lines_ending_in_strings(text)
+    changed = 0
+    for number, codes in sorted(codes_by_line.items()):
+        if not 1 <= number <= len(lines) or number in unsafe:
+            continue
+        line = lines[number - 1]
+        body = line.rstrip("\r\n")
+        ending = line[len(body):]
+        match = _NOQA.search(body)
+        if match and not match.group("codes"):
+            continue  # a bare noqa already hides everything
+        if match:
+            present = set(_SPLIT.split(match.group("codes").strip()))
+            merged = ",".join(sorted(present | codes))
+            body = body[: match.start()] + f"# noqa: {merged}" + body[match.end():]
+        else:
+            body = body + f"  # noqa: {','.join(sorted(codes))}"
+        if body + ending != line:
+            lines[number - 1] = body + ending
+            changed += 1
+    return "".join(lines), changed

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from dataclasses import dataclass, field
 
@@ -22,6 +23,7 @@ class RuleRegistry:
     rules: dict[str, type[Rule]]
     plugin_errors: list[str] = field(default_factory=list)
     plugin_names: tuple[str, ...] = ()
+    formatters: dict = field(default_factory=dict)
 
 
 def make_plugin_manager(disabled: tuple[str, ...] = ()) -> tuple[pluggy.PluginManager, list[str]]:
@@ -33,11 +35,27 @@ def make_plugin_manager(disabled: tuple[str, ...] = ()) -> tuple[pluggy.PluginMa
     errors: list[str] = []
     for name in disabled:
         manager.set_blocked(name)
-    try:
-        manager.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
-    except Exception as exc:  # noqa: BLE001 - a broken plugin must not stop the linter
-        errors.append(f"plugin failed to load: {type(exc).__name__}: {exc}")
+    _load_entry_points(manager, errors)
     return manager, errors
+
+
+def _load_entry_points(manager: pluggy.PluginManager, errors: list[str]) -> None:
+    """Like `load_setuptools_entrypoints`, one plugin at a time, so that one that
+    fails to import is reported by name and the others still load."""
+    from importlib.metadata import entry_points
+
+    try:
+        found = entry_points(group=ENTRY_POINT_GROUP)
+    except TypeError:  # pragma: no cover - Python < 3.10
+        found = entry_points().get(ENTRY_POINT_GROUP, [])
+    for entry in sorted(found, key=lambda e: e.name):
+        if manager.is_blocked(entry.name) or manager.has_plugin(entry.name):
+            continue
+        try:
+            plugin = entry.load()
+            manager.register(plugin, name=entry.name)
+        except Exception as exc:  # noqa: BLE001 - a broken plugin must not stop the linter
+            errors.append(f"plugin '{entry.name}' ({entry.value}) failed to load: {type(exc).__name__}: {exc}")
 
 
 def load_rules(disabled: tuple[str, ...] = ()) -> RuleRegistry:
@@ -61,8 +79,17 @@ def load_rules(disabled: tuple[str, ...] = ()) -> RuleRegistry:
                 errors.append(f"plugin '{plugin_name}': rule code {rule_cls.code} is already registered")
             else:
                 rules[rule_cls.code] = rule_cls
+    formatters: dict = {}
+    for plugin in manager.get_plugins():
+        hook = getattr(plugin, "greenops_lint_formatters", None)
+        if hook is None:
+            continue
+        try:
+            formatters.update(hook() or {})
+        except Exception as exc:  # noqa: BLE001
+            errors.append(f"plugin '{manager.get_name(plugin)}' failed while registering formatters: {type(exc).__name__}: {exc}")
     names = tuple(sorted(manager.get_name(p) or "" for p in manager.get_plugins()))
-    return RuleRegistry(dict(sorted(rules.items())), errors, names)
+    return RuleRegistry(dict(sorted(rules.items())), errors, names, formatters)
 
 
 def _check_rule_class(rule_cls: object) -> str:
@@ -71,6 +98,8 @@ def _check_rule_class(rule_cls: object) -> str:
     for attribute in ("code", "name", "family"):
         if not isinstance(getattr(rule_cls, attribute, None), str):
             return f"rule {rule_cls.__name__} has no {attribute}"
+    if not re.fullmatch(r"[A-Z]{1,4}[0-9]{2,4}", rule_cls.code):
+        return f"rule {rule_cls.__name__} has an invalid code {rule_cls.code!r} (letters then digits, like XYZ001)"
     return ""
 
 

@@ -17,7 +17,7 @@ from greenops_lint.finding import Finding, SavingsEstimate, _human_bytes
 from greenops_lint.savings import DEFAULT_UTILISATION, get_hardware, grid_table
 
 
-def _combine(estimates: list[SavingsEstimate]) -> str:
+def combine_estimates(estimates: list[SavingsEstimate]) -> str:
     if not estimates:
         return "no estimate"
     metric = estimates[0].metric
@@ -43,7 +43,7 @@ def render_statistics(findings: list[Finding], config: Config) -> str:
     for code in sorted(by_rule):
         group = by_rule[code]
         estimates = [f.estimate for f in group if f.estimate]
-        lines.append(f"  {code} {group[0].name:34} {len(group):5}  est. {_combine(estimates)}")
+        lines.append(f"  {code} {group[0].name:34} {len(group):5}  est. {combine_estimates(estimates)}")
     for family in sorted(by_family):
         lines.append(f"  family {family:29} {by_family[family]:5}")
     if config.gpu_hours:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Callable
 
 from greenops_lint.finding import Finding
-from greenops_lint.report import github, json_format, sarif, text
+from greenops_lint.report import github, json_format, junit, markdown, sarif, text
 from greenops_lint.rule import Rule
 
 Formatter = Callable[[list[Finding], dict[str, type[Rule]]], str]
@@ -15,4 +15,6 @@ FORMATTERS: dict[str, Formatter] = {
     "json": json_format.format_findings,
     "sarif": sarif.format_findings,
     "github": github.format_findings,
+    "markdown": markdown.format_findings,
+    "junit": junit.format_findings,
 }

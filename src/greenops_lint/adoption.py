@@ -1,0 +1,68 @@
+"""`check --add-noqa`: suppress every current finding in place, so a large
+codebase can adopt the linter today and block only new waste (as ruff does).
+
+Comments go on the reported line (or the first line of its statement when the
+reported line ends inside a multi-line string). The result must still parse,
+and is written atomically in the file's own encoding and newline style;
+notebooks are edited cell by cell.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+
+from greenops_lint.fileio import atomic_write
+from greenops_lint.finding import Finding
+from greenops_lint.noqa import add_noqa_comments
+from greenops_lint.source import decode
+
+META = ("GO001", "GO002", "GO003")
+
+
+class AdoptionError(Exception):
+    pass
+
+
+def add_noqa(path: str, findings: list[Finding]) -> int:
+    """Add noqa comments for `findings` (all of one file); returns lines changed."""
+    findings = [f for f in findings if f.code not in META]
+    if not findings:
+        return 0
+    with open(path, "rb") as handle:
+        raw = handle.read()
+    if path.endswith(".ipynb"):
+        return _add_noqa_notebook(path, raw, findings)
+    source = decode(path, raw)
+    codes: dict[int, set[str]] = defaultdict(set)
+    for finding in findings:
+        codes[finding.line].add(finding.code)
+    text, changed = add_noqa_comments(source.text, codes)
+    if changed:
+        try:
+            compile(text, path, "exec", dont_inherit=True)
+        except SyntaxError as exc:  # pragma: no cover - a guard, not expected
+            raise AdoptionError(f"{path}: adding noqa comments would break the file ({exc.msg}); left unchanged") from None
+        bom = "\ufeff" if source.encoding == "utf-8-sig" else ""
+        atomic_write(path, (bom + text).encode(source.encoding.replace("-sig", "")) if bom else text.encode(source.encoding))
+    return changed
+
+
+def _add_noqa_notebook(path: str, raw: bytes, findings: list[Finding]) -> int:
+    notebook = json.loads(raw.decode("utf-8-sig"))
+    by_cell: dict[int, dict[int, set[str]]] = defaultdict(lambda: defaultdict(set))
+    for finding in findings:
+        if finding.cell is not None:
+            by_cell[finding.cell][finding.line].add(finding.code)
+    changed = 0
+    for number, codes in by_cell.items():
+        cell = notebook["cells"][number - 1]
+        source = cell["source"]
+        text = "".join(source) if isinstance(source, list) else source
+        new_text, count = add_noqa_comments(text, codes)
+        changed += count
+        cell["source"] = new_text.splitlines(keepends=True) if isinstance(source, list) else new_text
+    if changed:
+        indent = 1 if b'\n "' in raw[:200] else 2
+        atomic_write(path, json.dumps(notebook, indent=indent, ensure_ascii=False) + "\n")
+    return changed
