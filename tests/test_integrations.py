@@ -178,8 +178,8 @@ def test_add_noqa_then_check_is_clean_and_show_suppressed_lists_the_debt(tmp_pat
         import torch
         torch.set_default_dtype(torch.float64)
         model = net.double()  # noqa: E501
-        doc = """
-        text"""; other = model.double()
+        other = net.double(); doc = """
+        text"""
         '''
     )
     (tmp_path / "train.py").write_bytes(source.replace("\n", "\r\n").encode())
@@ -190,7 +190,7 @@ def test_add_noqa_then_check_is_clean_and_show_suppressed_lists_the_debt(tmp_pat
     text = (tmp_path / "train.py").read_bytes().decode()
     assert "torch.set_default_dtype(torch.float64)  # noqa: GO401\r\n" in text
     assert "model = net.double()  # noqa: E501,GO402\r\n" in text
-    assert "text\"\"\"; other = model.double()\r\n" in text  # inside a string's line: left alone
+    assert 'other = net.double(); doc = """\r\n' in text  # the line ends inside a string: left alone
     compile(text, "train.py", "exec")
     after = cli("check", "train.py")
     assert after.stdout.count("\n") == 1  # only the finding whose line ends a string
