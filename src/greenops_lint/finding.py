@@ -39,9 +39,10 @@ class SavingsEstimate:
             ) + f" memory on {self.hardware}"
         span = _num(self.low) if self.low == self.high else f"{_num(self.low)}-{_num(self.high)}"
         if self.metric == "time_factor":
-            return f"est. {span}x time on {self.hardware}"
+            scope = "" if self.unit == "x" else " " + self.unit.removeprefix("x ")
+            return f"est. {span}x{scope or ' time'} on {self.hardware}"
         if self.metric == "repeated_work":
-            return f"est. {span}x repeated work"
+            return f"est. {span} {self.unit}"
         return f"est. {span} {self.unit} on {self.hardware}"
 
 

@@ -24,7 +24,7 @@ def format_findings(findings, rules) -> str:
     ]
     for f in findings:
         estimate = f.estimate.headline().removeprefix("est. ") if f.estimate else ""
-        rule = f"[{f.code}]({HELP_URI.format(code=f.code)}) {f.name}"
+        rule = f"[{f.code}]({HELP_URI.format(code=f.code)})"
         lines.append(f"| `{_cell(f.location())}` | {rule} | {_cell(f.message)} | {_cell(estimate)} |")
     by_rule = defaultdict(list)
     for f in findings:
