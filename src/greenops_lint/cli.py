@@ -81,12 +81,16 @@ def main() -> None:
 @click.option("--jobs", "-j", type=click.IntRange(min=1), help="Worker processes (default: the CPUs available).")
 @click.option("--no-cache", is_flag=True, help="Neither read nor write the result cache.")
 @click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), help=f"Cache directory (default: {CACHE_DIR_NAME}/ next to the config).")
+@click.option("--fix", is_flag=True, help="Apply safe fixes in place.")
+@click.option("--unsafe-fixes", is_flag=True, help="Also apply (with --fix or --diff) and mark as fixable the fixes that may change numerics or behaviour.")
+@click.option("--diff", is_flag=True, help="Print the fixes as a unified diff; write nothing (exit 1 when there would be changes).")
 @click.option("--add-noqa", is_flag=True, help="Add `# noqa: CODE` to every line with a finding (adopt the linter, block new waste).")
 @click.option("--show-suppressed", is_flag=True, help="Also list the findings that noqa comments hide.")
 @click.option("--disable-plugin", multiple=True, help="Do not load this rule-pack plugin (by entry-point name).")
 @click.option("--debug", is_flag=True, help="Show tracebacks of internal errors.")
 def check(paths, output_format, select, extend_select, ignore, config_file, hardware, region, pue, gpu_hours, statistics,
-          output_file, exit_zero, quiet, jobs, no_cache, cache_dir, add_noqa, show_suppressed, disable_plugin, debug):
+          output_file, exit_zero, quiet, jobs, no_cache, cache_dir, fix, unsafe_fixes, diff, add_noqa, show_suppressed,
+          disable_plugin, debug):
     """Lint PATHS (files or directories; default: the current directory)."""
     paths = paths or (".",)
     try:
@@ -102,12 +106,17 @@ def check(paths, output_format, select, extend_select, ignore, config_file, hard
     except ConfigError as exc:
         raise _fail(str(exc))
     rules = enabled_rules(registry.rules, config)
-    cache = None
-    if not no_cache:
-        modules = [inspect.getsourcefile(cls) or "" for cls in rules.values()]
-        fingerprint = config_fingerprint(config, sorted(rules), registry.plugin_names, debug, code_stamp(modules))
-        cache = ResultCache(cache_dir or config.root / CACHE_DIR_NAME, fingerprint)
-    results = lint_files(found.files, config, rules, jobs or default_jobs(), debug, cache)
+    if fix or diff:
+        results = _fix(found.files, config, rules, unsafe_fixes, write=not diff, quiet=quiet)
+        if diff:
+            return
+    else:
+        cache = None
+        if not no_cache:
+            modules = [inspect.getsourcefile(cls) or "" for cls in rules.values()]
+            fingerprint = config_fingerprint(config, sorted(rules), registry.plugin_names, debug, unsafe_fixes, code_stamp(modules))
+            cache = ResultCache(cache_dir or config.root / CACHE_DIR_NAME, fingerprint)
+        results = lint_files(found.files, config, rules, jobs or default_jobs(), debug, cache, unsafe_fixes)
     if add_noqa:
         _add_noqa(results, quiet)
         return
@@ -130,6 +139,28 @@ def check(paths, output_format, select, extend_select, ignore, config_file, hard
     if any(f.code == INTERNAL_ERROR for f in findings):
         raise SystemExit(EXIT_ERROR)
     raise SystemExit(EXIT_FINDINGS if findings and not exit_zero else EXIT_CLEAN)
+
+
+def _fix(files, config, rules, unsafe: bool, write: bool, quiet: bool):
+    from greenops_lint.fixes import fix_paths
+
+    outcomes = fix_paths(files, config, rules, unsafe, write=write)
+    if not write:
+        changed = [o for o in outcomes if o.changed]
+        for outcome in changed:
+            click.echo(outcome.diff(), nl=False)
+        for outcome in outcomes:
+            if outcome.error:
+                click.echo(f"greenops-lint: error: {outcome.path}: {outcome.error}", err=True)
+        if not quiet:
+            fixes = sum(len(o.applied) for o in changed)
+            click.echo(f"Would fix {fixes} finding{'s' if fixes != 1 else ''} in {len(changed)} file{'s' if len(changed) != 1 else ''}.", err=True)
+        raise SystemExit(EXIT_ERROR if any(o.error for o in outcomes) else EXIT_FINDINGS if changed else EXIT_CLEAN)
+    fixed = sum(len(o.applied) for o in outcomes if o.changed)
+    if not quiet and fixed:
+        files = sum(1 for o in outcomes if o.changed)
+        click.echo(f"Fixed {fixed} finding{'s' if fixed != 1 else ''} in {files} file{'s' if files != 1 else ''}.", err=True)
+    return [o.result for o in outcomes]
 
 
 def _suppressed_report(suppressed, output_format, formatters, registry) -> str:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Optional
 import libcst as cst
 
 from greenops_lint.analysis.names import NameResolver
-from greenops_lint.finding import SavingsEstimate
+from greenops_lint.finding import Fix, SavingsEstimate
 
 if TYPE_CHECKING:  # pragma: no cover
     from greenops_lint.analysis.classes import ModelClasses
@@ -28,6 +28,7 @@ class RawReport:
     statement: Optional[cst.CSTNode]
     message: str
     estimate: Optional[SavingsEstimate]
+    fix: Optional[Fix] = None
 
 
 class FileContext:
@@ -51,10 +52,11 @@ class FileContext:
         message: str,
         estimate: Optional[SavingsEstimate],
         statement: Optional[cst.CSTNode] = None,
+        fix: Optional[Fix] = None,
     ) -> None:
         """Record a finding; `statement` (for noqa) defaults to the one being visited,
         and must be given by rules that decide after the walk has moved on."""
-        self.reports.append(RawReport(rule, node, statement or self.enclosing_statement(), message, estimate))
+        self.reports.append(RawReport(rule, node, statement or self.enclosing_statement(), message, estimate, fix))
 
     def enclosing_statement(self) -> Optional[cst.CSTNode]:
         for node in reversed(self.stack):

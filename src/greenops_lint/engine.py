@@ -21,7 +21,7 @@ from greenops_lint.analysis.loops import LoopAnalysis
 from greenops_lint.cache import ResultCache
 from greenops_lint.config import Config
 from greenops_lint.context import FileContext
-from greenops_lint.finding import Finding
+from greenops_lint.finding import Finding, Fix
 from greenops_lint.noqa import is_suppressed, noqa_lines
 from greenops_lint.rule import Rule, dispatch_methods
 from greenops_lint.savings import get_hardware
@@ -38,12 +38,21 @@ class FileResult:
     path: str
     findings: list[Finding] = field(default_factory=list)
     suppressed: list[Finding] = field(default_factory=list)
+    # Fix mode only (never cached or sent between processes): the parsed module
+    # and the fixes of the unsuppressed findings.
+    module: Optional[cst.Module] = None
+    fixes: list[tuple[Finding, Fix]] = field(default_factory=list)
 
 
 class Linter:
-    def __init__(self, config: Config, rules: dict[str, type[Rule]], debug: bool = False) -> None:
+    def __init__(
+        self, config: Config, rules: dict[str, type[Rule]], debug: bool = False, unsafe_fixes: bool = False,
+        collect_fixes: bool = False,
+    ) -> None:
         self.config = config
         self.debug = debug
+        self.unsafe_fixes = unsafe_fixes
+        self.collect_fixes = collect_fixes
         self.meta = {code: cls for code, cls in rules.items() if code in (SYNTAX_ERROR, DECODE_ERROR, INTERNAL_ERROR)}
         self.rules = [cls for code, cls in rules.items() if code not in self.meta]
         self.methods = {cls: dispatch_methods(cls) for cls in self.rules}
@@ -69,6 +78,11 @@ class Linter:
             result.suppressed = [_in_cell(f, source) for f in result.suppressed]
             result.findings.sort(key=Finding.sort_key)
         return result
+
+    def lint_source_for_fixes(self, path: str, source: SourceFile, text: str) -> FileResult:
+        """Lint `text` (a fix round's current version of `source`), keeping the
+        module and the fixes; positions stay in the virtual (notebook) lines."""
+        return self._lint_source(path, replace(source, text=text))
 
     def _lint_source(self, path: str, source: SourceFile) -> FileResult:
         ignored = self.per_file_ignores.codes_for(path)
@@ -125,6 +139,8 @@ class Linter:
             result.findings.append(self._meta(path, INTERNAL_ERROR, f"internal error in {label}: {detail}", 1, 1))
         if not ctx.reports:
             return result
+        if self.collect_fixes:
+            result.module = module
         positions = MetadataWrapper(module, unsafe_skip_copy=True).resolve(PositionProvider)
         suppressions = noqa_lines(text)
         crashed = {id(rule) for rule, _ in crashes}
@@ -147,11 +163,16 @@ class Linter:
                 family=rule.family,
                 message=raw.message,
                 severity=rule.severity,
-                fixable=rule.fixable,
+                fixable=raw.fix is not None and (raw.fix.safe or self.unsafe_fixes),
                 estimate=raw.estimate,
                 noqa_lines=lines,
             )
-            (result.suppressed if is_suppressed(rule.code, lines, suppressions) else result.findings).append(finding)
+            if is_suppressed(rule.code, lines, suppressions):
+                result.suppressed.append(finding)
+            else:
+                result.findings.append(finding)
+                if raw.fix is not None and self.collect_fixes:
+                    result.fixes.append((finding, raw.fix))
         result.findings.sort(key=Finding.sort_key)
         return result
 
@@ -195,9 +216,9 @@ _worker_linter: Optional[Linter] = None
 _worker_cache: Optional[ResultCache] = None
 
 
-def _init_worker(config: Config, rules: dict[str, type[Rule]], debug: bool, cache: Optional[ResultCache]) -> None:
+def _init_worker(config: Config, rules: dict[str, type[Rule]], debug: bool, cache: Optional[ResultCache], unsafe_fixes: bool) -> None:
     global _worker_linter, _worker_cache
-    _worker_linter = Linter(config, rules, debug)
+    _worker_linter = Linter(config, rules, debug, unsafe_fixes)
     _worker_cache = cache
 
 
@@ -228,11 +249,12 @@ def lint_files(
     jobs: int = 1,
     debug: bool = False,
     cache: Optional[ResultCache] = None,
+    unsafe_fixes: bool = False,
 ) -> list[FileResult]:
     """Lint `paths`; results come back in the order of `paths`."""
     results: dict[int, FileResult] = {}
     pending: list[tuple[int, str, bytes, Optional[str]]] = []
-    reader = Linter(config, rules, debug)
+    reader = Linter(config, rules, debug, unsafe_fixes)
     for index, path in enumerate(paths):
         try:
             raw = read_bytes(path)
@@ -252,7 +274,7 @@ def lint_files(
     else:
         batch_size = max(1, min(32, len(pending) // (jobs * 4)))
         batches = [pending[i : i + batch_size] for i in range(0, len(pending), batch_size)]
-        with ProcessPoolExecutor(max_workers=jobs, initializer=_init_worker, initargs=(config, rules, debug, cache)) as pool:
+        with ProcessPoolExecutor(max_workers=jobs, initializer=_init_worker, initargs=(config, rules, debug, cache, unsafe_fixes)) as pool:
             outputs = pool.map(_lint_batch, [[(p, r, k) for _, p, r, k in batch] for batch in batches])
             for batch, batch_results in zip(batches, outputs):
                 for (index, *_), result in zip(batch, batch_results):

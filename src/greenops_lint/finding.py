@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Optional
+from typing import Any, Callable, Optional
 
 FAMILIES = ("core", "caching", "unused", "provisioning", "precision", "efficiency")
 SEVERITIES = ("error", "warning", "info")
@@ -103,3 +103,19 @@ class Finding:
             "estimate": self.estimate.to_json() if self.estimate else None,
             **({"cell": self.cell} if self.cell is not None else {}),
         }
+
+
+@dataclass(frozen=True)
+class Fix:
+    """A change to the tree that removes a finding.
+
+    `apply` receives the target node as the fix pass sees it (with any fixes
+    inside it already applied) and returns its replacement: a node, a
+    `FlattenSentinel` or a `RemovalSentinel`. An unsafe fix may change numerics
+    or behaviour and runs only with `--unsafe-fixes`.
+    """
+
+    target: Any  # libcst.CSTNode
+    apply: Callable[[Any], Any]
+    safe: bool
+    title: str

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Optional
 
 import libcst as cst
 
-from greenops_lint.finding import SavingsEstimate
+from greenops_lint.finding import Fix, SavingsEstimate
 
 if TYPE_CHECKING:  # pragma: no cover
     from greenops_lint.context import FileContext
@@ -39,6 +39,8 @@ class Rule:
     severity: ClassVar[str] = "warning"
     default_enabled: ClassVar[bool] = True
     fixable: ClassVar[bool] = False
+    # "safe" or "unsafe" for a fixable rule: what `--fix` needs to apply it.
+    fix_safety: ClassVar[str] = ""
     has_probe: ClassVar[bool] = False
     # The prefilter: a file that contains none of these strings cannot match,
     # so it is not parsed for this rule. Empty means "always run".
@@ -61,8 +63,9 @@ class Rule:
         message: str,
         estimate: Optional[SavingsEstimate] = None,
         statement: Optional[cst.CSTNode] = None,
+        fix: Optional[Fix] = None,
     ) -> None:
-        self.ctx.report(self, node, message, estimate, statement)
+        self.ctx.report(self, node, message, estimate, statement, fix)
 
     # -- documentation ------------------------------------------------------
     @classmethod

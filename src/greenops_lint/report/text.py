@@ -5,7 +5,8 @@ from __future__ import annotations
 
 def format_line(finding) -> str:
     headline = f" ({finding.estimate.headline()})" if finding.estimate else ""
-    return f"{finding.location()}: {finding.code} {finding.message}{headline}"
+    marker = " [*]" if finding.fixable else ""
+    return f"{finding.location()}: {finding.code}{marker} {finding.message}{headline}"
 
 
 def format_findings(findings, rules) -> str:

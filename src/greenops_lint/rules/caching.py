@@ -15,7 +15,8 @@ import libcst as cst
 
 from greenops_lint.analysis.calls import get_arg, literal_value
 from greenops_lint.analysis.loops import FrameNode, LoopInfo, Repetition, referenced_names
-from greenops_lint.finding import SavingsEstimate
+from greenops_lint.analysis.rewrite import with_keyword
+from greenops_lint.finding import Fix, SavingsEstimate
 from greenops_lint.rule import Rule
 
 # -- what counts as "loaded once" --------------------------------------------------
@@ -341,6 +342,10 @@ class DataLoadInLoop(RepeatedWorkRule):
     mutates it), or memoise the helper with `functools.lru_cache`. For data
     that does not fit in memory use a memory-mapped format (`np.load(...,
     mmap_mode="r")`, Arrow/Parquet, HF `datasets`) or `tf.data...cache()`.
+    Autofix (unsafe: the loop may mutate the loaded object): when the load is
+    a statement of its own (`df = pd.read_csv(...)`) directly in the body of
+    the `for` loop that repeats it, and its name is assigned nowhere else in
+    the loop, the statement moves to just before the loop.
 
     ## Estimate
     Repeated work: (iterations - 1) extra loads, where the iteration count is
@@ -353,6 +358,8 @@ class DataLoadInLoop(RepeatedWorkRule):
     name = "data-load-in-loop"
     family = "caching"
     has_probe = True
+    fixable = True
+    fix_safety = "unsafe"
     tokens = ("read_", "load", "File", "open", "imread", "read_image")
     INVALID = [
         """
@@ -425,7 +432,54 @@ class DataLoadInLoop(RepeatedWorkRule):
             "load it once before the loop (or cache it) and reuse it",
             self.repeated_estimate(repetition, "loads"),
             statement=candidate.statement,
+            fix=hoist_fix(candidate, repetition),
         )
+
+
+def hoist_fix(candidate: Candidate, repetition: Repetition) -> Optional[Fix]:
+    """Move `name = load(...)` from the top level of a `for` body to before the loop."""
+    loop = repetition.loop.node
+    statement = candidate.statement
+    if repetition.via or not isinstance(loop, cst.For) or not isinstance(loop.body, cst.IndentedBlock):
+        return None
+    if not isinstance(statement, cst.SimpleStatementLine) or len(statement.body) != 1:
+        return None
+    assign = statement.body[0]
+    if not (isinstance(assign, cst.Assign) and assign.value is candidate.node and len(assign.targets) == 1):
+        return None
+    target = assign.targets[0].target
+    if not isinstance(target, cst.Name) or _assignments_of(loop.body, target.value) != 1:
+        return None
+    try:
+        index = next(i for i, s in enumerate(loop.body.body) if s is statement)
+    except StopIteration:
+        return None
+
+    def hoist(updated: cst.For):
+        body = list(updated.body.body)
+        moved = body.pop(index)
+        if not body:
+            return updated
+        return cst.FlattenSentinel([moved, updated.with_changes(body=updated.body.with_changes(body=body))])
+
+    return Fix(loop, hoist, safe=False, title="load once before the loop")
+
+
+def _assignments_of(block: cst.CSTNode, name: str) -> int:
+    from greenops_lint.walker import children
+
+    count = 0
+    stack = [block]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, cst.AssignTarget) and isinstance(node.target, cst.Name) and node.target.value == name:
+            count += 1
+        elif isinstance(node, (cst.AugAssign, cst.AnnAssign, cst.For, cst.NamedExpr)) and name in referenced_names(
+            node.target if not isinstance(node, cst.NamedExpr) else node.target
+        ):
+            count += 2  # assigned another way too: leave the loop alone
+        stack.extend(children(node))
+    return count
 
 
 # -- GO102 --------------------------------------------------------------------------------
@@ -905,7 +959,9 @@ class DataLoaderNotPersistent(RepeatedWorkRule):
     ## Fix
     Pass `persistent_workers=True` (PyTorch >= 1.7). If the dataset changes
     its state between epochs in the main process, the persistent workers
-    keep their old copy: then leave it off.
+    keep their old copy: then leave it off. Autofix: unsafe for that reason
+    (the rule catalog's call; the workers also stay resident between epochs);
+    `--unsafe-fixes` adds `persistent_workers=True`.
 
     ## Estimate
     Repeated work: (epochs - 1) worker start-ups.
@@ -916,6 +972,8 @@ class DataLoaderNotPersistent(RepeatedWorkRule):
     family = "caching"
     severity = "info"
     default_enabled = False
+    fixable = True
+    fix_safety = "unsafe"
     loop_kinds = frozenset({"epoch", "loop"})
     tokens = ("num_workers",)
     INVALID = [
@@ -1013,12 +1071,15 @@ class DataLoaderNotPersistent(RepeatedWorkRule):
         return None
 
     def emit(self, candidate: Candidate, repetition: Repetition) -> None:
+        loader = candidate.extra["loader"]
         self.report(
-            candidate.extra["loader"],
+            loader,
             f"{candidate.label} is iterated {self.where(repetition)} and restarts its worker processes on each pass; "
             "pass persistent_workers=True",
             self.repeated_estimate(repetition, "worker start-ups"),
             statement=candidate.statement,
+            fix=Fix(loader, lambda updated: with_keyword(updated, "persistent_workers", cst.Name("True")), safe=False,
+                    title="persistent_workers=True"),
         )
 
     def leave_Module(self, node: cst.Module) -> None:

@@ -21,6 +21,8 @@ from greenops_lint.analysis.dtypes import (
 )
 from greenops_lint.analysis.functions import returned_values
 from greenops_lint.analysis.names import LoopItem
+from greenops_lint.analysis.rewrite import float32_like, method_call, replace_with, string_like, with_keyword
+from greenops_lint.finding import Fix
 from greenops_lint.rule import Rule
 from greenops_lint.savings import extra_bytes_estimate, float64_cost_words, float64_time_factor
 
@@ -58,7 +60,9 @@ class GlobalFloat64Default(Rule):
     ## Fix
     Remove the call and keep the float32 default; where one computation needs
     float64 (a reduction, a solver), cast just that tensor locally.
-    Autofix: unsafe (changes numerics).
+    Autofix (unsafe, `--unsafe-fixes`: changes numerics): the call is kept and
+    switched to float32 (`torch.float32`, `torch.FloatTensor`, `"float32"`,
+    `jax_enable_x64` False, `JAX_ENABLE_X64="0"`).
 
     ## Estimate
     Time factor of the float64 work: 2x for memory-bound operations, up to the
@@ -70,6 +74,8 @@ class GlobalFloat64Default(Rule):
     name = "global-float64-default"
     family = "precision"
     has_probe = True
+    fixable = True
+    fix_safety = "unsafe"
     tokens = ("set_default_dtype", "set_default_tensor_type", "set_floatx", "x64", "X64", "policy")
     INVALID = [
         """
@@ -135,7 +141,19 @@ class GlobalFloat64Default(Rule):
         else:
             return
         if hit:
-            self._report(node, _snippet(self, node, 60))
+            self._report(node, _snippet(self, node, 60), self._fix(name, node))
+
+    def _fix(self, name: str, node: cst.Call) -> Optional[Fix]:
+        """Switch the call to float32 (or x64 off), keeping its spelling."""
+        if name in self._JAX_UPDATE or name == "os.environ.setdefault":
+            value = get_arg(node, None, 1).value
+            new = cst.Name("False") if name in self._JAX_UPDATE else (
+                string_like(value, "0") if isinstance(value, cst.SimpleString) else None
+            )
+        else:
+            value = get_arg(node, None, 0).value
+            new = float32_like(value)
+        return Fix(value, replace_with(new), safe=False, title="use float32") if new is not None else None
 
     def visit_Assign(self, node: cst.Assign) -> None:
         # os.environ["JAX_ENABLE_X64"] = "1"
@@ -150,15 +168,19 @@ class GlobalFloat64Default(Rule):
                 and literal_value(node.value) in _TRUTHY
                 and not self.ctx.calls_gradcheck
             ):
-                self._report(node, "JAX_ENABLE_X64=1")
+                fix = Fix(node.value, replace_with(string_like(node.value, "0")), safe=False, title="JAX_ENABLE_X64=0") if isinstance(
+                    node.value, cst.SimpleString
+                ) else None
+                self._report(node, "JAX_ENABLE_X64=1", fix)
 
-    def _report(self, node: cst.CSTNode, what: str) -> None:
+    def _report(self, node: cst.CSTNode, what: str, fix: Optional[Fix] = None) -> None:
         hardware = self.ctx.hardware
         self.report(
             node,
             f"{what} makes float64 the default for the whole process ({float64_cost_words(hardware)}); "
             "keep the float32 default and cast locally where float64 is needed",
             float64_time_factor(hardware),
+            fix=fix,
         )
 
 
@@ -187,7 +209,10 @@ class CastToFloat64(Rule):
 
     ## Fix
     Keep the model and its inputs in float32, and use `torch.autocast` for
-    bf16/fp16 where the hardware supports it. Autofix: unsafe (numerics).
+    bf16/fp16 where the hardware supports it. Autofix (unsafe, numerics):
+    `.double()` becomes `.float()`, and a float64 dtype (`torch.float64`,
+    `torch.double`, `torch.DoubleTensor`, `"float64"`) its float32 spelling;
+    a dtype imported as a bare name (`from torch import float64`) is left alone.
 
     ## Estimate
     Time factor of the model's work, as GO401: 2x (memory-bound) up to the
@@ -198,6 +223,8 @@ class CastToFloat64(Rule):
     name = "cast-to-float64"
     family = "precision"
     has_probe = True
+    fixable = True
+    fix_safety = "unsafe"
     tokens = ("double", "float64", "Double")
     INVALID = [
         """
@@ -242,30 +269,41 @@ class CastToFloat64(Rule):
         dtype = get_arg(node, "dtype")
         if dtype is None or not is_float64_dtype(self.ctx, dtype.value):
             return
+        fix = self._dtype_fix(dtype.value)
         if qualified.startswith(("torch.nn.", "keras.layers.")) and qualified.rsplit(".", 1)[-1][:1].isupper():
-            self._report(node, f"{qualified.rsplit('.', 1)[-1]}(..., dtype=float64) builds a float64 layer")
+            self._report(node, f"{qualified.rsplit('.', 1)[-1]}(..., dtype=float64) builds a float64 layer", fix)
         elif qualified in self._FACTORIES and self._in_model_method():
-            self._report(node, f"{qualified}(..., dtype=float64) inside model code creates float64 activations")
+            self._report(node, f"{qualified}(..., dtype=float64) inside model code creates float64 activations", fix)
 
     def _check_method_cast(self, node: cst.Call, func: cst.Attribute) -> None:
         method = func.attr.value
+        fix: Optional[Fix] = None
         if method == "double" and not node.args:
             cast = ".double()"
-        elif method == "to" and any(a.keyword is None or a.keyword.value == "dtype" for a in node.args) and any(
+            fix = Fix(func.attr, replace_with(cst.Name("float")), safe=False, title=".float()")
+        elif method == "to" and any(
             (a.keyword is None or a.keyword.value == "dtype") and is_float64_dtype(self.ctx, a.value) for a in node.args
         ):
             cast = ".to(float64)"
+            dtype = next(a.value for a in node.args if (a.keyword is None or a.keyword.value == "dtype") and is_float64_dtype(self.ctx, a.value))
+            fix = self._dtype_fix(dtype)
         elif method == "type" and node.args and (
             is_float64_dtype(self.ctx, node.args[0].value)
             or self.ctx.qualified_name(node.args[0].value) in {"torch.DoubleTensor", "torch.cuda.DoubleTensor"}
             or literal_value(node.args[0].value) in {"torch.DoubleTensor", "torch.cuda.DoubleTensor"}
         ):
             cast = ".type(float64)"
+            fix = self._dtype_fix(node.args[0].value)
         else:
             return
         kind = self._receiver_kind(func.value, 0)
         if kind is not None:
-            self._report(node, f"{_snippet(self, func.value)}{cast} casts the {kind} to float64")
+            self._report(node, f"{_snippet(self, func.value)}{cast} casts the {kind} to float64", fix)
+
+    @staticmethod
+    def _dtype_fix(dtype: cst.BaseExpression) -> Optional[Fix]:
+        new = float32_like(dtype)
+        return Fix(dtype, replace_with(new), safe=False, title="use float32") if new is not None else None
 
     def _receiver_kind(self, node: cst.BaseExpression, depth: int) -> Optional[str]:
         """'model', 'batch' or None (unknown, or a scalar such as a loss)."""
@@ -300,12 +338,13 @@ class CastToFloat64(Rule):
         cls = self.ctx.enclosing_class()
         return cls is not None and self.ctx.model_classes.is_model_class(cls.name.value)
 
-    def _report(self, node: cst.CSTNode, what: str) -> None:
+    def _report(self, node: cst.CSTNode, what: str, fix: Optional[Fix] = None) -> None:
         hardware = self.ctx.hardware
         self.report(
             node,
             f"{what} ({float64_cost_words(hardware)}); keep float32 and use torch.autocast for bf16/fp16",
             float64_time_factor(hardware),
+            fix=fix,
         )
 
 
@@ -355,7 +394,10 @@ class NumpyFloat64IntoFramework(Rule):
     ## Fix
     Create float32 at the source (`rng.random(size, dtype=np.float32)`,
     `np.zeros(n, dtype=np.float32)`, `.astype(np.float32)`), or convert with
-    `torch.as_tensor(x, dtype=torch.float32)`. Autofix: unsafe (numerics).
+    `torch.as_tensor(x, dtype=torch.float32)`. Autofix (unsafe, numerics):
+    `torch.tensor/as_tensor(x)` and `tf.convert_to_tensor/constant(x)` get
+    `dtype=<module>.float32`; `torch.from_numpy(x)` becomes
+    `torch.from_numpy(x).float()`.
 
     ## Estimate
     Extra bytes of the float64 copy (4 bytes an element) when the array's shape
@@ -366,6 +408,8 @@ class NumpyFloat64IntoFramework(Rule):
     name = "numpy-float64-into-framework"
     family = "precision"
     has_probe = True
+    fixable = True
+    fix_safety = "unsafe"
     tokens = ("from_numpy", "tensor", "convert_to_tensor", "constant")
     INVALID = [
         """
@@ -425,7 +469,16 @@ class NumpyFloat64IntoFramework(Rule):
             f"{short}() of a float64 NumPy array ({_snippet(self, source)}) makes a float64 tensor "
             f"({float64_cost_words(hardware)}); create float32 data or pass dtype=torch.float32",
             estimate,
+            fix=self._fix(name, node),
         )
+
+    @staticmethod
+    def _fix(name: str, node: cst.Call) -> Optional[Fix]:
+        func = node.func
+        if name == "torch.from_numpy" or not isinstance(func, cst.Attribute):
+            return Fix(node, lambda updated: method_call(updated, "float"), safe=False, title=".float()")
+        dtype = cst.Attribute(value=func.value, attr=cst.Name("float32"))
+        return Fix(node, lambda updated: with_keyword(updated, "dtype", dtype), safe=False, title="dtype=float32")
 
     def _narrowed_at_once(self, node: cst.Call) -> bool:
         """`torch.from_numpy(x).float()` or `.to(torch.float32)`: only a transient copy."""

@@ -1,0 +1,165 @@
+"""Applying fixes: one transform pass per round, verified, written atomically.
+
+For each file: lint, collect the fixes of unsuppressed findings (unsafe ones
+only with `--unsafe-fixes`), apply them all in one LibCST transform, re-parse
+the result, and lint again; repeat until nothing is left to fix (at most
+`MAX_ROUNDS`), so that a second `--fix` run changes nothing. If a round
+produces code that does not parse, nothing is written and the file gets a
+GO003 finding. Writes keep the encoding (and BOM), the newline style and the
+permissions, and happen only when the content changed. Notebooks are fixed
+in their code cells, everything else in the JSON kept as it was.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from dataclasses import dataclass, field
+from typing import Optional
+
+import libcst as cst
+
+from greenops_lint.config import Config
+from greenops_lint.engine import INTERNAL_ERROR, FileResult, Linter
+from greenops_lint.fileio import atomic_write
+from greenops_lint.finding import Finding, Fix
+from greenops_lint.rule import Rule
+from greenops_lint.source import SourceError, SourceFile, decode, read_bytes
+
+MAX_ROUNDS = 10
+
+
+@dataclass
+class FixOutcome:
+    path: str
+    original: bytes = b""
+    fixed: Optional[bytes] = None  # None: nothing changed
+    applied: list[Finding] = field(default_factory=list)
+    result: FileResult = None  # the findings left after fixing
+    error: Optional[str] = None
+
+    @property
+    def changed(self) -> bool:
+        return self.fixed is not None and self.fixed != self.original
+
+    def diff(self) -> str:
+        if not self.changed:
+            return ""
+        before = self.original.decode("utf-8", "replace").splitlines(keepends=True)
+        after = self.fixed.decode("utf-8", "replace").splitlines(keepends=True)
+        name = self.path.lstrip("/")
+        return "".join(difflib.unified_diff(before, after, f"a/{name}", f"b/{name}"))
+
+
+class _ApplyFixes(cst.CSTTransformer):
+    def __init__(self, fixes: list[Fix]) -> None:
+        super().__init__()
+        self.by_target: dict[int, Fix] = {}
+        for fix in fixes:
+            self.by_target.setdefault(id(fix.target), fix)  # one fix per node and round
+
+    def on_leave(self, original_node, updated_node):
+        fix = self.by_target.get(id(original_node))
+        return fix.apply(updated_node) if fix is not None else updated_node
+
+
+def apply_fixes(module: cst.Module, fixes: list[Fix]) -> str:
+    return module.visit(_ApplyFixes(fixes)).code
+
+
+def fix_source(linter: Linter, path: str, raw: bytes, unsafe: bool) -> FixOutcome:
+    outcome = FixOutcome(path=path, original=raw)
+    try:
+        source = decode(path, raw)
+    except SourceError:
+        outcome.result = linter.lint_bytes(path, raw)
+        return outcome
+    text = source.text
+    for _ in range(MAX_ROUNDS):
+        result = linter.lint_source_for_fixes(path, source, text)
+        fixes = [(finding, fix) for finding, fix in result.fixes if fix.safe or unsafe]
+        if not fixes or result.module is None:
+            break
+        try:
+            new_text = apply_fixes(result.module, [fix for _, fix in fixes])
+            cst.parse_module(new_text)
+        except Exception as exc:  # noqa: BLE001 - a broken fix must never reach the disk
+            outcome.error = f"a fix produced code that does not parse ({type(exc).__name__}: {exc}); the file was not changed"
+            outcome.result = _with_error(linter.lint_bytes(path, raw), path, outcome.error)
+            return outcome
+        if new_text == text:
+            break
+        if not outcome.applied:
+            # What the user saw reported; later rounds only finish the job
+            # (a load hoisted out of an inner loop, then out of the outer one).
+            outcome.applied = [finding for finding, _ in fixes]
+        text = new_text
+    if text != source.text:
+        try:
+            outcome.fixed = _encode(source, text)
+        except (ValueError, UnicodeEncodeError) as exc:
+            outcome.error = f"cannot write the fixed file back: {exc}; the file was not changed"
+            outcome.result = _with_error(linter.lint_bytes(path, raw), path, outcome.error)
+            return outcome
+    outcome.result = linter.lint_bytes(path, outcome.fixed if outcome.changed else raw)
+    return outcome
+
+
+def _with_error(result: FileResult, path: str, message: str) -> FileResult:
+    result.findings.append(
+        Finding(path, 1, 1, 1, 1, INTERNAL_ERROR, "internal-error", "core", f"internal error in --fix: {message}", "error")
+    )
+    return result
+
+
+def _encode(source: SourceFile, text: str) -> bytes:
+    if source.cells is not None:
+        return _rebuild_notebook(source, text)
+    if source.encoding == "utf-8-sig":
+        return b"\xef\xbb\xbf" + text.encode("utf-8")
+    return text.encode(source.encoding)
+
+
+def _rebuild_notebook(source: SourceFile, text: str) -> bytes:
+    """Put the fixed lines back into their cells; lines that a fix did not touch
+    keep their original text (magics included)."""
+    notebook = json.loads(source.raw.decode("utf-8-sig"))
+    old_lines = source.text.splitlines()
+    new_lines = text.splitlines()
+    if len(new_lines) != len(old_lines):
+        raise ValueError("a fix changed the number of lines of a notebook")
+    per_cell: dict[int, list[str]] = {}
+    for index, (cell, line) in enumerate(source.cells):
+        cell_source = notebook["cells"][cell - 1]["source"]
+        original_lines = ("".join(cell_source) if isinstance(cell_source, list) else cell_source).splitlines()
+        kept = original_lines[line - 1] if new_lines[index] == old_lines[index] else new_lines[index]
+        per_cell.setdefault(cell, []).append(kept)
+    for cell, lines in per_cell.items():
+        entry = notebook["cells"][cell - 1]
+        original = "".join(entry["source"]) if isinstance(entry["source"], list) else entry["source"]
+        joined = "\n".join(lines) + ("\n" if original.endswith("\n") else "")
+        entry["source"] = joined.splitlines(keepends=True) if isinstance(entry["source"], list) else joined
+    indent = 1 if b'\n "' in source.raw[:200] else 2
+    return (json.dumps(notebook, indent=indent, ensure_ascii=False) + "\n").encode("utf-8")
+
+
+def fix_paths(paths: list[str], config: Config, rules: dict[str, type[Rule]], unsafe: bool, write: bool = True) -> list[FixOutcome]:
+    """Fix files in place (the probe's `--run` calls this on a temporary copy)."""
+    linter = Linter(config, rules, unsafe_fixes=unsafe, collect_fixes=True)
+    outcomes = []
+    for path in paths:
+        try:
+            raw = read_bytes(path)
+        except SourceError as exc:
+            outcomes.append(FixOutcome(path=path, result=linter.lint_path(path), error=exc.message))
+            continue
+        outcome = fix_source(linter, path, raw, unsafe)
+        if write and outcome.changed and outcome.error is None:
+            try:
+                atomic_write(path, outcome.fixed)
+            except OSError as exc:
+                outcome.error = f"cannot write {path}: {exc.strerror or exc}; the file was not changed"
+                outcome.fixed = None
+                outcome.result = _with_error(outcome.result, path, outcome.error)
+        outcomes.append(outcome)
+    return outcomes
