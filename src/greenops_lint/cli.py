@@ -267,6 +267,7 @@ def rules_command(output_format, write_docs, check_docs):
             "summary": rule.summary(),
             "default": rule.default_enabled,
             "fixable": rule.fixable,
+            "fix_safety": rule.fix_safety or None,
             "estimate": bool(rule.section("Estimate")),
             "probe": rule.has_probe,
         }

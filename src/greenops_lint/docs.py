@@ -22,7 +22,8 @@ def render_page(rule: type[Rule]) -> str:
         "| family | severity | on by default | autofix | estimate | probe |",
         "| --- | --- | --- | --- | --- | --- |",
         f"| {rule.family} | {rule.severity} | {'yes' if rule.default_enabled else 'no'} | "
-        f"{'yes' if rule.fixable else 'no'} | {'yes' if rule.section('Estimate') else 'no'} | "
+        f"{('yes (' + rule.fix_safety + ')') if rule.fixable and rule.fix_safety else 'yes' if rule.fixable else 'no'} | "
+        f"{'yes' if rule.section('Estimate') else 'no'} | "
         f"{'yes' if rule.has_probe else 'no'} |",
         "",
     ]
