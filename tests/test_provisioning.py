@@ -158,9 +158,11 @@ def test_go301_message_says_what_it_costs():
     from torch.utils.data import DataLoader
     loader = DataLoader(ds, num_workers=os.cpu_count())
     """
-    message = lint_source(source)[0].message
-    assert "one worker process per logical CPU" in message
-    assert "1.3-1.5x the memory" in message
+    (finding,) = lint_source(source)
+    assert "one worker per logical CPU of the host" in finding.message
+    estimate = finding.estimate
+    assert (estimate.metric, estimate.low, estimate.high, estimate.unit) == ("time_factor", 1.0, 1.4, "x data-loading time")
+    assert "1.3-1.5x the memory" in estimate.basis
 
 
 # -- GO302 / GO303 ---------------------------------------------------------------

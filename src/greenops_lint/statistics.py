@@ -25,9 +25,12 @@ def combine_estimates(estimates: list[SavingsEstimate]) -> str:
     if metric == "time_factor":
         # Findings of one kind describe overlapping waste (a float64 model and
         # its float64 batches): the range, not the product.
-        return f"{min(e.low for e in same):g}-{max(e.high for e in same):g}x time"
+        scopes = sorted({("step time" if e.unit == "x" else e.unit.removeprefix("x ")) for e in same})
+        return f"{min(e.low for e in same):g}-{max(e.high for e in same):g}x {' / '.join(scopes)}"
     if metric == "memory_bytes":
         return f"{_human_bytes(sum(e.low for e in same))} memory"
+    if metric == "memory_factor":
+        return f"{min(e.low for e in same):g}-{max(e.high for e in same):g}{same[0].unit}"
     low, high = sum(e.low for e in same), sum(e.high for e in same)
     unit = same[0].unit
     return f"{low:g} {unit}" if low == high else f"{low:g}-{high:g} {unit}"
@@ -55,18 +58,27 @@ def workload_lines(findings: list[Finding], config: Config) -> list[str]:
     hardware = get_hardware(config.hardware)
     region = grid_table()[config.region]
     hours = config.gpu_hours or 0.0
-    factors = [f.estimate for f in findings if f.estimate and f.estimate.metric == "time_factor"]
     lines = ["", f"If every finding were fixed, for a workload of {hours:g} GPU-hours on {hardware.key} ({hardware.label}):"]
-    if not factors:
-        lines.append("  no finding has a time-factor estimate; nothing converts to GPU-hours")
+    # Only factors on the whole step ("x") convert to GPU-hours; partial ones
+    # ("x data-loading time") stay in their own unit.
+    whole = [f for f in findings if f.estimate and f.estimate.metric == "time_factor" and f.estimate.unit == "x"]
+    if not whole:
+        lines.append("  no finding has a whole-step time estimate; nothing converts to GPU-hours")
         return lines
-    low = min(e.low for e in factors)
-    high = max(e.high for e in factors)
+    by_family: dict[str, list[SavingsEstimate]] = defaultdict(list)
+    for finding in whole:
+        by_family[finding.family].append(finding.estimate)
+    low = high = 1.0
+    parts = []
+    for family, estimates in sorted(by_family.items()):
+        f_low, f_high = min(e.low for e in estimates), max(e.high for e in estimates)
+        low, high = low * f_low, high * f_high
+        parts.append(f"{family} {f_low:g}-{f_high:g}x")
     saved = [(label, hours * (1 - 1 / factor)) for label, factor in (("low", low), ("high", high))]
     power_kw = hardware.tdp_w / 1000 * DEFAULT_UTILISATION
     lines.append(
-        f"  slowdown of the affected work: {low:g}x (low) to {high:g}x (high); "
-        "assumption: the whole workload is affected (float64 defaults and casts apply to every step)"
+        f"  slowdown of every step: {low:g}x (low) to {high:g}x (high) = {' x '.join(parts)}; assumptions: the "
+        "whole workload is affected, findings of one family overlap (their range counts once) and families multiply"
     )
     for label, gpu_hours in saved:
         factor = low if label == "low" else high

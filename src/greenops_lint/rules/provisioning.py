@@ -6,10 +6,11 @@ the maximum length all buy nothing on a dedicated machine at best, and on a
 shared machine (a container with a CPU quota, several DDP ranks, a notebook
 server) they make everything slower and use more memory.
 
-None of these rules attaches a `SavingsEstimate`: what over-subscription costs
-depends on the CPUs the job really gets and on the data, which the code does
-not say (the catalog grades them "O": severity only, measured by a sweep).
-The messages quote measured or published figures instead.
+What over-subscription costs depends on the CPUs the job really gets and on
+the data, which the code does not say. The estimates are therefore ranges
+from measurements (here, on 2 CPUs) and published reports, scoped to the part
+of the work they slow (`x data-loading time`, `x CPU compute time`), never
+to the whole GPU workload; the probe's worker sweep measures the real figure.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from greenops_lint.analysis.parallelism import (
     literal_str,
     parallel_jobs,
 )
-from greenops_lint.context import RawReport
+from greenops_lint.finding import SavingsEstimate
 from greenops_lint.rule import Rule, RuleOption
 
 # -- shared vocabulary ---------------------------------------------------------
@@ -70,12 +71,26 @@ _THREAD_ENV = frozenset(
     }
 )
 
-# The measurement quoted in GO301's worker message (see the rule page).
-_WORKER_COST = (
-    "in a fork-based loader stand-in pinned to 2 CPUs, 8 workers (cpu_count() of an 8-CPU host) were "
-    "never faster than 2, took up to 1.4x as long and used 1.3-1.5x the memory"
-)
-_THREAD_COST = "xgboost with host-count threads in a 1-CPU container took 28 s instead of 0.3 s, dmlc/xgboost#7653"
+
+
+def worker_estimate(ctx, low: float = 1.0, high: float = 1.4) -> SavingsEstimate:
+    return SavingsEstimate(
+        metric="time_factor", low=low, high=high, unit="x data-loading time",
+        basis="measured here: a fork-based loader pinned to 2 CPUs with 8 workers (cpu_count() of an 8-CPU host) "
+        "was never faster than with 2 and took up to 1.4x as long, using 1.3-1.5x the memory",
+        hardware=ctx.hardware.key,
+        assumptions=("the job gets fewer CPUs than the host has (a container quota, several ranks or jobs)",),
+    )
+
+
+def thread_estimate(ctx, unit: str = "x CPU compute time") -> SavingsEstimate:
+    return SavingsEstimate(
+        metric="time_factor", low=1.0, high=93.0, unit=unit,
+        basis="no slowdown on a dedicated machine; xgboost sizing its threads to the host in a 1-CPU container "
+        "took 28 s instead of 0.3 s (dmlc/xgboost#7653); scikit-learn's docs warn of the same oversubscription",
+        hardware=ctx.hardware.key,
+        assumptions=("the job shares the host or runs under a CPU quota",),
+    )
 
 
 # `num_workers=` / `n_workers=` are generic names (thread pools, dask, job
@@ -201,6 +216,13 @@ class AllCpusAsParallelism(Rule):
     `min(8, len(os.sched_getaffinity(0)) // local_world_size)` (on Python 3.13,
     `os.process_cpu_count()`); for threads, leave PyTorch's default or set it
     per rank. Measure throughput at 2, 4 and 8 workers before going higher.
+
+    ## Estimate
+    Worker counts: 1.0-1.4x data-loading time (measured here: 8 workers
+    pinned to 2 CPUs were never faster than 2, up to 1.4x slower, with
+    1.3-1.5x the memory). Thread counts: 1.0x on a dedicated machine up to
+    93x CPU compute time under a 1-CPU quota (dmlc/xgboost#7653). Scoped to
+    the loading or CPU part of the job, not the GPU workload.
     """
 
     code = "GO301"
@@ -353,24 +375,24 @@ class AllCpusAsParallelism(Rule):
         shown = f"{what}({source})" if kind == "setter" else f"{what}={source}"
         if kind == "workers":
             message = (
-                f"{shown} starts one worker process per logical CPU of the host; cpu_count() ignores "
-                "container quotas and affinity, every DDP rank starts as many again, and each worker holds its own "
-                f"copy of the dataset ({_WORKER_COST}); use a capped, configurable count such as "
+                f"{shown} starts one worker per logical CPU of the host (cpu_count() ignores container quotas, "
+                "and every DDP rank starts as many again); use a capped, configurable count such as "
                 "min(8, len(os.sched_getaffinity(0)))"
             )
+            estimate = worker_estimate(self.ctx)
         elif kind == "env":
             message = (
-                f"{shown} gives every OpenMP/BLAS pool one thread per logical CPU of the host; with a CPU "
-                f"quota, several ranks or loader workers the threads outnumber the cores and wait on each other "
-                f"({_THREAD_COST}); leave the library default or set a per-process share (torchrun uses 1 per rank)"
+                f"{shown} sizes every OpenMP/BLAS pool to all logical CPUs of the host; under a CPU quota or with "
+                "several ranks the threads outnumber the cores; leave the default or set a per-process share"
             )
+            estimate = thread_estimate(self.ctx)
         else:
             message = (
-                f"{shown} uses one thread per logical CPU of the host; with a CPU quota, several ranks "
-                f"or loader workers the threads outnumber the cores and wait on each other ({_THREAD_COST}); "
-                "leave the default or set a per-process share such as len(os.sched_getaffinity(0)) // local_world_size"
+                f"{shown} uses one thread per logical CPU of the host; under a CPU quota or with several ranks the "
+                "threads outnumber the cores; set a per-process share such as len(os.sched_getaffinity(0)) // local_world_size"
             )
-        self.report(node, message)
+            estimate = thread_estimate(self.ctx)
+        self.report(node, message, estimate)
 
 
 def _names_a_pool(name: str) -> bool:
@@ -590,12 +612,17 @@ class NestedParallelism(Rule):
     `n_jobs=8` no slower than inner `n_jobs=1` (7.4 s vs 11.3 s). So the rule
     reports a configuration that asks for far more threads than cores, with a
     cost that is large with OpenMP libraries that ignore quotas and small or
-    none where joblib caps the inner level; it attaches no estimate.
+    none where joblib caps the inner level.
 
     ## Fix
     Parallelise one level only: keep the outer `n_jobs` (the search has more,
     coarser tasks) and set the inner estimator's `n_jobs=1`, or split the cores
     (`outer n_jobs=k`, inner `n_jobs=cores // k`).
+
+    ## Estimate
+    1.0x (measured here: a nested RandomForest GridSearchCV on 2 CPUs was
+    not slower) up to 93x search time where a library sizes threads to the
+    host under a CPU quota (dmlc/xgboost#7653).
     """
 
     code = "GO302"
@@ -650,17 +677,14 @@ class NestedParallelism(Rule):
         self.report(
             found.outer_call,
             f"{outer}(n_jobs={found.outer_jobs_text}) runs {inner}({inner_kw}={found.inner_jobs_text}) in each of its "
-            "workers, asking for cores x cores threads (scikit-learn's example: 8 x 8 = 64 threads on 8 CPUs, "
-            "'oversubscription ... scheduling overhead'; far worse where a library ignores the container's CPU quota); "
-            f"parallelise one level only (keep the outer n_jobs, set the inner {inner_kw}=1)",
+            f"workers: cores x cores threads; parallelise one level only (set the inner {inner_kw}=1)",
+            thread_estimate(self.ctx, "x search time"),
         )
 
 
 _GO303_MESSAGE = (
-    "{what} uses every core the library can see: fine on a dedicated machine, but on a shared host it takes "
-    "the cores of everything else, and some libraries count the host's CPUs rather than the container's quota "
-    "(xgboost with n_jobs=-1 in a 1-CPU container took 28 s instead of 0.3 s, dmlc/xgboost#7653); "
-    "set an explicit, configurable count"
+    "{what} uses every core the library can see, which on a shared host or under a CPU quota takes the cores "
+    "of everything else; set an explicit, configurable count"
 )
 
 
@@ -691,6 +715,10 @@ class AllCoresNJobs(Rule):
     ## Fix
     Pass an explicit count from configuration (`n_jobs=args.jobs`, default a
     few cores), or cap with `threadpoolctl.threadpool_limits` around the call.
+
+    ## Estimate
+    As GO302: 1.0x on a dedicated machine, up to 93x CPU compute time under
+    a CPU quota.
     """
 
     code = "GO303"
@@ -755,7 +783,7 @@ class AllCoresNJobs(Rule):
         # estimator part of nested parallelism (GO302 then reports it).
         for arg, statement, what in self.candidates:
             if id(arg) not in self.covered:
-                self.ctx.reports.append(RawReport(self, arg, statement, _GO303_MESSAGE.format(what=what), None))
+                self.report(arg, _GO303_MESSAGE.format(what=what), thread_estimate(self.ctx), statement=statement)
 
 
 # -- GO304 ---------------------------------------------------------------------
@@ -802,6 +830,10 @@ class OversizedWorkerSettings(Rule):
     and stop when it stops rising; keep `prefetch_factor` at its default of 2
     (raise it only when measured loading is bursty). Raise the thresholds for
     machines that are really that large.
+
+    ## Estimate
+    Worker counts: 1.0-1.4x data-loading time, as GO301. `prefetch_factor`:
+    prefetch_factor / 2 times the prefetch buffer memory of the default.
     """
 
     code = "GO304"
@@ -861,9 +893,9 @@ class OversizedWorkerSettings(Rule):
         if scaled is not None:
             self.report(
                 arg,
-                f"{keyword}={code_of(self.ctx, arg.value)} scales the worker count with the batch size ({scaled}): each "
-                "worker builds whole batches, so this starts one process per sample of a batch, each with its own "
-                "dataset copy; size workers to the CPUs instead (2-8, measured)",
+                f"{keyword}={code_of(self.ctx, arg.value)} scales the worker count with the batch size ({scaled}), "
+                "one process (and dataset copy) per sample of a batch; size workers to the CPUs instead (2-8)",
+                worker_estimate(self.ctx),
             )
             return
         value = literal_int(self.ctx, arg.value)
@@ -873,9 +905,9 @@ class OversizedWorkerSettings(Rule):
                 self.report(
                     arg,
                     f"{keyword}={value} starts {value} worker processes per loader and per DDP rank, each with its own "
-                    "copy of the dataset and its prefetched batches; past the CPUs and I/O the job has they only add "
-                    "memory and contention (a 104-worker run froze, mteb#1331; RWKV capped at 8 with no loss of speed); "
-                    f"start from 2-8 and measure (threshold max-workers={limit})",
+                    f"dataset copy; past the CPUs the job has they only add memory and contention; start from 2-8 "
+                    f"and measure (max-workers={limit})",
+                    worker_estimate(self.ctx),
                 )
 
     def _check_prefetch(self, arg: cst.Arg, keyword: str) -> None:
@@ -884,9 +916,13 @@ class OversizedWorkerSettings(Rule):
         if value is not None and value > limit:
             self.report(
                 arg,
-                f"{keyword}={value} keeps {value} batches per worker in host memory ({value // 2}x the default of 2), "
-                "multiplied by every worker and rank, and loads no faster once the GPU is the bottleneck; keep the "
-                f"default unless measured loading is bursty (threshold max-prefetch-factor={limit})",
+                f"{keyword}={value} keeps {value} batches per worker in host memory ({value / 2:g}x the default of 2) "
+                f"and loads no faster once the GPU is the bottleneck; keep the default (max-prefetch-factor={limit})",
+                SavingsEstimate(
+                    metric="memory_factor", low=value / 2, high=value / 2, unit="x prefetch buffer memory",
+                    basis=f"prefetch_factor={value} holds {value} batches per worker against the default 2",
+                    hardware=self.ctx.hardware.key, assumptions=("batch size and worker count unchanged",),
+                ),
             )
 
 
@@ -982,10 +1018,16 @@ class BatchEqualsDataset(Rule):
     Use a mini-batch (32-512 is typical) and tune the learning rate for it. If
     full-batch gradient descent is intended (L-BFGS, some physics-informed
     models), keep it and add `# noqa: GO305`.
+
+    Off by default (info): what it costs depends on the dataset size and on
+    convergence, which neither the code nor a micro-benchmark shows, so the
+    finding carries no estimate; turn it on with `extend-select = ["GO305"]`.
     """
 
     code = "GO305"
     name = "batch-equals-dataset"
+    severity = "info"
+    default_enabled = False
     family = "provisioning"
     tokens = ("batch_size",)
     INVALID = [
@@ -1040,8 +1082,8 @@ class BatchEqualsDataset(Rule):
             return  # `# full batch` next to it: deliberate
         message = (
             f"batch_size={code_of(self.ctx, batch.value)} makes the whole training set ({code_of(self.ctx, data.value)}) "
-            "one batch: one optimizer step per epoch, so reaching the same loss takes many more epochs of GPU time, "
-            "and activation memory grows with the dataset; use a mini-batch (e.g. 32-512) and tune the learning rate"
+            "one batch: one optimizer step per epoch and activation memory that grows with the dataset; "
+            "use a mini-batch (e.g. 32-512) and tune the learning rate"
         )
         if name in _DATALOADERS:
             parent = self.ctx.parent()
@@ -1063,7 +1105,7 @@ class BatchEqualsDataset(Rule):
         for name, batch, statement, message in self.pending:
             if uses.get(name, 0) and uses.get(name, 0) == iter_uses.get(name, 0):
                 continue
-            self.ctx.reports.append(RawReport(self, batch, statement, message, None))
+            self.report(batch, message, statement=statement)
 
     def __init__(self, ctx, options=None) -> None:
         super().__init__(ctx, options)
@@ -1246,6 +1288,10 @@ class PadToMaxLength(Rule):
     (or `tokenizer.pad` in a `collate_fn`); optionally
     `TrainingArguments(group_by_length=True)`. Keep `"max_length"` only where
     static shapes are required (TPU/XLA).
+
+    ## Estimate
+    1.0-2.0x step time: at least 1 - mean/max length of the compute is on pad
+    tokens; dynamic padding has divided fine-tuning time by 2 or more.
     """
 
     code = "GO306"
@@ -1327,10 +1373,16 @@ class PadToMaxLength(Rule):
             size = "the model's maximum length (often 512 tokens)"
         self.report(
             flagged,
-            f"{what} pads every example to {size}, so the model computes on pad tokens (linear layers in proportion "
-            "to the length, attention to its square; at least 1 - mean/max of the compute is wasted); tokenize "
-            "without padding and pad each batch to its longest example with DataCollatorWithPadding(tokenizer, "
-            "pad_to_multiple_of=8), which has cut fine-tuning time by 2x or more",
+            f"{what} pads every example to {size}, so the model computes on pad tokens; pad each batch to its "
+            "longest example instead (DataCollatorWithPadding(tokenizer, pad_to_multiple_of=8))",
+            SavingsEstimate(
+                metric="time_factor", low=1.0, high=2.0, unit="x",
+                basis="compute on pad tokens: at least 1 - mean/max length of it is wasted (linear layers scale with "
+                "length, attention with its square); dynamic padding has divided fine-tuning time by 2 or more (HF "
+                "course; practitioner benchmarks)",
+                hardware=self.ctx.hardware.key,
+                assumptions=("1x when examples are near the maximum length; 2x and more for typical text data",),
+            ),
         )
 
     def _under_no_grad(self) -> bool:
