@@ -1,0 +1,242 @@
+"""GO2xx: the shared attribute analysis, parameter counts, estimates and scoping."""
+
+from __future__ import annotations
+
+import libcst as cst
+import pytest
+
+from conftest import lint_source
+from greenops_lint.analysis.attributes import torch_param_count
+
+
+def go(findings, code):
+    return [f for f in findings if f.code == code]
+
+
+@pytest.mark.parametrize(
+    "call,cls,expected",
+    [
+        ("nn.Linear(4096, 4096)", "Linear", 4096 * 4096 + 4096),
+        ("nn.Linear(10, 5, bias=False)", "Linear", 50),
+        ("nn.Conv2d(3, 64, 7, 2, 3, bias=False)", "Conv2d", 3 * 64 * 49),
+        ("nn.Conv2d(32, 32, (3, 1), groups=32)", "Conv2d", 32 * 3 + 32),
+        ("nn.Embedding(1000, 4 * 16)", "Embedding", 64000),
+        ("nn.LayerNorm(512)", "LayerNorm", 1024),
+        ("nn.BatchNorm2d(64)", "BatchNorm2d", 128),
+        ("nn.GRU(10, 20)", "GRU", 3 * 20 * (10 + 20) + 2 * 3 * 20),
+        ("nn.MultiheadAttention(256, 8)", "MultiheadAttention", 4 * 256 * 256 + 4 * 256),
+        ("nn.Linear(dim, 10)", "Linear", None),
+        ("nn.Linear(*sizes)", "Linear", None),
+    ],
+)
+def test_parameter_counts_from_literal_sizes(call, cls, expected):
+    assert torch_param_count(cst.parse_expression(call), cls) == expected
+
+
+def test_unused_layer_estimate_is_its_float32_bytes():
+    source = """
+    import torch.nn as nn
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.used = nn.Linear(8, 8)
+            self.big = nn.Linear(4096, 4096)
+        def forward(self, x):
+            return self.used(x)
+    """
+    (finding,) = go(lint_source(source), "GO201")
+    assert finding.estimate.metric == "memory_bytes"
+    assert finding.estimate.low == (4096 * 4096 + 4096) * 4
+    assert "16,781,312 parameters" in finding.message and "64.0 MiB" in finding.message
+
+
+def test_unused_layer_without_literal_sizes_gets_the_ddp_time_range():
+    source = """
+    from torch import nn
+    class Net(nn.Module):
+        def __init__(self, d):
+            super().__init__()
+            self.a = nn.Linear(d, d)
+            self.b = nn.Linear(d, d)
+        def forward(self, x):
+            return self.a(x)
+    """
+    (finding,) = go(lint_source(source), "GO201")
+    assert (finding.estimate.metric, finding.estimate.low, finding.estimate.high) == ("time_factor", 1.0, 2.4)
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        # Keras builds a layer's weights on its first call: an unused one costs nothing.
+        """
+        from tensorflow import keras
+        class Block(keras.layers.Layer):
+            def __init__(self):
+                super().__init__()
+                self.dense = keras.layers.Dense(8)
+                self.extra = keras.layers.Dense(8)
+            def call(self, x):
+                return self.dense(x)
+        """,
+        # A base class from another module may read the attribute.
+        """
+        import torch.nn as nn
+        from .base import BaseModel
+        class Net(BaseModel):
+            def __init__(self):
+                super().__init__()
+                self.extra = nn.Linear(8, 8)
+            def forward(self, x):
+                return x
+        """,
+        # An abstract forward: subclasses elsewhere use the layers.
+        """
+        import torch.nn as nn
+        class Interface(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.pos = nn.Linear(8, 8)
+            def forward(self, x):
+                raise NotImplementedError
+        """,
+        # A class docstring that documents the attribute makes it public API.
+        """
+        import torch.nn as nn
+        class Decoder(nn.Module):
+            '''Attributes:
+                conv_s0 (nn.Conv2d): used by the caller on high-resolution features.
+            '''
+            def __init__(self):
+                super().__init__()
+                self.conv_s0 = nn.Conv2d(8, 8, 1)
+                self.head = nn.Linear(8, 8)
+            def forward(self, x):
+                return self.head(x)
+        """,
+        # vars(self), self.__dict__ and named_children(): dynamic use.
+        """
+        import torch.nn as nn
+        class Net(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.a = nn.Linear(8, 8)
+                self.b = nn.Linear(8, 8)
+            def forward(self, x):
+                for name, child in self.named_children():
+                    x = child(x)
+                return x
+        """,
+    ],
+)
+def test_unused_submodule_gives_up_where_the_use_is_elsewhere(source):
+    assert not go(lint_source(source), "GO201")
+
+
+def test_relative_pretrained_model_base_is_resolved_inside_the_library():
+    source = """
+    from torch import nn
+    from ...modeling_utils import PreTrainedModel
+    class BertPreTrainedModel(PreTrainedModel):
+        pass
+    class BertForX(BertPreTrainedModel):
+        def __init__(self, config):
+            super().__init__(config)
+            self.head = nn.Linear(8, 8)
+            self.unused = nn.Linear(8, 8)
+        def forward(self, x):
+            return self.head(x)
+    """
+    assert [f.line for f in go(lint_source(source), "GO201")] == [10]
+
+
+def test_noqa_suppresses_an_unused_submodule():
+    source = """
+    import torch.nn as nn
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.kept_for_checkpoints = nn.Linear(8, 8)  # noqa: GO201
+        def forward(self, x):
+            return x
+    """
+    assert not go(lint_source(source), "GO201")
+
+
+def test_ddp_flag_under_an_if_else_choosing_wrappers_is_not_reported():
+    source = """
+    from torch.nn.parallel import DistributedDataParallel as DDP
+    if cfg.moe:
+        model = DDP(model, find_unused_parameters=True)
+    else:
+        model = DDP(model)
+    """
+    assert not go(lint_source(source), "GO202")
+
+
+def test_ddp_estimate_is_the_measured_range():
+    (finding,) = go(lint_source("import torch\nm = torch.nn.parallel.DistributedDataParallel(m, find_unused_parameters=True)\n"), "GO202")
+    assert (finding.estimate.metric, finding.estimate.low, finding.estimate.high) == ("time_factor", 1.0, 2.4)
+
+
+def test_loaded_never_used_in_a_script_module_scope():
+    source = "from transformers import AutoModel\nmodel = AutoModel.from_pretrained('gpt2')\n"
+    # A module without definitions is a script: nobody imports its names.
+    assert [f.line for f in go(lint_source(source), "GO203")] == [2]
+
+
+def test_loaded_never_used_ignores_a_library_module_and_warm_up_loads():
+    library = """
+    from transformers import AutoTokenizer
+    tokenizer = AutoTokenizer.from_pretrained("gpt2")
+    def encode(text):
+        return text
+    """
+    assert not go(lint_source(library), "GO203")
+    warm = """
+    import torch
+    def prefetch(paths):
+        for p in paths:
+            cached = torch.load(p)
+    """
+    assert not go(lint_source(warm), "GO203")
+
+
+def test_discarded_in_place_calls_are_not_uses():
+    source = """
+    import torch
+    def main(device):
+        teacher = torch.load("teacher.pt")
+        teacher.to(device)
+        teacher.eval()
+    """
+    (finding,) = go(lint_source(source), "GO203")
+    assert finding.estimate.metric == "repeated_work" and finding.estimate.unit == "wasted loads"
+
+
+def test_scheduler_that_is_never_stepped_says_so():
+    source = """
+    import torch
+    def train(model):
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        sched = torch.optim.lr_scheduler.StepLR(opt, 10)
+        opt.step()
+    """
+    (finding,) = go(lint_source(source), "GO203")
+    assert "never stepped" in finding.message and "sched.step()" in finding.message
+
+
+def test_conv_bias_estimate_uses_literal_channels():
+    (finding,) = go(lint_source("import torch.nn as nn\nb = nn.Sequential(nn.Conv2d(3, 64, 3), nn.BatchNorm2d(64))\n"), "GO204")
+    assert finding.estimate.low == finding.estimate.high == 64 * 4
+
+
+def test_debug_switches_in_test_files_are_not_reported():
+    source = "import torch\ntorch.autograd.set_detect_anomaly(True)\n"
+    assert go(lint_source(source), "GO205")
+    assert not go(lint_source(source, path="tests/test_model.py"), "GO205")
+
+
+def test_debug_switch_estimates_are_measured_ranges():
+    (finding,) = go(lint_source("import torch\ntorch.autograd.set_detect_anomaly(True)\n"), "GO205")
+    assert (finding.estimate.metric, finding.estimate.low, finding.estimate.high) == ("time_factor", 1.25, 2.3)
