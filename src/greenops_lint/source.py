@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import stat
 import re
 import tokenize
 from dataclasses import dataclass
@@ -36,12 +38,23 @@ class SourceError(Exception):
         self.column = column
 
 
+# Larger files are not linted: LibCST needs ~300-700 times their size in
+# memory, and no hand-written training script is this big.
+MAX_FILE_BYTES = 2 * 1024 * 1024
+
+
 def read_bytes(path: str) -> bytes:
     try:
+        info = os.stat(path)
+        if stat.S_ISDIR(info.st_mode):
+            raise SourceError("cannot read file: it is a directory")
+        if not stat.S_ISREG(info.st_mode):
+            # A FIFO or a device would block or never end.
+            raise SourceError("cannot read file: not a regular file (a FIFO, socket or device)")
+        if info.st_size > MAX_FILE_BYTES:
+            raise SourceError(f"cannot read file: {info.st_size / 2**20:.0f} MiB is over the {MAX_FILE_BYTES // 2**20} MiB limit")
         with open(path, "rb") as handle:
             return handle.read()
-    except IsADirectoryError:
-        raise SourceError("cannot read file: it is a directory") from None
     except OSError as exc:
         raise SourceError(f"cannot read file: {exc.strerror or exc}") from None
 
