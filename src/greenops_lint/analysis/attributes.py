@@ -100,6 +100,9 @@ _SAME_MODULE_METHODS = frozenset({"to", "cuda", "cpu", "float", "half", "bfloat1
 _NOT_A_MODEL = re.compile(r"Tokenizer|Processor|Config|Extractor|Scheduler|Pipeline|GenerationConfig")
 
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# `    conv_s0 (nn.Conv2d): ...` (Google style) or `conv_s0 : nn.Conv2d` (NumPy style)
+_DOCUMENTED_ATTRIBUTE = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*[(:]", re.MULTILINE)
+_QUOTED_ATTRIBUTE = re.compile(r"`(?:self\.)?([A-Za-z_][A-Za-z0-9_]*)`")
 
 
 @dataclass
@@ -521,10 +524,12 @@ class _ExternalScan:
         if node_type is cst.ClassDef:
             if id(node) in self.model_class_nodes:
                 in_model_class = True
-            # A class docstring that documents an attribute makes it public API.
+            # A class docstring that documents an attribute (an "Attributes:"
+            # entry, or `self.name` in backquotes) makes it public API.
             docstring = node.get_docstring(clean=False)
             if docstring:
-                self.words.update(_WORD.findall(docstring))
+                self.words.update(_DOCUMENTED_ATTRIBUTE.findall(docstring))
+                self.words.update(_QUOTED_ATTRIBUTE.findall(docstring))
         elif node_type is cst.Attribute:
             if not (in_model_class and _is_self(node.value)):
                 self.reads[node.attr.value] += 1

@@ -77,7 +77,8 @@ def module_exports(ctx: "FileContext") -> set[str]:
 
 def is_module_script(ctx: "FileContext") -> bool:
     """Module-level names of a script or notebook are nobody else's; a library
-    module (functions or classes, no `__main__` block) may export them."""
+    module (functions or classes, no `__main__` block, no top-level loop) may
+    export them."""
     if ctx.path.endswith(".ipynb"):
         return True
     has_definitions = False
@@ -86,6 +87,8 @@ def is_module_script(ctx: "FileContext") -> bool:
             has_definitions = True
         elif isinstance(stmt, cst.If) and "__name__" in ctx.module.code_for_node(stmt.test) and "__main__" in ctx.module.code_for_node(stmt.test):
             return True
+        elif isinstance(stmt, (cst.For, cst.While)):
+            return True  # a top-level loop: a script (an exported notebook), not a library
     return not has_definitions
 
 

@@ -457,7 +457,8 @@ class LoadedNeverUsed(Rule):
     `__all__`, scopes that call `locals()`, `globals()`, `vars()`, `eval` or
     `exec`, names declared `global`/`nonlocal`, class attributes, and
     module-level names of a library module (one with functions or classes but
-    no `if __name__ == "__main__":` block), which other modules may import.
+    no `if __name__ == "__main__":` block and no top-level loop), which other
+    modules may import.
 
     ## Why is this bad
     Loading a checkpoint reads and deserialises every weight (seconds to minutes
@@ -738,6 +739,7 @@ class ConvBiasBeforeBatchNorm(Rule):
     def __init__(self, ctx, options=None) -> None:
         super().__init__(ctx, options)
         self._reported: set[int] = set()
+        self._positions: dict[int, dict[int, int]] = {}
 
     # -- what an expression is ------------------------------------------------
     def _resolve(self, node: cst.BaseExpression) -> Optional[cst.Call]:
@@ -866,19 +868,25 @@ class ConvBiasBeforeBatchNorm(Rule):
         for first, second in zip(items, items[1:]):
             self._pair(first, second, first)
 
-    def visit_IndentedBlock(self, node: cst.IndentedBlock) -> None:
-        self._consecutive(node.body)
-
-    def visit_Module(self, node: cst.Module) -> None:
-        self._consecutive(node.body)
-
-    def _consecutive(self, body) -> None:
-        previous = None
-        for stmt in body:
-            current = stmt.body[0] if isinstance(stmt, cst.SimpleStatementLine) and len(stmt.body) == 1 else None
-            if previous is not None and current is not None:
-                self._statement_pair(previous, current)
-            previous = current
+    def visit_SimpleStatementLine(self, node: cst.SimpleStatementLine) -> None:
+        # Checked when the second statement of a pair is reached, so that the
+        # names the first one uses (`conv2d = nn.Conv2d(...)`) are bound.
+        if len(node.body) != 1:
+            return
+        block = self.ctx.parent(1)
+        body = getattr(block, "body", None)
+        if not isinstance(body, (tuple, list)):
+            return
+        positions = self._positions.get(id(block))
+        if positions is None:
+            positions = {id(stmt): index for index, stmt in enumerate(body)}
+            self._positions[id(block)] = positions
+        index = positions.get(id(node), 0)
+        if index == 0:
+            return
+        previous = body[index - 1]
+        if isinstance(previous, cst.SimpleStatementLine) and len(previous.body) == 1:
+            self._statement_pair(previous.body[0], node.body[0])
 
     def _statement_pair(self, first: cst.BaseSmallStatement, second: cst.BaseSmallStatement) -> None:
         # layers.append(conv); layers.append(bn)  /  model.add(conv); model.add(bn)
