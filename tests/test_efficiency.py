@@ -1,0 +1,591 @@
+"""GO5xx efficiency rules: edge cases, decisions and estimates."""
+
+from __future__ import annotations
+
+import pytest
+
+from conftest import lint_source
+from greenops_lint.plugins import load_rules
+
+
+def lines_of(findings, code):
+    return [f.line for f in findings if f.code == code]
+
+
+def only(code, source, path="snippet.py"):
+    return lines_of(lint_source(source, select=(code,), path=path), code)
+
+
+TRAIN_HEAD = """
+import torch
+import numpy as np
+device = torch.device("cuda")
+"""
+
+
+# -- GO501 ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "total += loss.item()",
+        "print(loss)",
+        "print(f'loss {loss}')",
+        "history.append(float(loss))",
+        "preds = out.argmax(1).cpu()",
+        "ids = out.argmax(1).tolist()",
+        "pbar.set_postfix(loss=loss.item())",
+        "wandb.log({'loss': loss.item()})",
+    ],
+)
+def test_go501_syncs_in_the_training_step_are_flagged(line):
+    source = TRAIN_HEAD + f"""
+for step, (x, y) in enumerate(train_loader):
+    out = model(x.to(device))
+    loss = criterion(out, y.to(device))
+    loss.backward()
+    optimizer.step()
+    {line}
+"""
+    assert only("GO501", source) == [11]
+
+
+@pytest.mark.parametrize(
+    "guard",
+    [
+        "if step % 50 == 0:",
+        "if (step + 1) % args.log_every == 0:",
+        "if step == len(train_loader) - 1:",
+        "if accelerator.sync_gradients:",
+        "if step in checkpoints:",
+    ],
+)
+def test_go501_guarded_syncs_are_not_flagged(guard):
+    source = TRAIN_HEAD + f"""
+for step, (x, y) in enumerate(train_loader):
+    loss = criterion(model(x.to(device)), y.to(device))
+    loss.backward()
+    optimizer.step()
+    {guard}
+        print(loss.item())
+"""
+    assert only("GO501", source) == []
+
+
+def test_go501_eval_loops_epoch_level_and_host_values_are_not_flagged():
+    source = TRAIN_HEAD + """
+for epoch in range(10):
+    for x, y in train_loader:
+        loss = criterion(model(x.to(device)), y.to(device))
+        loss.backward()
+        optimizer.step()
+        n += y.sum().item()
+        score = np.mean(history).item()
+        labels = y.tolist()
+    print(loss.item())
+    with torch.no_grad():
+        for x, y in val_loader:
+            acc += (model(x.to(device)).argmax(1) == y.to(device)).sum().item()
+"""
+    assert only("GO501", source) == []
+
+
+def test_go501_cpu_only_modules_are_not_checked():
+    source = """
+import torch
+for x, y in train_loader:
+    loss = criterion(model(x), y)
+    loss.backward()
+    optimizer.step()
+    total += loss.item()
+"""
+    assert only("GO501", source) == []
+
+
+def test_go501_follows_helpers_and_stops_at_guarded_call_sites():
+    source = TRAIN_HEAD + """
+def log_metrics(loss):
+    print(loss.item())
+
+def running(loss):
+    return loss.item()
+
+for step, (x, y) in enumerate(train_loader):
+    loss = criterion(model(x.to(device)), y.to(device))
+    loss.backward()
+    optimizer.step()
+    total += running(loss)
+    if step % 100 == 0:
+        log_metrics(loss)
+"""
+    assert only("GO501", source) == [10]
+
+
+def test_go501_environment_actions_are_not_flagged():
+    source = TRAIN_HEAD + """
+for t in range(10000):
+    action = policy(state).argmax()
+    state, reward, done, _ = env.step(action.item())
+    loss = criterion(policy(state), target)
+    loss.backward()
+    optimizer.step()
+"""
+    assert only("GO501", source) == []
+
+
+def test_go501_lightning_training_step_but_not_validation_step():
+    source = """
+import torch
+import lightning as L
+class Lit(L.LightningModule):
+    def training_step(self, batch, batch_idx):
+        loss = self.net(batch).mean()
+        self.log("loss", loss.item())
+        return loss
+    def validation_step(self, batch, batch_idx):
+        self.log("val", self.net(batch).mean().item())
+trainer = L.Trainer(accelerator="gpu")
+"""
+    assert only("GO501", source) == [7]
+
+
+def test_go501_full_batch_training_counts_each_epoch_as_a_step():
+    source = TRAIN_HEAD + """
+for epoch in range(300):
+    optimizer.zero_grad()
+    loss = criterion(model(X), y)
+    loss.backward()
+    optimizer.step()
+    losses.append(loss.item())
+"""
+    (finding,) = [f for f in lint_source(source, select=("GO501",)) if f.code == "GO501"]
+    assert finding.line == 11 and "full-batch" in finding.message
+    assert (finding.estimate.metric, finding.estimate.low, finding.estimate.high, finding.estimate.unit) == ("time_factor", 1.0, 2.0, "x")
+
+
+# -- GO502 ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "expr",
+    [
+        "torch.zeros(8, 16).cuda()",
+        "torch.ones(8).to(device)",
+        "torch.arange(128).unsqueeze(0).to(x.device)",
+        "torch.eye(4, dtype=torch.bool).to(args.device)",
+        "torch.randn(8, 3).to('cuda:1')",
+        "torch.full((4, 4), 0.5).to(device=dev)",
+        "torch.empty(4, 4, device='cpu').cuda()",
+        "torch.FloatTensor(4, 512).zero_().cuda()",
+        "T.linspace(0, 1, 10).to(0)",
+    ],
+)
+def test_go502_flags_host_factories_moved_to_the_device(expr):
+    source = f"import torch\nimport torch as T\ndev = torch.device('cuda')\nx = {expr}\n"
+    assert only("GO502", source) == [4]
+
+
+@pytest.mark.parametrize(
+    "expr",
+    [
+        "torch.zeros(8, device=device)",
+        "torch.zeros(8).to(torch.float16)",
+        "torch.zeros(8).to('cpu')",
+        "torch.zeros(8).to(other_tensor)",
+        "torch.tensor([1.0, 2.0]).to(device)",
+        "torch.FloatTensor(values).cuda()",
+        "torch.from_numpy(a).to(device)",
+        "torch.zeros_like(x).to(device)",
+        "torch.empty(1024, pin_memory=True).to(device, non_blocking=True)",
+        "torch.randn(8, generator=g).to(device)",
+        "torch.zeros(8).to(memory_format=torch.channels_last)",
+    ],
+)
+def test_go502_look_alikes_are_not_flagged(expr):
+    source = f"import torch\ndevice = torch.device('cuda')\nx = {expr}\n"
+    assert only("GO502", source) == []
+
+
+def test_go502_says_which_factories_are_safe_to_rewrite():
+    rule = load_rules().rules["GO502"]
+    assert {"zeros", "ones", "full", "empty", "arange", "linspace", "eye", "tensor"} <= rule.safe_fix_factories
+    assert not {"rand", "randn", "randint", "randperm"} & rule.safe_fix_factories
+    assert rule.fixable is False
+
+
+def test_go502_message_and_estimate_carry_the_literal_size():
+    (finding,) = lint_source("import torch\nx = torch.zeros(1000, 16).cuda()\n", select=("GO502",))
+    assert "64,000 bytes" in finding.message
+    assert finding.estimate.metric == "repeated_work"
+    (random,) = lint_source("import torch\nx = torch.randn(8).cuda()\n", select=("GO502",))
+    assert "random stream" in random.message
+
+
+# -- GO503 ---------------------------------------------------------------------
+
+
+def test_go503_eval_mode_and_eval_names_without_no_grad():
+    source = """
+import torch
+def validate(net, loader):
+    return [net(x) for x, _ in loader]
+
+def embed(model, loader):
+    model.eval()
+    out = []
+    for x in loader:
+        out.append(model(x))
+    return out
+
+def train_and_score(model, loader):
+    model.train()
+    for x, y in loader:
+        loss = model(x).sum()
+        loss.backward()
+        opt.step()
+"""
+    assert only("GO503", source) == [4, 10]
+
+
+@pytest.mark.parametrize(
+    "wrapper",
+    [
+        "with torch.no_grad():",
+        "with torch.inference_mode():",
+        "with torch.set_grad_enabled(False):",
+        "with torch.set_grad_enabled(phase == 'train'):",
+        "with torch.enable_grad():",
+    ],
+)
+def test_go503_grad_contexts_silence_it(wrapper):
+    source = f"""
+import torch
+def evaluate(model, loader):
+    model.eval()
+    {wrapper}
+        return [model(x) for x in loader]
+"""
+    assert only("GO503", source) == []
+
+
+def test_go503_callers_decorators_and_frameworks():
+    source = """
+import torch
+from transformers import Trainer
+import lightning as L
+
+@torch.no_grad()
+def predict(model, xs):
+    return [model(x) for x in xs]
+
+def evaluate(model, loader):
+    return [model(x) for x in loader]
+
+class MyTrainer(Trainer):
+    def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):
+        return [model(x) for x in inputs]
+
+class Lit(L.LightningModule):
+    def test_step(self, batch, batch_idx):
+        return [self.model(x) for x in batch]
+
+with torch.no_grad():
+    scores = evaluate(model, val_loader)
+"""
+    assert only("GO503", source) == []
+
+
+def test_go503_needs_gradients_frozen_models_discarded_results_and_tests():
+    saliency = """
+import torch
+def explain(model, loader):
+    model.eval()
+    for x, y in loader:
+        x.requires_grad_()
+        model(x)[0, y].backward()
+        yield x.grad
+"""
+    frozen = """
+import torch
+encoder.requires_grad_(False)
+def evaluate(encoder, loader):
+    return [encoder(x) for x in loader]
+"""
+    warmup = """
+import torch
+model.eval()
+for _ in range(10):
+    model(example)
+"""
+    in_tests = """
+import torch
+def test_shapes():
+    model.eval()
+    for bs in (1, 2, 4):
+        assert model(torch.zeros(bs, 3)).shape[0] == bs
+"""
+    assert only("GO503", saliency) == []
+    assert only("GO503", frozen) == []
+    assert only("GO503", warmup) == []
+    assert only("GO503", in_tests, path="tests/test_model.py") == []
+
+
+def test_go503_callers_in_eval_mode_but_not_single_requests():
+    source = """
+import torch
+from fastapi import FastAPI
+app = FastAPI()
+
+@app.post("/predict")
+def predict(req):
+    return classifier(req.x).tolist()  # one call per request, no loop: not this rule
+
+def extract_features(model, loader):
+    feats = []
+    for x, _ in loader:
+        feats.append(model(x))
+    return feats
+
+model.eval()
+gallery = extract_features(model, gallery_loader)
+"""
+    assert only("GO503", source) == [13]
+
+
+def test_go503_tokenizers_and_pipelines_are_not_models():
+    source = """
+import torch
+from transformers import AutoTokenizer, pipeline
+tokenizer = AutoTokenizer.from_pretrained("bert-base-uncased")
+pipe = pipeline("sentiment-analysis")
+def predict(texts):
+    return [pipe(tokenizer(t)) for t in texts]
+"""
+    assert only("GO503", source) == []
+
+
+# -- GO504 ---------------------------------------------------------------------
+
+
+def test_go504_aliases_and_isinstance():
+    source = """
+import torch
+import torch.nn as nn
+from torch.nn import DataParallel
+a = nn.DataParallel(net)
+b = DataParallel(net)
+c = torch.nn.parallel.DistributedDataParallel(net)
+ok = isinstance(a, nn.DataParallel)
+"""
+    findings = lint_source(source, select=("GO504",))
+    assert [f.line for f in findings] == [5, 6]
+    assert findings[0].estimate.metric == "time_factor" and findings[0].estimate.unit == "x"
+
+
+# -- GO505 ---------------------------------------------------------------------
+
+
+def test_go505_periods_handlers_and_epochs():
+    source = """
+import torch
+for epoch in range(10):
+    for step, batch in enumerate(train_loader):
+        loss = model(batch).mean()
+        loss.backward()
+        optimizer.step()
+        if step % 10 == 0:
+            torch.cuda.empty_cache()
+        if step % 200 == 0:
+            torch.cuda.empty_cache()
+        if step % args.every == 0:
+            torch.cuda.empty_cache()
+        try:
+            optimizer.zero_grad()
+        except RuntimeError:
+            torch.cuda.empty_cache()
+    torch.cuda.empty_cache()
+"""
+    assert only("GO505", source) == [9]
+
+
+def test_go505_inference_data_loops_count_too():
+    source = """
+import torch
+from torch.utils.data import DataLoader
+loader = DataLoader(ds, batch_size=8)
+for images, ids in loader:
+    preds = model(images)
+    for i, p in zip(ids, preds):
+        save(i, p)
+    torch.cuda.empty_cache()
+for prompt in prompts:
+    pipe(prompt)
+    torch.cuda.empty_cache()
+"""
+    findings = lint_source(source, select=("GO505",))
+    assert [f.line for f in findings] == [9]
+    assert "data loop" in findings[0].message
+
+
+# -- GO506 ---------------------------------------------------------------------
+
+
+def test_go506_accumulators_and_look_alikes():
+    source = """
+import numpy as np
+import pandas as pd
+import torch
+def gather(loader, model):
+    out = torch.empty(0)
+    arr = np.empty((0, 4))
+    rows = pd.DataFrame()
+    for x in loader:
+        out = torch.cat((out, model(x)), 0)
+        arr = np.vstack([arr, x.numpy()])
+        rows = pd.concat(objs=[rows, pd.DataFrame(x)])
+    return out, arr, rows
+
+class Buffer:
+    def fill(self, stream):
+        while True:
+            self.items = torch.cat([self.items, next(stream)])
+
+def not_accumulators(loader, model, seq):
+    window = torch.empty(0)
+    for x in loader:
+        window = torch.cat([window, x])[-10:]
+        seq = torch.cat([seq, model(seq)])
+        print(len(total))
+        total = np.append(total, x)
+    return window, seq
+"""
+    assert only("GO506", source) == [10, 11, 12, 18]
+
+
+def test_go506_estimate_uses_literal_counts():
+    source = "import torch\nacc = torch.empty(0)\nfor i in range(101):\n    acc = torch.cat([acc, f(i)])\n"
+    (finding,) = lint_source(source, select=("GO506",))
+    assert (finding.estimate.metric, finding.estimate.low, finding.estimate.high) == ("repeated_work", 50.0, 50.0)
+
+
+# -- GO507 ---------------------------------------------------------------------
+
+FP32_LOOP = """
+import torch
+model = Net().cuda()
+for x, y in train_loader:
+    loss = criterion(model(x.cuda()), y.cuda())
+    loss.backward()
+    optimizer.step()
+"""
+
+
+def test_go507_is_off_by_default_and_flags_one_loop_when_selected():
+    assert not load_rules().rules["GO507"].default_enabled
+    assert lines_of(lint_source(FP32_LOOP, select=("GO5",)), "GO507") == []
+    assert only("GO507", FP32_LOOP) == [4]
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        "scaler = torch.amp.GradScaler()",
+        "ctx = torch.autocast('cuda', dtype=torch.bfloat16)",
+        "model = model.half()",
+        "from accelerate import Accelerator\naccelerator = Accelerator()",
+        "torch.set_float32_matmul_precision('medium')",
+    ],
+)
+def test_go507_any_mixed_precision_in_the_module_silences_it(extra):
+    assert only("GO507", FP32_LOOP + extra + "\n") == []
+
+
+def test_go507_trainers():
+    source = """
+from transformers import TrainingArguments
+import lightning as L
+a = TrainingArguments("out")
+b = TrainingArguments("out", fp16=True)
+c = TrainingArguments("out", no_cuda=True)
+d = TrainingArguments("out", deepspeed="ds.json")
+e = L.Trainer(max_epochs=3)
+f = L.Trainer(precision="16-mixed")
+g = L.Trainer(accelerator="cpu")
+"""
+    assert only("GO507", source) == [4, 8]
+
+
+# -- GO508 ---------------------------------------------------------------------
+
+
+def test_go508_jax_recompiles_only_new_function_objects():
+    source = """
+import jax
+from functools import partial
+for lr in lrs:
+    a = jax.jit(step)
+    b = jax.jit(lambda p: p - lr)
+    c = jax.jit(partial(step, lr=lr))
+    def local(p):
+        return p * lr
+    d = jax.jit(local)
+"""
+    assert only("GO508", source) == [6, 7, 10]
+
+
+def test_go508_torch_compile_cache_hits_are_silent():
+    source = """
+import torch
+for epoch in range(5):
+    fast = torch.compile(model)
+    same = torch.compile(lambda x: x.sin())
+    scaled = torch.compile(lambda x: x * epoch)
+    model = torch.compile(model)
+for name in names:
+    m = torch.compile(build(name))
+"""
+    assert only("GO508", source) == [6, 7]
+
+
+def test_go508_tf_function_trace_and_guards():
+    source = """
+import tensorflow as tf
+import torch
+for epoch in range(3):
+    step = tf.function(train_step)
+    traced = torch.jit.trace(net, example)
+    if step_fn is None:
+        step_fn = tf.function(train_step)
+for attempt in range(3):
+    fn = tf.function(train_step)
+"""
+    findings = lint_source(source, select=("GO508",))
+    assert [f.line for f in findings] == [5, 6]
+    assert findings[0].estimate.metric == "repeated_work" and findings[0].estimate.low == 2.0
+
+
+def test_go508_decorated_functions_defined_in_a_loop():
+    source = """
+import jax
+import tensorflow as tf
+for cfg in configs:
+    @jax.jit
+    def step(p):
+        return p * cfg.lr
+    @tf.function(jit_compile=True)
+    def tf_step(x):
+        return x
+"""
+    assert only("GO508", source) == [6, 9]  # reported on the `def` line
+
+
+# -- shared --------------------------------------------------------------------
+
+
+def test_every_efficiency_rule_is_documented_with_an_estimate_section():
+    rules = [r for r in load_rules().rules.values() if r.family == "efficiency"]
+    assert {r.code for r in rules} == {f"GO50{i}" for i in range(1, 9)}
+    for rule in rules:
+        assert rule.section("Estimate"), rule.code
+        assert len(rule.VALID) >= 1 and len(rule.INVALID) >= 1
