@@ -1,0 +1,317 @@
+"""`probe --run CMD`: the user's own command, as it is and with the fixes applied.
+
+Both variants run on temporary copies of the project, so the user's files are
+never touched (not even by what the command itself writes: checkpoints, logs).
+The fixes come from `greenops_lint.fixes.fix_paths`, applied to the "after"
+copy only; which findings they fixed is read by linting the copy again. Runs
+alternate A B B A, each in its own session, stopped with its children at the
+timeout.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import shutil
+import tempfile
+from collections import Counter
+from pathlib import Path
+from typing import Callable, Optional, Sequence
+
+from greenops_lint.config import DEFAULT_EXCLUDES
+from greenops_lint.probe import stats
+from greenops_lint.probe.host import LoadMonitor, Nvml, NvmlUnavailable, Rapl, cpu_profile_key, profile_for_cuda_name, usable_cpus
+from greenops_lint.probe.plans import claim_from_estimate
+from greenops_lint.probe.procs import run_command
+from greenops_lint.probe.runner import collect_findings, load_project, order
+
+_SKIP_DIRS = frozenset(d for d in DEFAULT_EXCLUDES if "*" not in d)
+
+
+class RunError(Exception):
+    """--run cannot go on (no fixer, a failing or hanging command): exit 2."""
+
+
+def import_fixer() -> Callable:
+    try:
+        from greenops_lint.fixes import fix_paths  # type: ignore[import-not-found]
+    except ImportError as exc:
+        raise RunError(
+            "--run needs the autofix machinery (greenops_lint.fixes.fix_paths), which this version of "
+            f"greenops-lint does not have yet ({exc}); the template probes (greenops-lint probe PATH) work without it"
+        ) from None
+    return fix_paths
+
+
+# -- copies and fingerprints ----------------------------------------------------------------
+
+
+def _ignore(directory: str, names: list[str]) -> set[str]:
+    return {n for n in names if n in _SKIP_DIRS or n.endswith(".egg-info")}
+
+
+def copy_project(root: Path, target: Path) -> None:
+    shutil.copytree(root, target, symlinks=True, ignore=_ignore)
+
+
+def fingerprint(root: Path) -> dict[str, str]:
+    """Content digests of the project's files (what --run promises not to touch)."""
+    digests = {}
+    for directory, dirnames, filenames in os.walk(root):
+        dirnames[:] = [d for d in dirnames if d not in _SKIP_DIRS]
+        for name in filenames:
+            path = os.path.join(directory, name)
+            try:
+                if os.path.islink(path):
+                    digests[path] = "link:" + os.readlink(path)
+                    continue
+                digest = hashlib.sha256()
+                with open(path, "rb") as handle:
+                    for chunk in iter(lambda: handle.read(1 << 20), b""):
+                        digest.update(chunk)
+                digests[path] = digest.hexdigest()
+            except OSError:
+                continue
+    return digests
+
+
+# -- the host without torch ---------------------------------------------------------------------
+
+
+def _host_profile() -> tuple[str, str, Optional[object], str]:
+    """(profile, words, energy counter, energy source) from NVML or the CPUs."""
+    try:
+        nvml = Nvml()
+        name = nvml.names()[0]
+        return profile_for_cuda_name(name), f"cuda: {name}", nvml, "nvml"
+    except (NvmlUnavailable, Exception):  # noqa: BLE001 - no GPU, no driver, no pynvml
+        pass
+    cpus = usable_cpus()
+    rapl = Rapl.open()
+    profile = cpu_profile_key(cpus)
+    return profile, f"cpu: {cpus} usable CPUs (profile {profile})", rapl, "rapl" if rapl else "none"
+
+
+# -- the mode ------------------------------------------------------------------------------------
+
+
+def run_mode(
+    command: str,
+    cwd: str,
+    paths: Sequence[str],
+    codes: Optional[Sequence[str]],
+    repeats: int,
+    timeout: float,
+    tolerance: float,
+    unsafe: bool,
+    config_file: Optional[Path],
+    progress: Callable = None,
+) -> list[dict]:
+    fix_paths = import_fixer()
+    root = Path(cwd).resolve()
+    before_digest = fingerprint(root)
+    profile, words, energy, source = _host_profile()
+    workdir = Path(tempfile.mkdtemp(prefix="greenops-run-"))
+    try:
+        variants = _prepare(root, workdir, paths, codes, unsafe, config_file, profile, fix_paths)
+        records = _measure(command, root, variants, repeats, timeout, tolerance, words, profile, energy, source, progress)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+        if energy is not None and hasattr(energy, "close"):
+            energy.close()
+    if fingerprint(root) != before_digest:
+        records.append(_warning_record(command, root))
+    return records
+
+
+class Variant:
+    def __init__(self, name: str, directory: Path, findings: list = (), label: str = "") -> None:
+        self.name, self.directory, self.findings, self.label = name, directory, list(findings), label
+
+
+def _prepare(root, workdir, paths, codes, unsafe, config_file, profile, fix_paths) -> list[Variant]:
+    before_dir = workdir / "before" / root.name
+    after_dir = workdir / "after" / root.name
+    copy_project(root, before_dir)
+    copy_project(root, after_dir)
+
+    def inside(directory: Path) -> list[str]:
+        if not paths:
+            return [str(directory)]
+        mapped = []
+        for path in paths:
+            relative = os.path.relpath(os.path.abspath(path), root)
+            if relative.startswith(".."):
+                raise RunError(f"{path} is outside the project directory {root}")
+            mapped.append(str(directory / relative))
+        return mapped
+
+    config, rules, _ = load_project([str(after_dir)], config_file, codes)
+    found = collect_findings(inside(after_dir), config, rules, profile)
+    if not found.findings:
+        raise RunError("no findings in the project: nothing to fix and compare")
+    fix_paths(found.files, found.config, rules, unsafe)
+    remaining = collect_findings(inside(after_dir), config, rules, profile).findings
+    fixed_groups = _fixed(found.findings, remaining, after_dir)
+    if not fixed_groups:
+        hint = "" if unsafe else " (only safe fixes were applied; drop --safe-fixes-only to apply unsafe ones)"
+        raise RunError(f"the fixer changed none of the {len(found.findings)} findings{hint}: nothing to compare")
+    fixed = [(relative, f) for (relative, _), group in sorted(fixed_groups.items()) for f in group]
+    variants = [Variant("before", before_dir, label="as it is"), Variant("after", after_dir, fixed, "all fixes applied")]
+    if len(fixed_groups) > 1:
+        # One more copy per (file, rule), with only that fix, to attribute the saving.
+        for number, ((relative, code), group) in enumerate(sorted(fixed_groups.items()), start=1):
+            directory = workdir / f"fix{number}" / root.name
+            copy_project(root, directory)
+            fix_paths([str(directory / relative)], config.with_overrides(root=directory), {code: rules[code]}, unsafe)
+            variants.append(Variant(f"fix{number}", directory, [(relative, f) for f in group], f"only {code} in {relative}"))
+    return variants
+
+
+def _fixed(before: list, after: list, directory: Path) -> dict:
+    """(relative path, code) -> the findings that the fix removed (by count)."""
+    remaining = Counter((os.path.relpath(f.path, directory), f.code) for f in after)
+    groups: dict = {}
+    for finding in before:
+        key = (os.path.relpath(finding.path, directory), finding.code)
+        groups.setdefault(key, []).append(finding)
+    fixed = {}
+    for key, group in groups.items():
+        gone = len(group) - remaining.get(key, 0)
+        if gone > 0:
+            fixed[key] = group if gone == len(group) else group[:gone]
+    return fixed
+
+
+def _measure(command, root, variants, repeats, timeout, tolerance, words, profile, energy, source, progress) -> list[dict]:
+    names = [v.name for v in variants]
+    by_name = {v.name: v for v in variants}
+    samples: dict[str, dict[str, list[float]]] = {n: {"wall": [], "cpu": [], "maxrss": [], "joules": []} for n in names}
+    sequence = order(names, repeats)
+    bar = progress(len(sequence), "running") if progress else None
+    monitor = LoadMonitor(cpus=usable_cpus()).start()
+    logs = Path(tempfile.mkdtemp(prefix="greenops-run-logs-"))
+    try:
+        for index, name in enumerate(sequence):
+            variant = by_name[name]
+            env = dict(os.environ, GREENOPS_PROBE_VARIANT=name)
+            log = logs / f"{index}-{name}.log"
+            start = energy.read() if energy is not None else None
+            done = run_command(command, str(variant.directory), timeout, env=env, log_path=str(log))
+            joules = energy.joules(start, energy.read()) if energy is not None else None
+            if bar is not None:
+                bar.tick()
+            if done.timed_out:
+                raise RunError(
+                    f"the command ran past --timeout {timeout:g} s in the {name!r} variant and was stopped "
+                    f"with its {done.stopped} process(es): {command}"
+                )
+            if done.returncode != 0:
+                tail = _tail(log)
+                raise RunError(f"the command failed with exit code {done.returncode} in the {name!r} variant: {command}\n{tail}")
+            samples[name]["wall"].append(done.wall_s)
+            samples[name]["cpu"].append(done.cpu_s)
+            samples[name]["maxrss"].append(done.maxrss_bytes)
+            if joules is not None:
+                samples[name]["joules"].append(joules)
+    finally:
+        if bar is not None:
+            bar.close()
+        shutil.rmtree(logs, ignore_errors=True)
+    load = monitor.stop()
+    context = {"load": load, "words": words, "profile": profile, "source": source, "tolerance": tolerance,
+               "command": command, "order": " ".join("ABCDEFGHIJKLMNOPQRSTUVWXYZ"[names.index(n)] for n in sequence),
+               "root": root}
+    records = [_record(samples["before"], samples["after"], None, context, "all fixes")]
+    separate = len(variants) > 2
+    for variant in variants[1:]:
+        if variant.name == "after" and separate:
+            continue
+        for relative, finding in variant.findings:
+            records.append(_record(samples["before"], samples[variant.name], finding, context, variant.label,
+                                   len(variant.findings), relative))
+    return records
+
+
+def _tail(path: Path, limit: int = 1500) -> str:
+    try:
+        return path.read_text(encoding="utf-8", errors="replace")[-limit:].rstrip()
+    except OSError:
+        return ""
+
+
+def _record(before: dict, after: dict, finding, context: dict, label: str, together: int = 1, relative: str = "") -> dict:
+    load = context["load"]
+    foreign = load.get("foreign_load")
+    floor = stats.noise_floor(foreign)
+    a, b = [[v] for v in before["wall"]], [[v] for v in after["wall"]]
+    ratio = stats.ratio_interval(a, b)
+    cpu_ratio = stats.ratio_interval([[v] for v in before["cpu"]], [[v] for v in after["cpu"]], resamples=1000)
+    noise = max(stats.iqr_ratio(before["wall"]), stats.iqr_ratio(after["wall"]))
+    estimate = finding.estimate if finding is not None else None
+    base = claim_from_estimate(estimate)
+    high = base.high if base is not None and base.metric == "time_factor" else math.inf
+    claim = stats.Claim(
+        "ratio", floor * 1.001, high, "x",
+        "the fixed run should be measurably faster" + (f", by at most the estimate's {high:g}x (the rest of the run is unchanged)" if math.isfinite(high) else ""),
+    )
+    problem = None
+    if foreign is not None and foreign > stats.WALL_FOREIGN_LIMIT:
+        problem = f"host too busy for a wall-clock measurement: foreign load {foreign:.2f} > {stats.WALL_FOREIGN_LIMIT:g}"
+    verdict = stats.decide(ratio, claim, floor=floor, tolerance=context["tolerance"], noise=noise, problem=problem)
+    median = lambda values: stats.median(values) if values else None  # noqa: E731
+    root = context["root"]
+    record = {
+        "path": str(root / relative) if finding else str(root),
+        "line": finding.line if finding else None,
+        "column": finding.column if finding else None,
+        "code": finding.code if finding else "RUN",
+        "name": finding.name if finding else "whole run",
+        "message": finding.message if finding else "",
+        "mode": "run",
+        "command": context["command"],
+        "probe": f"the command as it is vs {label}" + (f" ({together} findings fixed together)" if together > 1 else ""),
+        "sized": "run",
+        "sizes": "the user's own command, on temporary copies of the project",
+        "variants": {"before": "as it is", "after": label},
+        "hardware": context["profile"],
+        "device": context["words"],
+        "estimate": estimate.to_json() if estimate else None,
+        "claim": claim.to_json(),
+        "measured": {"metric": "time_ratio", "unit": "x", **ratio.to_json(), "clock": "wall", "per": "run",
+                     "cpu_ratio": cpu_ratio.to_json()},
+        "seconds": {"before": median(before["wall"]), "after": median(after["wall"]), "clock": "wall", "per": "run"},
+        "cpu_seconds": {"before": median(before["cpu"]), "after": median(after["cpu"])},
+        "wall_seconds": {"before": median(before["wall"]), "after": median(after["wall"])},
+        "bytes": {"before": {"maxrss": median(before["maxrss"])}, "after": {"maxrss": median(after["maxrss"])}},
+        "joules": {"before": median(before["joules"]), "after": median(after["joules"])},
+        "energy_source": context["source"] if before["joules"] else "none",
+        "energy_note": "RAPL package counters cover the whole machine" if context["source"] == "rapl" else "",
+        "energy_estimated": None,
+        "threads": os.environ.get("OMP_NUM_THREADS", "default"),
+        "foreign_load": foreign,
+        "steal_s": load.get("steal_s"),
+        "noise_floor": floor,
+        "noise_iqr": round(noise, 4),
+        "tolerance": context["tolerance"],
+        "runs": {"before": len(before["wall"]), "after": len(after["wall"])},
+        "order": context["order"],
+        "extras": [{"label": "CPU time ratio", **cpu_ratio.to_json()}],
+        "notes": [],
+        **verdict.to_json(),
+        "timed_out": False,
+    }
+    return record
+
+
+def _warning_record(command: str, root: Path) -> dict:
+    return {
+        "path": str(root), "line": None, "column": None, "code": "RUN", "name": "project changed",
+        "message": "", "mode": "run", "command": command, "probe": "check of the project's files",
+        "sized": "run", "sizes": "", "variants": {}, "hardware": None, "device": None, "estimate": None,
+        "claim": None, "measured": None, "seconds": {}, "cpu_seconds": {}, "wall_seconds": {}, "bytes": {"before": {}, "after": {}},
+        "joules": {}, "energy_source": "none", "threads": None, "foreign_load": None, "runs": {}, "extras": [],
+        "notes": ["the command changed files in the project directory although it ran on copies: it writes to absolute paths"],
+        "verdict": stats.INCONCLUSIVE, "reason": "the project changed during the probe", "band": None, "timed_out": False,
+    }

@@ -1,0 +1,143 @@
+"""The probe's statistics and verdicts, on synthetic samples (no torch, no timing)."""
+
+from __future__ import annotations
+
+import math
+import random
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from greenops_lint.probe import stats
+from greenops_lint.probe.runner import order
+from greenops_lint.probe.stats import CONFIRMED, INCONCLUSIVE, REFUTED, Claim, Interval, decide
+
+FLOAT64 = Claim("time_factor", 2.0, 2.1, "x", "float64 on cloud-vcpu-2")
+DDP = Claim("time_factor", 1.0, 2.4, "x", "GO202")
+BYTES = Claim("memory_bytes", 16 * 2**20, 16 * 2**20, "bytes", "params x 4", deterministic=True)
+LOADS = Claim("repeated_work", 4, 4, "extra loads", "5 iterations")
+
+
+def runs(rng, centre, n_runs=3, n=30, spread=0.02, run_spread=0.0):
+    out = []
+    for _ in range(n_runs):
+        level = centre * (1 + rng.gauss(0, run_spread))
+        out.append([level * math.exp(rng.gauss(0, spread)) for _ in range(n)])
+    return out
+
+
+def test_bootstrap_interval_covers_the_true_ratio_and_is_ordered():
+    rng = random.Random(1)
+    interval = stats.ratio_interval(runs(rng, 0.020), runs(rng, 0.010))
+    assert interval.low <= interval.median <= interval.high
+    assert interval.low < 2.0 < interval.high
+    assert interval.high / interval.low < 1.1
+
+
+def test_between_run_noise_widens_the_interval():
+    tight = stats.ratio_interval(runs(random.Random(2), 2.0), runs(random.Random(3), 1.0))
+    loose = stats.ratio_interval(runs(random.Random(2), 2.0, run_spread=0.15), runs(random.Random(3), 1.0, run_spread=0.15))
+    assert (loose.high - loose.low) > 2 * (tight.high - tight.low)
+
+
+def test_bootstrap_is_deterministic_and_handles_a_custom_statistic():
+    groups = {"before": runs(random.Random(4), 5.0), "after": runs(random.Random(5), 1.0), "load": runs(random.Random(6), 1.0)}
+    extra = lambda d: (stats.mean(d["before"]) - stats.mean(d["after"])) / stats.mean(d["load"])  # noqa: E731
+    first, second = stats.bootstrap(groups, extra), stats.bootstrap(groups, extra)
+    assert first == second
+    assert first.low < 4.0 < first.high
+
+
+def test_bootstrap_needs_samples():
+    with pytest.raises(ValueError):
+        stats.ratio_interval([], [[1.0]])
+
+
+def test_exact_and_iqr():
+    assert stats.exact(5.0) == Interval(5.0, 5.0, 5.0)
+    assert stats.iqr_ratio([1.0, 1.0, 1.0, 1.0]) == 0.0
+    assert stats.iqr_ratio([1.0, 2.0]) == 0.0  # too few samples to say
+    assert stats.iqr_ratio([0.8, 0.9, 1.0, 1.1, 1.2]) == pytest.approx(0.2)
+
+
+def test_noise_floor_widens_on_a_busy_host():
+    assert stats.noise_floor(0.0) == stats.NOISE_FLOOR
+    assert stats.noise_floor(None) == stats.NOISE_FLOOR
+    assert stats.noise_floor(0.5) == stats.BUSY_NOISE_FLOOR
+
+
+@pytest.mark.parametrize(
+    "interval, claim, verdict, words",
+    [
+        ((1.85, 1.80, 1.90), FLOAT64, CONFIRMED, "overlaps"),
+        ((2.05, 2.00, 2.10), FLOAT64, CONFIRMED, "overlaps"),
+        ((1.25, 1.20, 1.30), FLOAT64, REFUTED, "smaller than estimated"),
+        ((1.00, 0.97, 1.03), FLOAT64, REFUTED, "no measurable saving"),
+        ((3.30, 3.20, 3.45), FLOAT64, REFUTED, "larger than estimated"),
+        ((1.40, 1.02, 1.50), Claim("time_factor", 1.2, 1.5, "x", ""), INCONCLUSIVE, "noise floor"),
+        ((2.00, 1.00, 3.00), FLOAT64, INCONCLUSIVE, "too wide"),
+        ((1.00, 0.98, 1.03), DDP, CONFIRMED, "overlaps"),
+        ((2.40, 2.30, 2.55), DDP, CONFIRMED, "overlaps"),
+        ((0.75, 0.70, 0.80), DDP, REFUTED, "slower"),
+        ((16 * 2**20, 16 * 2**20, 16 * 2**20), BYTES, CONFIRMED, "overlaps"),
+        ((17.6 * 2**20, 17.6 * 2**20, 17.6 * 2**20), BYTES, REFUTED, "larger"),
+        ((4.1, 3.7, 4.6), LOADS, CONFIRMED, "overlaps"),
+        ((0.8, 0.6, 1.0), LOADS, REFUTED, "smaller"),
+        ((2.0, -1.0, 5.0), LOADS, INCONCLUSIVE, "too wide"),
+    ],
+)
+def test_verdict_table(interval, claim, verdict, words):
+    result = decide(Interval(*interval), claim)
+    assert result.verdict == verdict, result.reason
+    assert words in result.reason
+
+
+def test_problems_noise_and_missing_claims_are_inconclusive():
+    good = Interval(1.85, 1.80, 1.90)
+    assert decide(good, FLOAT64, problem="timed out").verdict == INCONCLUSIVE
+    assert decide(good, None).verdict == INCONCLUSIVE
+    assert decide(None, FLOAT64).verdict == INCONCLUSIVE
+    noisy = decide(good, FLOAT64, noise=0.3)
+    assert noisy.verdict == INCONCLUSIVE and "noisy" in noisy.reason
+    # Deterministic byte counts ignore timing noise.
+    assert decide(stats.exact(16 * 2**20), BYTES, noise=0.5).verdict == CONFIRMED
+
+
+def test_tolerance_is_the_width_of_agreement():
+    measured = Interval(1.7, 1.65, 1.75)
+    assert decide(measured, FLOAT64, tolerance=0.25).verdict == CONFIRMED
+    assert decide(measured, FLOAT64, tolerance=0.0).verdict == REFUTED
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    low=st.floats(0.2, 10), width=st.floats(0.0, 3.0), c_low=st.floats(0.5, 8), c_width=st.floats(0, 4),
+    floor=st.sampled_from([1.05, 1.10]), tolerance=st.sampled_from([0.0, 0.25]),
+)
+def test_verdict_is_consistent_with_the_interval(low, width, c_low, c_width, floor, tolerance):
+    measured = Interval(low * (1 + width / 2), low, low * (1 + width))
+    claim = Claim("time_factor", c_low, c_low + c_width, "x", "")
+    result = decide(measured, claim, floor=floor, tolerance=tolerance)
+    band_low, band_high = stats.claim_band(claim, floor, tolerance)
+    overlaps = measured.low <= band_high and measured.high >= band_low
+    if result.verdict == CONFIRMED:
+        assert overlaps
+        assert measured.spread <= stats.MAX_SPREAD
+        if claim.low > floor:
+            assert measured.low > floor
+    elif result.verdict == REFUTED:
+        assert not overlaps or measured.high < floor or measured.high < 1 / floor
+    else:
+        assert measured.spread > stats.MAX_SPREAD or (overlaps and measured.low <= floor)
+
+
+def test_order_alternates_a_b_b_a():
+    assert order(["A", "B"], 3) == ["A", "B", "B", "A", "A", "B"]
+    assert order(["a", "b", "c"], 2) == ["a", "b", "c", "c", "b", "a"]
+
+
+def test_human_bytes():
+    assert stats.human_bytes(512) == "512 B"
+    assert stats.human_bytes(16 * 2**20) == "16.0 MiB"
+    assert stats.human_bytes(-2048) == "-2.0 KiB"
