@@ -495,6 +495,7 @@ def test_go507_is_off_by_default_and_flags_one_loop_when_selected():
         "model = model.half()",
         "from accelerate import Accelerator\naccelerator = Accelerator()",
         "torch.set_float32_matmul_precision('medium')",
+        "head = head.double()  # float64 on purpose",
     ],
 )
 def test_go507_any_mixed_precision_in_the_module_silences_it(extra):
