@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import libcst as cst
+
+if TYPE_CHECKING:  # pragma: no cover
+    from greenops_lint.context import FileContext
 
 
 def get_arg(call: cst.Call, keyword: Optional[str], position: Optional[int] = None) -> Optional[cst.Arg]:
@@ -55,3 +58,19 @@ class _NotLiteral:
 
 
 NOT_LITERAL = _NotLiteral()
+
+
+def environ_assignment(ctx: "FileContext", node: cst.Assign) -> Optional[tuple[str, cst.BaseExpression]]:
+    """`os.environ["NAME"] = value` -> ("NAME", value); None for anything else."""
+    for target in node.targets:
+        subscript = target.target
+        if (
+            isinstance(subscript, cst.Subscript)
+            and len(subscript.slice) == 1
+            and isinstance(subscript.slice[0].slice, cst.Index)
+            and ctx.qualified_name(subscript.value) == "os.environ"
+        ):
+            name = literal_value(subscript.slice[0].slice.value)
+            if isinstance(name, str):
+                return name, node.value
+    return None

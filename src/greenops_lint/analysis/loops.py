@@ -459,3 +459,13 @@ def _dotted_parts(node: cst.BaseExpression) -> list[str]:
         for arg in node.args:
             parts.extend(_dotted_parts(arg.value))
     return parts
+
+
+def describe_repetition(repetition: Repetition) -> str:
+    """`on every iteration of the epoch loop (30 iterations) that calls load()`."""
+    loop = repetition.loop
+    count = f" ({loop.count} iterations)" if loop.count else ""
+    if repetition.via:
+        chain = " -> ".join(f"{site.name}()" for site in repetition.via)
+        return f"on every iteration of the {loop.describe()}{count} that calls {chain}"
+    return f"on every iteration of the {loop.describe()}{count}"

@@ -14,7 +14,7 @@ from typing import Iterable, Optional
 import libcst as cst
 
 from greenops_lint.analysis.calls import get_arg, literal_value
-from greenops_lint.analysis.loops import FrameNode, LoopInfo, Repetition, referenced_names
+from greenops_lint.analysis.loops import FrameNode, LoopInfo, Repetition, describe_repetition, referenced_names
 from greenops_lint.analysis.rewrite import with_keyword
 from greenops_lint.finding import Fix, SavingsEstimate
 from greenops_lint.rule import Rule
@@ -210,12 +210,7 @@ class RepeatedWorkRule(Rule):
 
     # -- message pieces ---------------------------------------------------------------
     def where(self, repetition: Repetition) -> str:
-        loop = repetition.loop
-        count = f" ({loop.count} iterations)" if loop.count else ""
-        if repetition.via:
-            chain = " -> ".join(f"{site.name}()" for site in repetition.via)
-            return f"on every iteration of the {loop.describe()}{count} that calls {chain}"
-        return f"on every iteration of the {loop.describe()}{count}"
+        return describe_repetition(repetition)
 
     def repeated_estimate(self, repetition: Repetition, what: str) -> SavingsEstimate:
         loop = repetition.loop

@@ -11,7 +11,7 @@ from typing import Optional
 
 import libcst as cst
 
-from greenops_lint.analysis.calls import get_arg, literal_value
+from greenops_lint.analysis.calls import environ_assignment, get_arg, literal_value
 from greenops_lint.analysis.classes import MODEL_NAME, is_model_constructor
 from greenops_lint.analysis.dtypes import (
     DOUBLE_TENSOR_TYPES,
@@ -156,22 +156,15 @@ class GlobalFloat64Default(Rule):
         return Fix(value, replace_with(new), safe=False, title="use float32") if new is not None else None
 
     def visit_Assign(self, node: cst.Assign) -> None:
-        # os.environ["JAX_ENABLE_X64"] = "1"
-        for target in node.targets:
-            subscript = target.target
-            if (
-                isinstance(subscript, cst.Subscript)
-                and self.ctx.qualified_name(subscript.value) == "os.environ"
-                and len(subscript.slice) == 1
-                and isinstance(subscript.slice[0].slice, cst.Index)
-                and literal_value(subscript.slice[0].slice.value) == "JAX_ENABLE_X64"
-                and literal_value(node.value) in _TRUTHY
-                and not self.ctx.calls_gradcheck
-            ):
-                fix = Fix(node.value, replace_with(string_like(node.value, "0")), safe=False, title="JAX_ENABLE_X64=0") if isinstance(
-                    node.value, cst.SimpleString
-                ) else None
-                self._report(node, "JAX_ENABLE_X64=1", fix)
+        assignment = environ_assignment(self.ctx, node)  # os.environ["JAX_ENABLE_X64"] = "1"
+        if assignment is None or self.ctx.calls_gradcheck:
+            return
+        name, value = assignment
+        if name == "JAX_ENABLE_X64" and literal_value(value) in _TRUTHY:
+            fix = None
+            if isinstance(value, cst.SimpleString):
+                fix = Fix(value, replace_with(string_like(value, "0")), safe=False, title="JAX_ENABLE_X64=0")
+            self._report(node, "JAX_ENABLE_X64=1", fix)
 
     def _report(self, node: cst.CSTNode, what: str, fix: Optional[Fix] = None) -> None:
         hardware = self.ctx.hardware
