@@ -15,7 +15,7 @@ from typing import Optional
 import libcst as cst
 
 from greenops_lint.analysis.attributes import module_attributes
-from greenops_lint.analysis.calls import get_arg, has_star_kwargs, literal_value
+from greenops_lint.analysis.calls import environ_assignment, get_arg, has_star_kwargs, literal_value
 from greenops_lint.analysis.names import dotted_name
 from greenops_lint.analysis.unused_names import (
     is_module_script,
@@ -600,7 +600,7 @@ class LoadedNeverUsed(Rule):
         self.report(target, f"{name} = {label} {messages[kind]}", estimate)
 
     def _loaded(self, value: cst.BaseExpression) -> Optional[tuple[str, str]]:
-        """(kind, label) when `value` loads or builds a model, tokenizer, optimizer or scheduler."""
+        """(kind, _code(self, value, 50)) when `value` loads or builds a model, tokenizer, optimizer or scheduler."""
         while isinstance(value, cst.Call) and isinstance(value.func, cst.Attribute) and value.func.attr.value in _WEAK_METHODS and isinstance(value.func.value, cst.Call):
             if self.ctx.qualified_name(value.func) is not None:
                 break
@@ -609,35 +609,34 @@ class LoadedNeverUsed(Rule):
             return None
         qualified = self.ctx.call_name(value)
         func = value.func
-        label = _code(self, value, 50)
         if qualified is None:
             if isinstance(func, cst.Attribute) and func.attr.value == "from_pretrained":
-                return self._pretrained_kind(dotted_name(func.value) or ""), label
+                return self._pretrained_kind(dotted_name(func.value) or ""), _code(self, value, 50)
             if isinstance(func, cst.Name):
                 analysis = module_attributes(self.ctx)
                 info = analysis.classes.get(func.value)
                 if info is not None and info.kind is not None and self.ctx.names.lookup(func.value) is info.node:
-                    return "built", label
+                    return "built", _code(self, value, 50)
             return None
         if qualified in _LOADERS:
-            return "model", label
+            return "model", _code(self, value, 50)
         if qualified.endswith(".from_pretrained"):
-            return self._pretrained_kind(qualified.rsplit(".", 2)[-2]), label
+            return self._pretrained_kind(qualified.rsplit(".", 2)[-2]), _code(self, value, 50)
         if qualified.startswith("torchvision.models."):
             last = qualified.rsplit(".", 1)[-1]
             if last[:1].islower() and last not in ("get_weight", "get_model_weights", "list_models"):
                 weights = get_arg(value, "weights") or get_arg(value, "pretrained")
                 loads = weights is not None and literal_value(weights.value) not in (None, False)
-                return ("model" if loads else "built"), label
+                return ("model" if loads else "built"), _code(self, value, 50)
             return None
         if qualified.startswith("torch.optim.lr_scheduler."):
             last = qualified.rsplit(".", 1)[-1]
-            return ("scheduler", label) if last[:1].isupper() else None
+            return ("scheduler", _code(self, value, 50)) if last[:1].isupper() else None
         if qualified.startswith("torch.optim."):
             last = qualified.rsplit(".", 1)[-1]
-            return ("optimizer", label) if last[:1].isupper() and "." not in qualified[len("torch.optim."):] else None
+            return ("optimizer", _code(self, value, 50)) if last[:1].isupper() and "." not in qualified[len("torch.optim."):] else None
         if _SCHEDULE_FACTORIES.match(qualified):
-            return "scheduler", label
+            return "scheduler", _code(self, value, 50)
         return None
 
     @staticmethod
@@ -1110,17 +1109,9 @@ class DebugModeLeftOn(Rule):
             self._report(node, what)
 
     def visit_Assign(self, node: cst.Assign) -> None:
-        for target in node.targets:
-            subscript = target.target
-            if (
-                isinstance(subscript, cst.Subscript)
-                and self.ctx.qualified_name(subscript.value) == "os.environ"
-                and len(subscript.slice) == 1
-                and isinstance(subscript.slice[0].slice, cst.Index)
-                and literal_value(subscript.slice[0].slice.value) == "CUDA_LAUNCH_BLOCKING"
-                and literal_value(node.value) in _TRUTHY
-                and not self._guarded()
-            ):
+        assignment = environ_assignment(self.ctx, node)
+        if assignment is not None and assignment[0] == "CUDA_LAUNCH_BLOCKING" and literal_value(assignment[1]) in _TRUTHY:
+            if not self._guarded():
                 self._report(node, "CUDA_LAUNCH_BLOCKING=1 makes every CUDA kernel launch synchronous (no CPU/GPU overlap)")
 
     def _profiler(self, node: cst.Call, name: str) -> Optional[str]:
