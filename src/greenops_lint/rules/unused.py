@@ -22,7 +22,8 @@ from greenops_lint.analysis.unused_names import (
     module_exports,
     scope_reads,
 )
-from greenops_lint.finding import SavingsEstimate, _human_bytes
+from greenops_lint.analysis.rewrite import with_keyword
+from greenops_lint.finding import Fix, SavingsEstimate, _human_bytes
 from greenops_lint.rule import Rule
 from greenops_lint.savings import extra_bytes_estimate
 
@@ -697,6 +698,8 @@ class ConvBiasBeforeBatchNorm(Rule):
     code = "GO204"
     name = "conv-bias-before-batchnorm"
     family = "unused"
+    fixable = True
+    fix_safety = "unsafe"
     severity = "info"
     tokens = ("BatchNorm", "SyncBatchNorm")
     INVALID = [
@@ -814,12 +817,14 @@ class ConvBiasBeforeBatchNorm(Rule):
                 hardware=self.ctx.hardware.key,
                 assumptions=("the channel count is not literal: 16-2048 channels, the range of common CNN layers",),
             )
-        flag = "bias=False" if torch_style else "use_bias=False"
+        keyword = "bias" if torch_style else "use_bias"
         self.report(
             node,
             f"{_code(self, conv, 48)} adds a bias that the BatchNorm right after it subtracts again "
-            f"(wasted parameters and a broadcast add every step); pass {flag}",
+            f"(wasted parameters and a broadcast add every step); pass {keyword}=False",
             estimate,
+            fix=Fix(conv, lambda updated: with_keyword(updated, keyword, cst.Name("False")), safe=False,
+                    title=f"{keyword}=False"),
         )
 
     # -- patterns ------------------------------------------------------------------
