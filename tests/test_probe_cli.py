@@ -342,7 +342,10 @@ def test_run_interleaves_on_copies_and_leaves_the_users_files_identical(user_pro
     assert whole["code"] == "RUN" and whole["mode"] == "run"
     assert whole["order"] == "A B B A"
     assert whole["runs"] == {"before": 2, "after": 2}
-    assert whole["measured"]["median"] > 1.5  # 0.25 s of sleep became 0.05 s
+    if whole["measured"]["clock"] == "wall":
+        assert whole["measured"]["median"] > 1.5  # 0.25 s of sleep became 0.05 s
+    else:  # judged on CPU time on a busy host: sleeping costs none
+        assert any("CPU time" in note for note in whole["notes"])
     assert whole["bytes"]["before"]["maxrss"] > 0
     assert finding["code"] == "GO401" and finding["path"] == str(user_project / "train.py") and finding["line"] == 7
     assert finding["estimate"]["metric"] == "time_factor"

@@ -82,7 +82,7 @@ def _threads(value) -> str:
         return f"threads {value.get('before')} vs {value.get('after')}"
     if value == 1:
         return "1 thread"
-    return f"{value} threads"
+    return f"{value} threads" if isinstance(value, int) else f"threads: {value}"
 
 
 def render_text(records: list[dict]) -> str:

@@ -201,7 +201,7 @@ def claim_band(claim: Claim, floor: float, tolerance: float) -> tuple[float, flo
     if claim.deterministic:
         tolerance = min(tolerance, 0.01) if claim.metric == "memory_bytes" else tolerance
     if claim.metric in ("time_factor", "ratio"):
-        low = claim.low / (1 + tolerance) if claim.low > floor else min(claim.low, 1.0) / floor
+        low = max(floor, claim.low / (1 + tolerance)) if claim.low > floor else min(claim.low, 1.0) / floor
         return low, claim.high * (1 + tolerance)
     return claim.low / (1 + tolerance), claim.high * (1 + tolerance)
 
@@ -265,6 +265,8 @@ def decide(
 
 
 def _range(band: tuple[float, float], claim: Claim) -> str:
+    if claim.metric in ("time_factor", "ratio") and not math.isfinite(band[1]):
+        return f"of a measurable saving (above {_fmt(band[0])}x)"
     if claim.metric in ("time_factor", "ratio"):
         return f"{_fmt(band[0])}-{_fmt(band[1])}x"
     if claim.metric == "memory_bytes":
