@@ -524,7 +524,9 @@ def bench_ddp(params: dict, variant: str) -> dict:
     Setup({**params, "energy": False})  # threads and seed of this process
     context = multiprocessing.get_context("fork")
     world = 2
-    with tempfile.TemporaryDirectory(prefix="greenops-ddp-") as store:
+    # Under the probe's work directory, which the CLI removes even when a
+    # timeout stopped this process before its own clean-up.
+    with tempfile.TemporaryDirectory(prefix="greenops-ddp-", dir=params.get("workdir")) as store:
         init = f"file://{store}/rendezvous"
         pipes = [context.Pipe(duplex=False) for _ in range(world)]
         ranks = [context.Process(target=_ddp_rank, args=(r, world, init, params, variant, pipes[r][1])) for r in range(world)]

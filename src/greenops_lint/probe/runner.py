@@ -154,7 +154,7 @@ def execute(
         outcome.problem = plan.problem
         return outcome
     device = "cuda" if host.cuda and plan.bench not in CPU_ONLY_BENCHES else "cpu"
-    params = {"threads": host.threads, "device": device, "min_time": min_time, **plan.params}
+    params = {"threads": host.threads, "device": device, "min_time": min_time, "workdir": host.workdir, **plan.params}
     if plan.bench == "ddp":
         params.setdefault("steps", max(8, int(40 * min_time)))
     monitor = LoadMonitor([server.pid], host.usable_cpus).start()
