@@ -495,11 +495,15 @@ def test_go507_is_off_by_default_and_flags_one_loop_when_selected():
         "model = model.half()",
         "from accelerate import Accelerator\naccelerator = Accelerator()",
         "torch.set_float32_matmul_precision('medium')",
-        "head = head.double()  # float64 on purpose",
+        "model = model.double()  # float64 on purpose",
     ],
 )
 def test_go507_any_mixed_precision_in_the_module_silences_it(extra):
     assert only("GO507", FP32_LOOP + extra + "\n") == []
+
+
+def test_go507_float64_elsewhere_is_not_a_reason_to_skip():
+    assert only("GO507", FP32_LOOP + "acc = correct.double() / total\nt = torch.linspace(0, 1, 10, dtype=torch.float64)\n") == [4]
 
 
 def test_go507_trainers():

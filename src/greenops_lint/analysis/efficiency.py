@@ -57,13 +57,16 @@ def is_test_file(path: str) -> bool:
 
 
 def walk_expr(node: cst.CSTNode) -> Iterator[cst.CSTNode]:
-    """Every node under `node`, not entering nested functions or lambdas."""
+    """Every node under `node` that carries meaning (no whitespace), not
+    entering nested functions or lambdas."""
+    from greenops_lint.walker import children
+
     stack = [node]
     while stack:
         current = stack.pop()
         yield current
-        for child in current.children:
-            if isinstance(child, (cst.FunctionDef, cst.Lambda)):
+        for child in children(current):
+            if type(child) is cst.FunctionDef or type(child) is cst.Lambda:
                 continue
             stack.append(child)
 
@@ -149,7 +152,7 @@ def periodic_period(test: cst.BaseExpression) -> Optional[object]:
     return found
 
 
-def _exits(block: cst.BaseSuite) -> bool:
+def exits_block(block: cst.BaseSuite) -> bool:
     """The block ends with raise/break/return: it runs at most once per loop."""
     body = block.body if isinstance(block, cst.IndentedBlock) else getattr(block, "body", ())
     if not body:
@@ -207,7 +210,7 @@ def scan_guards(ctx: "FileContext", direct: tuple[LoopInfo, ...], is_guard: Call
             break
         child = stack[index + 1]
         if isinstance(node, cst.If) and child is node.body:
-            if is_guard(node, variant) or _exits(node.body):
+            if is_guard(node, variant) or exits_block(node.body):
                 seen = True
         elif isinstance(node, cst.ExceptHandler):
             seen = True

@@ -21,8 +21,11 @@ from typing import Callable, Optional
 import libcst as cst
 
 from greenops_lint.analysis.calls import NOT_LITERAL, get_arg, has_star_kwargs, literal_value
+from greenops_lint.analysis.classes import is_model_constructor
+from greenops_lint.analysis.dtypes import is_float64_dtype
 from greenops_lint.analysis.efficiency import (
     Guards,
+    exits_block as _exits_block,
     TrainingLoops,
     grad_mode,
     grad_switch,
@@ -93,12 +96,19 @@ class LoopBoundRule(Rule):
     analyses = ("loops",)
     family = "efficiency"
     follow_calls = True
+    # Remember the `if` blocks around calls of the module's functions, to tell
+    # later whether a helper runs on every iteration (rules that follow calls).
+    track_call_sites = True
+    # Judge the guards around each candidate (rules whose findings a guard can silence).
+    uses_guards = True
 
     def __init__(self, ctx, options=None) -> None:
         super().__init__(ctx, options)
         self.candidates: list[Candidate] = []
         self.train_frames: set[str] = set()
-        self.site_guarded: set[int] = set()  # id() of helper calls under a guard
+        # id() of a helper call -> the guard-like blocks around it in its function
+        self.site_blocks: dict[int, tuple] = {}
+        self._guard_memo: dict[int, bool] = {}
 
     def is_guard(self, node: cst.If, variant: set[str]) -> bool:
         return rare_guard(node.test, variant)
@@ -111,7 +121,7 @@ class LoopBoundRule(Rule):
             statement=self.ctx.enclosing_statement(),
             direct=direct,
             frame=loops.current_frame,
-            guards=scan_guards(self.ctx, direct, self.is_guard),
+            guards=scan_guards(self.ctx, direct, self.is_guard) if self.uses_guards else Guards(),
             extra=extra,
         )
         self.candidates.append(candidate)
@@ -123,12 +133,41 @@ class LoopBoundRule(Rule):
             if name is not None:
                 self.train_frames.add(name)
         func = node.func
-        if isinstance(func, cst.Name) or (
-            isinstance(func, cst.Attribute) and isinstance(func.value, cst.Name) and func.value.value == "self"
+        if self.track_call_sites and (
+            type(func) is cst.Name
+            or (type(func) is cst.Attribute and type(func.value) is cst.Name and func.value.value == "self")
         ):
-            if scan_guards(self.ctx, (), self.is_guard).frame:
-                self.site_guarded.add(id(node))
+            blocks = self._blocks_around()
+            if blocks:
+                self.site_blocks[id(node)] = blocks
         self.check_call(node)
+
+    def _blocks_around(self) -> tuple:
+        """The `if` bodies and exception handlers between the node being visited
+        and the top of its function (their tests are judged later, if needed)."""
+        stack = self.ctx.stack
+        found = []
+        for index in range(len(stack) - 2, -1, -1):
+            node = stack[index]
+            node_type = type(node)
+            if node_type is cst.FunctionDef or node_type is cst.Lambda:
+                break
+            if node_type is cst.If and stack[index + 1] is node.body:
+                found.append(node)
+            elif node_type is cst.ExceptHandler:
+                found.append(node)
+        return tuple(found)
+
+    def site_is_guarded(self, call: cst.Call) -> bool:
+        for block in self.site_blocks.get(id(call), ()):
+            if type(block) is cst.ExceptHandler:
+                return True
+            memo = self._guard_memo.get(id(block))
+            if memo is None:
+                memo = self._guard_memo[id(block)] = self.is_guard(block, set()) or _exits_block(block.body)
+            if memo:
+                return True
+        return False
 
     def check_call(self, node: cst.Call) -> None:  # pragma: no cover - overridden
         pass
@@ -146,7 +185,7 @@ class LoopBoundRule(Rule):
             else:
                 if not self.follow_calls or candidate.guards.frame:
                     return None
-                if any(id(site.call) in self.site_guarded for site in repetition.via):
+                if any(self.site_is_guarded(site.call) for site in repetition.via):
                     continue
             if loop.is_retry:
                 continue
@@ -630,6 +669,8 @@ class EvalWithoutNoGrad(LoopBoundRule):
     code = "GO503"
     name = "eval-without-no-grad"
     has_probe = True
+    track_call_sites = False
+    uses_guards = False
     tokens = ("eval", "test", "valid", "predict", "infer", "sample", "generat")
     INVALID = [
         """
@@ -698,17 +739,24 @@ class EvalWithoutNoGrad(LoopBoundRule):
             elif method == "train":
                 mode = literal_value(node.args[0].value) if node.args else True
                 state.eval_mode = mode is False
-        if grad_switch(self.ctx, node) == "off" and isinstance(self.ctx.parent(), cst.Expr):
+        parent = self.ctx.parent()
+        if type(parent) is cst.Expr and grad_switch(self.ctx, node) == "off":
             state.grad_off = True  # torch.set_grad_enabled(False) as a statement
+        helper = type(func) is cst.Name or (
+            type(func) is cst.Attribute and type(func.value) is cst.Name and func.value.value == "self"
+        )
+        model = type(parent) is not cst.Expr and is_model_callee(self.ctx, func)
+        if not (helper or model):
+            return
         mode = "off" if (state.grad_off or self.states[0].grad_off) else grad_mode(self.ctx)
-        if isinstance(func, cst.Name) or (isinstance(func, cst.Attribute) and isinstance(func.value, cst.Name) and func.value.value == "self"):
+        if helper:
             if mode == "off":
                 self.site_no_grad.add(id(node))
             if state.eval_mode:
                 self.site_eval.add(id(node))
-        if is_model_callee(self.ctx, func) and not isinstance(self.ctx.parent(), cst.Expr):
+        if model:
             # (a result thrown away is a warm-up or benchmark loop, not an evaluation)
-            names = [n.name.value for n in self.ctx.stack if isinstance(n, cst.FunctionDef)]
+            names = [n.name.value for n in self.ctx.stack if type(n) is cst.FunctionDef]
             self.record(node, mode=mode, eval_mode=state.eval_mode, functions=names)
 
     def leave_Module(self, node: cst.Module) -> None:
@@ -1214,7 +1262,6 @@ _MIXED_PRECISION_TEXT = re.compile(
     r"autocast|GradScaler|torch\.amp|cuda\.amp|mixed_precision|\.half\(\)|bfloat16|float16|\bprecision\s*=|"
     r"\bfp16\b|\bbf16\b|deepspeed|set_float32_matmul_precision\(\s*[\"']medium"
 )
-_DELIBERATE_FLOAT64 = re.compile(r"\.double\(\)|float64")  # numerically sensitive code
 _HF_ARGUMENTS = frozenset(
     {
         "transformers.TrainingArguments", "transformers.Seq2SeqTrainingArguments", "transformers.training_args.TrainingArguments",
@@ -1244,8 +1291,9 @@ class NoMixedPrecision(LoopBoundRule):
     Hugging Face docs measured bert-large fine-tuning at 57.8 s in float32 and
     27.5 s with `fp16=True` (2.1x). Small models and small batches gain little.
 
-    Not flagged: modules that mention any mixed-precision API or use float64
-    on purpose (`.double()`, `float64`: numerically sensitive code), loops driven by
+    Not flagged: modules that mention any mixed-precision API or make a model
+    float64 on purpose (`model.double()`, `torch.set_default_dtype(torch.float64)`:
+    numerically sensitive code), loops driven by
     accelerate's `Accelerator()` or `LightningCLI` (precision is set on the
     command line or by `accelerate config`), CPU-only code,
     `TrainingArguments(..., use_cpu=True)`/`no_cuda=True`, `deepspeed=`
@@ -1263,6 +1311,7 @@ class NoMixedPrecision(LoopBoundRule):
 
     code = "GO507"
     name = "no-mixed-precision"
+    track_call_sites = False
     severity = "info"
     default_enabled = False
     has_probe = True
@@ -1297,11 +1346,24 @@ class NoMixedPrecision(LoopBoundRule):
         """,
     ]
 
+    def __init__(self, ctx, options=None) -> None:
+        super().__init__(ctx, options)
+        self.float64_model = False
+        self.trainer_calls: list[tuple[cst.Call, str, Optional[cst.CSTNode]]] = []
+
     def check_call(self, node: cst.Call) -> None:
-        qualified = self.ctx.call_name(node)
-        if qualified not in _HF_ARGUMENTS and qualified not in _LIGHTNING_TRAINERS:
+        func = node.func
+        if type(func) is cst.Attribute and func.attr.value == "double" and not node.args:
+            receiver = func.value
+            if is_model_callee(self.ctx, receiver) or (
+                isinstance(receiver, cst.Call)
+                and is_model_constructor(self.ctx.call_name(receiver), receiver.func, self.ctx.model_classes)
+            ):
+                self.float64_model = True  # a float64 model on purpose: not a bf16 candidate
             return
-        if _DELIBERATE_FLOAT64.search(self.ctx.text):
+        qualified = self.ctx.call_name(node)
+        if qualified == "torch.set_default_dtype" and node.args and is_float64_dtype(self.ctx, node.args[0].value):
+            self.float64_model = True
             return
         if qualified in _HF_ARGUMENTS:
             keywords = {a.keyword.value: a.value for a in node.args if a.keyword is not None}
@@ -1309,8 +1371,8 @@ class NoMixedPrecision(LoopBoundRule):
                 return
             if any(literal_value(keywords[k]) is not False for k in ("use_cpu", "no_cuda") if k in keywords):
                 return
-            self._report(node, f"{qualified.rsplit('.', 1)[-1]} without bf16=/fp16= trains in float32; pass bf16=True "
-                         "(Ampere and newer) or fp16=True (V100/T4)", self.ctx.enclosing_statement())
+            self.trainer_calls.append((node, f"{qualified.rsplit('.', 1)[-1]} without bf16=/fp16= trains in float32; "
+                                       "pass bf16=True (Ampere and newer) or fp16=True (V100/T4)", self.ctx.enclosing_statement()))
         elif qualified in _LIGHTNING_TRAINERS:
             keywords = {a.keyword.value: a.value for a in node.args if a.keyword is not None}
             if has_star_kwargs(node) or "precision" in keywords:
@@ -1318,14 +1380,16 @@ class NoMixedPrecision(LoopBoundRule):
             accelerator = literal_value(keywords["accelerator"]) if "accelerator" in keywords else "auto"
             if accelerator in ("cpu", "tpu"):
                 return
-            self._report(node, "Lightning Trainer without precision= trains in float32 on the GPU; pass "
-                         "precision=\"bf16-mixed\" (Ampere and newer) or \"16-mixed\"", self.ctx.enclosing_statement())
+            self.trainer_calls.append((node, "Lightning Trainer without precision= trains in float32 on the GPU; pass "
+                                       "precision=\"bf16-mixed\" (Ampere and newer) or \"16-mixed\"", self.ctx.enclosing_statement()))
 
     def leave_Module(self, node: cst.Module) -> None:
         ctx = self.ctx
-        if not (uses_torch(ctx) and uses_cuda(ctx)) or _MIXED_PRECISION_TEXT.search(ctx.text):
+        if self.float64_model:
             return
-        if _DELIBERATE_FLOAT64.search(ctx.text):
+        for call, message, statement in self.trainer_calls:
+            self._report(call, message, statement)
+        if not (uses_torch(ctx) and uses_cuda(ctx)) or _MIXED_PRECISION_TEXT.search(ctx.text):
             return
         if "Accelerator(" in ctx.text or "LightningCLI" in ctx.text:
             return  # precision comes from `accelerate config` / the command line
@@ -1413,6 +1477,7 @@ class CompileInLoop(LoopBoundRule):
     code = "GO508"
     name = "compile-in-loop"
     has_probe = True
+    track_call_sites = False
     tokens = ("jit", "function", "compile", "pmap", "trace")
     INVALID = [
         """
