@@ -20,7 +20,7 @@ from typing import Callable, Optional
 
 import libcst as cst
 
-from greenops_lint.analysis.calls import NOT_LITERAL, get_arg, has_star_kwargs, literal_value
+from greenops_lint.analysis.calls import get_arg, has_star_kwargs, literal_value
 from greenops_lint.analysis.classes import is_model_constructor
 from greenops_lint.analysis.dtypes import is_float64_dtype
 from greenops_lint.analysis.efficiency import (
@@ -642,8 +642,8 @@ class EvalWithoutNoGrad(LoopBoundRule):
     `model.eval()` only switches dropout and batch-norm behaviour; it does not
     stop autograd. Every operation still records a graph node and keeps its
     inputs alive for a backward pass that never comes, so evaluation uses
-    activation memory like training (fairchem PR #199: validation peaks of
-    6.5-8.1 GB fell to 1.1-2.3 GB with `no_grad`) and spends time on
+    activation memory like training (fairchem PR #199: memory allocated
+    during validation went from 3.4-8.1 GB to 1.1-2.3 GB with `no_grad`) and spends time on
     bookkeeping; smaller batches and OOMs follow.
 
     Not flagged: Lightning `validation_step`/`test_step`/`predict_step` and
@@ -798,7 +798,7 @@ class EvalWithoutNoGrad(LoopBoundRule):
                     high=1.2,
                     unit="x eval time",
                     basis="autograd bookkeeping and retained activations (PyTorch tuning guide: no_grad accelerates "
-                    "execution and reduces memory); fairchem PR #199: validation memory 6.5-8.1 GB -> 1.1-2.3 GB",
+                    "execution and reduces memory); fairchem PR #199: validation memory 3.4-8.1 GB -> 1.1-2.3 GB",
                     hardware=self.ctx.hardware.key,
                     assumptions=("the time share is an assumption (small for large kernels); "
                                  "the memory saving is measured by the probe",),
