@@ -51,9 +51,6 @@ def _child(request: dict, write_fd: int) -> None:
         devnull = os.open(os.devnull, os.O_RDWR)
         os.dup2(devnull, 0)
         os.dup2(devnull, 1)
-        if request.get("log"):
-            log = os.open(request["log"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-            os.dup2(log, 2)
         from greenops_lint.probe import benches
 
         payload = {"result": benches.run(request)}
@@ -150,7 +147,9 @@ class ProbeServer:
         env["PYTHONHASHSEED"] = "0"
         env.setdefault("PYTHONWARNINGS", "ignore")
         self.threads = threads
-        self._log = tempfile.NamedTemporaryFile(prefix="greenops-probe-", suffix=".log", delete=False)
+        # The server's stderr, inherited by every variant: an unnamed file that
+        # disappears with its last descriptor, whatever way this process ends.
+        self._log = tempfile.TemporaryFile(prefix="greenops-probe-")
         self._buffer = b""
         self._next = 0
         self.proc = subprocess.Popen(
@@ -176,9 +175,10 @@ class ProbeServer:
 
     def _log_tail(self, limit: int = 2000) -> str:
         try:
-            with open(self._log.name, encoding="utf-8", errors="replace") as handle:
-                return handle.read()[-limit:].strip()
-        except OSError:
+            size = os.fstat(self._log.fileno()).st_size
+            data = os.pread(self._log.fileno(), limit, max(0, size - limit))
+            return data.decode("utf-8", "replace").strip()
+        except (OSError, ValueError):
             return ""
 
     def _read(self, timeout: Optional[float]) -> Optional[dict]:
@@ -201,7 +201,7 @@ class ProbeServer:
         """Run one variant; returns the server's answer plus `timed_out`,
         `stopped` (processes stopped at the timeout) and `seconds`."""
         self._next += 1
-        request = {"id": self._next, "bench": bench, "variant": variant, "params": params, "log": self._log.name}
+        request = {"id": self._next, "bench": bench, "variant": variant, "params": params}
         try:
             self.proc.stdin.write((json.dumps(request) + "\n").encode())
             self.proc.stdin.flush()
@@ -244,7 +244,7 @@ class ProbeServer:
             except (OSError, AttributeError):
                 pass
         try:
-            os.unlink(self._log.name)
+            self._log.close()
         except OSError:
             pass
 
