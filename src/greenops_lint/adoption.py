@@ -15,7 +15,7 @@ from collections import defaultdict
 from greenops_lint.fileio import atomic_write
 from greenops_lint.finding import Finding
 from greenops_lint.noqa import add_noqa_comments
-from greenops_lint.source import decode
+from greenops_lint.source import decode, parse_python
 
 META = ("GO001", "GO002", "GO003")
 
@@ -40,7 +40,7 @@ def add_noqa(path: str, findings: list[Finding]) -> int:
     text, changed = add_noqa_comments(source.text, codes)
     if changed:
         try:
-            compile(text, path, "exec", dont_inherit=True)
+            parse_python(text, path)
         except SyntaxError as exc:  # pragma: no cover - a guard, not expected
             raise AdoptionError(f"{path}: adding noqa comments would break the file ({exc.msg}); left unchanged") from None
         bom = "\ufeff" if source.encoding == "utf-8-sig" else ""

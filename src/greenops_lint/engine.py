@@ -28,7 +28,7 @@ from greenops_lint.noqa import is_suppressed, noqa_lines
 from greenops_lint.rule import Rule, dispatch_methods
 from greenops_lint.savings import get_hardware
 from greenops_lint.selection import PerFileIgnores, is_ignored
-from greenops_lint.source import SourceError, SourceFile, decode, read_bytes
+from greenops_lint.source import SourceError, SourceFile, decode, parse_python, read_bytes
 from greenops_lint.walker import Dispatch, TreeWalk
 
 SYNTAX_ERROR, DECODE_ERROR, INTERNAL_ERROR = "GO001", "GO002", "GO003"
@@ -195,7 +195,7 @@ class Linter:
 
     def _syntax_check(self, path: str, text: str, ignored) -> FileResult:
         try:
-            compile(text, path, "exec", ast.PyCF_ONLY_AST, dont_inherit=True)
+            parse_python(text, path)
         except SyntaxError as exc:
             return self._meta_result(path, SYNTAX_ERROR, f"syntax error: {exc.msg}", exc.lineno or 1, exc.offset or 1, ignored)
         except (ValueError, RecursionError, MemoryError) as exc:
@@ -221,7 +221,7 @@ def _too_complex(text: str) -> Optional[str]:
     if not _LONG_LINE.search(text) and len(_OPERATOR_AT_LINE_BREAK.findall(text)) < MAX_CHAIN // 2:
         return None
     try:
-        tree = ast.parse(text)
+        tree = parse_python(text)
     except (SyntaxError, ValueError, RecursionError, MemoryError):
         return None  # LibCST reports the syntax error itself
     longest = 0

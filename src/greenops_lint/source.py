@@ -127,9 +127,20 @@ def decode_notebook(path: str, raw: bytes) -> SourceFile:
 def _is_python(line: str) -> bool:
     """`x = a % b`, `print("?")`: lines that only look like magics."""
     try:
-        compile(line.strip(), "<cell>", "exec")
+        parse_python(line.strip(), "<cell>")
         return True
     except SyntaxError:
         return False
     except ValueError:
         return False
+
+
+def parse_python(text: str, filename: str = "<source>"):
+    """CPython's own parse of `text` (an `ast.Module`), without the
+    SyntaxWarnings and DeprecationWarnings it prints about the user's code."""
+    import ast
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return compile(text, filename, "exec", ast.PyCF_ONLY_AST, dont_inherit=True)

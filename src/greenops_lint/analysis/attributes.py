@@ -526,7 +526,7 @@ class _ExternalScan:
                 in_model_class = True
             # A class docstring that documents an attribute (an "Attributes:"
             # entry, or `self.name` in backquotes) makes it public API.
-            docstring = node.get_docstring(clean=False)
+            docstring = safe_docstring(node)
             if docstring:
                 self.words.update(_DOCUMENTED_ATTRIBUTE.findall(docstring))
                 self.words.update(_QUOTED_ATTRIBUTE.findall(docstring))
@@ -682,3 +682,12 @@ def torch_param_count(call: cst.Call, cls: str) -> Optional[int]:
 def _short_call(module: cst.Module, call: cst.Call, limit: int = 48) -> str:
     text = " ".join(module.code_for_node(call).split())
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def safe_docstring(node) -> str:
+    """`get_docstring()`, or '' when the literal cannot be evaluated (a NUL
+    byte, an odd escape: LibCST evaluates it with `ast.literal_eval`)."""
+    try:
+        return node.get_docstring(clean=False) or ""
+    except (SyntaxError, ValueError, MemoryError):
+        return ""
