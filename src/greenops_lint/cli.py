@@ -269,7 +269,7 @@ def rules_command(output_format, write_docs, check_docs):
             "fixable": rule.fixable,
             "fix_safety": rule.fix_safety or None,
             "estimate": bool(rule.section("Estimate")),
-            "probe": rule.has_probe,
+            "probe": rule.probed(),
         }
         for rule in registry.rules.values()
     ]

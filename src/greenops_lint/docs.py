@@ -24,7 +24,7 @@ def render_page(rule: type[Rule]) -> str:
         f"| {rule.family} | {rule.severity} | {'yes' if rule.default_enabled else 'no'} | "
         f"{('yes (' + rule.fix_safety + ')') if rule.fixable and rule.fix_safety else 'yes' if rule.fixable else 'no'} | "
         f"{'yes' if rule.section('Estimate') else 'no'} | "
-        f"{'yes' if rule.has_probe else 'no'} |",
+        f"{'yes' if rule.probed() else 'no'} |",
         "",
     ]
     body = rule.doc().split("\n\n", 1)

@@ -41,6 +41,8 @@ class Rule:
     fixable: ClassVar[bool] = False
     # "safe" or "unsafe" for a fixable rule: what `--fix` needs to apply it.
     fix_safety: ClassVar[str] = ""
+    # A third-party rule that ships its own probe says so here; built-in rules
+    # have one when the probe package plans a benchmark for their code.
     has_probe: ClassVar[bool] = False
     # The prefilter: a file that contains none of these strings cannot match,
     # so it is not parsed for this rule. Empty means "always run".
@@ -66,6 +68,12 @@ class Rule:
         fix: Optional[Fix] = None,
     ) -> None:
         self.ctx.report(self, node, message, estimate, statement, fix)
+
+    @classmethod
+    def probed(cls) -> bool:
+        from greenops_lint.probe.plans import PROBED_CODES
+
+        return cls.has_probe or cls.code in PROBED_CODES
 
     # -- documentation ------------------------------------------------------
     @classmethod

@@ -35,7 +35,7 @@ LoopNode = Union[cst.For, cst.While, cst.ListComp, cst.SetComp, cst.DictComp, cs
 FrameNode = Union[cst.FunctionDef, cst.Lambda, None]
 
 _EPOCH = re.compile(r"epoch", re.IGNORECASE)
-_LOADER_NAME = re.compile(r"(loader|dataloader|batches|dataset|train_ds|ds)$", re.IGNORECASE)
+_LOADER_NAME = re.compile(r"(^|_)(dataloader|loader|batches|dataset|ds|dl)$|loader$", re.IGNORECASE)
 _OPTIMIZER_NAME = re.compile(r"(opt|optim|optimizer|optimiser|scaler|trainer)", re.IGNORECASE)
 _RETRY_NAME = re.compile(r"^(attempt|attempts|retry|retries|tries|try_|_try|n_try)$", re.IGNORECASE)
 _DATA_ITERABLES = frozenset(

@@ -352,7 +352,6 @@ class DataLoadInLoop(RepeatedWorkRule):
     code = "GO101"
     name = "data-load-in-loop"
     family = "caching"
-    has_probe = True
     fixable = True
     fix_safety = "unsafe"
     tokens = ("read_", "load", "File", "open", "imread", "read_image")
@@ -529,7 +528,6 @@ class PretrainedLoadInLoop(RepeatedWorkRule):
     code = "GO102"
     name = "pretrained-load-in-loop"
     family = "caching"
-    has_probe = True
     loop_kinds = frozenset({"epoch", "step", "loop"})
     tokens = ("from_pretrained", "pipeline", "SentenceTransformer", "create_model", "pretrained", "weights", "load_model", "hub.load", "spacy", "YOLO", "CrossEncoder")
     INVALID = [
@@ -674,7 +672,6 @@ class DataLoaderRebuiltPerEpoch(RepeatedWorkRule):
     code = "GO103"
     name = "dataloader-rebuilt-per-epoch"
     family = "caching"
-    has_probe = True
     loop_kinds = frozenset({"epoch"})
     tokens = ("DataLoader", "datasets", "Dataset")
     INVALID = [

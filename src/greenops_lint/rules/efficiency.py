@@ -253,7 +253,6 @@ class HostSyncInStepLoop(LoopBoundRule):
     code = "GO501"
     name = "host-sync-in-step-loop"
     severity = "info"
-    has_probe = True
     tokens = (".item()", ".cpu()", ".tolist()", "print(", "float(", "int(")
     INVALID = [
         """
@@ -467,7 +466,6 @@ class CpuTensorThenMoved(Rule):
     code = "GO502"
     name = "cpu-tensor-then-moved"
     family = "efficiency"
-    has_probe = True
     tokens = ("cuda", ".to(")
     # Factories whose result is the same when created on the device: the
     # future autofix may rewrite these; random ones change the RNG stream.
@@ -668,7 +666,6 @@ class EvalWithoutNoGrad(LoopBoundRule):
 
     code = "GO503"
     name = "eval-without-no-grad"
-    has_probe = True
     track_call_sites = False
     uses_guards = False
     tokens = ("eval", "test", "valid", "predict", "infer", "sample", "generat")
@@ -978,7 +975,6 @@ class EmptyCacheInLoop(LoopBoundRule):
 
     code = "GO505"
     name = "empty-cache-in-loop"
-    has_probe = True
     tokens = ("empty_cache",)
     INVALID = [
         """
@@ -1314,7 +1310,6 @@ class NoMixedPrecision(LoopBoundRule):
     track_call_sites = False
     severity = "info"
     default_enabled = False
-    has_probe = True
     tokens = ("backward", "TrainingArguments", "Trainer", "Config")
     INVALID = [
         """
@@ -1476,7 +1471,6 @@ class CompileInLoop(LoopBoundRule):
 
     code = "GO508"
     name = "compile-in-loop"
-    has_probe = True
     track_call_sites = False
     tokens = ("jit", "function", "compile", "pmap", "trace")
     INVALID = [

@@ -73,7 +73,6 @@ class GlobalFloat64Default(Rule):
     code = "GO401"
     name = "global-float64-default"
     family = "precision"
-    has_probe = True
     fixable = True
     fix_safety = "unsafe"
     tokens = ("set_default_dtype", "set_default_tensor_type", "set_floatx", "x64", "X64", "policy")
@@ -215,7 +214,6 @@ class CastToFloat64(Rule):
     code = "GO402"
     name = "cast-to-float64"
     family = "precision"
-    has_probe = True
     fixable = True
     fix_safety = "unsafe"
     tokens = ("double", "float64", "Double")
@@ -400,7 +398,6 @@ class NumpyFloat64IntoFramework(Rule):
     code = "GO403"
     name = "numpy-float64-into-framework"
     family = "precision"
-    has_probe = True
     fixable = True
     fix_safety = "unsafe"
     tokens = ("from_numpy", "tensor", "convert_to_tensor", "constant")
