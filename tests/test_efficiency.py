@@ -211,7 +211,10 @@ def test_go502_says_which_factories_are_safe_to_rewrite():
     rule = load_rules().rules["GO502"]
     assert {"zeros", "ones", "full", "empty", "arange", "linspace", "eye", "tensor"} <= rule.safe_fix_factories
     assert not {"rand", "randn", "randint", "randperm"} & rule.safe_fix_factories
-    assert rule.fixable is False
+    assert rule.fixable is True and rule.fix_safety == "safe"
+    (deterministic,) = lint_source("import torch\nx = torch.zeros(4).cuda()\n", select=("GO502",))
+    (random,) = lint_source("import torch\nx = torch.randn(4).cuda()\n", select=("GO502",))
+    assert deterministic.fixable and not random.fixable
 
 
 def test_go502_message_and_estimate_carry_the_literal_size():

@@ -45,6 +45,12 @@ def child_fields(node_type: type) -> tuple[str, ...]:
     return fields
 
 
+def is_leaf(node_type: type) -> bool:
+    """A node type none of whose meaningful fields can hold another node."""
+    fields = {f.name: f.type for f in dataclasses.fields(node_type)}
+    return all(fields[name] in (str, "str") for name in child_fields(node_type))
+
+
 # isinstance() against the CSTNode ABC is slow; remember the answer per type.
 _is_node_type: dict[type, bool] = {}
 
@@ -94,9 +100,22 @@ class TreeWalk:
         self.ctx = ctx
         self.dispatch = dispatch
         self.on_error = on_error
+        # Leaf nodes (names, numbers, strings, operators) that no handler asks
+        # for are most of a tree: they are not entered at all.
+        self._silent_leaf: dict[type, bool] = {}
 
     def run(self) -> None:
         self._walk(self.ctx.module)
+
+    def _skips(self, node_type: type) -> bool:
+        known = self._silent_leaf.get(node_type)
+        if known is None:
+            known = self._silent_leaf[node_type] = (
+                is_leaf(node_type)
+                and node_type not in self.dispatch.visit
+                and node_type not in self.dispatch.leave
+            )
+        return known
 
     def _call(self, handlers: Iterable[Handler], node: cst.CSTNode) -> None:
         for handler in list(handlers):
@@ -156,8 +175,26 @@ class TreeWalk:
             if node.inner_for_in is not None:
                 self._walk(node.inner_for_in)
             return
-        for child in children(node):
-            self._walk(child)
+        silent = self._silent_leaf
+        node_type = type(node)
+        fields = _fields_cache.get(node_type) or child_fields(node_type)
+        for name in fields:
+            value = getattr(node, name)
+            value_type = type(value)
+            if value_type is tuple or value_type is list:
+                for item in value:
+                    item_type = type(item)
+                    skip = silent.get(item_type)
+                    if skip is None:
+                        skip = self._skips(item_type) if _is_node(item) else True
+                    if not skip:
+                        self._walk(item)
+            else:
+                skip = silent.get(value_type)
+                if skip is None:
+                    skip = self._skips(value_type) if _is_node(value) else True
+                if not skip:
+                    self._walk(value)
 
     def _walk_function(self, node) -> None:
         names = self.ctx.names

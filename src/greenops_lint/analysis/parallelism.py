@@ -52,7 +52,7 @@ def code_of(ctx: "FileContext", node: cst.CSTNode, limit: int = 48) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def _is_cpu_count_call(ctx: "FileContext", node: cst.Call) -> bool:
+def is_cpu_count_call(ctx: "FileContext", node: cst.Call) -> bool:
     name = ctx.call_name(node)
     if name in CPU_COUNT_FUNCTIONS:
         if name == "psutil.cpu_count":
@@ -78,7 +78,7 @@ def host_cpu_source(ctx: "FileContext", node: cst.BaseExpression, depth: int = 0
     if depth > _MAX_DEPTH:
         return None
     if isinstance(node, cst.Call):
-        if _is_cpu_count_call(ctx, node):
+        if is_cpu_count_call(ctx, node):
             return code_of(ctx, node)
         name = ctx.call_name(node)
         args = [a for a in node.args if a.keyword is None and not a.star]
@@ -197,7 +197,7 @@ def _mentions_cpu_count(ctx: "FileContext", node: cst.BaseExpression) -> bool:
     stack = [node]
     while stack:
         current = stack.pop()
-        if isinstance(current, cst.Call) and _is_cpu_count_call(ctx, current):
+        if isinstance(current, cst.Call) and is_cpu_count_call(ctx, current):
             return True
         if isinstance(current, (cst.Call, cst.BinaryOperation, cst.Arg)):
             stack.extend(c for c in current.children if isinstance(c, (cst.BaseExpression, cst.Arg)))

@@ -41,7 +41,8 @@ from greenops_lint.analysis.efficiency import (
     walk_expr,
 )
 from greenops_lint.analysis.loops import FrameNode, LoopInfo, Repetition, referenced_names
-from greenops_lint.finding import SavingsEstimate
+from greenops_lint.analysis.rewrite import with_keyword
+from greenops_lint.finding import Fix, SavingsEstimate
 from greenops_lint.rule import Rule
 from greenops_lint.rules.caching import is_once_guard
 
@@ -456,6 +457,9 @@ class CpuTensorThenMoved(Rule):
     ones, full, empty, arange, linspace, eye); for `rand`/`randn`/
     `randint`/`randperm` the CUDA generator produces a different random
     stream than the CPU one, so results change (seeded runs included).
+    Autofix (safe, deterministic factories only): `device=` moves into the
+    factory and the `.to(device)` / `.cuda()` goes away; a move with other
+    arguments (`.to(dev, dtype)`, `.cuda(1)`, `non_blocking=`) is left alone.
 
     ## Estimate
     Repeated work: one extra host allocation and host-to-device copy each
@@ -467,10 +471,11 @@ class CpuTensorThenMoved(Rule):
     name = "cpu-tensor-then-moved"
     family = "efficiency"
     tokens = ("cuda", ".to(")
+    fixable = True
+    fix_safety = "safe"
     # Factories whose result is the same when created on the device: the
-    # future autofix may rewrite these; random ones change the RNG stream.
-    # (`torch.tensor(data)` is listed for the rewrite but not reported: with
-    # device= it is still built on the host and copied.)
+    # safe fix rewrites these; random ones change the RNG stream. (`torch.tensor`
+    # is listed but not reported: with device= it is still built on the host.)
     safe_fix_factories = frozenset({"zeros", "ones", "full", "empty", "arange", "linspace", "eye", "tensor"})
     INVALID = [
         """
@@ -552,7 +557,35 @@ class CpuTensorThenMoved(Rule):
                 hardware=self.ctx.hardware.key,
                 assumptions=(("the shape is literal" if numel else "the size is not literal; the probe times the copy"),),
             ),
+            fix=self._fix(node, inner) if factory in self.safe_fix_factories else None,
         )
+
+    @staticmethod
+    def _fix(move: cst.Call, factory: cst.Call) -> Optional[Fix]:
+        """`torch.zeros(n).unsqueeze(0).to(dev)` -> `torch.zeros(n, device=dev).unsqueeze(0)`."""
+        method = move.func.attr.value
+        if method == "cuda" and not move.args:
+            device: cst.BaseExpression = cst.SimpleString('"cuda"')
+        elif method == "to" and len(move.args) == 1 and (move.args[0].keyword is None or move.args[0].keyword.value == "device"):
+            device = move.args[0].value
+        else:
+            return None  # .cuda(1), .to(dev, dtype), non_blocking=...: left to a human
+        depth = 0
+        receiver = move.func.value
+        while receiver is not factory:
+            receiver = receiver.func.value
+            depth += 1
+
+        def rewrite(updated: cst.Call) -> cst.BaseExpression:
+            def rebuild(node: cst.BaseExpression, level: int) -> cst.BaseExpression:
+                if level == 0:
+                    return with_keyword(node, "device", device)
+                inner = rebuild(node.func.value, level - 1)
+                return node.with_changes(func=node.func.with_changes(value=inner))
+
+            return rebuild(updated.func.value, depth)
+
+        return Fix(move, rewrite, safe=True, title="create it on the device")
 
     @staticmethod
     def _sizes_only(call: cst.Call) -> bool:

@@ -27,11 +27,12 @@ from greenops_lint.analysis.parallelism import (
     all_cores_jobs,
     code_of,
     host_cpu_source,
+    is_cpu_count_call,
     literal_int,
     literal_str,
     parallel_jobs,
 )
-from greenops_lint.finding import SavingsEstimate
+from greenops_lint.finding import Fix, SavingsEstimate
 from greenops_lint.rule import Rule, RuleOption
 
 # -- shared vocabulary ---------------------------------------------------------
@@ -216,6 +217,9 @@ class AllCpusAsParallelism(Rule):
     `min(8, len(os.sched_getaffinity(0)) // local_world_size)` (on Python 3.13,
     `os.process_cpu_count()`); for threads, leave PyTorch's default or set it
     per rank. Measure throughput at 2, 4 and 8 workers before going higher.
+    Autofix (unsafe: fewer workers or threads than before): where the count
+    is written at the use site, `os.cpu_count()` becomes
+    `min(os.cpu_count() or 1, 8)` (the cap is the `cap` option).
 
     ## Estimate
     Worker counts: 1.0-1.4x data-loading time (measured here: 8 workers
@@ -229,6 +233,9 @@ class AllCpusAsParallelism(Rule):
     name = "all-cpus-as-parallelism"
     family = "provisioning"
     tokens = ("cpu_count", "sched_getaffinity", "process_cpu_count")
+    fixable = True
+    fix_safety = "unsafe"
+    options = {"cap": RuleOption(8, int, "the worker/thread count the unsafe fix caps `os.cpu_count()` at")}
     INVALID = [
         """
         import os
@@ -392,7 +399,21 @@ class AllCpusAsParallelism(Rule):
                 "threads outnumber the cores; set a per-process share such as len(os.sched_getaffinity(0)) // local_world_size"
             )
             estimate = thread_estimate(self.ctx)
-        self.report(node, message, estimate)
+        self.report(node, message, estimate, fix=self._cap_fix(value) if kind in ("workers", "setter") else None)
+
+    def _cap_fix(self, value: cst.BaseExpression) -> Optional[Fix]:
+        """`os.cpu_count()` -> `min(os.cpu_count() or 1, 8)` where the count is
+        written at the use site (not through a constant or a helper)."""
+        if not (isinstance(value, cst.Call) and is_cpu_count_call(self.ctx, value)):
+            return None
+        cap = cst.Integer(str(self.opts["cap"]))
+        sized_by_len = self.ctx.call_name(value) == "builtins.len"  # len(os.sched_getaffinity(0)) is never None
+
+        def capped(updated: cst.Call) -> cst.Call:
+            count = updated if sized_by_len else cst.BooleanOperation(updated, cst.Or(), cst.Integer("1"))
+            return cst.Call(cst.Name("min"), [cst.Arg(count), cst.Arg(cap)])
+
+        return Fix(value, capped, safe=False, title=f"cap at {self.opts['cap']}")
 
 
 def _names_a_pool(name: str) -> bool:
