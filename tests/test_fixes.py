@@ -165,3 +165,15 @@ def test_a_fix_that_breaks_the_code_is_not_written(tmp_path, monkeypatch):
     assert "does not parse" in outcome.error
     assert path.read_text() == original
     assert any(f.code == "GO003" for f in outcome.result.findings)
+
+
+def test_go301_cap_option_sets_the_fixed_cap(tmp_path):
+    from greenops_lint.config import Config
+
+    path = tmp_path / "train.py"
+    path.write_text("import os\nfrom torch.utils.data import DataLoader\nloader = DataLoader(ds, num_workers=os.cpu_count())\n")
+    registry = load_rules()
+    config = Config(root=tmp_path, rule_options=(("GO301", (("cap", 4),)),))
+    (outcome,) = fix_paths([str(path)], config, enabled_rules(registry.rules, config), unsafe=True)
+    assert outcome.error is None
+    assert path.read_text().endswith("num_workers=min(os.cpu_count() or 1, 4))\n")

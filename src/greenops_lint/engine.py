@@ -314,7 +314,10 @@ def lint_files(
         for index, path, raw, key in pending:
             results[index] = _lint_one(reader, cache, path, raw, key)
     else:
-        batch_size = max(1, min(32, len(pending) // (jobs * 4)))
+        # Largest files first, in small batches: no worker is left with one
+        # big file at the end while the other idles.
+        pending.sort(key=lambda job: len(job[2]), reverse=True)
+        batch_size = max(1, min(16, len(pending) // (jobs * 8)))
         batches = [pending[i : i + batch_size] for i in range(0, len(pending), batch_size)]
         with ProcessPoolExecutor(max_workers=jobs, initializer=_init_worker, initargs=(config, rules, debug, cache, unsafe_fixes)) as pool:
             outputs = pool.map(_lint_batch, [[(p, r, k) for _, p, r, k in batch] for batch in batches])
