@@ -156,6 +156,13 @@ def _fix(files, config, rules, unsafe: bool, write: bool, quiet: bool):
             fixes = sum(len(o.applied) for o in changed)
             click.echo(f"Would fix {fixes} finding{'s' if fixes != 1 else ''} in {len(changed)} file{'s' if len(changed) != 1 else ''}.", err=True)
         raise SystemExit(EXIT_ERROR if any(o.error for o in outcomes) else EXIT_FINDINGS if changed else EXIT_CLEAN)
+    for outcome in outcomes:
+        if outcome.skipped_precision and not quiet:
+            click.echo(
+                f"greenops-lint: {outcome.path}: float64 fixes left out: float64 data would remain in the file "
+                "(a dtype mismatch); change the remaining float64 sources by hand, then run --fix again",
+                err=True,
+            )
     fixed = sum(len(o.applied) for o in outcomes if o.changed)
     if not quiet and fixed:
         files = sum(1 for o in outcomes if o.changed)

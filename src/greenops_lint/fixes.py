@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -27,6 +28,24 @@ from greenops_lint.rule import Rule
 from greenops_lint.source import SourceError, SourceFile, decode, read_bytes
 
 MAX_ROUNDS = 10
+_FLOAT64_NAMES = frozenset({"float64", "double", "DoubleTensor"})
+_FLOAT64_STRINGS = re.compile(r"""^[rbu]*['"](float64|double|f8|torch\.float64|torch\.(cuda\.)?DoubleTensor)['"]$""")
+
+
+def _float64_left(text: str) -> bool:
+    """Does code (not comments or docstrings) still name float64?"""
+    import io
+    import tokenize
+
+    try:
+        for token in tokenize.generate_tokens(io.StringIO(text).readline):
+            if token.type == tokenize.NAME and token.string in _FLOAT64_NAMES:
+                return True
+            if token.type == tokenize.STRING and _FLOAT64_STRINGS.match(token.string):
+                return True
+    except (tokenize.TokenError, SyntaxError):
+        return True  # cannot tell: keep the float64 fixes out
+    return False
 
 
 @dataclass
@@ -37,6 +56,8 @@ class FixOutcome:
     applied: list[Finding] = field(default_factory=list)
     result: FileResult = None  # the findings left after fixing
     error: Optional[str] = None
+    # float64 fixes left out: the file would still hold float64 data afterwards.
+    skipped_precision: bool = False
 
     @property
     def changed(self) -> bool:
@@ -82,6 +103,15 @@ def fix_source(linter: Linter, path: str, raw: bytes, unsafe: bool) -> FixOutcom
             break
         try:
             new_text = apply_fixes(result.module, [fix for _, fix in fixes])
+            cst.parse_module(new_text)
+            if _float64_left(new_text) and any(f.family == "precision" for f, _ in fixes):
+                # Casting one side to float32 while float64 data the linter did
+                # not flag remains would trade waste for a dtype mismatch.
+                fixes = [(f, x) for f, x in fixes if f.family != "precision"]
+                outcome.skipped_precision = True
+                if not fixes:
+                    break
+                new_text = apply_fixes(result.module, [fix for _, fix in fixes])
             cst.parse_module(new_text)
         except Exception as exc:  # noqa: BLE001 - a broken fix must never reach the disk
             outcome.error = f"a fix produced code that does not parse ({type(exc).__name__}: {exc}); the file was not changed"

@@ -297,6 +297,11 @@ DATA_LOADERS = frozenset(
         "torchvision.io.read_image", "yaml.safe_load", "yaml.load", "safetensors.torch.load_file",
     }
 )
+# Calls that write a file: a load of the same path in the same loop reads what
+# the loop just wrote (a checkpoint, a metrics file), which is not repeated work.
+_WRITERS_FIRST_ARG = frozenset({"numpy.save", "numpy.savez", "numpy.savez_compressed", "numpy.savetxt", "h5py.File"})
+_WRITERS_SECOND_ARG = frozenset({"torch.save", "pickle.dump", "json.dump", "joblib.dump", "yaml.dump", "yaml.safe_dump"})
+_WRITER_METHODS = frozenset({"to_csv", "to_parquet", "to_json", "to_pickle", "to_feather", "to_hdf", "save_pretrained", "write_text", "write_bytes", "save"})
 # Loaders that read a file object: given a handle opened outside the loop they
 # read the next record each time (`while True: pickle.load(f)`), which is fine.
 _STREAM_LOADERS = frozenset({"pickle.load", "json.load", "numpy.load", "torch.load", "joblib.load", "yaml.safe_load", "yaml.load"})
@@ -329,8 +334,10 @@ class DataLoadInLoop(RepeatedWorkRule):
     (`functools.lru_cache`, `cache`, `cached_property`), loads under a
     once-guard (`if data is None:`, `if key not in cache:`, `if epoch == 0:`,
     `if args.resume:`) or a periodic guard (`if step % 100 == 0:`), retry loops
-    (`for attempt in range(3)`), and `pickle.load(f)` / `json.load(f)` reading
-    successive records from a handle opened before the loop.
+    (`for attempt in range(3)`), `pickle.load(f)` / `json.load(f)` reading
+    successive records from a handle opened before the loop, and a path that
+    the same loop writes (`torch.save(..., "last.pt")` then
+    `torch.load("last.pt")`, `to_csv`, `open(p, "w")`): that is new data.
 
     ## Fix
     Load once before the loop and reuse the object (copy it if the loop
@@ -396,15 +403,60 @@ class DataLoadInLoop(RepeatedWorkRule):
         """,
     ]
 
+    def __init__(self, ctx, options=None) -> None:
+        super().__init__(ctx, options)
+        # id(loop) -> source texts of the paths written inside it: a file saved
+        # and read back in the same loop (a checkpoint, metrics) is new data.
+        self.written: dict[int, set[str]] = {}
+
     def visit_Call(self, node: cst.Call) -> None:
         qualified = self.ctx.call_name(node)
+        written = self._written_path(node, qualified)
+        if written is not None:
+            for loop in self.ctx.loops.loops_at():
+                self.written.setdefault(id(loop), set()).add(written)
+            return
         if qualified not in DATA_LOADERS:
             return
         if qualified in _STREAM_LOADERS and self._reads_open_handle(node):
             return
         if qualified.startswith("yaml.") and not self._inline_open(node):
             return
-        self.record(node, _short(qualified))
+        self.record(node, _short(qualified), path=self._path_text(node))
+
+    def _path_text(self, node: cst.Call) -> Optional[str]:
+        first = get_arg(node, None, 0)
+        if first is None:
+            return None
+        value = first.value
+        if isinstance(value, cst.Call) and self.ctx.call_name(value) == "builtins.open" and value.args:
+            value = value.args[0].value  # json.load(open(path))
+        return self.ctx.module.code_for_node(value)
+
+    def _written_path(self, node: cst.Call, qualified: Optional[str]) -> Optional[str]:
+        """The path a call writes, as source text, or None."""
+        if qualified in _WRITERS_FIRST_ARG or (
+            qualified is None and isinstance(node.func, cst.Attribute) and node.func.attr.value in _WRITER_METHODS
+        ):
+            arg = get_arg(node, None, 0)
+        elif qualified in _WRITERS_SECOND_ARG:
+            arg = get_arg(node, None, 1)
+            if arg is not None and isinstance(arg.value, cst.Call) and self.ctx.call_name(arg.value) == "builtins.open" and arg.value.args:
+                arg = arg.value.args[0]
+        elif qualified == "builtins.open":
+            mode = get_arg(node, "mode", 1)
+            if mode is None or not any(c in str(literal_value(mode.value)) for c in "wax+"):
+                return None
+            arg = get_arg(node, None, 0)
+        else:
+            return None
+        return self.ctx.module.code_for_node(arg.value) if arg is not None else None
+
+    def first_repetition(self, candidate: Candidate, repetitions: Iterable[Repetition]) -> Optional[Repetition]:
+        path = candidate.extra.get("path")
+        if path is not None:
+            repetitions = [r for r in repetitions if path not in self.written.get(id(r.loop), ())]
+        return super().first_repetition(candidate, repetitions)
 
     def _reads_open_handle(self, node: cst.Call) -> bool:
         first = get_arg(node, None, 0) or get_arg(node, "f") or get_arg(node, "file") or get_arg(node, "fp")
