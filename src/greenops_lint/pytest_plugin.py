@@ -17,6 +17,11 @@ def pytest_addoption(parser) -> None:
     group.addoption("--greenops", action="store_true", default=False, help="lint .py files with greenops-lint")
 
 
+def pytest_configure(config) -> None:
+    # Registered so that `--strict-markers` projects accept the items' marker.
+    config.addinivalue_line("markers", "greenops: greenops-lint check of one file (pytest --greenops)")
+
+
 def pytest_collect_file(file_path: Path, parent):
     config = parent.config
     if config.getoption("greenops") and file_path.suffix == ".py":

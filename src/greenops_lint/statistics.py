@@ -17,6 +17,10 @@ from greenops_lint.finding import Finding, SavingsEstimate, _human_bytes
 from greenops_lint.savings import DEFAULT_UTILISATION, get_hardware, grid_table
 
 
+def _span(low: float, high: float) -> str:
+    return f"{low:g}" if low == high else f"{low:g}-{high:g}"
+
+
 def combine_estimates(estimates: list[SavingsEstimate]) -> str:
     if not estimates:
         return "no estimate"
@@ -26,7 +30,7 @@ def combine_estimates(estimates: list[SavingsEstimate]) -> str:
         # Findings of one kind describe overlapping waste (a float64 model and
         # its float64 batches): the range, not the product.
         scopes = sorted({("step time" if e.unit == "x" else e.unit.removeprefix("x ")) for e in same})
-        return f"{min(e.low for e in same):g}-{max(e.high for e in same):g}x {' / '.join(scopes)}"
+        return f"{_span(min(e.low for e in same), max(e.high for e in same))}x {' / '.join(scopes)}"
     if metric == "memory_bytes":
         return f"{_human_bytes(sum(e.low for e in same))} memory"
     if metric == "memory_factor":
@@ -65,20 +69,28 @@ def workload_lines(findings: list[Finding], config: Config) -> list[str]:
     if not whole:
         lines.append("  no finding has a whole-step time estimate; nothing converts to GPU-hours")
         return lines
-    by_family: dict[str, list[SavingsEstimate]] = defaultdict(list)
+    # Per script: findings of one family overlap (their range counts once),
+    # families multiply. The workload is taken to be the worst script.
+    by_file: dict[str, dict[str, list[SavingsEstimate]]] = defaultdict(lambda: defaultdict(list))
     for finding in whole:
-        by_family[finding.family].append(finding.estimate)
+        by_file[finding.path][finding.family].append(finding.estimate)
     low = high = 1.0
-    parts = []
-    for family, estimates in sorted(by_family.items()):
-        f_low, f_high = min(e.low for e in estimates), max(e.high for e in estimates)
-        low, high = low * f_low, high * f_high
-        parts.append(f"{family} {f_low:g}-{f_high:g}x")
+    parts: list[str] = []
+    for path, families in sorted(by_file.items()):
+        f_low = f_high = 1.0
+        f_parts = []
+        for family, estimates in sorted(families.items()):
+            e_low, e_high = min(e.low for e in estimates), max(e.high for e in estimates)
+            f_low, f_high = f_low * e_low, f_high * e_high
+            f_parts.append(f"{family} {_span(e_low, e_high)}x")
+        if f_high > high or (f_high == high and f_low > low):
+            low, high, parts = f_low, f_high, [f"{path}: " + " x ".join(f_parts)]
     saved = [(label, hours * (1 - 1 / factor)) for label, factor in (("low", low), ("high", high))]
     power_kw = hardware.tdp_w / 1000 * DEFAULT_UTILISATION
     lines.append(
-        f"  slowdown of every step: {low:g}x (low) to {high:g}x (high) = {' x '.join(parts)}; assumptions: the "
-        "whole workload is affected, findings of one family overlap (their range counts once) and families multiply"
+        f"  slowdown of every step: {low:g}x (low) to {high:g}x (high), from {parts[0]}; assumptions: the "
+        "workload is the script with the largest estimate, findings of one family overlap (their range counts "
+        "once) and families multiply"
     )
     for label, gpu_hours in saved:
         factor = low if label == "low" else high

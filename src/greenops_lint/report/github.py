@@ -17,15 +17,14 @@ def format_findings(findings, rules) -> str:
     lines = []
     for f in findings:
         level = _LEVELS.get(f.severity, "warning")
-        props = ",".join(
-            [
-                f"file={_escape_property(f.path)}",
-                f"line={f.line}",
-                f"col={f.column}",
-                f"endLine={f.end_line}",
-                f"endColumn={f.end_column}",
-                f"title={_escape_property(f.code + ' ' + f.name)}",
-            ]
-        )
-        lines.append(f"::{level} {props}::{_escape_data(f.code + ' ' + f.message)}\n")
+        where = [f"file={_escape_property(f.path)}"]
+        message = f"{f.code} {f.message}"
+        if f.cell is None:
+            where += [f"line={f.line}", f"col={f.column}", f"endLine={f.end_line}", f"endColumn={f.end_column}"]
+        else:
+            # Lines of a notebook cell are not lines of the .ipynb file: annotate
+            # the file and say where in the notebook.
+            message = f"{f.code} (cell {f.cell}, line {f.line}) {f.message}"
+        props = ",".join([*where, f"title={_escape_property(f.code + ' ' + f.name)}"])
+        lines.append(f"::{level} {props}::{_escape_data(message)}\n")
     return "".join(lines)

@@ -61,8 +61,15 @@ def format_findings(findings, rules) -> str:
                 }
             ],
         }
+        properties = {}
         if f.estimate is not None:
-            result["properties"] = {"estimate": f.estimate.to_json()}
+            properties["estimate"] = f.estimate.to_json()
+        if f.cell is not None:
+            # The region's lines count from the top of the notebook cell.
+            properties["cell"] = f.cell
+            result["message"]["text"] = f"(cell {f.cell}, line {f.line}) {f.message}"
+        if properties:
+            result["properties"] = properties
         results.append(result)
     document = {
         "$schema": SCHEMA,

@@ -457,7 +457,8 @@ class NumpyFloat64IntoFramework(Rule):
         self.report(
             node,
             f"{short}() of a float64 NumPy array ({_snippet(self, source)}) makes a float64 tensor "
-            f"({float64_cost_words(hardware)}); create float32 data or pass dtype=torch.float32",
+            f"({float64_cost_words(hardware)}); create float32 data or pass "
+            f"dtype={'tf' if name.startswith('tensorflow.') else 'torch'}.float32",
             estimate,
             fix=self._fix(name, node),
         )

@@ -800,6 +800,9 @@ class ConvBiasBeforeBatchNorm(Rule):
         self._report(report_at, conv[2])
 
     def _report(self, node: cst.CSTNode, conv: cst.Call) -> None:
+        # Reported where the conv is built: the fix and a noqa belong there,
+        # also when the pair was found in `forward`.
+        node = conv
         if id(node) in self._reported:
             return
         self._reported.add(id(node))
