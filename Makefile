@@ -10,9 +10,14 @@ BIN = $(VENV)/bin
 $(BIN)/greenops-lint: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+# The test environment: test extras, and torch for the runtime probe's tests,
+# pinned to the one version this workplace provides (a CPU build on local
+# disk); never a range, which could pull a multi-GB CUDA build.
+$(VENV)/.test-deps: $(BIN)/greenops-lint
 	$(BIN)/python -m pip install --quiet -e '.[test]'
-	# The runtime probe's tests need torch: the pinned CPU build, never a
-	# range that could pull a multi-GB CUDA build.
 	$(BIN)/python -m pip install --quiet torch==2.13.0
 	touch $@
 
@@ -21,7 +26,7 @@ venv: $(BIN)/greenops-lint
 demo: venv
 	$(BIN)/greenops-lint check fixtures/ --exit-zero
 
-test: venv
+test: $(VENV)/.test-deps
 	$(BIN)/python -m pytest
 
 docs: venv
