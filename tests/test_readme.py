@@ -30,3 +30,17 @@ def test_the_two_setup_commands_exist_in_the_makefile():
     assert "make demo" in README and "make test" in README
     assert re.search(r"^demo:", makefile, re.M) and re.search(r"^test:", makefile, re.M)
     assert "make test" in (ROOT / ".ci" / "run").read_text()
+
+
+def test_the_30_second_example_prints_what_the_readme_shows(tmp_path):
+    import subprocess
+    import sys
+
+    code = re.search(r"`train.py`:\n\n```python\n(.*?)```", README, re.S).group(1)
+    shown = re.search(r"\$ greenops-lint check train.py --hardware a100-80gb\n(.*?)\nFound", README, re.S).group(1)
+    (tmp_path / "train.py").write_text(code)
+    result = subprocess.run(
+        [sys.executable, "-m", "greenops_lint", "check", "train.py", "--hardware", "a100-80gb", "--no-cache"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=60,
+    )
+    assert result.stdout.strip() == shown.strip()
