@@ -122,11 +122,12 @@ def main() -> None:
     files = select_files(corpus, args.scale)
     lines = sum(p.read_bytes().count(b"\n") for p in files)
     work = Path(tempfile.mkdtemp(prefix="greenops-bench-"))
-    file_args = [str(p) for p in files]
+    # At --scale the paths would overflow the argument list: lint the folder.
+    file_args = [str(corpus)] if args.scale else [str(p) for p in files]
     lint = [sys.executable, "-m", "greenops_lint", "check", "--exit-zero", "-q", "--format", "json"]
     cache_dir = work / "cache"
     commands = {
-        "parse": ([sys.executable, "-c", PARSE_ONLY], "\0".join(file_args).encode()),
+        "parse": ([sys.executable, "-c", PARSE_ONLY], "\0".join(str(p) for p in files).encode()),
         "cold1": (lint + ["--jobs", "1", "--no-cache", *file_args], None),
         "cold2": (lint + ["--jobs", "2", "--no-cache", *file_args], None),
         "warm": (lint + ["--jobs", "2", "--cache-dir", str(cache_dir), *file_args], None),
@@ -147,7 +148,9 @@ def main() -> None:
             cmd, stdin = commands[name]
             # ru_maxrss of RUSAGE_CHILDREN is a running maximum: measure each
             # command in a fresh helper process so the figure is its own.
-            probe = [sys.executable, "-c", _PEAK_PROBE, json.dumps(cmd)]
+            command_file = work / "command.json"
+            command_file.write_text(json.dumps(cmd))
+            probe = [sys.executable, "-c", _PEAK_PROBE, str(command_file)]
             result = subprocess.run(probe, input=stdin, capture_output=True, check=False)
             report = json.loads(result.stdout.decode().splitlines()[-1])
             samples[name].append(report["seconds"])
@@ -174,7 +177,7 @@ def main() -> None:
 # the process and the children it waited for), prints one JSON line.
 _PEAK_PROBE = r"""
 import json, os, subprocess, sys, time
-cmd = json.loads(sys.argv[1])
+cmd = json.loads(open(sys.argv[1]).read())
 data = sys.stdin.buffer.read()
 start = time.perf_counter()
 proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
