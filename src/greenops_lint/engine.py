@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 from typing import Optional, Sequence
 
 import libcst as cst
-from libcst.metadata import MetadataWrapper, PositionProvider
+from libcst.metadata.position_provider import PositionProvidingCodegenState
 
 from greenops_lint.analysis.loops import LoopAnalysis
 from greenops_lint.cache import ResultCache
@@ -158,7 +158,8 @@ class Linter:
             return result
         if self.collect_fixes:
             result.module = module
-        positions = MetadataWrapper(module, unsafe_skip_copy=True).resolve(PositionProvider)
+        targets = [raw.node for raw in ctx.reports] + [raw.statement for raw in ctx.reports if raw.statement is not None]
+        positions = positions_of(module, targets)
         suppressions = noqa_lines(text)
         crashed = {id(rule) for rule, _ in crashes}
         for raw in ctx.reports:
@@ -214,6 +215,54 @@ class Linter:
         if code not in self.meta or is_ignored(code, ignored):
             return FileResult(path)
         return FileResult(path, [self._meta(path, code, message, line, column)])
+
+
+class _PositionsFound(Exception):
+    pass
+
+
+class _TargetPositions(PositionProvidingCodegenState):
+    """LibCST's position-tracking code generation, stopped as soon as the nodes
+    we report are placed (LibCST's PositionProvider always generates the
+    whole module; on a large file that costs several parses), and without
+    keeping the generated text."""
+
+    def add_token(self, value: str) -> None:
+        if "\n" in value or "\r" in value:
+            self._update_position(value)
+        else:
+            self.column += len(value)
+
+    def add_indent_tokens(self) -> None:
+        for token in self.indent_tokens:
+            self.add_token(token)
+
+    def after_codegen(self, node: cst.CSTNode) -> None:
+        super().after_codegen(node)
+        if id(node) in self.targets:
+            self.targets.discard(id(node))
+            if not self.targets:
+                raise _PositionsFound
+
+
+class _Positions:
+    def __init__(self) -> None:
+        self._computed: dict = {}
+
+
+def positions_of(module: cst.Module, nodes: list[cst.CSTNode]) -> dict:
+    """CodeRange (as PositionProvider computes it) of each node in `nodes`."""
+    provider = _Positions()
+    state = _TargetPositions(default_indent=module.default_indent, default_newline=module.default_newline, provider=provider)
+    state.targets = {id(node) for node in nodes}
+    try:
+        module._codegen(state)
+    except (_PositionsFound, KeyError):
+        # Stopping mid-module unwinds LibCST's `record_syntactic_position`
+        # blocks, which then look up children that were never placed.
+        if state.targets:
+            raise
+    return provider._computed
 
 
 def _too_complex(text: str) -> Optional[str]:
