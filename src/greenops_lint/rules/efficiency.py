@@ -40,7 +40,7 @@ from greenops_lint.analysis.efficiency import (
     uses_torch,
     walk_expr,
 )
-from greenops_lint.analysis.loops import FrameNode, LoopInfo, Repetition, referenced_names
+from greenops_lint.analysis.loops import FrameNode, LoopInfo, Repetition, describe_repetition, referenced_names
 from greenops_lint.analysis.rewrite import with_keyword
 from greenops_lint.finding import Fix, SavingsEstimate
 from greenops_lint.rule import Rule
@@ -196,12 +196,7 @@ class LoopBoundRule(Rule):
 
     @staticmethod
     def where(repetition: Repetition) -> str:
-        loop = repetition.loop
-        count = f" ({loop.count} iterations)" if loop.count else ""
-        if repetition.via:
-            chain = " -> ".join(f"{site.name}()" for site in repetition.via)
-            return f"on every iteration of the {loop.describe()}{count} that calls {chain}"
-        return f"on every iteration of the {loop.describe()}{count}"
+        return describe_repetition(repetition)
 
 
 # -- GO501 ------------------------------------------------------------------------------------
