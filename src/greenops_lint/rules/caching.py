@@ -815,7 +815,8 @@ class TFDataNoCache(RepeatedWorkRule):
     followed by a `.map()` or `.interleave()` that reads or decodes) and is
     consumed for several epochs (`model.fit(ds, epochs=N)` with N > 1 or not
     literal, or a `for batch in ds:` inside an epoch loop) with no `.cache()`
-    anywhere in the chain, following `ds = ds.map(...)` reassignments.
+    anywhere in the chain, following `ds = ds.map(...)` reassignments and
+    pipelines that a function of the module builds and returns.
 
     ## Why is this bad
     Without a cache every epoch opens, reads and decodes every file again.
@@ -865,7 +866,15 @@ class TFDataNoCache(RepeatedWorkRule):
     def __init__(self, ctx, options=None) -> None:
         super().__init__(ctx, options)
         self.pipelines: dict[str, TFPipeline] = {}
+        self.returned: dict[str, TFPipeline] = {}  # function name -> the pipeline it returns
         self.reported: set[int] = set()
+
+    def visit_Return(self, node: cst.Return) -> None:
+        function = self.ctx.enclosing_function()
+        if function is not None and node.value is not None:
+            found = self.pipeline(node.value) if not isinstance(node.value, cst.Name) else self.pipelines.get(node.value.value)
+            if found is not None:
+                self.returned[function.name.value] = found
 
     def pipeline(self, node: cst.BaseExpression) -> Optional[TFPipeline]:
         """Follow a method chain down to its source."""
@@ -877,6 +886,13 @@ class TFDataNoCache(RepeatedWorkRule):
         lists_files = False
         if isinstance(current, cst.Name) and current.value in self.pipelines:
             base = self.pipelines[current.value]
+            reads, cached, lists_files = base.reads_files, base.has_cache, base.lists_files
+        elif isinstance(current, cst.Call) and isinstance(current.func, cst.Name) and current.func.value in self.returned:
+            # `train_ds = make_dataset(files)`: the pipeline a helper returns,
+            # reported in the helper (where .cache() goes) unless extended here.
+            base = self.returned[current.func.value]
+            if not methods:
+                return base
             reads, cached, lists_files = base.reads_files, base.has_cache, base.lists_files
         elif isinstance(current, cst.Call):
             qualified = self.ctx.call_name(current)
