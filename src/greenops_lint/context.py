@@ -64,6 +64,11 @@ class FileContext:
                 return node
         return None
 
+    def snippet(self, node: cst.CSTNode, limit: int = 48) -> str:
+        """A node's source on one line, shortened for messages."""
+        text = " ".join(self.module.code_for_node(node).split())
+        return text if len(text) <= limit else text[: limit - 3] + "..."
+
     # -- names ----------------------------------------------------------------
     def qualified_name(self, node: cst.BaseExpression) -> Optional[str]:
         return self.names.qualified_name(node)

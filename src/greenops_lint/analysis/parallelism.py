@@ -47,9 +47,6 @@ _WRAPPERS = frozenset({"builtins.int", "builtins.str", "builtins.round", "builti
 _MAX_DEPTH = 6
 
 
-def code_of(ctx: "FileContext", node: cst.CSTNode, limit: int = 48) -> str:
-    text = " ".join(ctx.module.code_for_node(node).split())
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def is_cpu_count_call(ctx: "FileContext", node: cst.Call) -> bool:
@@ -79,7 +76,7 @@ def host_cpu_source(ctx: "FileContext", node: cst.BaseExpression, depth: int = 0
         return None
     if isinstance(node, cst.Call):
         if is_cpu_count_call(ctx, node):
-            return code_of(ctx, node)
+            return ctx.snippet(node)
         name = ctx.call_name(node)
         args = [a for a in node.args if a.keyword is None and not a.star]
         if name in _WRAPPERS and args:
@@ -98,7 +95,7 @@ def host_cpu_source(ctx: "FileContext", node: cst.BaseExpression, depth: int = 0
         if values:
             found = [host_cpu_source(ctx, v, depth + 2) for v in values]
             if all(found):
-                return f"{code_of(ctx, node)} (returns {found[0]})"
+                return f"{ctx.snippet(node)} (returns {found[0]})"
         return None
     if isinstance(node, cst.BinaryOperation):
         left = host_cpu_source(ctx, node.left, depth + 1)
@@ -133,7 +130,7 @@ def host_cpu_source(ctx: "FileContext", node: cst.BaseExpression, depth: int = 0
         if isinstance(value, cst.BaseExpression):
             found = host_cpu_source(ctx, value, depth + 1)
             if found:
-                name = code_of(ctx, node)
+                name = ctx.snippet(node)
                 return found if found.startswith(name) else f"{name} (= {found})"
     return None
 
@@ -188,7 +185,7 @@ def parallel_jobs(ctx: "FileContext", node: Optional[cst.Arg]) -> Optional[str]:
     if value is not None:
         return str(value) if value not in (0, 1) else None
     if host_cpu_source(ctx, node.value) or _mentions_cpu_count(ctx, node.value):
-        return code_of(ctx, node.value)
+        return ctx.snippet(node.value)
     return None
 
 

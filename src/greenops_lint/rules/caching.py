@@ -270,10 +270,6 @@ def _call_names(node: cst.Call) -> frozenset[str]:
     return frozenset(names)
 
 
-def _snippet(ctx, node: cst.CSTNode, limit: int = 48) -> str:
-    text = " ".join(ctx.module.code_for_node(node).split())
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
 
 def _short(qualified: str) -> str:
     for prefix, short in (("pandas.", "pd."), ("numpy.", "np."), ("tensorflow.", "tf.")):
@@ -474,7 +470,7 @@ class DataLoadInLoop(RepeatedWorkRule):
     def emit(self, candidate: Candidate, repetition: Repetition) -> None:
         self.report(
             candidate.node,
-            f"{_snippet(self.ctx, candidate.node)} loads the same data {self.where(repetition)}; "
+            f"{self.ctx.snippet(candidate.node, 48)} loads the same data {self.where(repetition)}; "
             "load it once before the loop (or cache it) and reuse it",
             self.repeated_estimate(repetition, "loads"),
             statement=candidate.statement,

@@ -49,10 +49,6 @@ from greenops_lint.rules.caching import is_once_guard
 _OPTIMIZER_RECEIVER = re.compile(r"(opt|optim|optimizer|optimiser|scaler)", re.IGNORECASE)
 
 
-def _snippet(ctx, node: cst.CSTNode, limit: int = 48) -> str:
-    text = " ".join(ctx.module.code_for_node(node).split())
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
 
 def _receiver_name(node: cst.BaseExpression) -> str:
     if isinstance(node, cst.Name):
@@ -379,7 +375,7 @@ class HostSyncInStepLoop(LoopBoundRule):
                 continue
             self.report(
                 candidate.node,
-                f"{_snippet(self.ctx, candidate.node)} makes the CPU wait for every queued GPU kernel and copy the "
+                f"{self.ctx.snippet(candidate.node, 48)} makes the CPU wait for every queued GPU kernel and copy the "
                 f"value to the host {self.where(repetition)}; the GPU then idles while the next step is queued. "
                 "Keep running values on the device (total += loss.detach()) and read them every N steps",
                 SavingsEstimate(
@@ -814,7 +810,7 @@ class EvalWithoutNoGrad(LoopBoundRule):
             reported.add(key)
             self.report(
                 candidate.node,
-                f"{_snippet(self.ctx, candidate.node)} runs the model for evaluation {where} while autograd records "
+                f"{self.ctx.snippet(candidate.node, 48)} runs the model for evaluation {where} while autograd records "
                 "the graph and keeps every activation alive; wrap the loop in torch.inference_mode() (or no_grad()) "
                 "or decorate the function with @torch.inference_mode()",
                 SavingsEstimate(

@@ -29,10 +29,6 @@ from greenops_lint.savings import extra_bytes_estimate, float64_cost_words, floa
 _TRUTHY = (True, 1, "1", "true", "True", "TRUE")
 
 
-def _snippet(rule: Rule, node: cst.CSTNode, limit: int = 40) -> str:
-    text = " ".join(rule.ctx.module.code_for_node(node).split())
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
 
 class GlobalFloat64Default(Rule):
     """Makes float64 the process-wide default dtype.
@@ -140,7 +136,7 @@ class GlobalFloat64Default(Rule):
         else:
             return
         if hit:
-            self._report(node, _snippet(self, node, 60), self._fix(name, node))
+            self._report(node, self.ctx.snippet(node, 60), self._fix(name, node))
 
     def _fix(self, name: str, node: cst.Call) -> Optional[Fix]:
         """Switch the call to float32 (or x64 off), keeping its spelling."""
@@ -289,7 +285,7 @@ class CastToFloat64(Rule):
             return
         kind = self._receiver_kind(func.value, 0)
         if kind is not None:
-            self._report(node, f"{_snippet(self, func.value)}{cast} casts the {kind} to float64", fix)
+            self._report(node, f"{self.ctx.snippet(func.value, 40)}{cast} casts the {kind} to float64", fix)
 
     @staticmethod
     def _dtype_fix(dtype: cst.BaseExpression) -> Optional[Fix]:
@@ -456,7 +452,7 @@ class NumpyFloat64IntoFramework(Rule):
         short = name.replace("tensorflow.", "tf.")
         self.report(
             node,
-            f"{short}() of a float64 NumPy array ({_snippet(self, source)}) makes a float64 tensor "
+            f"{short}() of a float64 NumPy array ({self.ctx.snippet(source, 40)}) makes a float64 tensor "
             f"({float64_cost_words(hardware)}); create float32 data or pass "
             f"dtype={'tf' if name.startswith('tensorflow.') else 'torch'}.float32",
             estimate,

@@ -25,7 +25,6 @@ from greenops_lint.analysis.calls import get_arg, literal_value
 from greenops_lint.analysis.functions import called_function
 from greenops_lint.analysis.parallelism import (
     all_cores_jobs,
-    code_of,
     host_cpu_source,
     is_cpu_count_call,
     literal_int,
@@ -914,7 +913,7 @@ class OversizedWorkerSettings(Rule):
         if scaled is not None:
             self.report(
                 arg,
-                f"{keyword}={code_of(self.ctx, arg.value)} scales the worker count with the batch size ({scaled}), "
+                f"{keyword}={self.ctx.snippet(arg.value)} scales the worker count with the batch size ({scaled}), "
                 "one process (and dataset copy) per sample of a batch; size workers to the CPUs instead (2-8)",
                 worker_estimate(self.ctx),
             )
@@ -962,7 +961,7 @@ def _scales_with_batch(rule: Rule, node: cst.BaseExpression, depth: int) -> Opti
     ident = _identifier(node)
     if ident is not None:
         if _BATCH_NAME.search(ident):
-            return code_of(rule.ctx, node)
+            return rule.ctx.snippet(node)
         value = rule.ctx.value_of(node)
         if isinstance(value, cst.BaseExpression):
             return _scales_with_batch(rule, value, depth + 1)
@@ -1102,7 +1101,7 @@ class BatchEqualsDataset(Rule):
         if statement is not None and _FULL_BATCH_COMMENT.search(self.ctx.module.code_for_node(statement)):
             return  # `# full batch` next to it: deliberate
         message = (
-            f"batch_size={code_of(self.ctx, batch.value)} makes the whole training set ({code_of(self.ctx, data.value)}) "
+            f"batch_size={self.ctx.snippet(batch.value)} makes the whole training set ({self.ctx.snippet(data.value)}) "
             "one batch: one optimizer step per epoch and activation memory that grows with the dataset; "
             "use a mini-batch (e.g. 32-512) and tune the learning rate"
         )
@@ -1133,12 +1132,12 @@ class BatchEqualsDataset(Rule):
         self.pending: list[tuple[str, cst.Arg, Optional[cst.CSTNode], str]] = []
 
     def _training_loader(self, node: cst.Call, data: cst.BaseExpression) -> bool:
-        names = [code_of(self.ctx, data, 200)]
+        names = [self.ctx.snippet(data, 200)]
         parent = self.ctx.parent()
         if isinstance(parent, cst.Assign):
-            names += [code_of(self.ctx, t.target, 200) for t in parent.targets]
+            names += [self.ctx.snippet(t.target, 200) for t in parent.targets]
         elif isinstance(parent, (cst.AnnAssign,)):
-            names.append(code_of(self.ctx, parent.target, 200))
+            names.append(self.ctx.snippet(parent.target, 200))
         if any(_EVAL_MARKERS.search(n) for n in names):
             return False
         # Only shuffling says "training": a whole-set loader without it is
@@ -1215,8 +1214,8 @@ def _same_data(rule: Rule, subject: cst.BaseExpression, data: cst.BaseExpression
     """Does `subject` measure the data a loader loads (`data`, or one of the
     arrays it wraps: `TensorDataset(X, y)` directly or through a name)?"""
     ctx = rule.ctx
-    wanted = code_of(ctx, subject, 500)
-    if code_of(ctx, data, 500) == wanted:
+    wanted = ctx.snippet(subject, 500)
+    if ctx.snippet(data, 500) == wanted:
         return True
     candidates = [data]
     if isinstance(data, cst.Name):
@@ -1224,11 +1223,11 @@ def _same_data(rule: Rule, subject: cst.BaseExpression, data: cst.BaseExpression
         if isinstance(value, cst.BaseExpression):
             candidates.append(value)
     for candidate in candidates:
-        if code_of(ctx, candidate, 500) == wanted:
+        if ctx.snippet(candidate, 500) == wanted:
             return True
         if isinstance(candidate, cst.Call):
             for arg in candidate.args:
-                if not arg.star and code_of(ctx, arg.value, 500) == wanted:
+                if not arg.star and ctx.snippet(arg.value, 500) == wanted:
                     return True
     return False
 
@@ -1389,7 +1388,7 @@ class PadToMaxLength(Rule):
         if length is not None:
             size = f"{length} tokens"
         elif max_length is not None:
-            size = f"max_length={code_of(self.ctx, max_length.value)} tokens"
+            size = f"max_length={self.ctx.snippet(max_length.value)} tokens"
         else:
             size = "the model's maximum length (often 512 tokens)"
         self.report(

@@ -30,10 +30,6 @@ from greenops_lint.savings import extra_bytes_estimate
 _TRUTHY = (True, 1, "1", "true", "True", "TRUE", "yes")
 
 
-def _code(rule: Rule, node: cst.CSTNode, limit: int = 60) -> str:
-    text = " ".join(rule.ctx.module.code_for_node(node).split())
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
 
 def _short(qualified: str) -> str:
     for long, short in (("torch.nn.", "nn."), ("tensorflow.", "tf."), ("keras.layers.", "layers.")):
@@ -601,7 +597,7 @@ class LoadedNeverUsed(Rule):
         self.report(target, f"{name} = {label} {messages[kind]}", estimate)
 
     def _loaded(self, value: cst.BaseExpression) -> Optional[tuple[str, str]]:
-        """(kind, _code(self, value, 50)) when `value` loads or builds a model, tokenizer, optimizer or scheduler."""
+        """(kind, self.ctx.snippet(value, 50)) when `value` loads or builds a model, tokenizer, optimizer or scheduler."""
         while isinstance(value, cst.Call) and isinstance(value.func, cst.Attribute) and value.func.attr.value in _WEAK_METHODS and isinstance(value.func.value, cst.Call):
             if self.ctx.qualified_name(value.func) is not None:
                 break
@@ -612,32 +608,32 @@ class LoadedNeverUsed(Rule):
         func = value.func
         if qualified is None:
             if isinstance(func, cst.Attribute) and func.attr.value == "from_pretrained":
-                return self._pretrained_kind(dotted_name(func.value) or ""), _code(self, value, 50)
+                return self._pretrained_kind(dotted_name(func.value) or ""), self.ctx.snippet(value, 50)
             if isinstance(func, cst.Name):
                 analysis = module_attributes(self.ctx)
                 info = analysis.classes.get(func.value)
                 if info is not None and info.kind is not None and self.ctx.names.lookup(func.value) is info.node:
-                    return "built", _code(self, value, 50)
+                    return "built", self.ctx.snippet(value, 50)
             return None
         if qualified in _LOADERS:
-            return "model", _code(self, value, 50)
+            return "model", self.ctx.snippet(value, 50)
         if qualified.endswith(".from_pretrained"):
-            return self._pretrained_kind(qualified.rsplit(".", 2)[-2]), _code(self, value, 50)
+            return self._pretrained_kind(qualified.rsplit(".", 2)[-2]), self.ctx.snippet(value, 50)
         if qualified.startswith("torchvision.models."):
             last = qualified.rsplit(".", 1)[-1]
             if last[:1].islower() and last not in ("get_weight", "get_model_weights", "list_models"):
                 weights = get_arg(value, "weights") or get_arg(value, "pretrained")
                 loads = weights is not None and literal_value(weights.value) not in (None, False)
-                return ("model" if loads else "built"), _code(self, value, 50)
+                return ("model" if loads else "built"), self.ctx.snippet(value, 50)
             return None
         if qualified.startswith("torch.optim.lr_scheduler."):
             last = qualified.rsplit(".", 1)[-1]
-            return ("scheduler", _code(self, value, 50)) if last[:1].isupper() else None
+            return ("scheduler", self.ctx.snippet(value, 50)) if last[:1].isupper() else None
         if qualified.startswith("torch.optim."):
             last = qualified.rsplit(".", 1)[-1]
-            return ("optimizer", _code(self, value, 50)) if last[:1].isupper() and "." not in qualified[len("torch.optim."):] else None
+            return ("optimizer", self.ctx.snippet(value, 50)) if last[:1].isupper() and "." not in qualified[len("torch.optim."):] else None
         if _SCHEDULE_FACTORIES.match(qualified):
-            return "scheduler", _code(self, value, 50)
+            return "scheduler", self.ctx.snippet(value, 50)
         return None
 
     @staticmethod
@@ -823,7 +819,7 @@ class ConvBiasBeforeBatchNorm(Rule):
         keyword = "bias" if torch_style else "use_bias"
         self.report(
             node,
-            f"{_code(self, conv, 48)} adds a bias that the BatchNorm right after it subtracts again "
+            f"{self.ctx.snippet(conv, 48)} adds a bias that the BatchNorm right after it subtracts again "
             f"(wasted parameters and a broadcast add every step); pass {keyword}=False",
             estimate,
             fix=Fix(conv, lambda updated: with_keyword(updated, keyword, cst.Name("False")), safe=False,
