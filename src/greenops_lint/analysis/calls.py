@@ -27,6 +27,10 @@ def get_arg(call: cst.Call, keyword: Optional[str], position: Optional[int] = No
     return None
 
 
+# Literals that switch a flag on (`True`, `1`, `"1"`, `"true"`), as code and env vars spell it.
+TRUTHY_LITERALS = (True, 1, "1", "true", "True", "TRUE", "yes")
+
+
 def has_star_kwargs(call: cst.Call) -> bool:
     return any(arg.star == "**" for arg in call.args)
 

@@ -17,7 +17,7 @@ from typing import Optional, Union
 
 import libcst as cst
 
-_BUILTINS = frozenset(dir(builtins))
+BUILTIN_NAMES = frozenset(dir(builtins))
 
 # Public spellings of the same API; the left side is rewritten to the right so
 # that rules list one name. Order matters: longest prefixes first.
@@ -162,7 +162,7 @@ class NameResolver:
             binding = self.lookup(node.value)
             if isinstance(binding, Imported):
                 return canonical(binding.qualified)
-            if binding is None and node.value in _BUILTINS:
+            if binding is None and node.value in BUILTIN_NAMES:
                 return f"builtins.{node.value}"
             return None
         if isinstance(node, cst.Attribute):

@@ -14,6 +14,7 @@ from typing import Iterable, Optional
 import libcst as cst
 
 from greenops_lint.analysis.calls import get_arg, literal_value
+from greenops_lint.analysis.names import BUILTIN_NAMES
 from greenops_lint.analysis.loops import FrameNode, LoopInfo, Repetition, describe_repetition, referenced_names
 from greenops_lint.analysis.rewrite import with_keyword
 from greenops_lint.finding import Fix, SavingsEstimate
@@ -202,7 +203,7 @@ class RepeatedWorkRule(Rule):
                         break
                 return not (names & variant)
             frame = site.frame
-            needed = {n for n in names if n not in module_names and n not in _BUILTIN_NAMES}
+            needed = {n for n in names if n not in module_names and n not in BUILTIN_NAMES}
         return not needed
 
     def emit(self, candidate: Candidate, repetition: Repetition) -> None:  # pragma: no cover - abstract
@@ -230,9 +231,6 @@ class RepeatedWorkRule(Rule):
             hardware=self.ctx.hardware.key,
             assumptions=assumptions,
         )
-
-
-_BUILTIN_NAMES = frozenset(dir(__import__("builtins")))
 
 
 def bound_arguments(function: FrameNode, call: cst.Call, params: set[str]) -> Optional[list[cst.BaseExpression]]:

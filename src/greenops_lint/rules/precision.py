@@ -11,7 +11,7 @@ from typing import Optional
 
 import libcst as cst
 
-from greenops_lint.analysis.calls import environ_assignment, get_arg, literal_value
+from greenops_lint.analysis.calls import TRUTHY_LITERALS, environ_assignment, get_arg, literal_value
 from greenops_lint.analysis.classes import MODEL_NAME, is_model_constructor
 from greenops_lint.analysis.dtypes import (
     DOUBLE_TENSOR_TYPES,
@@ -26,7 +26,6 @@ from greenops_lint.finding import Fix
 from greenops_lint.rule import Rule
 from greenops_lint.savings import extra_bytes_estimate, float64_cost_words, float64_time_factor
 
-_TRUTHY = (True, 1, "1", "true", "True", "TRUE")
 
 
 
@@ -128,11 +127,11 @@ class GlobalFloat64Default(Rule):
                 first is not None
                 and literal_value(first.value) == "jax_enable_x64"
                 and value is not None
-                and literal_value(value.value) in _TRUTHY
+                and literal_value(value.value) in TRUTHY_LITERALS
             )
         elif name == "os.environ.setdefault":
             value = get_arg(node, None, 1)
-            hit = first is not None and literal_value(first.value) == "JAX_ENABLE_X64" and value is not None and literal_value(value.value) in _TRUTHY
+            hit = first is not None and literal_value(first.value) == "JAX_ENABLE_X64" and value is not None and literal_value(value.value) in TRUTHY_LITERALS
         else:
             return
         if hit:
@@ -155,7 +154,7 @@ class GlobalFloat64Default(Rule):
         if assignment is None or self.ctx.calls_gradcheck:
             return
         name, value = assignment
-        if name == "JAX_ENABLE_X64" and literal_value(value) in _TRUTHY:
+        if name == "JAX_ENABLE_X64" and literal_value(value) in TRUTHY_LITERALS:
             fix = None
             if isinstance(value, cst.SimpleString):
                 fix = Fix(value, replace_with(string_like(value, "0")), safe=False, title="JAX_ENABLE_X64=0")

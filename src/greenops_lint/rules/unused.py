@@ -15,7 +15,7 @@ from typing import Optional
 import libcst as cst
 
 from greenops_lint.analysis.attributes import module_attributes
-from greenops_lint.analysis.calls import environ_assignment, get_arg, has_star_kwargs, literal_value
+from greenops_lint.analysis.calls import TRUTHY_LITERALS, environ_assignment, get_arg, has_star_kwargs, literal_value
 from greenops_lint.analysis.names import dotted_name
 from greenops_lint.analysis.unused_names import (
     is_module_script,
@@ -27,7 +27,6 @@ from greenops_lint.finding import Fix, SavingsEstimate, _human_bytes
 from greenops_lint.rule import Rule
 from greenops_lint.savings import extra_bytes_estimate
 
-_TRUTHY = (True, 1, "1", "true", "True", "TRUE", "yes")
 
 
 
@@ -1097,13 +1096,13 @@ class DebugModeLeftOn(Rule):
                 what = f"{_short(name)}(True) runs every tf.function op by op in Python"
         elif name in self._JAX_UPDATE:
             value = get_arg(node, None, 1)
-            if first is not None and literal_value(first.value) == "jax_disable_jit" and value is not None and literal_value(value.value) in _TRUTHY:
+            if first is not None and literal_value(first.value) == "jax_disable_jit" and value is not None and literal_value(value.value) in TRUTHY_LITERALS:
                 what = 'jax.config.update("jax_disable_jit", True) runs every jitted function op by op'
         elif name == "jax.disable_jit":
             what = "jax.disable_jit() runs every jitted function op by op"
         elif name in ("os.environ.setdefault", "os.putenv"):
             value = get_arg(node, None, 1)
-            if first is not None and literal_value(first.value) == "CUDA_LAUNCH_BLOCKING" and value is not None and literal_value(value.value) in _TRUTHY:
+            if first is not None and literal_value(first.value) == "CUDA_LAUNCH_BLOCKING" and value is not None and literal_value(value.value) in TRUTHY_LITERALS:
                 what = "CUDA_LAUNCH_BLOCKING=1 makes every CUDA kernel launch synchronous (no CPU/GPU overlap)"
         elif isinstance(node.func, cst.Attribute) and node.func.attr.value == "compile":
             eager = get_arg(node, "run_eagerly")
@@ -1114,7 +1113,7 @@ class DebugModeLeftOn(Rule):
 
     def visit_Assign(self, node: cst.Assign) -> None:
         assignment = environ_assignment(self.ctx, node)
-        if assignment is not None and assignment[0] == "CUDA_LAUNCH_BLOCKING" and literal_value(assignment[1]) in _TRUTHY:
+        if assignment is not None and assignment[0] == "CUDA_LAUNCH_BLOCKING" and literal_value(assignment[1]) in TRUTHY_LITERALS:
             if not self._guarded():
                 self._report(node, "CUDA_LAUNCH_BLOCKING=1 makes every CUDA kernel launch synchronous (no CPU/GPU overlap)")
 
