@@ -107,3 +107,67 @@ def test_hardware_changes_the_estimate():
     assert (t4.low, t4.high) == (2.0, 32.0)  # 8.1 / 0.25 TFLOPS
     assert (a100.low, a100.high) == (2.0, 2.0)  # 19.5 / 9.7 TFLOPS
     assert "T4" in lint_source(source, hardware="t4")[0].message
+
+
+# -- the parse without validation and without the collector ----------------------
+def test_no_node_class_overrides_the_validation_hook_that_parsing_skips():
+    from libcst._nodes.base import CSTNode
+
+    from greenops_lint import parsing
+
+    assert parsing._VALIDATING_POST_INIT is not None
+    overriding = [
+        cls.__name__
+        for cls in _all_subclasses(CSTNode)
+        if "__post_init__" in cls.__dict__
+    ]
+    assert overriding == []
+
+
+def _all_subclasses(cls):
+    for sub in cls.__subclasses__():
+        yield sub
+        yield from _all_subclasses(sub)
+
+
+def test_fast_parse_builds_the_same_tree_and_restores_validation():
+    import gc
+
+    from greenops_lint.parsing import collector_paused, parse_module
+
+    text = (ROOT / "fixtures" / "caching" / "GO101_tabular_training.py").read_text()
+    assert parse_module(text).deep_equals(cst.parse_module(text))
+    assert parse_module(text).code == text
+    # Trees built by hand afterwards (autofix) are validated again.
+    try:
+        cst.Name("not a name")
+    except cst.CSTValidationError:
+        pass
+    else:  # pragma: no cover - the assertion below explains
+        raise AssertionError("node validation was left switched off")
+    was_enabled = gc.isenabled()
+    with collector_paused():
+        assert not gc.isenabled()
+    assert gc.isenabled() == was_enabled
+
+
+def test_a_linted_tree_is_freed_without_the_cycle_collector():
+    """The per-file analyses must not keep the tree alive through reference
+    cycles: the collector is paused while a file is linted, and a cycle would
+    leave each tree for a full collection to find."""
+    import gc
+
+    source = (ROOT / "fixtures" / "unused" / "GO201_vision_models.py").read_text()
+    linter = Linter(Config(root=ROOT), load_rules().rules)
+    gc.collect()
+    gc.disable()
+    try:
+        assert linter.lint_bytes("m.py", source.encode()).findings
+        gc.set_debug(gc.DEBUG_SAVEALL)
+        gc.collect()
+        leaked = [o for o in gc.garbage if isinstance(o, (cst.Module, cst.ClassDef))]
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+        gc.enable()
+    assert leaked == []

@@ -44,6 +44,11 @@ class FileContext:
         # when an enabled rule asks for them in `Rule.analyses`.
         self.loops = None
 
+    def release(self) -> None:
+        """Drop the analyses: they point back at this context, and the cycle
+        would keep the whole tree alive until the next full collection."""
+        self.__dict__.clear()
+
     # -- reporting -----------------------------------------------------------
     def report(
         self,

@@ -8,6 +8,7 @@ returns the findings in a deterministic order.
 from __future__ import annotations
 
 import ast
+import gc
 import os
 import re
 import sys
@@ -25,6 +26,7 @@ from greenops_lint.config import Config
 from greenops_lint.context import FileContext
 from greenops_lint.finding import Finding, Fix
 from greenops_lint.noqa import is_suppressed, noqa_lines
+from greenops_lint.parsing import collector_paused, parse_module
 from greenops_lint.rule import Rule, dispatch_methods
 from greenops_lint.savings import get_hardware
 from greenops_lint.selection import PerFileIgnores, is_ignored
@@ -99,6 +101,12 @@ class Linter:
         return self._lint_source(path, replace(source, text=text))
 
     def _lint_source(self, path: str, source: SourceFile) -> FileResult:
+        # The tree dies with `_lint_parsed`'s frame (the context's cycles are
+        # broken there), before the collector is back on: it never scans it.
+        with collector_paused():
+            return self._lint_parsed(path, source)
+
+    def _lint_parsed(self, path: str, source: SourceFile) -> FileResult:
         ignored = self.per_file_ignores.codes_for(path)
         rules = [
             cls
@@ -113,7 +121,7 @@ class Linter:
         if problem:
             return self._meta_result(path, DECODE_ERROR, f"cannot analyse file: {problem}; skipped", 1, 1, ignored)
         try:
-            module = cst.parse_module(source.text)
+            module = parse_module(source.text)
         except cst.ParserSyntaxError as exc:
             message = str(exc.message).strip().splitlines()[0] if exc.message else "invalid syntax"
             return self._meta_result(path, SYNTAX_ERROR, f"syntax error: {message}", exc.raw_line, exc.raw_column + 1, ignored)
@@ -131,6 +139,12 @@ class Linter:
 
     def _lint_module(self, path, module, text, rule_classes, ignored) -> FileResult:
         ctx = FileContext(path, module, text, self.hardware)
+        try:
+            return self._walk_and_report(ctx, path, module, text, rule_classes)
+        finally:
+            ctx.release()
+
+    def _walk_and_report(self, ctx: FileContext, path, module, text, rule_classes) -> FileResult:
         dispatch = Dispatch()
         crashes: list[tuple[Rule, BaseException]] = []
         if any("loops" in cls.analyses for cls in rule_classes):
@@ -368,9 +382,15 @@ def lint_files(
         pending.sort(key=lambda job: len(job[2]), reverse=True)
         batch_size = max(1, min(16, len(pending) // (jobs * 8)))
         batches = [pending[i : i + batch_size] for i in range(0, len(pending), batch_size)]
-        with ProcessPoolExecutor(max_workers=jobs, initializer=_init_worker, initargs=(config, rules, debug, cache, unsafe_fixes)) as pool:
-            outputs = pool.map(_lint_batch, [[(p, r, k) for _, p, r, k in batch] for batch in batches])
-            for batch, batch_results in zip(batches, outputs):
-                for (index, *_), result in zip(batch, batch_results):
-                    results[index] = result
+        # Forked workers share the parent's objects; frozen, the collector
+        # neither scans them nor copies their pages by touching them.
+        gc.freeze()
+        try:
+            with ProcessPoolExecutor(max_workers=jobs, initializer=_init_worker, initargs=(config, rules, debug, cache, unsafe_fixes)) as pool:
+                outputs = pool.map(_lint_batch, [[(p, r, k) for _, p, r, k in batch] for batch in batches])
+                for batch, batch_results in zip(batches, outputs):
+                    for (index, *_), result in zip(batch, batch_results):
+                        results[index] = result
+        finally:
+            gc.unfreeze()
     return [results[i] for i in range(len(paths))]
