@@ -10,9 +10,15 @@ ONE run, measures interleaved and repeated:
   (d) warm     greenops-lint check --jobs 2 with a primed cache (no file changed)
   (e) torchfix TorchFix's CLI, one process, in its own venv (skipped if it
                cannot be installed: it pins libcst < 1.6)
+  (f) changed  as (d), after an edit to the largest file (a new comment line
+               each time, so it is a cache miss every time)
+  (g) single   that largest file alone, --no-cache: what (f) should cost
+  (a') parse-  LibCST parse as greenops-lint runs it (no node validation, no
+       fast    cycle collector; see src/greenops_lint/parsing.py): the floor
+               the engine really stands on, printed for transparency
 
 and prints files, lines, findings, seconds (median and range), peak RSS, and
-the ratios b/a, e/b, b/c, d/b. `--scale` uses every .py file of the wheels
+the ratios b/a, b/a', e/b, b/c, d/b, f/g. `--scale` uses every .py file of the wheels
 (the monorepo run, ~2,800 files and 1.4M lines with the default pins).
 
     python benchmarks/bench_corpus.py [--repeats 3] [--scale] [--no-torchfix]
@@ -60,6 +66,17 @@ for path in sys.stdin.read().split("\\0"):
     if path:
         try:
             libcst.parse_module(open(path, "rb").read())
+        except Exception:
+            pass
+"""
+PARSE_FAST = """
+import sys
+from greenops_lint.parsing import collector_paused, parse_module
+for path in sys.stdin.read().split("\\0"):
+    if path:
+        try:
+            with collector_paused():
+                parse_module(open(path, "rb").read().decode("utf-8"))
         except Exception:
             pass
 """
@@ -126,11 +143,17 @@ def main() -> None:
     file_args = [str(corpus)] if args.scale else [str(p) for p in files]
     lint = [sys.executable, "-m", "greenops_lint", "check", "--exit-zero", "-q", "--format", "json"]
     cache_dir = work / "cache"
+    edited = max(files, key=lambda p: p.stat().st_size)
+    original = edited.read_bytes()
+    edited_lines = original.count(b"\n")
     commands = {
         "parse": ([sys.executable, "-c", PARSE_ONLY], "\0".join(str(p) for p in files).encode()),
+        "parse-fast": ([sys.executable, "-c", PARSE_FAST], "\0".join(str(p) for p in files).encode()),
         "cold1": (lint + ["--jobs", "1", "--no-cache", *file_args], None),
         "cold2": (lint + ["--jobs", "2", "--no-cache", *file_args], None),
         "warm": (lint + ["--jobs", "2", "--cache-dir", str(cache_dir), *file_args], None),
+        "changed": (lint + ["--jobs", "2", "--cache-dir", str(cache_dir), *file_args], None),
+        "single": (lint + ["--jobs", "1", "--no-cache", str(edited)], None),
     }
     if not args.no_torchfix:
         torchfix = torchfix_command(args.cache)
@@ -142,16 +165,24 @@ def main() -> None:
     samples: dict[str, list[float]] = {name: [] for name in commands}
     peaks: dict[str, int] = {}
     findings = 0
+    edits = 0
     for repeat in range(args.repeats):
         order = list(commands) if repeat % 2 == 0 else list(reversed(commands))  # A B C / C B A
         for name in order:
             cmd, stdin = commands[name]
+            if name == "changed":
+                edits += 1
+                edited.write_bytes(original + f"# greenops-bench edit {os.getpid()}-{edits}\n".encode())
             # ru_maxrss of RUSAGE_CHILDREN is a running maximum: measure each
             # command in a fresh helper process so the figure is its own.
             command_file = work / "command.json"
             command_file.write_text(json.dumps(cmd))
             probe = [sys.executable, "-c", _PEAK_PROBE, str(command_file)]
-            result = subprocess.run(probe, input=stdin, capture_output=True, check=False)
+            try:
+                result = subprocess.run(probe, input=stdin, capture_output=True, check=False)
+            finally:
+                if name == "changed":
+                    edited.write_bytes(original)
             report = json.loads(result.stdout.decode().splitlines()[-1])
             samples[name].append(report["seconds"])
             peaks[name] = max(peaks.get(name, 0), report["peak_kib"])
@@ -161,15 +192,18 @@ def main() -> None:
 
     medians = {name: statistics.median(values) for name, values in samples.items()}
     print(f"corpus: {len(files)} files, {lines} lines ({'scale' if args.scale else 'default'}), findings: {findings}")
+    print(f"edited file for (f)/(g): {edited.relative_to(corpus)} ({edited_lines} lines)")
     print(f"{'run':10} {'median s':>9} {'min s':>8} {'max s':>8} {'peak MiB':>9}")
     for name, values in samples.items():
         print(f"{name:10} {medians[name]:9.2f} {min(values):8.2f} {max(values):8.2f} {peaks[name] / 1024:9.0f}")
     print("ratios:")
     print(f"  cold --jobs 1 / parse only (b/a): {medians['cold1'] / medians['parse']:.2f}  (target <= 1.5)")
+    print(f"  cold --jobs 1 / fast parse (b/a'): {medians['cold1'] / medians['parse-fast']:.2f}  (the engine's own floor)")
     if "torchfix" in medians:
         print(f"  torchfix / cold --jobs 1  (e/b): {medians['torchfix'] / medians['cold1']:.1f}  (target >= 10)")
     print(f"  --jobs 1 / --jobs 2        (b/c): {medians['cold1'] / medians['cold2']:.2f}  (target >= 1.7)")
     print(f"  warm / cold --jobs 1       (d/b): {medians['warm'] / medians['cold1']:.3f}  (target <= 0.05)")
+    print(f"  one changed / that file alone (f/g): {medians['changed'] / medians['single']:.2f}  (target: close to 1)")
     shutil.rmtree(work, ignore_errors=True)
 
 

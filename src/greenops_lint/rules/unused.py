@@ -571,7 +571,8 @@ class LoadedNeverUsed(Rule):
         reads = scope_reads(self.ctx, scope_node)
         if reads is None or name in reads.used or name in reads.declared:
             return
-        kind, label = what
+        kind, call = what
+        label = self.ctx.snippet(call, 50)
         messages = {
             "model": "is loaded but never used: loading reads and deserialises every weight and keeps them in memory "
             "for nothing; delete the load, or use it",
@@ -595,8 +596,8 @@ class LoadedNeverUsed(Rule):
         )
         self.report(target, f"{name} = {label} {messages[kind]}", estimate)
 
-    def _loaded(self, value: cst.BaseExpression) -> Optional[tuple[str, str]]:
-        """(kind, self.ctx.snippet(value, 50)) when `value` loads or builds a model, tokenizer, optimizer or scheduler."""
+    def _loaded(self, value: cst.BaseExpression) -> Optional[tuple[Optional[str], cst.Call]]:
+        """(kind, the call) when `value` loads or builds a model, tokenizer, optimizer or scheduler."""
         while isinstance(value, cst.Call) and isinstance(value.func, cst.Attribute) and value.func.attr.value in _WEAK_METHODS and isinstance(value.func.value, cst.Call):
             if self.ctx.qualified_name(value.func) is not None:
                 break
@@ -607,32 +608,32 @@ class LoadedNeverUsed(Rule):
         func = value.func
         if qualified is None:
             if isinstance(func, cst.Attribute) and func.attr.value == "from_pretrained":
-                return self._pretrained_kind(dotted_name(func.value) or ""), self.ctx.snippet(value, 50)
+                return self._pretrained_kind(dotted_name(func.value) or ""), value
             if isinstance(func, cst.Name):
                 analysis = module_attributes(self.ctx)
                 info = analysis.classes.get(func.value)
                 if info is not None and info.kind is not None and self.ctx.names.lookup(func.value) is info.node:
-                    return "built", self.ctx.snippet(value, 50)
+                    return "built", value
             return None
         if qualified in _LOADERS:
-            return "model", self.ctx.snippet(value, 50)
+            return "model", value
         if qualified.endswith(".from_pretrained"):
-            return self._pretrained_kind(qualified.rsplit(".", 2)[-2]), self.ctx.snippet(value, 50)
+            return self._pretrained_kind(qualified.rsplit(".", 2)[-2]), value
         if qualified.startswith("torchvision.models."):
             last = qualified.rsplit(".", 1)[-1]
             if last[:1].islower() and last not in ("get_weight", "get_model_weights", "list_models"):
                 weights = get_arg(value, "weights") or get_arg(value, "pretrained")
                 loads = weights is not None and literal_value(weights.value) not in (None, False)
-                return ("model" if loads else "built"), self.ctx.snippet(value, 50)
+                return ("model" if loads else "built"), value
             return None
         if qualified.startswith("torch.optim.lr_scheduler."):
             last = qualified.rsplit(".", 1)[-1]
-            return ("scheduler", self.ctx.snippet(value, 50)) if last[:1].isupper() else None
+            return ("scheduler", value) if last[:1].isupper() else None
         if qualified.startswith("torch.optim."):
             last = qualified.rsplit(".", 1)[-1]
-            return ("optimizer", self.ctx.snippet(value, 50)) if last[:1].isupper() and "." not in qualified[len("torch.optim."):] else None
+            return ("optimizer", value) if last[:1].isupper() and "." not in qualified[len("torch.optim."):] else None
         if _SCHEDULE_FACTORIES.match(qualified):
-            return "scheduler", self.ctx.snippet(value, 50)
+            return "scheduler", value
         return None
 
     @staticmethod
