@@ -167,7 +167,7 @@ class TreeWalk:
             if node.orelse is not None:
                 self._walk(node.orelse)
             return
-        if isinstance(node, cst.CompFor):
+        if type(node) is cst.CompFor:
             self._walk(node.iter)
             self.ctx.names.bind_target(node.target, LoopItem(node.iter))
             for if_ in node.ifs:

@@ -38,7 +38,7 @@ import libcst as cst
 from greenops_lint.analysis.calls import NOT_LITERAL, get_arg, has_star_kwargs, literal_value
 from greenops_lint.analysis.classes import MODEL_BASES, MODEL_FACTORIES
 from greenops_lint.analysis.names import Imported, canonical, dotted_name
-from greenops_lint.walker import child_fields
+from greenops_lint.walker import children as _children
 
 if TYPE_CHECKING:  # pragma: no cover
     from greenops_lint.context import FileContext
@@ -364,18 +364,9 @@ def module_attributes(ctx: "FileContext") -> ModuleAttributes:
 
 # -- scans ------------------------------------------------------------------------
 def _is_self(node: cst.BaseExpression) -> bool:
-    return isinstance(node, cst.Name) and node.value == "self"
+    return type(node) is cst.Name and node.value == "self"
 
 
-def _children(node: cst.CSTNode) -> Iterator[cst.CSTNode]:
-    for name in child_fields(type(node)):
-        value = getattr(node, name)
-        if isinstance(value, cst.CSTNode):
-            yield value
-        elif type(value) is tuple or type(value) is list:
-            for item in value:
-                if isinstance(item, cst.CSTNode):
-                    yield item
 
 
 def _string_words(node: cst.CSTNode, words: set[str]) -> None:

@@ -119,12 +119,13 @@ def grad_mode(ctx: "FileContext") -> Optional[str]:
     stack = ctx.stack
     for index in range(len(stack) - 2, -1, -1):
         node = stack[index]
-        if isinstance(node, cst.With):
+        node_type = type(node)  # (exact types: isinstance() on LibCST's ABCs is slow here)
+        if node_type is cst.With:
             for item in node.items:
                 mode = grad_switch(ctx, item.item)
                 if mode is not None:
                     return mode
-        elif isinstance(node, (cst.FunctionDef, cst.ClassDef)):
+        elif node_type is cst.FunctionDef or node_type is cst.ClassDef:
             for decorator in node.decorators:
                 mode = grad_switch(ctx, decorator.decorator)
                 if mode is not None:

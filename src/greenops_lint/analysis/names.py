@@ -158,14 +158,15 @@ class NameResolver:
     def qualified_name(self, node: cst.BaseExpression) -> Optional[str]:
         """`T.nn.Linear` -> `torch.nn.Linear` when `import torch as T`; None when
         the expression is not rooted in an import or a builtin."""
-        if isinstance(node, cst.Name):
+        node_type = type(node)  # (exact types: this runs for every call and attribute)
+        if node_type is cst.Name:
             binding = self.lookup(node.value)
-            if isinstance(binding, Imported):
+            if type(binding) is Imported:
                 return canonical(binding.qualified)
             if binding is None and node.value in BUILTIN_NAMES:
                 return f"builtins.{node.value}"
             return None
-        if isinstance(node, cst.Attribute):
+        if node_type is cst.Attribute:
             base = self.qualified_name(node.value)
             if base is None or base.startswith("builtins."):
                 return None
@@ -174,21 +175,21 @@ class NameResolver:
 
     def value_of(self, node: cst.BaseExpression) -> Optional[Binding]:
         """What a plain name or `self.attr` was last bound to, if known."""
-        if isinstance(node, cst.Name):
+        if type(node) is cst.Name:
             return self.lookup(node.value)
-        if isinstance(node, cst.Attribute) and _is_self(node.value):
+        if type(node) is cst.Attribute and _is_self(node.value):
             return self.self_attribute(node.attr.value)
         return None
 
 
 def dotted_name(node: cst.BaseExpression) -> Optional[str]:
-    if isinstance(node, cst.Name):
+    if type(node) is cst.Name:
         return node.value
-    if isinstance(node, cst.Attribute):
+    if type(node) is cst.Attribute:
         base = dotted_name(node.value)
         return f"{base}.{node.attr.value}" if base else None
     return None
 
 
 def _is_self(node: cst.BaseExpression) -> bool:
-    return isinstance(node, cst.Name) and node.value in ("self", "cls")
+    return type(node) is cst.Name and node.value in ("self", "cls")
