@@ -171,3 +171,20 @@ def test_a_linted_tree_is_freed_without_the_cycle_collector():
         gc.garbage.clear()
         gc.enable()
     assert leaked == []
+
+
+def test_positions_match_libcst_position_provider_for_every_node():
+    """`positions_of` reimplements parts of LibCST's position codegen for speed
+    (early stop, a plain context manager); it must agree with the original."""
+    from libcst.metadata import MetadataWrapper, PositionProvider
+
+    from greenops_lint.engine import positions_of
+
+    for name in ("caching/GO101_lightning_and_helpers.py", "unused/GO204_conv_bn.py", "efficiency/GO503_evaluation.py"):
+        path = ROOT / "fixtures" / name
+        module = cst.parse_module(path.read_text())
+        expected = MetadataWrapper(module, unsafe_skip_copy=True).resolve(PositionProvider)
+        nodes = [node for node in expected if not isinstance(node, cst.Module)]
+        assert len(nodes) > 100
+        found = positions_of(module, nodes)
+        assert [found[n] for n in nodes] == [expected[n] for n in nodes], name

@@ -47,8 +47,14 @@ def child_fields(node_type: type) -> tuple[str, ...]:
 
 def is_leaf(node_type: type) -> bool:
     """A node type none of whose meaningful fields can hold another node."""
-    fields = {f.name: f.type for f in dataclasses.fields(node_type)}
-    return all(fields[name] in (str, "str") for name in child_fields(node_type))
+    known = _leaf_cache.get(node_type)
+    if known is None:
+        fields = {f.name: f.type for f in dataclasses.fields(node_type)}
+        known = _leaf_cache[node_type] = all(fields[name] in (str, "str") for name in child_fields(node_type))
+    return known
+
+
+_leaf_cache: dict[type, bool] = {}
 
 
 # isinstance() against the CSTNode ABC is slow; remember the answer per type.

@@ -38,7 +38,7 @@ import libcst as cst
 from greenops_lint.analysis.calls import NOT_LITERAL, get_arg, has_star_kwargs, literal_value
 from greenops_lint.analysis.classes import MODEL_BASES, MODEL_FACTORIES
 from greenops_lint.analysis.names import Imported, canonical, dotted_name
-from greenops_lint.walker import children as _children
+from greenops_lint.walker import children as _children, is_leaf
 
 if TYPE_CHECKING:  # pragma: no cover
     from greenops_lint.context import FileContext
@@ -471,7 +471,8 @@ class _ClassScan:
         elif node_type is cst.Name:
             return
         for child in _children(node):
-            self._walk(child, method)
+            if not is_leaf(type(child)):  # names, numbers, strings: nothing to see
+                self._walk(child, method)
 
     def _check_call(self, call: cst.Call) -> None:
         func = call.func
