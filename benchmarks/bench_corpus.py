@@ -21,7 +21,7 @@ and prints files, lines, findings, seconds (median and range), peak RSS, and
 the ratios b/a, b/a', e/b, b/c, d/b, f/g. `--scale` uses every .py file of the wheels
 (the monorepo run, ~2,800 files and 1.4M lines with the default pins).
 
-    python benchmarks/bench_corpus.py [--repeats 3] [--scale] [--no-torchfix]
+    python benchmarks/bench_corpus.py [--repeats 3] [--scale] [--no-torchfix] [--wheels PINS]
 
 No timing is asserted anywhere: this script only reports.
 """
@@ -86,32 +86,39 @@ def run(cmd, **kwargs):
     return subprocess.run(cmd, check=True, capture_output=True, text=True, **kwargs)
 
 
-def build_corpus(cache: Path) -> Path:
+def _wheel_prefix(requirement: str) -> str:
+    name, version = requirement.split("==")
+    return f"{name.replace('-', '_')}-{version}-"
+
+
+def build_corpus(cache: Path, requirements: list[str]) -> list[Path]:
+    """The extracted folders of the pinned wheels (downloaded once into `cache`)."""
     wheels, corpus = cache / "wheels", cache / "corpus"
     wheels.mkdir(parents=True, exist_ok=True)
-    missing = [w for w in WHEELS if not list(wheels.glob(w.split("==")[0].replace("-", "_") + "-" + w.split("==")[1] + "-*.whl"))]
+    missing = [w for w in requirements if not list(wheels.glob(_wheel_prefix(w) + "*.whl"))]
     if missing:
         print(f"downloading {', '.join(missing)} ...", file=sys.stderr)
         run([sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", str(wheels), *missing])
-    for wheel in wheels.glob("*.whl"):
-        target = corpus / wheel.stem
-        if not target.exists():
-            with zipfile.ZipFile(wheel) as archive:
-                members = [m for m in archive.namelist() if m.endswith(".py")]
-                archive.extractall(target, members)
-    return corpus
+    folders = []
+    for requirement in requirements:
+        for wheel in wheels.glob(_wheel_prefix(requirement) + "*.whl"):
+            target = corpus / wheel.stem
+            if not target.exists():
+                with zipfile.ZipFile(wheel) as archive:
+                    members = [m for m in archive.namelist() if m.endswith(".py")]
+                    archive.extractall(target, members)
+            folders.append(target)
+    return folders
 
 
-def select_files(corpus: Path, scale: bool) -> list[Path]:
-    files = sorted(corpus.rglob("*.py"))
-    if scale:
-        return files
+def select_files(folders: list[Path], scale: bool) -> list[Path]:
     chosen = []
-    for path in files:
-        relative = "/".join(path.relative_to(corpus).parts[1:])
-        if any(relative == s or relative.startswith(s + "/") for s in DEFAULT_SUBSETS):
-            chosen.append(path)
-    return chosen
+    for folder in folders:
+        for path in folder.rglob("*.py"):
+            relative = path.relative_to(folder).as_posix()
+            if scale or any(relative == s or relative.startswith(s + "/") for s in DEFAULT_SUBSETS):
+                chosen.append(path)
+    return sorted(chosen)
 
 
 def torchfix_command(cache: Path):
@@ -133,14 +140,16 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--scale", action="store_true", help="every .py file of the wheels (monorepo scale)")
     parser.add_argument("--no-torchfix", action="store_true")
+    parser.add_argument("--wheels", help="comma-separated pins replacing the default set, e.g. "
+                        "transformers==4.57.6,timm==1.0.20,diffusers==0.35.2,lightning==2.5.5")
     args = parser.parse_args()
 
-    corpus = build_corpus(args.cache)
-    files = select_files(corpus, args.scale)
+    folders = build_corpus(args.cache, args.wheels.split(",") if args.wheels else WHEELS)
+    files = select_files(folders, args.scale)
     lines = sum(p.read_bytes().count(b"\n") for p in files)
     work = Path(tempfile.mkdtemp(prefix="greenops-bench-"))
     # At --scale the paths would overflow the argument list: lint the folder.
-    file_args = [str(corpus)] if args.scale else [str(p) for p in files]
+    file_args = [str(f) for f in folders] if args.scale else [str(p) for p in files]
     lint = [sys.executable, "-m", "greenops_lint", "check", "--exit-zero", "-q", "--format", "json"]
     cache_dir = work / "cache"
     edited = max(files, key=lambda p: p.stat().st_size)
@@ -192,7 +201,7 @@ def main() -> None:
 
     medians = {name: statistics.median(values) for name, values in samples.items()}
     print(f"corpus: {len(files)} files, {lines} lines ({'scale' if args.scale else 'default'}), findings: {findings}")
-    print(f"edited file for (f)/(g): {edited.relative_to(corpus)} ({edited_lines} lines)")
+    print(f"edited file for (f)/(g): {next(edited.relative_to(f) for f in folders if f in edited.parents)} ({edited_lines} lines)")
     print(f"{'run':10} {'median s':>9} {'min s':>8} {'max s':>8} {'peak MiB':>9}")
     for name, values in samples.items():
         print(f"{name:10} {medians[name]:9.2f} {min(values):8.2f} {max(values):8.2f} {peaks[name] / 1024:9.0f}")
