@@ -26,7 +26,7 @@ import libcst as cst
 from greenops_lint.analysis.calls import NOT_LITERAL, get_arg, literal_value
 from greenops_lint.analysis.classes import MODEL_NAME, is_model_constructor
 from greenops_lint.analysis.loops import LoopInfo, referenced_names
-from greenops_lint.analysis.names import LoopItem, Opaque
+from greenops_lint.analysis.names import LoopItem, Opaque, dotted_name
 
 if TYPE_CHECKING:  # pragma: no cover
     from greenops_lint.context import FileContext
@@ -432,7 +432,7 @@ def _model_binding(ctx: "FileContext", value: object, name: str, depth: int) -> 
         root = _root_call(ctx, value)
         if isinstance(root, cst.Call):
             qualified = ctx.call_name(root)
-            if _NOT_MODELS.search(ctx.module.code_for_node(root.func)):
+            if _NOT_MODELS.search(dotted_name(root.func) or ctx.module.code_for_node(root.func)):
                 return False  # AutoTokenizer.from_pretrained, CLIPProcessor.from_pretrained, ...
             if qualified in _MODEL_WRAPPERS or is_model_constructor(qualified, root.func, ctx.model_classes):
                 return True

@@ -1179,6 +1179,8 @@ class GrowingConcatInLoop(Rule):
             return
         call = node.value
         qualified = self.ctx.call_name(call)
+        if qualified not in _SEQUENCE_CONCATS and qualified not in _APPENDS:
+            return
         target_code = self.ctx.module.code_for_node(target)
         if qualified in _SEQUENCE_CONCATS:
             sequence = get_arg(call, None, 0)
