@@ -180,11 +180,43 @@ def test_positions_match_libcst_position_provider_for_every_node():
 
     from greenops_lint.engine import positions_of
 
+    from greenops_lint.engine import _positions_by_statement
+    from greenops_lint.walker import children
+
     for name in ("caching/GO101_lightning_and_helpers.py", "unused/GO204_conv_bn.py", "efficiency/GO503_evaluation.py"):
         path = ROOT / "fixtures" / name
-        module = cst.parse_module(path.read_text())
+        text = path.read_text()
+        module = cst.parse_module(text)
         expected = MetadataWrapper(module, unsafe_skip_copy=True).resolve(PositionProvider)
         nodes = [node for node in expected if not isinstance(node, cst.Module)]
         assert len(nodes) > 100
         found = positions_of(module, nodes)
         assert [found[n] for n in nodes] == [expected[n] for n in nodes], name
+        # Per statement, from CPython's line numbers: every node a rule can
+        # report (what the walk reaches).
+        reachable, pending = [], list(module.body)
+        while pending:
+            node = pending.pop()
+            reachable.append(node)
+            pending.extend(children(node))
+        assert _positions_by_statement(module, {id(n) for n in reachable}, text) is not None
+        found = positions_of(module, reachable, text)
+        assert [found[n] for n in reachable] == [expected[n] for n in reachable], name
+
+
+def test_positions_per_statement_handle_comments_decorators_and_semicolons():
+    from libcst.metadata import MetadataWrapper, PositionProvider
+
+    from greenops_lint.engine import _positions_by_statement, positions_of
+
+    text = (
+        "# header comment\n\nimport torch; import numpy as np\n\n\n# about f\n@decorator\n"
+        "# between decorators\n@other(1,\n       2)\ndef f(x):\n    return x\n\n"
+        "class A:\n    pass\nif True:\n    y = [1,\n         2]\nz = '''a\nb'''; w = 3\n"
+    )
+    module = cst.parse_module(text)
+    expected = MetadataWrapper(module, unsafe_skip_copy=True).resolve(PositionProvider)
+    nodes = [n for n in expected if isinstance(n, (cst.BaseStatement, cst.BaseSmallStatement, cst.Name, cst.Decorator))]
+    assert _positions_by_statement(module, {id(n) for n in nodes}, text) is not None
+    found = positions_of(module, nodes, text)
+    assert [found[n] for n in nodes] == [expected[n] for n in nodes]

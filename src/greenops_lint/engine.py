@@ -32,7 +32,7 @@ from greenops_lint.rule import Rule, dispatch_methods
 from greenops_lint.savings import get_hardware
 from greenops_lint.selection import PerFileIgnores, is_ignored
 from greenops_lint.source import SourceError, SourceFile, decode, parse_python, read_bytes
-from greenops_lint.walker import Dispatch, TreeWalk
+from greenops_lint.walker import Dispatch, TreeWalk, children
 
 SYNTAX_ERROR, DECODE_ERROR, INTERNAL_ERROR = "GO001", "GO002", "GO003"
 
@@ -174,7 +174,7 @@ class Linter:
         if self.collect_fixes:
             result.module = module
         targets = [raw.node for raw in ctx.reports] + [raw.statement for raw in ctx.reports if raw.statement is not None]
-        positions = positions_of(module, targets)
+        positions = positions_of(module, targets, text)
         suppressions = noqa_lines(text)
         crashed = {id(rule) for rule, _ in crashes}
         for raw in ctx.reports:
@@ -287,19 +287,94 @@ class _Positions:
         self._computed: dict = {}
 
 
-def positions_of(module: cst.Module, nodes: list[cst.CSTNode]) -> dict:
-    """CodeRange (as PositionProvider computes it) of each node in `nodes`."""
+def positions_of(module: cst.Module, nodes: list[cst.CSTNode], text: Optional[str] = None) -> dict:
+    """CodeRange (as PositionProvider computes it) of each node in `nodes`.
+
+    Given the module's `text`, only the top-level statements that hold the
+    nodes are generated, each from its first line as CPython's parser reports
+    it: a finding at the end of a long file no longer costs generating all the
+    code before it. Otherwise (or when the two parsers' statements do not line
+    up) the module is generated from the top, up to the last node."""
+    targets = {id(node) for node in nodes}
+    if text is not None:
+        found = _positions_by_statement(module, targets, text)
+        if found is not None:
+            return found
     provider = _Positions()
+    _generate(module, 1, targets, module, provider)
+    return provider._computed
+
+
+def _generate(node: cst.CSTNode, line: int, targets: set[int], module: cst.Module, provider: "_Positions") -> None:
     state = _TargetPositions(default_indent=module.default_indent, default_newline=module.default_newline, provider=provider)
-    state.targets = {id(node) for node in nodes}
+    state.line = line
+    state.targets = set(targets)
     try:
-        module._codegen(state)
+        node._codegen(state)
     except (_PositionsFound, KeyError):
-        # Stopping mid-module unwinds LibCST's `record_syntactic_position`
+        # Stopping mid-tree unwinds LibCST's `record_syntactic_position`
         # blocks, which then look up children that were never placed.
         if state.targets:
             raise
+
+
+def _positions_by_statement(module: cst.Module, targets: set[int], text: str) -> Optional[dict]:
+    if "\r" in text or "\f" in text:
+        return None  # line counting that both parsers might not share
+    holders = _statements_holding(module, targets)
+    if holders is None:
+        return None
+    first_lines = _statement_first_lines(module, text)
+    if first_lines is None:
+        return None
+    provider = _Positions()
+    for index, held in holders.items():
+        _generate(module.body[index], first_lines[index], held, module, provider)
     return provider._computed
+
+
+def _statements_holding(module: cst.Module, targets: set[int]) -> Optional[dict[int, set[int]]]:
+    """Index of each top-level statement -> the targets in it (None if one is nowhere)."""
+    remaining = set(targets)
+    holders: dict[int, set[int]] = {}
+    for index, statement in enumerate(module.body):
+        if not remaining:
+            break
+        found = {id(statement)} & remaining
+        stack = [statement]
+        while stack:
+            for child in children(stack.pop()):
+                if id(child) in remaining:
+                    found.add(id(child))
+                stack.append(child)
+        if found:
+            holders[index] = found
+            remaining -= found
+    return None if remaining else holders
+
+
+def _statement_first_lines(module: cst.Module, text: str) -> Optional[list[int]]:
+    """The line each top-level statement's code (its leading comments and blank
+    lines included) starts on, from CPython's parse of the same text."""
+    try:
+        body = parse_python(text).body
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return None
+    lines = []
+    position = 0
+    for statement in module.body:
+        if position >= len(body):
+            return None
+        first = body[position]
+        position += len(statement.body) if type(statement) is cst.SimpleStatementLine else 1
+        line = first.lineno
+        leading = len(statement.leading_lines)
+        decorators = getattr(statement, "decorators", ())
+        if decorators:
+            line = first.decorator_list[0].lineno if getattr(first, "decorator_list", None) else line
+            leading += len(decorators[0].leading_lines)
+        lines.append(line - leading)
+    return lines if position == len(body) else None
 
 
 def _too_complex(text: str) -> Optional[str]:
