@@ -199,7 +199,7 @@ def test_positions_match_libcst_position_provider_for_every_node():
             node = pending.pop()
             reachable.append(node)
             pending.extend(children(node))
-        assert _positions_by_statement(module, {id(n) for n in reachable}, text) is not None
+        assert _positions_by_statement(module, {id(n): n for n in reachable}, text) is not None
         found = positions_of(module, reachable, text)
         assert [found[n] for n in reachable] == [expected[n] for n in reachable], name
 
@@ -217,6 +217,6 @@ def test_positions_per_statement_handle_comments_decorators_and_semicolons():
     module = cst.parse_module(text)
     expected = MetadataWrapper(module, unsafe_skip_copy=True).resolve(PositionProvider)
     nodes = [n for n in expected if isinstance(n, (cst.BaseStatement, cst.BaseSmallStatement, cst.Name, cst.Decorator))]
-    assert _positions_by_statement(module, {id(n) for n in nodes}, text) is not None
+    assert _positions_by_statement(module, {id(n): n for n in nodes}, text) is not None
     found = positions_of(module, nodes, text)
     assert [found[n] for n in nodes] == [expected[n] for n in nodes]

@@ -290,24 +290,25 @@ class _Positions:
 def positions_of(module: cst.Module, nodes: list[cst.CSTNode], text: Optional[str] = None) -> dict:
     """CodeRange (as PositionProvider computes it) of each node in `nodes`.
 
-    Given the module's `text`, only the top-level statements that hold the
-    nodes are generated, each from its first line as CPython's parser reports
-    it: a finding at the end of a long file no longer costs generating all the
-    code before it. Otherwise (or when the two parsers' statements do not line
-    up) the module is generated from the top, up to the last node."""
-    targets = {id(node) for node in nodes}
+    Given the module's `text`, only the statements that hold the nodes are
+    generated, each from its first line as CPython's parser reports it (the
+    smallest such statement: a method rather than its whole class), so a
+    finding deep in a long file does not cost generating all the code before
+    it. Otherwise (or when the two parsers' statements do not line up) the
+    module is generated from the top, up to the last node."""
     if text is not None:
-        found = _positions_by_statement(module, targets, text)
+        found = _positions_by_statement(module, {id(node): node for node in nodes}, text)
         if found is not None:
             return found
     provider = _Positions()
-    _generate(module, 1, targets, module, provider)
+    _generate(module, 1, [], {id(node) for node in nodes}, module, provider)
     return provider._computed
 
 
-def _generate(node: cst.CSTNode, line: int, targets: set[int], module: cst.Module, provider: "_Positions") -> None:
+def _generate(node, line: int, indents: list[str], targets: set[int], module: cst.Module, provider: "_Positions") -> None:
     state = _TargetPositions(default_indent=module.default_indent, default_newline=module.default_newline, provider=provider)
     state.line = line
+    state.indent_tokens = list(indents)
     state.targets = set(targets)
     try:
         node._codegen(state)
@@ -318,63 +319,114 @@ def _generate(node: cst.CSTNode, line: int, targets: set[int], module: cst.Modul
             raise
 
 
-def _positions_by_statement(module: cst.Module, targets: set[int], text: str) -> Optional[dict]:
+def _positions_by_statement(module: cst.Module, targets: dict[int, cst.CSTNode], text: str) -> Optional[dict]:
     if "\r" in text or "\f" in text:
-        return None  # line counting that both parsers might not share
-    holders = _statements_holding(module, targets)
-    if holders is None:
+        return None  # line breaks the two parsers might count differently
+    parents = _parents_until_found(module, set(targets))
+    if parents is None:
         return None
-    first_lines = _statement_first_lines(module, text)
-    if first_lines is None:
+    try:
+        tree = parse_python(text)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
         return None
+    bodies = _StatementBodies(module, tree)
+    units: dict[int, tuple[cst.CSTNode, int, list[str], set[int]]] = {}
+    for target_id, target in targets.items():
+        path = [target]
+        while id(path[-1]) in parents:
+            path.append(parents[id(path[-1])])
+        path.reverse()  # top-level statement first
+        unit = bodies.unit(path)
+        if unit is None:
+            return None
+        statement, line, indents = unit
+        units.setdefault(id(statement), (statement, line, indents, set()))[3].add(target_id)
     provider = _Positions()
-    for index, held in holders.items():
-        _generate(module.body[index], first_lines[index], held, module, provider)
+    for statement, line, indents, held in units.values():
+        _generate(statement, line, indents, held, module, provider)
     return provider._computed
 
 
-def _statements_holding(module: cst.Module, targets: set[int]) -> Optional[dict[int, set[int]]]:
-    """Index of each top-level statement -> the targets in it (None if one is nowhere)."""
+def _parents_until_found(module: cst.Module, targets: set[int]) -> Optional[dict[int, cst.CSTNode]]:
+    """id(node) -> parent node, for the top-level statements up to the last
+    one holding a target (None when a target is in none of them)."""
+    parents: dict[int, cst.CSTNode] = {}
     remaining = set(targets)
-    holders: dict[int, set[int]] = {}
-    for index, statement in enumerate(module.body):
+    for statement in module.body:
         if not remaining:
             break
-        found = {id(statement)} & remaining
+        remaining.discard(id(statement))
         stack = [statement]
         while stack:
-            for child in children(stack.pop()):
-                if id(child) in remaining:
-                    found.add(id(child))
+            node = stack.pop()
+            for child in children(node):
+                parents[id(child)] = node
+                remaining.discard(id(child))
                 stack.append(child)
-        if found:
-            holders[index] = found
-            remaining -= found
-    return None if remaining else holders
+    return None if remaining else parents
 
 
-def _statement_first_lines(module: cst.Module, text: str) -> Optional[list[int]]:
-    """The line each top-level statement's code (its leading comments and blank
-    lines included) starts on, from CPython's parse of the same text."""
-    try:
-        body = parse_python(text).body
-    except (SyntaxError, ValueError, RecursionError, MemoryError):
-        return None
-    lines = []
+class _StatementBodies:
+    """Statement lists of LibCST and CPython's `ast`, matched statement for
+    statement, through class and function bodies."""
+
+    def __init__(self, module: cst.Module, tree) -> None:
+        self.module = module
+        self.tree = tree
+
+    def unit(self, path: list) -> Optional[tuple[cst.CSTNode, int, list[str]]]:
+        """The smallest statement on `path` to generate, its first line, and the
+        indentation of the blocks around it."""
+        cst_body, ast_body, indents = self.module.body, self.tree.body, []
+        index = 0
+        while True:
+            statement = path[index]
+            node = _ast_statement(cst_body, ast_body, statement)
+            if node is None:
+                return None
+            body = getattr(statement, "body", None)
+            if (
+                type(statement) in (cst.ClassDef, cst.FunctionDef)
+                and type(body) is cst.IndentedBlock
+                and index + 2 < len(path)
+                and path[index + 1] is body
+            ):
+                indents = indents + [body.indent if body.indent is not None else self.module.default_indent]
+                cst_body, ast_body = body.body, node.body
+                index += 2
+                continue
+            return statement, _first_line(statement, node), indents
+
+
+_AST_TYPES = {cst.ClassDef: (ast.ClassDef,), cst.FunctionDef: (ast.FunctionDef, ast.AsyncFunctionDef)}
+
+
+def _ast_statement(cst_body, ast_body, statement):
+    """The `ast` statement that starts where `statement` does, or None."""
     position = 0
-    for statement in module.body:
-        if position >= len(body):
-            return None
-        first = body[position]
-        position += len(statement.body) if type(statement) is cst.SimpleStatementLine else 1
-        line = first.lineno
-        leading = len(statement.leading_lines)
-        decorators = getattr(statement, "decorators", ())
-        if decorators:
-            line = first.decorator_list[0].lineno if getattr(first, "decorator_list", None) else line
-            leading += len(decorators[0].leading_lines)
-        lines.append(line - leading)
-    return lines if position == len(body) else None
+    found = None
+    for candidate in cst_body:
+        if candidate is statement:
+            found = position
+        position += len(candidate.body) if type(candidate) is cst.SimpleStatementLine else 1
+    if found is None or position != len(ast_body):
+        return None
+    node = ast_body[found]
+    expected = _AST_TYPES.get(type(statement))
+    if expected is not None and not isinstance(node, expected):
+        return None
+    return node
+
+
+def _first_line(statement: cst.CSTNode, node) -> int:
+    """The line `statement`'s code starts on, its leading comments and blank lines included."""
+    line = node.lineno
+    leading = len(getattr(statement, "leading_lines", ()))
+    decorators = getattr(statement, "decorators", ())
+    if decorators and getattr(node, "decorator_list", None):
+        line = node.decorator_list[0].lineno
+        leading += len(decorators[0].leading_lines)
+    return line - leading
 
 
 def _too_complex(text: str) -> Optional[str]:
