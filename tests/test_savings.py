@@ -142,3 +142,5 @@ def test_text_line_carries_the_estimate_headline(tmp_path, monkeypatch, cli):
 def test_hardware_command_lists_profiles_and_regions(cli):
     out = cli("hardware").stdout
     assert "a100-80gb" in out and "WORLD" in out
+    t4 = next(line for line in out.splitlines() if line.split()[:1] == ["t4"])
+    assert "BF16 n/a TFLOPS" in t4  # the T4 has no BF16 units: not "0 TFLOPS"

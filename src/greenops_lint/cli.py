@@ -312,7 +312,8 @@ def hardware(output_format):
         return
     click.echo("hardware (--hardware / hardware = ...):")
     for key, p in profiles.items():
-        figures = f"FP64 {p.fp64:g} / FP32 {p.fp32:g} / BF16 {p.bf16:g} TFLOPS, {p.tdp_w:g} W" if p.fp32 else "range over the GPU profiles"
+        bf16 = f"{p.bf16:g}" if p.bf16 else "n/a"  # 0 in the table: no BF16 support
+        figures = f"FP64 {p.fp64:g} / FP32 {p.fp32:g} / BF16 {bf16} TFLOPS, {p.tdp_w:g} W" if p.fp32 else "range over the GPU profiles"
         click.echo(f"  {key:16} {p.label:44} {figures}")
     click.echo("regions (--region / region = ...), gCO2e/kWh:")
     for key, r in grid_table().items():

@@ -255,7 +255,12 @@ def decide(
     if measured.high < band[0]:
         return Verdict(REFUTED, f"smaller than estimated: the interval is below the accepted range {where}", band)
     if measured.low > band[1]:
-        return Verdict(REFUTED, f"larger than estimated: the interval is above the accepted range {where}", band)
+        return Verdict(
+            REFUTED,
+            f"larger than estimated: the interval is above the accepted range {where}; the waste is real, "
+            "the estimate is too cautious for this machine",
+            band,
+        )
     if ratio_like:
         if claim.low > floor and measured.low <= floor:
             return Verdict(INCONCLUSIVE, f"the interval reaches the noise floor {floor:g}x: no saving is not ruled out", band)
