@@ -220,3 +220,16 @@ def test_positions_per_statement_handle_comments_decorators_and_semicolons():
     assert _positions_by_statement(module, {id(n): n for n in nodes}, text) is not None
     found = positions_of(module, nodes, text)
     assert [found[n] for n in nodes] == [expected[n] for n in nodes]
+
+
+def test_operator_chains_broken_over_lines_are_caught_before_libcst_parses_them():
+    from greenops_lint.engine import _too_complex
+
+    wrapped = "import torch\nx = (\n" + "".join(f"    a{i} +\n" for i in range(1200)) + "    b)\n"
+    leading = "import torch\nx = (\n    a\n" + "".join(f"    | a{i}\n" for i in range(1200)) + ")\n"
+    continued = "import torch\nx = a \\\n" + "".join(f"    * a{i} \\\n" for i in range(1200)) + "    * b\n"
+    for text in (wrapped, leading, continued):
+        assert "chains more than 1000 operands" in (_too_complex(text) or "")
+    # A long file of ordinary code is not sent to the check at all.
+    ordinary = "".join(f"y{i} = a + b\n" for i in range(5000))
+    assert _too_complex(ordinary) is None

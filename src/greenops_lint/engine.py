@@ -45,8 +45,11 @@ sys.setrecursionlimit(max(sys.getrecursionlimit(), 20_000))
 # (measured: 1,000 operands 0.6 s, 2,000 4.8 s, 4,000 34 s). Files that might
 # hold such a chain are checked with CPython's parser first.
 MAX_CHAIN = 1_000
-_LONG_LINE = re.compile(r"[^\n]{5000}")
-_OPERATOR_AT_LINE_BREAK = re.compile(r"[-+*/|&%@^]\s*\\?\n|\n\s*[-+*/|&%@^]")
+LONG_LINE = 5000
+# Two patterns, not one alternation: each then starts with a character (set)
+# the regex engine can scan for, several times faster on large files.
+_OPERATOR_AT_LINE_END = re.compile(r"[-+*/|&%@^][ \t]*\\?\n")
+_OPERATOR_AT_LINE_START = re.compile(r"\n[ \t]*[-+*/|&%@^]")
 _LOOP_METHODS = dispatch_methods(LoopAnalysis)
 
 
@@ -431,7 +434,8 @@ def _first_line(statement: cst.CSTNode, node) -> int:
 
 def _too_complex(text: str) -> Optional[str]:
     """Why LibCST should not parse this text, or None (the common, cheap case)."""
-    if not _LONG_LINE.search(text) and len(_OPERATOR_AT_LINE_BREAK.findall(text)) < MAX_CHAIN // 2:
+    breaks = len(_OPERATOR_AT_LINE_END.findall(text)) + len(_OPERATOR_AT_LINE_START.findall(text))
+    if breaks < MAX_CHAIN // 2 and max(map(len, text.split("\n"))) < LONG_LINE:
         return None
     try:
         tree = parse_python(text)
