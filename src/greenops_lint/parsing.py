@@ -11,7 +11,8 @@ that the native parser's grammar already guarantees (LibCST's own comment in
 `parse_module` skips validation for the nodes the parser creates, and
 `collector_paused` keeps the collector off while one file is linted. Both
 restore what they changed on the way out, so trees built afterwards (autofix)
-are validated as usual.
+are validated as usual. Both switches are process-wide while a file is parsed;
+the linter parses in one thread per process (workers are processes).
 """
 
 from __future__ import annotations
