@@ -367,8 +367,6 @@ def _is_self(node: cst.BaseExpression) -> bool:
     return type(node) is cst.Name and node.value == "self"
 
 
-
-
 def _string_words(node: cst.CSTNode, words: set[str]) -> None:
     if isinstance(node, cst.SimpleString):
         words.update(_WORD.findall(node.value[1:]))
