@@ -1,4 +1,8 @@
-"""Each rule's own INVALID examples are flagged and its VALID look-alikes are not."""
+"""Each rule's own INVALID examples are flagged and its VALID look-alikes are not.
+
+Test ids are per rule (`GO101-invalid-2`): adding an example to one rule does
+not renumber another rule's tests.
+"""
 
 from __future__ import annotations
 
@@ -8,18 +12,38 @@ from conftest import lint_source
 from greenops_lint.plugins import load_rules
 
 RULES = [r for r in load_rules().rules.values() if r.family != "core"]
-INVALID = [(r.code, s) for r in RULES for s in r.examples()[0]]
-VALID = [(r.code, s) for r in RULES for s in r.examples()[1]]
+INVALID = [(r, i, e) for r in RULES for i, e in enumerate(r.invalid_examples())]
+VALID = [(r, i, s) for r in RULES for i, s in enumerate(r.examples()[1])]
 
 
-@pytest.mark.parametrize("code,snippet", INVALID, ids=[f"{c}-{i}" for i, (c, _) in enumerate(INVALID)])
-def test_invalid_example_is_flagged(code, snippet):
-    assert code in [f.code for f in lint_source(snippet)]
+@pytest.mark.parametrize("rule,index,example", INVALID, ids=[f"{r.code}-invalid-{i}" for r, i, _ in INVALID])
+def test_invalid_example_is_flagged(rule, index, example):
+    findings = [f for f in lint_source(example.source) if f.code == rule.code]
+    assert findings, f"{rule.code} INVALID[{index}] is not flagged"
+    if example.line is not None:
+        assert example.line in [f.line for f in findings]
+    if example.message is not None:
+        assert any(example.message in f.message for f in findings), [f.message for f in findings]
 
 
-@pytest.mark.parametrize("code,snippet", VALID, ids=[f"{c}-{i}" for i, (c, _) in enumerate(VALID)])
-def test_valid_example_is_not_flagged(code, snippet):
-    assert code not in [f.code for f in lint_source(snippet)]
+@pytest.mark.parametrize(
+    "rule,index,example",
+    [entry for entry in INVALID if entry[2].fixed is not None],
+    ids=[f"{r.code}-fix-{i}" for r, i, e in INVALID if e.fixed is not None],
+)
+def test_invalid_example_is_fixed_as_pinned(rule, index, example, tmp_path):
+    from greenops_lint.config import Config
+    from greenops_lint.fixes import fix_paths
+
+    path = tmp_path / "snippet.py"
+    path.write_text(example.source)
+    fix_paths([str(path)], Config(root=tmp_path, select=(rule.code,)), {rule.code: rule}, unsafe=True)
+    assert path.read_text() == example.fixed_source
+
+
+@pytest.mark.parametrize("rule,index,snippet", VALID, ids=[f"{r.code}-valid-{i}" for r, i, _ in VALID])
+def test_valid_example_is_not_flagged(rule, index, snippet):
+    assert rule.code not in [f.code for f in lint_source(snippet)]
 
 
 def test_every_rule_documents_itself():

@@ -24,6 +24,26 @@ if TYPE_CHECKING:  # pragma: no cover
 
 
 @dataclass(frozen=True)
+class Invalid:
+    """An INVALID example that pins more than "the rule fires": the 1-based
+    line of the finding, a fragment its message must contain, and the source
+    after `--fix --unsafe-fixes` (all optional, as Fixit's `Invalid`)."""
+
+    code: str
+    line: Optional[int] = None
+    message: Optional[str] = None
+    fixed: Optional[str] = None
+
+    @property
+    def source(self) -> str:
+        return textwrap.dedent(self.code).strip("\n") + "\n"
+
+    @property
+    def fixed_source(self) -> Optional[str]:
+        return None if self.fixed is None else textwrap.dedent(self.fixed).strip("\n") + "\n"
+
+
+@dataclass(frozen=True)
 class RuleOption:
     """A documented, typed option under `[tool.greenops-lint.rules.CODE]`."""
 
@@ -51,7 +71,8 @@ class Rule:
     # Walk-fed analyses this rule reads from its context (e.g. "loops").
     analyses: ClassVar[tuple[str, ...]] = ()
     VALID: ClassVar[list[str]] = []
-    INVALID: ClassVar[list[str]] = []
+    # Plain snippets, or `Invalid(...)` entries that pin line, message and fix.
+    INVALID: ClassVar[list[Any]] = []
 
     def __init__(self, ctx: "FileContext", options: Optional[dict[str, Any]] = None) -> None:
         self.ctx = ctx
@@ -95,9 +116,13 @@ class Rule:
         return after.split("\n## ", 1)[0].strip()
 
     @classmethod
+    def invalid_examples(cls) -> list[Invalid]:
+        return [entry if isinstance(entry, Invalid) else Invalid(entry) for entry in cls.INVALID]
+
+    @classmethod
     def examples(cls) -> tuple[list[str], list[str]]:
-        dedent = lambda snippets: [textwrap.dedent(s).strip("\n") + "\n" for s in snippets]
-        return dedent(cls.INVALID), dedent(cls.VALID)
+        """The INVALID and VALID snippets as source text."""
+        return [e.source for e in cls.invalid_examples()], [Invalid(s).source for s in cls.VALID]
 
 
 def dispatch_methods(rule_cls: type[Rule]) -> list[tuple[str, str, str]]:

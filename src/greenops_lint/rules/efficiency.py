@@ -43,7 +43,7 @@ from greenops_lint.analysis.efficiency import (
 from greenops_lint.analysis.loops import FrameNode, LoopInfo, Repetition, describe_repetition, referenced_names
 from greenops_lint.analysis.rewrite import with_keyword
 from greenops_lint.finding import Fix, SavingsEstimate
-from greenops_lint.rule import Rule
+from greenops_lint.rule import Invalid, Rule
 from greenops_lint.rules.caching import is_once_guard
 
 _OPTIMIZER_RECEIVER = re.compile(r"(opt|optim|optimizer|optimiser|scaler)", re.IGNORECASE)
@@ -469,10 +469,18 @@ class CpuTensorThenMoved(Rule):
     # is listed but not reported: with device= it is still built on the host.)
     safe_fix_factories = frozenset({"zeros", "ones", "full", "empty", "arange", "linspace", "eye", "tensor"})
     INVALID = [
-        """
-        import torch
-        mask = torch.zeros(64, 128).cuda()
-        """,
+        Invalid(
+            """
+            import torch
+            mask = torch.zeros(64, 128).cuda()
+            """,
+            line=2,
+            message="torch.zeros",
+            fixed="""
+            import torch
+            mask = torch.zeros(64, 128, device="cuda")
+            """,
+        ),
         """
         import torch as T
         device = T.device("cuda")
