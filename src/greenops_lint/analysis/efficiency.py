@@ -27,6 +27,7 @@ from greenops_lint.analysis.calls import NOT_LITERAL, get_arg, literal_value
 from greenops_lint.analysis.classes import MODEL_NAME, is_model_constructor
 from greenops_lint.analysis.loops import LoopInfo, referenced_names
 from greenops_lint.analysis.names import LoopItem, Opaque, dotted_name
+from greenops_lint.analysis.tree import is_test_file, walk_expr  # noqa: F401 - re-exported for the GO5xx rules
 
 if TYPE_CHECKING:  # pragma: no cover
     from greenops_lint.context import FileContext
@@ -45,36 +46,6 @@ def uses_cuda(ctx: "FileContext") -> bool:
     """The module moves work to an NVIDIA GPU (or lets accelerate/Lightning do it)."""
     return bool(_CUDA_TEXT.search(ctx.text))
 
-
-def is_test_file(path: str) -> bool:
-    """pytest files: model calls there check shapes, they are not workloads."""
-    normalised = path.replace("\\", "/")
-    name = normalised.rsplit("/", 1)[-1]
-    return name.startswith("test_") or name.endswith("_test.py") or name == "conftest.py" or "/tests/" in f"/{normalised}"
-
-
-# -- walking helpers ---------------------------------------------------------------------
-
-
-def walk_expr(node: cst.CSTNode) -> Iterator[cst.CSTNode]:
-    """Every node under `node` that carries meaning (no whitespace), not
-    entering nested functions or lambdas."""
-    from greenops_lint.walker import children
-
-    stack = [node]
-    while stack:
-        current = stack.pop()
-        yield current
-        for child in children(current):
-            if type(child) is cst.FunctionDef or type(child) is cst.Lambda:
-                continue
-            stack.append(child)
-
-
-def loop_body_names(loop_node: cst.CSTNode) -> Iterator[cst.Name]:
-    for node in walk_expr(loop_node):
-        if isinstance(node, cst.Name):
-            yield node
 
 
 # -- gradient mode -------------------------------------------------------------------------

@@ -14,6 +14,8 @@ from typing import Iterable, Optional
 import libcst as cst
 
 from greenops_lint.analysis.calls import get_arg, literal_value
+from greenops_lint.analysis.guards import is_guard
+from greenops_lint.analysis.tree import display_name
 from greenops_lint.analysis.names import BUILTIN_NAMES
 from greenops_lint.analysis.loops import FrameNode, LoopInfo, Repetition, describe_repetition, referenced_names
 from greenops_lint.analysis.rewrite import with_keyword
@@ -22,49 +24,11 @@ from greenops_lint.rule import Rule
 
 # -- what counts as "loaded once" --------------------------------------------------
 
-_ONCE_WORDS = re.compile(r"(first|once|resume|cache|cached|loaded|init|best|reload|refresh)", re.IGNORECASE)
 _PER_SAMPLE_FUNCTIONS = frozenset({"__getitem__", "__getitems__", "__iter__", "__next__", "__call__", "collate_fn"})
 _CACHE_DECORATORS = frozenset(
     {"functools.lru_cache", "functools.cache", "functools.cached_property", "builtins.property", "joblib.Memory.cache"}
 )
 _HANDLE_NAME = re.compile(r"^(f|fh|fp|fd|fin|fo|fi|file|infile|handle|stream|buf|buffer|fileobj|reader|src)$")
-
-
-def is_once_guard(test: cst.BaseExpression) -> bool:
-    """`if x is None`, `if key not in cache`, `if epoch == 0`, `if not loaded`,
-    `if args.resume`: a load under such a test runs once, not every iteration."""
-    for node in _walk_expr(test):
-        if isinstance(node, cst.Comparison):
-            for target in node.comparisons:
-                op = target.operator
-                if isinstance(op, (cst.Is, cst.IsNot, cst.NotIn, cst.In)):
-                    return True
-                if isinstance(op, cst.Equal) and literal_value(target.comparator) in (0, 1, None):
-                    return True
-        elif isinstance(node, cst.UnaryOperation) and isinstance(node.operator, cst.Not):
-            return True
-        elif isinstance(node, cst.Call) and isinstance(node.func, cst.Name) and node.func.value in ("hasattr", "isinstance"):
-            return True
-        elif isinstance(node, cst.Name) and _ONCE_WORDS.search(node.value):
-            return True
-        elif isinstance(node, cst.Attribute) and _ONCE_WORDS.search(node.attr.value):
-            return True
-    return False
-
-
-def _walk_expr(node: cst.CSTNode):
-    stack = [node]
-    while stack:
-        current = stack.pop()
-        yield current
-        stack.extend(c for c in current.children if isinstance(c, cst.CSTNode))
-
-
-def _is_periodic(test: cst.BaseExpression) -> bool:
-    """`if step % log_every == 0`: runs on a fraction of iterations."""
-    return any(
-        isinstance(n, cst.BinaryOperation) and isinstance(n.operator, cst.Modulo) for n in _walk_expr(test)
-    )
 
 
 @dataclass(eq=False)
@@ -126,11 +90,7 @@ class RepeatedWorkRule(Rule):
             ancestor = stack[index]
             if isinstance(ancestor, (cst.FunctionDef, cst.Lambda)):
                 break
-            if isinstance(ancestor, cst.If) and (is_once_guard(ancestor.test) or _is_periodic(ancestor.test)):
-                guard_seen = True
-            elif isinstance(ancestor, (cst.Try,)) and any(
-                isinstance(h.type, cst.Name) and h.type.value in ("FileNotFoundError", "EOFError") for h in ancestor.handlers
-            ):
+            if is_guard(ancestor):
                 guard_seen = True
             loop = loop_nodes.get(id(ancestor))
             if loop is not None and guard_seen:
@@ -269,11 +229,6 @@ def _call_names(node: cst.Call) -> frozenset[str]:
 
 
 
-def _short(qualified: str) -> str:
-    for prefix, short in (("pandas.", "pd."), ("numpy.", "np."), ("tensorflow.", "tf.")):
-        if qualified.startswith(prefix):
-            return short + qualified[len(prefix):]
-    return qualified
 
 
 # -- GO101 --------------------------------------------------------------------------------
@@ -416,7 +371,7 @@ class DataLoadInLoop(RepeatedWorkRule):
             return
         if qualified.startswith("yaml.") and not self._inline_open(node):
             return
-        self.record(node, _short(qualified), path=self._path_text(node))
+        self.record(node, display_name(qualified), path=self._path_text(node))
 
     def _path_text(self, node: cst.Call) -> Optional[str]:
         first = get_arg(node, None, 0)
@@ -618,7 +573,7 @@ class PretrainedLoadInLoop(RepeatedWorkRule):
         if qualified is None:
             return None
         if qualified in PRETRAINED_LOADERS:
-            return _short(qualified) + "()"
+            return display_name(qualified) + "()"
         if qualified == "timm.create_model":
             arg = get_arg(node, "pretrained")
             return "timm.create_model(pretrained=True)" if arg is not None and literal_value(arg.value) is True else None

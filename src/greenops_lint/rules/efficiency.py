@@ -44,7 +44,8 @@ from greenops_lint.analysis.loops import FrameNode, LoopInfo, Repetition, descri
 from greenops_lint.analysis.rewrite import with_keyword
 from greenops_lint.finding import Fix, SavingsEstimate
 from greenops_lint.rule import Invalid, Rule
-from greenops_lint.rules.caching import is_once_guard
+from greenops_lint.analysis.guards import is_once_guard
+from greenops_lint.analysis.tree import display_name
 
 _OPTIMIZER_RECEIVER = re.compile(r"(opt|optim|optimizer|optimiser|scaler)", re.IGNORECASE)
 
@@ -1090,11 +1091,6 @@ _APPENDS = frozenset({"numpy.append"})
 _SEQUENCE_KEYWORDS = ("tensors", "arrays", "tup", "objs", "values", "items")
 
 
-def _short_name(qualified: str) -> str:
-    for prefix, short in (("numpy.", "np."), ("pandas.", "pd."), ("tensorflow.", "tf."), ("jax.numpy.", "jnp.")):
-        if qualified.startswith(prefix):
-            return short + qualified[len(prefix):]
-    return qualified
 
 
 class GrowingConcatInLoop(Rule):
@@ -1203,13 +1199,13 @@ class GrowingConcatInLoop(Rule):
             accumulators = [e for e in elements if self.ctx.module.code_for_node(e) == target_code]
             if len(elements) < 2 or not accumulators:
                 return
-            shape = f"{target_code} = {_short_name(qualified)}([{target_code}, ...])"
+            shape = f"{target_code} = {display_name(qualified)}([{target_code}, ...])"
         elif qualified in _APPENDS:
             first = get_arg(call, "arr", 0)
             if first is None or self.ctx.module.code_for_node(first.value) != target_code:
                 return
             accumulators = [first.value]
-            shape = f"{target_code} = {_short_name(qualified)}({target_code}, ...)"
+            shape = f"{target_code} = {display_name(qualified)}({target_code}, ...)"
         else:
             return
         loop = self._innermost_loop()

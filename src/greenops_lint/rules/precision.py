@@ -21,6 +21,7 @@ from greenops_lint.analysis.dtypes import (
 )
 from greenops_lint.analysis.functions import returned_values
 from greenops_lint.analysis.names import LoopItem
+from greenops_lint.analysis.tree import is_self_attr
 from greenops_lint.analysis.rewrite import float32_like, method_call, replace_with, string_like, with_keyword
 from greenops_lint.finding import Fix
 from greenops_lint.rule import Rule
@@ -314,7 +315,7 @@ class CastToFloat64(Rule):
                 return "batch" if _iterates_data(self, value.iterable) else None
             if isinstance(value, cst.BaseExpression):
                 return self._receiver_kind(value, depth + 1)
-            if value is None and isinstance(node, cst.Attribute) and not _is_self_attr(node):
+            if value is None and isinstance(node, cst.Attribute) and not is_self_attr(node):
                 return None
             name = node.value if isinstance(node, cst.Name) else node.attr.value
             return "model" if MODEL_NAME.search(name) else None
@@ -334,8 +335,6 @@ class CastToFloat64(Rule):
         )
 
 
-def _is_self_attr(node: cst.Attribute) -> bool:
-    return isinstance(node.value, cst.Name) and node.value.value == "self"
 
 
 def _iterates_data(rule: Rule, iterable: cst.BaseExpression) -> bool:

@@ -31,6 +31,7 @@ from greenops_lint.analysis.parallelism import (
     literal_str,
     parallel_jobs,
 )
+from greenops_lint.analysis.tree import last_part
 from greenops_lint.finding import Fix, SavingsEstimate
 from greenops_lint.rule import Rule, RuleOption
 
@@ -463,8 +464,6 @@ _JOBS_KEYWORDS = ("n_jobs", "nthread", "num_threads", "thread_count", "n_threads
 _INNER_MAX_DEPTH = 6
 
 
-def _short(name: str) -> str:
-    return name.rsplit(".", 1)[-1]
 
 
 @dataclass
@@ -691,8 +690,8 @@ class NestedParallelism(Rule):
         found = nested_parallelism(self, node)
         if found is None:
             return
-        inner = _short(self.ctx.call_name(found.inner_call) or "estimator")
-        outer = _short(found.outer_name)
+        inner = last_part(self.ctx.call_name(found.inner_call) or "estimator")
+        outer = last_part(found.outer_name)
         inner_kw = found.inner_jobs.keyword.value if found.inner_jobs.keyword else "n_jobs"
         self.report(
             found.outer_call,
@@ -795,7 +794,7 @@ class AllCoresNJobs(Rule):
                 continue
             text = all_cores_jobs(self.ctx, arg.value)
             if text is not None:
-                what = f"{_short(name)}({keyword}={text})"
+                what = f"{last_part(name)}({keyword}={text})"
                 self.candidates.append((arg, self.ctx.enclosing_statement(), what))
 
     def leave_Module(self, node: cst.Module) -> None:

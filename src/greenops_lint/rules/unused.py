@@ -23,6 +23,7 @@ from greenops_lint.analysis.unused_names import (
     scope_reads,
 )
 from greenops_lint.analysis.rewrite import with_keyword
+from greenops_lint.analysis.tree import display_name, is_self_attr, is_test_file
 from greenops_lint.finding import Fix, SavingsEstimate, _human_bytes
 from greenops_lint.rule import Rule
 from greenops_lint.savings import extra_bytes_estimate
@@ -30,20 +31,8 @@ from greenops_lint.savings import extra_bytes_estimate
 
 
 
-def _short(qualified: str) -> str:
-    for long, short in (("torch.nn.", "nn."), ("tensorflow.", "tf."), ("keras.layers.", "layers.")):
-        if qualified.startswith(long):
-            return short + qualified[len(long):]
-    return qualified
 
 
-def _is_test_file(path: str) -> bool:
-    normalized = path.replace("\\", "/")
-    base = normalized.rsplit("/", 1)[-1]
-    return (
-        base.startswith("test_") or base.endswith("_test.py") or base == "conftest.py"
-        or "/tests/" in f"/{normalized}" or "/test/" in f"/{normalized}"
-    )
 
 
 # -- GO201 ------------------------------------------------------------------------
@@ -837,10 +826,10 @@ class ConvBiasBeforeBatchNorm(Rule):
         func = node.func
         if (
             isinstance(func, cst.Attribute)
-            and _is_self_attr(func)
+            and is_self_attr(func)
             and len(node.args) >= 1
             and isinstance(node.args[0].value, cst.Call)
-            and _is_self_attr(node.args[0].value.func)
+            and is_self_attr(node.args[0].value.func)
         ):
             self._forward_pair(node.args[0].value.func.attr.value, func.attr.value, node)
 
@@ -924,7 +913,7 @@ class ConvBiasBeforeBatchNorm(Rule):
             conv = self._conv(a.func)
             if conv is not None and conv[0] == "keras":
                 self._pair(a.func, b.func, a)
-        elif _is_self_attr(a.func) and _is_self_attr(b.func):
+        elif is_self_attr(a.func) and is_self_attr(b.func):
             self._forward_pair(a.func.attr.value, b.func.attr.value, a)
 
     def _forward_pair(self, conv_attr: str, bn_attr: str, report_at: cst.CSTNode) -> None:
@@ -960,8 +949,6 @@ class ConvBiasBeforeBatchNorm(Rule):
         self._report(report_at, conv_infos[0][2])
 
 
-def _is_self_attr(node: cst.BaseExpression) -> bool:
-    return isinstance(node, cst.Attribute) and isinstance(node.value, cst.Name) and node.value.value == "self"
 
 
 def _group_assignments(analysis, class_name: str, attr: str) -> list[cst.BaseExpression]:
@@ -1094,7 +1081,7 @@ class DebugModeLeftOn(Rule):
             what = self._profiler(node, name)
         elif name in self._EAGER:
             if first is not None and literal_value(first.value) is True:
-                what = f"{_short(name)}(True) runs every tf.function op by op in Python"
+                what = f"{display_name(name)}(True) runs every tf.function op by op in Python"
         elif name in self._JAX_UPDATE:
             value = get_arg(node, None, 1)
             if first is not None and literal_value(first.value) == "jax_disable_jit" and value is not None and literal_value(value.value) in TRUTHY_LITERALS:
@@ -1131,10 +1118,10 @@ class DebugModeLeftOn(Rule):
         body = self.ctx.module.code_for_node(with_node.body)
         if ".backward(" not in body or not any(f"{k} " in body for k in ("for", "while")):
             return None
-        return f"{_short(name)}() around the training loop times every operator of every step"
+        return f"{display_name(name)}() around the training loop times every operator of every step"
 
     def _guarded(self) -> bool:
-        if _is_test_file(self.ctx.path):
+        if is_test_file(self.ctx.path):
             return True
         for ancestor in reversed(self.ctx.stack[:-1]):
             if isinstance(ancestor, cst.If) and _GUARD.search(self.ctx.module.code_for_node(ancestor.test)):

@@ -1,0 +1,64 @@
+"""Small tree and path helpers that rules of several families share."""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+import libcst as cst
+
+# How messages spell well-known modules: the names people import them as.
+_DISPLAY_PREFIXES = (
+    ("torch.nn.", "nn."),
+    ("keras.layers.", "layers."),
+    ("jax.numpy.", "jnp."),
+    ("numpy.", "np."),
+    ("pandas.", "pd."),
+    ("tensorflow.", "tf."),
+)
+
+
+def walk_expr(node: cst.CSTNode) -> Iterator[cst.CSTNode]:
+    """Every node under `node` that carries meaning (no whitespace), not
+    entering nested functions or lambdas (their bodies run at another time)."""
+    from greenops_lint.walker import children
+
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        yield current
+        for child in children(current):
+            if type(child) is cst.FunctionDef or type(child) is cst.Lambda:
+                continue
+            stack.append(child)
+
+
+def is_self_attr(node: cst.CSTNode) -> bool:
+    """`self.x`."""
+    return isinstance(node, cst.Attribute) and isinstance(node.value, cst.Name) and node.value.value == "self"
+
+
+def display_name(qualified: str) -> str:
+    """`numpy.concatenate` -> `np.concatenate`, `torch.nn.Linear` -> `nn.Linear`."""
+    for prefix, short in _DISPLAY_PREFIXES:
+        if qualified.startswith(prefix):
+            return short + qualified[len(prefix) :]
+    return qualified
+
+
+def last_part(qualified: str) -> str:
+    """`sklearn.model_selection.GridSearchCV` -> `GridSearchCV`."""
+    return qualified.rsplit(".", 1)[-1]
+
+
+def is_test_file(path: str) -> bool:
+    """A pytest file or a file under a test folder: calls there check an API,
+    they are not workloads."""
+    normalised = "/" + path.replace("\\", "/")
+    name = normalised.rsplit("/", 1)[-1]
+    return (
+        name.startswith("test_")
+        or name.endswith("_test.py")
+        or name == "conftest.py"
+        or "/tests/" in normalised
+        or "/test/" in normalised
+    )
