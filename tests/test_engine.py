@@ -233,3 +233,100 @@ def test_operator_chains_broken_over_lines_are_caught_before_libcst_parses_them(
     # A long file of ordinary code is not sent to the check at all.
     ordinary = "".join(f"y{i} = a + b\n" for i in range(5000))
     assert _too_complex(ordinary) is None
+
+
+# -- shared analyses: declared by name, failures named ---------------------------------------
+
+
+class UsesAttributes(Rule):
+    """Test rule: reads the module-attributes analysis at the end of the module."""
+
+    code = "GO993"
+    name = "uses-attributes"
+    family = "core"
+    analyses = ("module_attributes",)
+
+    def leave_Module(self, node: cst.Module) -> None:
+        self.ctx.analysis("module_attributes")
+        self.report(node, "read it")
+
+
+class UsesLoops(Rule):
+    """Test rule: declares the walk-fed loop analysis."""
+
+    code = "GO994"
+    name = "uses-loops"
+    family = "core"
+    analyses = ("loops",)
+
+    def visit_For(self, node: cst.For) -> None:
+        self.report(node, f"{len(self.ctx.loops.loops)} loops so far")
+
+
+def test_an_unknown_analysis_name_is_an_error():
+    import pytest
+
+    class Misspelt(UsesAttributes):
+        code = "GO995"
+        analyses = ("loop",)
+
+    with pytest.raises(ValueError, match="unknown analyses"):
+        Linter(Config(root=ROOT), {"GO995": Misspelt})
+    from greenops_lint.plugins import _check_rule_class
+
+    assert "unknown analyses ['loop']" in _check_rule_class(Misspelt)
+
+
+def test_a_crashing_analysis_skips_the_rules_that_declare_it_and_names_them(monkeypatch):
+    from greenops_lint.analysis import registry
+
+    def explode(ctx):
+        raise KeyError("attr-boom")
+
+    spec = registry.ANALYSES["module_attributes"]
+    monkeypatch.setitem(registry.ANALYSES, "module_attributes", registry.AnalysisSpec(spec.name, explode, spec.doc))
+    findings = lint_with([UsesAttributes], "import torch\ntorch.set_default_dtype(torch.float64)\n")
+    assert "GO993" not in [f.code for f in findings]
+    assert "GO401" in [f.code for f in findings]  # rules that do not use it still report
+    go003 = [f for f in findings if f.code == "GO003"]
+    assert len(go003) == 1
+    assert "analysis 'module_attributes'" in go003[0].message and "GO993" in go003[0].message
+    assert "attr-boom" in go003[0].message
+
+
+def test_a_walk_fed_analysis_that_crashes_skips_its_rules(monkeypatch):
+    from greenops_lint.analysis.loops import LoopAnalysis
+
+    def explode(self, node):
+        raise RuntimeError("loop-boom")
+
+    source = "import pandas as pd\nfor epoch in range(3):\n    df = pd.read_csv('a.csv')\n"
+    assert "GO101" in [f.code for f in lint_with([UsesLoops], source)]
+    monkeypatch.setattr(LoopAnalysis, "visit_For", explode)
+    findings = lint_with([UsesLoops], source)
+    go003 = [f for f in findings if f.code == "GO003"]
+    assert [f.code for f in findings] == ["GO003"]
+    assert "analysis 'loops'" in go003[0].message and "GO994" in go003[0].message
+    assert "GO101" in go003[0].message  # built-in rules that declare it are named too
+
+
+def test_a_walk_fed_analysis_cannot_be_read_without_declaring_it():
+    class Undeclared(UsesLoops):
+        code = "GO996"
+        analyses = ()
+
+    findings = lint_with([Undeclared], "import torch\nfor x in range(3):\n    pass\n")
+    go003 = [f for f in findings if f.code == "GO003"]
+    assert go003 and "declare it in Rule.analyses" in go003[0].message
+
+
+def test_a_parser_crash_is_an_internal_error_not_a_syntax_error(monkeypatch):
+    from greenops_lint import engine
+
+    def explode(text):
+        raise ValueError("parser-boom")
+
+    monkeypatch.setattr(engine, "parse_module", explode)
+    findings = lint_source("import torch\nx = torch.zeros(3).double()\n")
+    assert [f.code for f in findings] == ["GO003"]
+    assert "parser-boom" in findings[0].message

@@ -7,16 +7,17 @@ reports, and the lazily computed module-wide analyses that rules share.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cached_property
 from typing import TYPE_CHECKING, Any, Optional
 
 import libcst as cst
 
 from greenops_lint.analysis.names import NameResolver
+from greenops_lint.analysis.registry import ANALYSES, AnalysisError
 from greenops_lint.finding import Fix, SavingsEstimate
 
 if TYPE_CHECKING:  # pragma: no cover
     from greenops_lint.analysis.classes import ModelClasses
+    from greenops_lint.analysis.loops import LoopAnalysis
     from greenops_lint.rule import Rule
     from greenops_lint.savings import HardwareProfile
 
@@ -40,9 +41,9 @@ class FileContext:
         self.names = NameResolver()
         self.stack: list[cst.CSTNode] = []
         self.reports: list[RawReport] = []
-        # Analyses fed by the walk itself (e.g. loops), set up by the engine
-        # when an enabled rule asks for them in `Rule.analyses`.
-        self.loops = None
+        # Shared analyses by name (see analysis/registry.py), built on first use.
+        self._analyses: dict[str, Any] = {}
+        self.failed_analyses: dict[str, BaseException] = {}
 
     def release(self) -> None:
         """Drop the analyses: they point back at this context, and the cycle
@@ -103,19 +104,40 @@ class FileContext:
         return self.enclosing(cst.ClassDef)  # type: ignore[return-value]
 
     # -- shared module-wide analyses, computed on first use ----------------
-    @cached_property
+    def analysis(self, name: str, building: bool = False) -> Any:
+        """The named shared analysis of this file; raises `AnalysisError` if it
+        failed (then and on every later request), `KeyError` if unknown."""
+        found = self._analyses.get(name)
+        if found is not None:
+            return found
+        if name in self.failed_analyses:
+            raise AnalysisError(name, self.failed_analyses[name])
+        spec = ANALYSES[name]
+        if spec.walk_fed and not building:
+            # Fed by the walk: only the engine can start it, before the walk.
+            exc = RuntimeError(f"analysis '{name}' is fed by the walk; declare it in Rule.analyses")
+            self.failed_analyses[name] = exc
+            raise AnalysisError(name, exc)
+        try:
+            found = self._analyses[name] = spec.build(self)
+        except Exception as exc:
+            self.failed_analyses[name] = exc
+            raise AnalysisError(name, exc) from exc
+        return found
+
+    @property
+    def loops(self) -> "LoopAnalysis":
+        return self.analysis("loops")
+
+    @property
     def model_classes(self) -> "ModelClasses":
-        from greenops_lint.analysis.classes import ModelClasses
+        return self.analysis("model_classes")
 
-        return ModelClasses(self.module, self.names)
-
-    @cached_property
+    @property
     def dataset_classes(self) -> "ModelClasses":
-        from greenops_lint.analysis.classes import DATASET_BASES, ModelClasses
+        return self.analysis("dataset_classes")
 
-        return ModelClasses(self.module, self.names, DATASET_BASES)
-
-    @cached_property
+    @property
     def calls_gradcheck(self) -> bool:
         """Numerical gradient checks need float64: precision rules stay silent."""
         return "gradcheck" in self.text

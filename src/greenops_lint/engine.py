@@ -19,7 +19,7 @@ from typing import Optional, Sequence
 
 import libcst as cst
 
-from greenops_lint.analysis.loops import LoopAnalysis
+from greenops_lint.analysis.registry import ANALYSES, AnalysisError, unknown_analyses
 from greenops_lint.cache import ResultCache
 from greenops_lint.config import Config
 from greenops_lint.context import FileContext
@@ -49,7 +49,16 @@ LONG_LINE = 5000
 # the regex engine can scan for, several times faster on large files.
 _OPERATOR_AT_LINE_END = re.compile(r"[-+*/|&%@^][ \t]*\\?\n")
 _OPERATOR_AT_LINE_START = re.compile(r"\n[ \t]*[-+*/|&%@^]")
-_LOOP_METHODS = dispatch_methods(LoopAnalysis)
+
+
+def _walk_methods(analysis_type: type) -> list[tuple[str, str, str]]:
+    found = _WALK_METHODS.get(analysis_type)
+    if found is None:
+        found = _WALK_METHODS[analysis_type] = dispatch_methods(analysis_type)
+    return found
+
+
+_WALK_METHODS: dict[type, list[tuple[str, str, str]]] = {}
 
 
 @dataclass
@@ -75,6 +84,11 @@ class Linter:
         self.meta = {code: cls for code, cls in rules.items() if code in (SYNTAX_ERROR, DECODE_ERROR, INTERNAL_ERROR)}
         self.rules = [cls for code, cls in rules.items() if code not in self.meta]
         self.methods = {cls: dispatch_methods(cls) for cls in self.rules}
+        for cls in self.rules:
+            unknown = unknown_analyses(cls.analyses)
+            if unknown:
+                raise ValueError(f"rule {cls.code} declares unknown analyses {unknown} (known: {sorted(ANALYSES)})")
+        self.walk_fed = [name for name, spec in ANALYSES.items() if spec.walk_fed]
         self.per_file_ignores = PerFileIgnores(config)
         self.hardware = get_hardware(config.hardware)
 
@@ -130,8 +144,9 @@ class Linter:
             return self._meta_result(path, SYNTAX_ERROR, f"syntax error: {message}", exc.raw_line, exc.raw_column + 1, ignored)
         except (RecursionError, MemoryError) as exc:
             return self._meta_result(path, SYNTAX_ERROR, f"syntax error: file too deeply nested to parse ({type(exc).__name__})", 1, 1, ignored)
-        except Exception as exc:  # noqa: BLE001 - the native parser can raise its own errors
-            return self._meta_result(path, SYNTAX_ERROR, f"syntax error: {exc}", 1, 1, ignored)
+        except Exception as exc:  # noqa: BLE001 - a parser crash is ours, not the user's syntax error
+            detail = traceback.format_exc() if self.debug else f"{type(exc).__name__}: {exc}"
+            return self._meta_result(path, INTERNAL_ERROR, f"internal error in the parser: {detail}", 1, 1, ignored)
         try:
             return self._lint_module(path, module, source.text, rules, ignored)
         except RecursionError:
@@ -149,28 +164,53 @@ class Linter:
 
     def _walk_and_report(self, ctx: FileContext, path, module, text, rule_classes) -> FileResult:
         dispatch = Dispatch()
-        crashes: list[tuple[Rule, BaseException]] = []
-        if any("loops" in cls.analyses for cls in rule_classes):
-            # Registered first, so rules see loop facts up to the current node.
-            ctx.loops = LoopAnalysis(ctx)
-            for event, node_name, method in _LOOP_METHODS:
-                dispatch.add(event, getattr(cst, node_name), getattr(ctx.loops, method))
+        crashes: list[tuple[Optional[Rule], BaseException]] = []
+        failed: dict[str, BaseException] = {}
+        rules: list[Rule] = []
+        for name in self.walk_fed:
+            if any(name in cls.analyses for cls in rule_classes):
+                # Registered first, so rules see the analysis's facts up to the current node.
+                analysis = ctx.analysis(name, building=True)
+                for event, node_name, method in _walk_methods(type(analysis)):
+                    dispatch.add(event, getattr(cst, node_name), getattr(analysis, method))
         for cls in rule_classes:
             rule = cls(ctx, self.config.options_for(cls.code))
+            rules.append(rule)
             for event, node_name, method in self.methods[cls]:
                 dispatch.add(event, getattr(cst, node_name), getattr(rule, method))
 
         def on_error(handler, exc: BaseException) -> None:
-            rule = getattr(handler, "__self__", None)
-            crashes.append((rule, exc))
-            dispatch.remove_owner(rule)
+            owner = getattr(handler, "__self__", None)
+            dispatch.remove_owner(owner)
+            if isinstance(exc, AnalysisError):
+                failed.setdefault(exc.name, exc.cause)
+            elif not isinstance(owner, Rule):
+                # A walk-fed analysis raised in its own handler.
+                name = next((n for n in self.walk_fed if ctx._analyses.get(n) is owner), type(owner).__name__)
+                ctx.failed_analyses[name] = exc
+                failed.setdefault(name, exc)
+            else:
+                crashes.append((owner, exc))
+                return
+            for rule in rules:
+                if any(n in rule.analyses for n in failed):
+                    dispatch.remove_owner(rule)
+            if isinstance(owner, Rule) and owner not in skipped:
+                skipped.append(owner)
 
+        skipped: list[Rule] = []
         TreeWalk(ctx, dispatch, on_error).run()
         result = FileResult(path)
         for rule, exc in crashes:
-            label = f"{rule.code} ({rule.name})" if isinstance(rule, Rule) else "a rule"
             detail = "".join(traceback.format_exception(exc)) if self.debug else f"{type(exc).__name__}: {exc}"
-            result.findings.append(self._meta(path, INTERNAL_ERROR, f"internal error in {label}: {detail}", 1, 1))
+            message = f"internal error in {rule.code} ({rule.name}): {detail}"
+            result.findings.append(self._meta(path, INTERNAL_ERROR, message, 1, 1))
+        for name, exc in failed.items():
+            users = sorted({r.code for r in rules if name in r.analyses} | {r.code for r in skipped})
+            detail = "".join(traceback.format_exception(exc)) if self.debug else f"{type(exc).__name__}: {exc}"
+            message = f"internal error in analysis '{name}' (rules skipped for this file: {', '.join(users)}): {detail}"
+            result.findings.append(self._meta(path, INTERNAL_ERROR, message, 1, 1))
+            crashes.extend((r, exc) for r in rules if r.code in users)
         if not ctx.reports:
             return result
         if self.collect_fixes:

@@ -9,13 +9,10 @@ from dataclasses import dataclass, field
 import pluggy
 
 from greenops_lint import hookspecs
+from greenops_lint.analysis.registry import ANALYSES, unknown_analyses
 from greenops_lint.rule import Rule
 
 ENTRY_POINT_GROUP = "greenops_lint"
-
-
-class PluginError(Exception):
-    pass
 
 
 @dataclass
@@ -98,6 +95,9 @@ def _check_rule_class(rule_cls: object) -> str:
     for attribute in ("code", "name", "family"):
         if not isinstance(getattr(rule_cls, attribute, None), str):
             return f"rule {rule_cls.__name__} has no {attribute}"
+    unknown = unknown_analyses(rule_cls.analyses)
+    if unknown:
+        return f"rule {rule_cls.code} declares unknown analyses {unknown} (known: {', '.join(ANALYSES)})"
     if not re.fullmatch(r"[A-Z]{1,4}[0-9]{2,4}", rule_cls.code):
         return f"rule {rule_cls.__name__} has an invalid code {rule_cls.code!r} (letters then digits, like XYZ001)"
     return ""

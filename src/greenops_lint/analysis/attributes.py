@@ -355,11 +355,7 @@ class ModuleAttributes:
 
 def module_attributes(ctx: "FileContext") -> ModuleAttributes:
     """The analysis for `ctx`'s module, computed on first use."""
-    cached = getattr(ctx, "_greenops_module_attributes", None)
-    if cached is None:
-        cached = ModuleAttributes(ctx)
-        ctx._greenops_module_attributes = cached  # type: ignore[attr-defined]
-    return cached
+    return ctx.analysis("module_attributes")
 
 
 # -- scans ------------------------------------------------------------------------

@@ -40,19 +40,24 @@ class ScopeReads:
     dynamic: bool = False
 
 
+class ScopeReadsIndex:
+    """`ScopeReads` per scope of one module, computed on first use."""
+
+    def __init__(self) -> None:
+        self._by_scope: dict[int, ScopeReads] = {}
+
+    def of(self, scope: cst.CSTNode) -> ScopeReads:
+        found = self._by_scope.get(id(scope))
+        if found is None:
+            found = self._by_scope[id(scope)] = ScopeReads()
+            _Reads(found).walk(scope)
+        return found
+
+
 def scope_reads(ctx: "FileContext", scope: cst.CSTNode) -> Optional[ScopeReads]:
     """Names read in `scope` (a FunctionDef or the Module), or None when the
-    scope reads names dynamically. Cached per scope on the context."""
-    cache = getattr(ctx, "_greenops_scope_reads", None)
-    if cache is None:
-        cache = {}
-        ctx._greenops_scope_reads = cache  # type: ignore[attr-defined]
-    key = id(scope)
-    if key not in cache:
-        reads = ScopeReads()
-        _Reads(reads).walk(scope)
-        cache[key] = reads
-    result = cache[key]
+    scope reads names dynamically."""
+    result = ctx.analysis("scope_reads").of(scope)
     return None if result.dynamic else result
 
 
