@@ -29,6 +29,7 @@ from greenops_lint.engine import INTERNAL_ERROR, default_jobs, lint_files
 from greenops_lint.fileio import atomic_write
 from greenops_lint.finding import Finding
 from greenops_lint.plugins import RuleRegistry, load_rules, warn
+from greenops_lint.probe.plans import has_probe
 from greenops_lint.report import FORMATTERS
 from greenops_lint.report.text import format_line
 from greenops_lint.savings import grid_table, hardware_table
@@ -276,7 +277,7 @@ def rules_command(output_format, write_docs, check_docs):
             "fixable": rule.fixable,
             "fix_safety": rule.fix_safety or None,
             "estimate": bool(rule.section("Estimate")),
-            "probe": rule.probed(),
+            "probe": has_probe(rule),
         }
         for rule in registry.rules.values()
     ]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from greenops_lint.probe.plans import has_probe
 from greenops_lint.rule import Rule
 
 
@@ -24,7 +25,7 @@ def render_page(rule: type[Rule]) -> str:
         f"| {rule.family} | {rule.severity} | {'yes' if rule.default_enabled else 'no'} | "
         f"{('yes (' + rule.fix_safety + ')') if rule.fixable and rule.fix_safety else 'yes' if rule.fixable else 'no'} | "
         f"{'yes' if rule.section('Estimate') else 'no'} | "
-        f"{'yes' if rule.probed() else 'no'} |",
+        f"{'yes' if has_probe(rule) else 'no'} |",
         "",
     ]
     body = rule.doc().split("\n\n", 1)

@@ -13,14 +13,11 @@ from __future__ import annotations
 import inspect
 import textwrap
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, Optional
+from typing import Any, ClassVar, Optional
 
 import libcst as cst
 
 from greenops_lint.finding import Fix, SavingsEstimate
-
-if TYPE_CHECKING:  # pragma: no cover
-    from greenops_lint.context import FileContext
 
 
 @dataclass(frozen=True)
@@ -62,7 +59,8 @@ class Rule:
     # "safe" or "unsafe" for a fixable rule: what `--fix` needs to apply it.
     fix_safety: ClassVar[str] = ""
     # A third-party rule that ships its own probe says so here; built-in rules
-    # have one when the probe package plans a benchmark for their code.
+    # have one when the probe package registers a planner for their code
+    # (`greenops_lint.probe.plans.has_probe`).
     has_probe: ClassVar[bool] = False
     # The prefilter: a file that contains none of these strings cannot match,
     # so it is not parsed for this rule. Empty means "always run".
@@ -74,7 +72,10 @@ class Rule:
     # Plain snippets, or `Invalid(...)` entries that pin line, message and fix.
     INVALID: ClassVar[list[Any]] = []
 
-    def __init__(self, ctx: "FileContext", options: Optional[dict[str, Any]] = None) -> None:
+    # `ctx` is the engine's FileContext (context.py): the file, its tree, the
+    # shared analyses and where findings go. This module does not import it, so
+    # that rules sit at the bottom of the dependency graph.
+    def __init__(self, ctx: Any, options: Optional[dict[str, Any]] = None) -> None:
         self.ctx = ctx
         self.opts = {name: opt.default for name, opt in self.options.items()}
         if options:
@@ -89,12 +90,6 @@ class Rule:
         fix: Optional[Fix] = None,
     ) -> None:
         self.ctx.report(self, node, message, estimate, statement, fix)
-
-    @classmethod
-    def probed(cls) -> bool:
-        from greenops_lint.probe.plans import PROBED_CODES
-
-        return cls.has_probe or cls.code in PROBED_CODES
 
     # -- documentation ------------------------------------------------------
     @classmethod

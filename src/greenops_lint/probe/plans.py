@@ -766,6 +766,13 @@ PLANNERS: dict[str, Callable[..., Plan]] = {
 PROBED_CODES = tuple(PLANNERS)
 
 
+def has_probe(rule_cls) -> bool:
+    """Whether `greenops-lint probe` can measure findings of this rule: the one
+    place that decides it (a planner registered here, or a plugin rule that
+    declares `has_probe`)."""
+    return bool(getattr(rule_cls, "has_probe", False)) or rule_cls.code in PLANNERS
+
+
 def make_plan(finding: Finding, host: Host, siblings: list[Finding], index: Optional[SourceIndex] = None) -> Plan:
     index = index or SourceIndex(finding.path)
     claim = claim_from_estimate(finding.estimate)
