@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN = $(VENV)/bin
 
-.PHONY: demo test docs venv clean
+.PHONY: demo test test-all lint format docs venv clean
 
 $(BIN)/greenops-lint: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,29 @@ demo: venv
 
 test: $(VENV)/.test-deps
 	$(BIN)/python -m pytest
+
+# The suite on every supported CPython found here (PATH or pyenv), each in its own
+# venv (.venv-3.X); torch only where the pinned build installs.
+SUPPORTED = 3.10 3.11 3.12 3.13
+test-all:
+	@set -e; for v in $(SUPPORTED); do \
+	  py=$$(command -v python$$v || ls -d $$HOME/.pyenv/versions/$$v*/bin/python$$v 2>/dev/null | tail -1); \
+	  if [ -z "$$py" ]; then echo "== Python $$v: not found, skipped"; continue; fi; \
+	  echo "== Python $$v ($$py)"; \
+	  [ -x .venv-$$v/bin/python ] || $$py -m venv .venv-$$v; \
+	  .venv-$$v/bin/python -m pip install --quiet -e '.[test]'; \
+	  .venv-$$v/bin/python -m pip install --quiet torch==2.13.0 || echo "   (no torch build for $$v: probe tests skip)"; \
+	  .venv-$$v/bin/python -m pytest -q -p no:cacheprovider; \
+	done
+
+# The project lints itself: ruff (pinned in the test extras) for lint and format.
+lint: $(VENV)/.test-deps
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+
+format: $(VENV)/.test-deps
+	$(BIN)/ruff check --fix src tests benchmarks
+	$(BIN)/ruff format src tests benchmarks
 
 docs: venv
 	$(BIN)/greenops-lint rules --write-docs rules/
