@@ -168,6 +168,19 @@ def test_ddp_probe_runs_two_gloo_ranks(records):
     assert record["measured"]["median"] > 0
     assert "nn.Linear(256, 256)" in record["sizes"]
     _consistent(record)
+    # The text report prints the DDP record whatever shape torch gives its sizes in.
+    from greenops_lint.probe.report import render_text
+
+    assert "GO202" in render_text([record])
+
+
+@pytest.mark.parametrize(
+    "sizes,expected", [([1024, 2048], [1024, 2048]), ("1024, 2048", [1024, 2048]), ("", []), ("n/a", []), (None, [])]
+)
+def test_ddp_bucket_sizes_are_read_as_list_or_string(sizes, expected):
+    from greenops_lint.probe.report import byte_sizes
+
+    assert byte_sizes(sizes) == expected
 
 
 def test_text_report_and_rule_filter(project):

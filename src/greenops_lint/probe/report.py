@@ -85,6 +85,21 @@ def _threads(value) -> str:
     return f"{value} threads" if isinstance(value, int) else f"threads: {value}"
 
 
+def byte_sizes(value) -> list[int]:
+    """DDP's logging data gives sizes as a list of ints in some torch versions
+    and as a string ("1024, 2048") in others (2.13); anything else is no data."""
+    if isinstance(value, bool):
+        return []
+    if isinstance(value, (int, float)):
+        return [int(value)]
+    if isinstance(value, str):
+        parts = [p.strip() for p in value.replace(";", ",").split(",") if p.strip()]
+        return [int(p) for p in parts] if all(p.isdigit() for p in parts) else []
+    if isinstance(value, (list, tuple)):
+        return [int(v) for v in value if isinstance(v, (int, float)) and not isinstance(v, bool)]
+    return []
+
+
 def render_text(records: list[dict]) -> str:
     blocks = []
     for record in records:
@@ -125,9 +140,10 @@ def render_text(records: list[dict]) -> str:
             lines.append(f"  also       {extra['label']}: {_interval(extra)}")
         for variant, info in (record.get("details") or {}).items():
             ddp = info.get("ddp") or {}
-            if ddp.get("bucket_sizes"):
-                buckets = " + ".join(human_bytes(b) for b in ddp["bucket_sizes"])
-                unused = ddp.get("unused_parameter_size")
+            sizes = byte_sizes(ddp.get("bucket_sizes"))
+            if sizes:
+                buckets = " + ".join(human_bytes(b) for b in sizes)
+                unused = (byte_sizes(ddp.get("unused_parameter_size")) or [0])[0]
                 lines.append(f"  ddp        {variant}: gradient buckets {buckets}" + (f", unused parameters {human_bytes(unused)}" if unused else ""))
         lines.append(f"  memory     {_memory_words(record['bytes'].get('before', {}), record['bytes'].get('after', {}))}")
         joules = record.get("joules") or {}
