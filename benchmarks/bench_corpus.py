@@ -40,7 +40,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import wheelcache  # noqa: E402  (benchmarks/wheelcache.py, shared with real_corpus.py)
+import wheelcache  # benchmarks/wheelcache.py, shared with real_corpus.py
 
 WHEELS = ["transformers==4.46.3", "timm==1.0.12", "diffusers==0.31.0", "lightning==2.4.0"]
 TORCHFIX = "torchfix==0.7.0"

@@ -43,16 +43,18 @@ def download(cache: Path, requirements: list[str], *, strict: bool = True,
     if only_binary:
         base.append("--only-binary=:all:")
     batches = [missing] if strict else [[r] for r in missing]
+    failed: set[str] = set()
     for batch in batches:
-        result = subprocess.run(base + batch, capture_output=True, text=True)
+        result = subprocess.run(base + batch, capture_output=True, text=True, check=False)
         if result.returncode != 0:
             message = (result.stderr.strip().splitlines() or ["pip download failed"])[-1]
             if strict:
                 raise RuntimeError(f"pip download {' '.join(batch)}: {message}")
             print(f"skipped {batch[0]}: {message}", file=sys.stderr)
+            failed.update(batch)
     for requirement in missing:
         found[requirement] = find_wheel(wheels, requirement)
-        if found[requirement] is None and not strict:
+        if found[requirement] is None and requirement not in failed:
             print(f"skipped {requirement}: no wheel after download", file=sys.stderr)
     return found
 
