@@ -5,8 +5,14 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Optional
 
-FAMILIES = ("core", "caching", "unused", "provisioning", "precision", "efficiency")
-SEVERITIES = ("error", "warning", "info")
+# Lowest first. `check` shows findings at or above `min-severity` (default
+# "warning"): "info" is for findings whose own estimate says they are below the
+# rule's materiality threshold, and for advisory rules.
+SEVERITIES = ("info", "warning", "error")
+
+
+def severity_rank(severity: str) -> int:
+    return SEVERITIES.index(severity) if severity in SEVERITIES else len(SEVERITIES)
 
 
 @dataclass(frozen=True)
