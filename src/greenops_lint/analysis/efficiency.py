@@ -27,7 +27,7 @@ from greenops_lint.analysis.calls import NOT_LITERAL, get_arg, literal_value
 from greenops_lint.analysis.classes import MODEL_NAME, is_model_constructor
 from greenops_lint.analysis.loops import LoopInfo, referenced_names
 from greenops_lint.analysis.names import LoopItem, Opaque, dotted_name
-from greenops_lint.analysis.tree import is_test_file, walk_expr  # noqa: F401 - re-exported for the GO5xx rules
+from greenops_lint.analysis.tree import walk_expr
 
 if TYPE_CHECKING:  # pragma: no cover
     from greenops_lint.context import FileContext
