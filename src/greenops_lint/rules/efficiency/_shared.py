@@ -68,7 +68,6 @@ class LoopBoundRule(Rule):
 
     analyses = ("loops",)
     family = "efficiency"
-    follow_calls = True
     # Remember the `if` blocks around calls of the module's functions, to tell
     # later whether a helper runs on every iteration (rules that follow calls).
     track_call_sites = True
@@ -152,7 +151,7 @@ class LoopBoundRule(Rule):
                 if id(loop) in candidate.guards.loops:
                     return None
             else:
-                if not self.follow_calls or candidate.guards.frame:
+                if candidate.guards.frame:
                     return None
                 if any(self.site_is_guarded(site.call) for site in repetition.via):
                     continue

@@ -145,17 +145,17 @@ class HostSyncInStepLoop(LoopBoundRule):
                 return
             if self._feeds_environment():
                 return
-            self.record(node, what=f".{method}()")
+            self.record(node)
             return
         qualified = self.ctx.call_name(node)
         if qualified == "builtins.print":
             for arg in node.args:
                 if self._device_value_in(arg.value):
-                    self.record(node, what="print() of a tensor")
+                    self.record(node)
                     return
         elif qualified in ("builtins.float", "builtins.int") and len(node.args) == 1:
             if tensor_evidence(self.ctx, node.args[0].value) and not self._already_on_host(node.args[0].value):
-                self.record(node, what=f"{qualified[9:]}() of a tensor")
+                self.record(node)
 
     def _feeds_environment(self) -> bool:
         """`env.step(action.item())`: the host needs the value to act (RL), the
@@ -216,8 +216,9 @@ class HostSyncInStepLoop(LoopBoundRule):
                     low=TIME_FACTOR_LOW,
                     high=TIME_FACTOR_HIGH,
                     unit="x",
-                    basis="one host sync per step stops host/device overlap: a step takes at most host + device time "
-                    "instead of the larger of the two (PyTorch tuning guide: avoid unnecessary CPU-GPU synchronization)",
+                    basis="one host sync per step stops host/device overlap: a step takes at most host + device "
+                    "time instead of the larger of the two (PyTorch tuning guide: avoid unnecessary CPU-GPU "
+                    "synchronization)",
                     hardware=self.ctx.hardware.key,
                     assumptions=(
                         f"near {TIME_FACTOR_LOW:g}x when GPU kernels dominate the step, up to {TIME_FACTOR_HIGH:g}x "

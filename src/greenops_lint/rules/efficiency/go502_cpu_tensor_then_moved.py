@@ -143,7 +143,9 @@ class CpuTensorThenMoved(Rule):
             return
         inner = func.value
         while (
-            isinstance(inner, cst.Call) and isinstance(inner.func, cst.Attribute) and inner.func.attr.value in _PURE_METHODS
+            isinstance(inner, cst.Call)
+            and isinstance(inner.func, cst.Attribute)
+            and inner.func.attr.value in _PURE_METHODS
         ):
             inner = inner.func.value
         if not isinstance(inner, cst.Call):
@@ -186,7 +188,7 @@ class CpuTensorThenMoved(Rule):
                 basis="PyTorch tuning guide: create tensors directly on the target device; "
                 "profiler ExtraCUDACopyPattern times torch.ones(n).to('cuda') against torch.ones(n, device='cuda')",
                 hardware=self.ctx.hardware.key,
-                assumptions=(("the shape is literal" if numel else "the size is not literal; the probe times the copy"),),
+                assumptions=("the shape is literal" if numel else "the size is not literal; the probe times the copy",),
             ),
             fix=self._fix(node, inner) if factory in self.safe_fix_factories else None,
         )

@@ -138,11 +138,12 @@ class CompileInLoop(LoopBoundRule):
             return
         parent = self.ctx.parent()
         rebinds = None
-        if isinstance(parent, cst.Assign) and len(parent.targets) == 1 and isinstance(parent.targets[0].target, cst.Name):
-            rebinds = parent.targets[0].target.value
-        self.record(
-            node, kind=qualified, wrapped=wrapped.value, rebinds=rebinds, assign=parent, fresh=self._fresh(wrapped.value)
-        )
+        if isinstance(parent, cst.Assign) and len(parent.targets) == 1:
+            target = parent.targets[0].target
+            if isinstance(target, cst.Name):
+                rebinds = target.value
+        fresh = self._fresh(wrapped.value)
+        self.record(node, kind=qualified, wrapped=wrapped.value, rebinds=rebinds, assign=parent, fresh=fresh)
 
     def _fresh(self, value: cst.BaseExpression) -> Optional[cst.CSTNode]:
         """A function object that is new on each iteration: a lambda, a partial,
@@ -234,7 +235,8 @@ class CompileInLoop(LoopBoundRule):
                 continue
             if kind in _TORCH_COMPILERS and not (referenced_names(function.body) & self._variant(loops[0], None, None)):
                 continue
-            self._emit(function, kind, loops[0], "a function defined in the loop is a new object each iteration", statement)
+            reason = "a function defined in the loop is a new object each iteration"
+            self._emit(function, kind, loops[0], reason, statement)
 
     @staticmethod
     def _repeating_loop(candidate: Candidate) -> Optional[LoopInfo]:
