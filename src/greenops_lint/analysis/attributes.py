@@ -611,7 +611,6 @@ def torch_param_count(call: cst.Call, cls: str) -> Optional[int]:
     match = _CONV.match(cls)
     if match and not match.group(1):
         dims = int(match.group(3))
-        transpose = bool(match.group(2))
         n_in, n_out = _arg_int(call, "in_channels", 0), _arg_int(call, "out_channels", 1)
         kernel_arg = get_arg(call, "kernel_size", 2)
         kernel = _sizes(kernel_arg.value, dims) if kernel_arg is not None else None
