@@ -336,15 +336,17 @@ class ConvBiasBeforeBatchNorm(Rule):
         info = analysis.classes.get(cls.name.value)
         if info is None or info.node is not cls or info.kind != "torch" or not analysis.is_analysable(info.name):
             return
-        convs = _group_assignments(analysis, info.name, conv_attr)
-        bns = _group_assignments(analysis, info.name, bn_attr)
+        convs = analysis.group_assignments(info.name, conv_attr)
+        bns = analysis.group_assignments(info.name, bn_attr)
         if not convs or not bns:
             return
         stored = analysis.group_stores(info.name)
         if conv_attr not in stored or bn_attr not in stored:
             return
-        if len(convs) != _group_store_count(analysis, info.name, conv_attr) or len(bns) != _group_store_count(analysis, info.name, bn_attr):
+        if len(convs) != analysis.group_store_count(info.name, conv_attr):
             return  # assigned outside __init__ too
+        if len(bns) != analysis.group_store_count(info.name, bn_attr):
+            return
         conv_infos = [self._conv(value) for value in convs]
         bn_infos = [self._bn(value) for value in bns]
         if any(c is None or c[0] != "torch" for c in conv_infos) or any(b is None or b[0] != "torch" for b in bn_infos):
@@ -358,19 +360,3 @@ class ConvBiasBeforeBatchNorm(Rule):
         if reads[conv_attr] or conv_attr in words:
             return
         self._report(report_at, conv_infos[0][2])
-
-
-
-
-def _group_assignments(analysis, class_name: str, attr: str) -> list[cst.BaseExpression]:
-    values = []
-    for member in analysis._groups[class_name]:
-        for assignment in analysis.classes[member].assigned.get(attr, ()):
-            if assignment.multiple_targets:
-                return []
-            values.append(assignment.value)
-    return values
-
-
-def _group_store_count(analysis, class_name: str, attr: str) -> int:
-    return sum(analysis.classes[m].store_counts[attr] for m in analysis._groups[class_name])
