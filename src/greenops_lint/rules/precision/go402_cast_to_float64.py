@@ -12,7 +12,7 @@ from greenops_lint.analysis.dtypes import is_float64_dtype
 from greenops_lint.analysis.functions import returned_values
 from greenops_lint.analysis.names import LoopItem
 from greenops_lint.analysis.rewrite import replace_with
-from greenops_lint.analysis.tree import is_self_attr
+from greenops_lint.analysis.tree import is_self_attr, last_part
 from greenops_lint.finding import Fix
 from greenops_lint.rule import Invalid, Rule
 from greenops_lint.rules.precision._shared import float32_fix
@@ -123,8 +123,8 @@ class CastToFloat64(Rule):
         if dtype is None or not is_float64_dtype(self.ctx, dtype.value):
             return
         fix = float32_fix(dtype.value)
-        if qualified.startswith(("torch.nn.", "keras.layers.")) and qualified.rsplit(".", 1)[-1][:1].isupper():
-            self._report(node, f"{qualified.rsplit('.', 1)[-1]}(..., dtype=float64) builds a float64 layer", fix)
+        if qualified.startswith(("torch.nn.", "keras.layers.")) and last_part(qualified)[:1].isupper():
+            self._report(node, f"{last_part(qualified)}(..., dtype=float64) builds a float64 layer", fix)
         elif qualified in self._FACTORIES and self._in_model_method():
             self._report(node, f"{qualified}(..., dtype=float64) inside model code creates float64 activations", fix)
 

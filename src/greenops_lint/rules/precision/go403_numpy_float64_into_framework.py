@@ -9,6 +9,7 @@ import libcst as cst
 from greenops_lint.analysis.calls import get_arg
 from greenops_lint.analysis.dtypes import float64_array_source, is_float64_dtype, literal_numel
 from greenops_lint.analysis.rewrite import method_call, with_keyword
+from greenops_lint.analysis.tree import display_name
 from greenops_lint.finding import Fix
 from greenops_lint.rule import Invalid, Rule
 from greenops_lint.savings import extra_bytes_estimate, float64_cost_words, float64_time_factor
@@ -132,7 +133,7 @@ class NumpyFloat64IntoFramework(Rule):
             )
         else:
             estimate = float64_time_factor(hardware)
-        short = name.replace("tensorflow.", "tf.")
+        short = display_name(name)
         self.report(
             node,
             f"{short}() of a float64 NumPy array ({self.ctx.snippet(source, 40)}) makes a float64 tensor "

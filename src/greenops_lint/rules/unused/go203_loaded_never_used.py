@@ -10,6 +10,7 @@ import libcst as cst
 from greenops_lint.analysis.attributes import module_attributes
 from greenops_lint.analysis.calls import get_arg, literal_value
 from greenops_lint.analysis.names import dotted_name
+from greenops_lint.analysis.tree import last_part
 from greenops_lint.analysis.unused_names import is_module_script, module_exports, scope_reads
 from greenops_lint.finding import SavingsEstimate
 from greenops_lint.rule import Invalid, Rule
@@ -242,17 +243,17 @@ class LoadedNeverUsed(Rule):
         if qualified.endswith(".from_pretrained"):
             return self._pretrained_kind(qualified.rsplit(".", 2)[-2]), value
         if qualified.startswith("torchvision.models."):
-            last = qualified.rsplit(".", 1)[-1]
+            last = last_part(qualified)
             if last[:1].islower() and last not in ("get_weight", "get_model_weights", "list_models"):
                 weights = get_arg(value, "weights") or get_arg(value, "pretrained")
                 loads = weights is not None and literal_value(weights.value) not in (None, False)
                 return ("model" if loads else "built"), value
             return None
         if qualified.startswith("torch.optim.lr_scheduler."):
-            last = qualified.rsplit(".", 1)[-1]
+            last = last_part(qualified)
             return ("scheduler", value) if last[:1].isupper() else None
         if qualified.startswith("torch.optim."):
-            last = qualified.rsplit(".", 1)[-1]
+            last = last_part(qualified)
             return ("optimizer", value) if last[:1].isupper() and "." not in qualified[len("torch.optim."):] else None
         if _SCHEDULE_FACTORIES.match(qualified):
             return "scheduler", value
