@@ -35,7 +35,14 @@ from typing import Callable, ClassVar, Iterable, Iterator, Optional, Sequence
 import libcst as cst
 
 from greenops_lint.analysis.guards import is_guard
-from greenops_lint.analysis.loops import CallSite, FrameNode, LoopInfo, Repetition, describe_repetition, referenced_names
+from greenops_lint.analysis.loops import (
+    CallSite,
+    FrameNode,
+    LoopInfo,
+    Repetition,
+    describe_repetition,
+    referenced_names,
+)
 from greenops_lint.analysis.names import BUILTIN_NAMES
 from greenops_lint.rule import Rule
 
@@ -45,6 +52,8 @@ _FRAME_TYPES = (cst.FunctionDef, cst.Lambda)
 
 # (ancestor, its child on the path down to the candidate), innermost first.
 Path = Sequence[tuple[cst.CSTNode, cst.CSTNode]]
+# guard(node, child, variant names of the loops around) -> is `node` a guard on this path?
+GuardPredicate = Callable[[cst.CSTNode, cst.CSTNode, set[str]], bool]
 
 
 @dataclass
@@ -89,7 +98,7 @@ def variant_names(loops: Iterable[LoopInfo]) -> set[str]:
     return names
 
 
-def scan_guards(path: Path, loops: tuple[LoopInfo, ...], guard: Callable[[cst.CSTNode, cst.CSTNode, set[str]], bool]) -> Guards:
+def scan_guards(path: Path, loops: tuple[LoopInfo, ...], guard: GuardPredicate) -> Guards:
     """Judge the ancestors on `path` (innermost first, up to the function) with
     `guard(node, child, variant)`: a guard encloses every loop above it."""
     found = Guards()
@@ -200,7 +209,9 @@ class CandidateRule(Rule):
     def repetitions(self, candidate: Candidate) -> Iterable[Repetition]:
         return self.ctx.loops.repetitions(candidate.direct, candidate.frame)
 
-    def repetition(self, candidate: Candidate, accept: Optional[Callable[[LoopInfo], bool]] = None) -> Optional[Repetition]:
+    def repetition(
+        self, candidate: Candidate, accept: Optional[Callable[[LoopInfo], bool]] = None
+    ) -> Optional[Repetition]:
         """The first loop that runs the candidate again on every iteration, doing
         the same work, of a kind `accept` (default: `loop_kinds`) takes."""
         variant: set[str] = set()

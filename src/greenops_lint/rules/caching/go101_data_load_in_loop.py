@@ -178,7 +178,7 @@ class DataLoadInLoop(RepeatedWorkRule):
         if first is None:
             return None
         value = first.value
-        if isinstance(value, cst.Call) and self.ctx.call_name(value) == "builtins.open" and value.args:
+        if self._is_open(value) and value.args:
             value = value.args[0].value  # json.load(open(path))
         return self.ctx.module.code_for_node(value)
 
@@ -190,8 +190,8 @@ class DataLoadInLoop(RepeatedWorkRule):
             arg = get_arg(node, None, 0)
         elif qualified in _WRITERS_SECOND_ARG:
             arg = get_arg(node, None, 1)
-            if arg is not None and isinstance(arg.value, cst.Call) and self.ctx.call_name(arg.value) == "builtins.open" and arg.value.args:
-                arg = arg.value.args[0]
+            if arg is not None and self._is_open(arg.value) and arg.value.args:
+                arg = arg.value.args[0]  # json.dump(obj, open(path, "w"))
         elif qualified == "builtins.open":
             mode = get_arg(node, "mode", 1)
             if mode is None or not any(c in str(literal_value(mode.value)) for c in "wax+"):
@@ -219,7 +219,10 @@ class DataLoadInLoop(RepeatedWorkRule):
 
     def _inline_open(self, node: cst.Call) -> bool:
         first = get_arg(node, None, 0)
-        return first is not None and isinstance(first.value, cst.Call) and self.ctx.call_name(first.value) == "builtins.open"
+        return first is not None and self._is_open(first.value)
+
+    def _is_open(self, node: cst.BaseExpression) -> bool:
+        return isinstance(node, cst.Call) and self.ctx.call_name(node) == "builtins.open"
 
     def emit(self, candidate: Candidate, repetition: Repetition) -> None:
         self.report(
@@ -269,7 +272,8 @@ def _assignments_of(block: cst.CSTNode, name: str) -> int:
         node = stack.pop()
         if isinstance(node, cst.AssignTarget) and isinstance(node.target, cst.Name) and node.target.value == name:
             count += 1
-        elif isinstance(node, (cst.AugAssign, cst.AnnAssign, cst.For, cst.NamedExpr)) and name in referenced_names(node.target):
-            count += 2  # assigned another way too: leave the loop alone
+        elif isinstance(node, (cst.AugAssign, cst.AnnAssign, cst.For, cst.NamedExpr)):
+            if name in referenced_names(node.target):
+                count += 2  # assigned another way too: leave the loop alone
         stack.extend(children(node))
     return count

@@ -10,6 +10,7 @@ from greenops_lint.analysis.calls import get_arg, literal_value
 from greenops_lint.analysis.candidates import Candidate, bound_arguments
 from greenops_lint.analysis.loops import LoopInfo, Repetition
 from greenops_lint.analysis.rewrite import with_keyword
+from greenops_lint.analysis.tree import is_self_attr
 from greenops_lint.finding import Fix
 from greenops_lint.rule import Invalid
 from greenops_lint.rules.caching._shared import RepeatedWorkRule
@@ -230,6 +231,6 @@ def _param_names(function: cst.FunctionDef) -> set[str]:
 def _target_key(node: cst.BaseExpression) -> Optional[str]:
     if isinstance(node, cst.Name):
         return node.value
-    if isinstance(node, cst.Attribute) and isinstance(node.value, cst.Name) and node.value.value == "self":
+    if is_self_attr(node):
         return f"self.{node.attr.value}"
     return None
