@@ -49,21 +49,6 @@ def test_float64_time_factor_against_hand_computed_ratios(hardware, high):
     assert estimate.basis
 
 
-def test_epoch_loop_count_gives_the_repeated_work():
-    source = """\
-    import pandas as pd
-    def train(model, loader, opt, epochs=30):
-        for epoch in range(epochs):
-            df = pd.read_csv("train.csv")
-            for x in loader:
-                model(x).backward()
-                opt.step()
-    """
-    (finding,) = [f for f in lint_source(source) if f.code == "GO101"]
-    assert (finding.estimate.metric, finding.estimate.low, finding.estimate.high) == ("repeated_work", 29.0, 29.0)
-    assert "30 iterations" in finding.message
-
-
 def test_every_default_rule_fixture_finding_has_an_estimate(cli):
     import json
 
