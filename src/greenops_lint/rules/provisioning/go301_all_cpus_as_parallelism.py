@@ -9,6 +9,7 @@ import libcst as cst
 
 from greenops_lint.analysis.calls import get_arg
 from greenops_lint.analysis.parallelism import host_cpu_source, is_cpu_count_call, literal_str
+from greenops_lint.analysis.tree import display_name
 from greenops_lint.finding import Fix
 from greenops_lint.rule import Invalid, Rule, RuleOption
 from greenops_lint.rules.provisioning._shared import (
@@ -33,14 +34,14 @@ _THREAD_KEYWORDS = frozenset({"intra_op_parallelism_threads", "inter_op_parallel
 # `workers=` only means loader workers on training/inference entry points
 # (Keras fit, Ultralytics train); elsewhere (web servers) it is something else.
 _WORKERS_METHODS = frozenset({"fit", "fit_generator", "train", "evaluate", "predict", "val"})
-_THREAD_SETTERS = {
-    "torch.set_num_threads": "torch.set_num_threads",
-    "torch.set_num_interop_threads": "torch.set_num_interop_threads",
-    "tensorflow.config.threading.set_intra_op_parallelism_threads":
-        "tf.config.threading.set_intra_op_parallelism_threads",
-    "tensorflow.config.threading.set_inter_op_parallelism_threads":
-        "tf.config.threading.set_inter_op_parallelism_threads",
-}
+_THREAD_SETTERS = frozenset(
+    {
+        "torch.set_num_threads",
+        "torch.set_num_interop_threads",
+        "tensorflow.config.threading.set_intra_op_parallelism_threads",
+        "tensorflow.config.threading.set_inter_op_parallelism_threads",
+    }
+)
 _THREAD_ENV = frozenset(
     {
         "OMP_NUM_THREADS",
@@ -236,7 +237,7 @@ class AllCpusAsParallelism(Rule):
         if name in _THREAD_SETTERS:
             arg = get_arg(node, "num_threads", 0) or get_arg(node, "num", 0)
             if arg is not None:
-                self._check(arg.value, node, _THREAD_SETTERS[name], "setter")
+                self._check(arg.value, node, display_name(name), "setter")
             return
         if name in ("os.environ.setdefault", "os.putenv"):
             key, value = get_arg(node, None, 0), get_arg(node, None, 1)
