@@ -77,7 +77,7 @@ def test_go301_capped_reduced_and_unknown_counts_are_not_flagged(expr):
 
 
 def test_go301_borderline_max_one_minus_two_is_documented():
-    from greenops_lint.rules.provisioning import AllCpusAsParallelism
+    from greenops_lint.rules.provisioning.go301_all_cpus_as_parallelism import AllCpusAsParallelism
 
     assert "max(1, os.cpu_count() - 2)" in AllCpusAsParallelism.doc()
 
@@ -376,6 +376,37 @@ def test_every_go3_rule_has_three_invalid_and_three_valid_examples():
         assert len(invalid) >= 3 and len(valid) >= 3, rule.code
         for snippet in invalid:
             assert any(t in snippet for t in rule.tokens), (rule.code, snippet)
+
+
+def test_every_go3_rule_pins_an_invalid_example():
+    for rule in (r for r in load_rules().rules.values() if r.family == "provisioning"):
+        pinned = [e for e in rule.invalid_examples() if e.line is not None and e.message is not None]
+        assert pinned, rule.code
+        if rule.fixable:
+            assert any(e.fixed is not None for e in pinned), rule.code
+
+
+def test_estimate_sections_quote_the_estimate_constants():
+    """The figures a page documents are the constants the estimates use."""
+    from greenops_lint.rules.provisioning import _shared as shared
+    from greenops_lint.rules.provisioning import go304_oversized_worker_settings as go304
+    from greenops_lint.rules.provisioning import go306_pad_to_max_length as go306
+
+    rules = load_rules().rules
+    worker = f"{shared.WORKER_TIME_LOW:.1f}-{shared.WORKER_TIME_HIGH:.1f}x data-loading time"
+    memory = f"{shared.WORKER_MEMORY_LOW:g}-{shared.WORKER_MEMORY_HIGH:g}x the memory"
+    threads = f"{shared.THREAD_TIME_HIGH:g}x"
+    expected = {
+        "GO301": [worker, memory, f"{threads} CPU compute time"],
+        "GO302": [f"{threads} search time"],
+        "GO303": [f"{threads} CPU compute time"],
+        "GO304": [worker, f"prefetch_factor / {go304.TORCH_PREFETCH_FACTOR} times"],
+        "GO306": [f"{go306.PAD_TIME_LOW:.1f}-{go306.PAD_TIME_HIGH:.1f}x step time"],
+    }
+    for code, figures in expected.items():
+        section = " ".join(rules[code].section("Estimate").split())
+        for figure in figures:
+            assert figure in section, (code, figure)
 
 
 def test_go305_loader_only_used_through_next_iter_is_not_training():

@@ -25,6 +25,7 @@ import libcst as cst
 
 from greenops_lint.analysis.calls import NOT_LITERAL, get_arg, literal_value
 from greenops_lint.analysis.functions import returned_values
+from greenops_lint.walker import children
 
 if TYPE_CHECKING:  # pragma: no cover
     from greenops_lint.context import FileContext
@@ -45,8 +46,6 @@ CPU_COUNT_FUNCTIONS = frozenset(
 
 _WRAPPERS = frozenset({"builtins.int", "builtins.str", "builtins.round", "builtins.abs", "math.ceil", "math.floor", "numpy.int64"})
 _MAX_DEPTH = 6
-
-
 
 
 def is_cpu_count_call(ctx: "FileContext", node: cst.Call) -> bool:
@@ -168,12 +167,12 @@ def literal_str(ctx: "FileContext", node: cst.BaseExpression, depth: int = 0) ->
     return None
 
 
-def all_cores_jobs(ctx: "FileContext", node: cst.BaseExpression, depth: int = 0) -> Optional[str]:
+def all_cores_jobs(ctx: "FileContext", node: cst.BaseExpression) -> Optional[str]:
     """'-1' or the CPU-count source when an `n_jobs`-style value means every
     core; None otherwise."""
     if literal_int(ctx, node) == -1:
         return "-1"
-    return host_cpu_source(ctx, node, depth)
+    return host_cpu_source(ctx, node)
 
 
 def parallel_jobs(ctx: "FileContext", node: Optional[cst.Arg]) -> Optional[str]:
@@ -197,5 +196,5 @@ def _mentions_cpu_count(ctx: "FileContext", node: cst.BaseExpression) -> bool:
         if isinstance(current, cst.Call) and is_cpu_count_call(ctx, current):
             return True
         if isinstance(current, (cst.Call, cst.BinaryOperation, cst.Arg)):
-            stack.extend(c for c in current.children if isinstance(c, (cst.BaseExpression, cst.Arg)))
+            stack.extend(c for c in children(current) if isinstance(c, (cst.BaseExpression, cst.Arg)))
     return False

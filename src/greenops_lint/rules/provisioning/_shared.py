@@ -1,0 +1,309 @@
+"""What only the provisioning rules share: the two estimates, the keywords that
+size a pool, loader-like callees and nested-parallelism detection.
+
+What any rule may use lives in `analysis/` (`analysis/parallelism.py` says what
+a count evaluates to); this module holds the GO3xx vocabulary on top of it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Optional
+
+import libcst as cst
+
+from greenops_lint.analysis.calls import get_arg, literal_value
+from greenops_lint.analysis.functions import called_function
+from greenops_lint.analysis.parallelism import all_cores_jobs, parallel_jobs
+from greenops_lint.analysis.tree import last_part
+from greenops_lint.finding import SavingsEstimate
+from greenops_lint.walker import children
+
+if TYPE_CHECKING:  # pragma: no cover
+    from greenops_lint.context import FileContext
+
+# -- estimates -----------------------------------------------------------------
+# Worker counts past the CPUs the job has (the `## Estimate` sections of GO301
+# and GO304 quote these). Measured here: a fork-based DataLoader stand-in pinned
+# to 2 CPUs was never faster with 8 workers (cpu_count() of an 8-CPU host)
+# than with 2, took up to 1.4x as long and used 1.3-1.5x the memory.
+MEASURED_CPUS = 2
+MEASURED_WORKERS = 8
+WORKER_TIME_LOW = 1.0
+WORKER_TIME_HIGH = 1.4
+WORKER_MEMORY_LOW = 1.3
+WORKER_MEMORY_HIGH = 1.5
+
+# Thread pools sized to the host (GO301-GO303): xgboost sizing its threads to
+# the host in a 1-CPU container took 28 s instead of 0.3 s (dmlc/xgboost#7653).
+XGBOOST_QUOTA_SECONDS = 28.0
+XGBOOST_ONE_THREAD_SECONDS = 0.3
+THREAD_TIME_LOW = 1.0
+THREAD_TIME_HIGH = float(round(XGBOOST_QUOTA_SECONDS / XGBOOST_ONE_THREAD_SECONDS))  # 93x
+
+
+def worker_estimate(ctx: "FileContext") -> SavingsEstimate:
+    return SavingsEstimate(
+        metric="time_factor",
+        low=WORKER_TIME_LOW,
+        high=WORKER_TIME_HIGH,
+        unit="x data-loading time",
+        basis=f"measured here: a fork-based loader pinned to {MEASURED_CPUS} CPUs with {MEASURED_WORKERS} workers "
+        f"(cpu_count() of an {MEASURED_WORKERS}-CPU host) was never faster than with {MEASURED_CPUS} and took up to "
+        f"{WORKER_TIME_HIGH:g}x as long, using {WORKER_MEMORY_LOW:g}-{WORKER_MEMORY_HIGH:g}x the memory",
+        hardware=ctx.hardware.key,
+        assumptions=("the job gets fewer CPUs than the host has (a container quota, several ranks or jobs)",),
+    )
+
+
+def thread_estimate(ctx: "FileContext", unit: str = "x CPU compute time") -> SavingsEstimate:
+    return SavingsEstimate(
+        metric="time_factor",
+        low=THREAD_TIME_LOW,
+        high=THREAD_TIME_HIGH,
+        unit=unit,
+        basis="no slowdown on a dedicated machine; xgboost sizing its threads to the host in a 1-CPU container "
+        f"took {XGBOOST_QUOTA_SECONDS:g} s instead of {XGBOOST_ONE_THREAD_SECONDS:g} s (dmlc/xgboost#7653); "
+        "scikit-learn's docs warn of the same oversubscription",
+        hardware=ctx.hardware.key,
+        assumptions=("the job shares the host or runs under a CPU quota",),
+    )
+
+
+# -- worker keywords and loader-like callees --------------------------------------
+
+# Keywords that size a pool of worker processes.
+PROCESS_KEYWORDS = frozenset(
+    {
+        "num_workers",
+        "n_workers",
+        "dataloader_num_workers",
+        "num_proc",
+        "dataset_num_proc",
+        "preprocessing_num_workers",
+    }
+)
+# `num_workers=` / `n_workers=` are generic names (thread pools, dask, job
+# runners): they count as loader workers only on a loader-like callee.
+GENERIC_WORKER_KEYWORDS = frozenset({"num_workers", "n_workers"})
+_LOADER_CALLEE = re.compile(r"loader|datamodule|data_module|dataset", re.IGNORECASE)
+_POOL_NAMES = frozenset(
+    {"workers", "num_threads", "n_threads", "nthreads", "threads", "loader_workers", "data_workers"}
+)
+
+
+def identifier(node: cst.BaseExpression) -> Optional[str]:
+    """`x` for `x` and for `obj.x`; None for anything else."""
+    if isinstance(node, cst.Name):
+        return node.value
+    if isinstance(node, cst.Attribute):
+        return node.attr.value
+    return None
+
+
+def method_name(node: cst.Call) -> Optional[str]:
+    """`fit` for `model.fit(...)`; None for a call of a plain name."""
+    return node.func.attr.value if isinstance(node.func, cst.Attribute) else None
+
+
+def loader_like_call(ctx: "FileContext", node: cst.Call) -> bool:
+    """A DataLoader, a data module or a loader factory (`build_dataloader`,
+    `get_train_loader`), also wrapped in `functools.partial`."""
+    name = ctx.call_name(node)
+    if name == "functools.partial":
+        target = get_arg(node, None, 0)
+        if target is None:
+            return False
+        label = ctx.qualified_name(target.value) or identifier(target.value) or ""
+        return bool(_LOADER_CALLEE.search(label))
+    label = name or identifier(node.func) or ""
+    return bool(_LOADER_CALLEE.search(last_part(label)))
+
+
+def names_a_pool(name: str) -> bool:
+    """A parameter, option or field named like a worker or thread count."""
+    lowered = name.lower()
+    return (
+        lowered in PROCESS_KEYWORDS
+        or lowered in _POOL_NAMES
+        or lowered.endswith(("_workers", "_num_workers", "_num_threads", "_threads"))
+    )
+
+
+def option_names(node: cst.Call) -> list[str]:
+    """The option strings of `parser.add_argument("--num-workers", "-j", ...)`,
+    as identifiers (`num_workers`, `j`)."""
+    names = []
+    for arg in node.args:
+        if arg.keyword is None and not arg.star:
+            value = literal_value(arg.value)
+            if isinstance(value, str):
+                names.append(value.lstrip("-").replace("-", "_").lower())
+    return names
+
+
+# -- nested parallelism (GO302 reports it, GO303 leaves it to GO302) ----------------
+
+# Meta-estimators and utilities that fit or score their estimator in parallel
+# when their own `n_jobs` is not 1.
+_PARALLEL_META = frozenset(
+    {
+        "sklearn.model_selection.GridSearchCV",
+        "sklearn.model_selection.RandomizedSearchCV",
+        "sklearn.model_selection.HalvingGridSearchCV",
+        "sklearn.model_selection.HalvingRandomSearchCV",
+        "sklearn.model_selection.cross_val_score",
+        "sklearn.model_selection.cross_validate",
+        "sklearn.model_selection.cross_val_predict",
+        "sklearn.model_selection.learning_curve",
+        "sklearn.model_selection.validation_curve",
+        "sklearn.model_selection.permutation_test_score",
+        "sklearn.feature_selection.RFECV",
+        "sklearn.feature_selection.SequentialFeatureSelector",
+        "sklearn.ensemble.BaggingClassifier",
+        "sklearn.ensemble.BaggingRegressor",
+        "sklearn.ensemble.VotingClassifier",
+        "sklearn.ensemble.VotingRegressor",
+        "sklearn.ensemble.StackingClassifier",
+        "sklearn.ensemble.StackingRegressor",
+        "sklearn.multiclass.OneVsRestClassifier",
+        "sklearn.multiclass.OneVsOneClassifier",
+        "sklearn.multiclass.OutputCodeClassifier",
+        "sklearn.multioutput.MultiOutputClassifier",
+        "sklearn.multioutput.MultiOutputRegressor",
+        "sklearn.inspection.permutation_importance",
+        "sklearn.experimental.enable_halving_search_cv.HalvingGridSearchCV",
+    }
+)
+ESTIMATOR_ROOTS = ("sklearn.", "xgboost.", "lightgbm.", "catboost.", "imblearn.", "joblib.")
+# Constructor keywords that size an estimator's own thread or process pool.
+JOBS_KEYWORDS = ("n_jobs", "nthread", "num_threads", "thread_count", "n_threads")
+_INNER_MAX_DEPTH = 6
+
+
+@dataclass
+class Nested:
+    outer_name: str
+    outer_call: cst.Call
+    outer_jobs: cst.Arg
+    outer_jobs_text: str
+    inner_call: cst.Call
+    inner_jobs: cst.Arg
+    inner_jobs_text: str
+
+
+def nested_parallelism(ctx: "FileContext", node: cst.Call) -> Optional[Nested]:
+    """`GridSearchCV(RandomForestClassifier(n_jobs=-1), ..., n_jobs=-1)` and
+    `Parallel(n_jobs=-1)(delayed(fit)(XGBClassifier(n_jobs=-1)) ...)`."""
+    func = node.func
+    if isinstance(func, cst.Call) and ctx.call_name(func) == "joblib.Parallel":
+        jobs = get_arg(func, "n_jobs", 0)
+        jobs_text = parallel_jobs(ctx, jobs)
+        if jobs is None or jobs_text is None:
+            return None
+        for arg in node.args:
+            hit = _find_inner(ctx, arg.value, 0, set())
+            if hit is not None:
+                return Nested("joblib.Parallel", func, jobs, jobs_text, *hit)
+        return None
+    name = ctx.call_name(node)
+    if name not in _PARALLEL_META:
+        return None
+    jobs = get_arg(node, "n_jobs")
+    jobs_text = parallel_jobs(ctx, jobs)
+    if jobs is None or jobs_text is None:
+        return None
+    estimator = get_arg(node, "estimator", 0) or get_arg(node, "base_estimator") or get_arg(node, "estimators")
+    if estimator is None:
+        return None
+    hit = _find_inner(ctx, estimator.value, 0, set())
+    if hit is None:
+        return None
+    return Nested(name, node, jobs, jobs_text, *hit)
+
+
+_Hit = tuple[cst.Call, cst.Arg, str]
+
+
+def _estimator_jobs(ctx: "FileContext", call: cst.Call) -> Optional[tuple[cst.Arg, str]]:
+    """The all-cores jobs argument of an estimator constructor of a known library."""
+    name = ctx.call_name(call)
+    if name is None or not name.startswith(ESTIMATOR_ROOTS) or name in ("joblib.Parallel", "joblib.delayed"):
+        return None
+    for keyword in JOBS_KEYWORDS:
+        arg = get_arg(call, keyword)
+        if arg is not None:
+            text = all_cores_jobs(ctx, arg.value)
+            if text is not None:
+                return arg, text
+    return None
+
+
+def _find_inner(ctx: "FileContext", node: cst.CSTNode, depth: int, seen: set[int]) -> Optional[_Hit]:
+    """An estimator with all-cores n_jobs inside the expression an outer
+    parallel call runs: inline, bound to a name earlier, inside a pipeline or
+    a list of (name, estimator) pairs, or built by a function passed to
+    `joblib.delayed`."""
+    if depth > _INNER_MAX_DEPTH or id(node) in seen:
+        return None
+    seen.add(id(node))
+    if isinstance(node, cst.Call):
+        found = _estimator_jobs(ctx, node)
+        if found is not None:
+            return node, found[0], found[1]
+        func = node.func
+        # joblib: delayed(fit_one)(...) -> look inside fit_one too.
+        if isinstance(func, cst.Call) and ctx.call_name(func) == "joblib.delayed":
+            target = get_arg(func, None, 0)
+            if target is not None:
+                hit = _find_in_function(ctx, target.value)
+                if hit is not None:
+                    return hit
+        name = ctx.call_name(node)
+        if name is not None and not name.startswith(ESTIMATOR_ROOTS) and name != "builtins.list":
+            return None  # an unrelated call: its arguments are not run in parallel here
+        for arg in node.args:
+            if arg.star:
+                continue
+            hit = _find_inner(ctx, arg.value, depth + 1, seen)
+            if hit is not None:
+                return hit
+        return None
+    if isinstance(node, (cst.List, cst.Tuple, cst.Set)):
+        for element in node.elements:
+            hit = _find_inner(ctx, element.value, depth + 1, seen)
+            if hit is not None:
+                return hit
+        return None
+    if isinstance(node, (cst.GeneratorExp, cst.ListComp)):
+        return _find_inner(ctx, node.elt, depth + 1, seen)
+    if isinstance(node, (cst.Name, cst.Attribute)):
+        value = ctx.value_of(node)
+        if isinstance(value, cst.BaseExpression):
+            return _find_inner(ctx, value, depth + 1, seen)
+    return None
+
+
+def _find_in_function(ctx: "FileContext", target: cst.BaseExpression) -> Optional[_Hit]:
+    """An all-cores estimator built in the body of the module function that
+    `joblib.delayed` wraps (literal values only: its own names are not in scope)."""
+    if not isinstance(target, cst.Name):
+        return None
+    function = called_function(ctx, cst.Call(func=target))
+    if function is None:
+        return None
+    stack: list[cst.CSTNode] = [function.body]
+    while stack:
+        current = stack.pop()
+        if isinstance(current, cst.Call):
+            name = ctx.call_name(current)
+            if name is not None and name.startswith(ESTIMATOR_ROOTS):
+                for keyword in JOBS_KEYWORDS:
+                    arg = get_arg(current, keyword)
+                    if arg is not None and literal_value(arg.value) == -1:
+                        return current, arg, "-1"
+        if isinstance(current, (cst.FunctionDef, cst.ClassDef, cst.Lambda)):
+            continue  # nested definitions run at another time
+        stack.extend(reversed(children(current)))
+    return None

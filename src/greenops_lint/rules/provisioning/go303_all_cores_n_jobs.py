@@ -1,0 +1,127 @@
+"""GO303: a single-level scikit-learn / joblib / GBDT job on every core (off by default)."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import libcst as cst
+
+from greenops_lint.analysis.calls import get_arg
+from greenops_lint.analysis.parallelism import all_cores_jobs
+from greenops_lint.analysis.tree import last_part
+from greenops_lint.rule import Invalid, Rule
+from greenops_lint.rules.provisioning._shared import (
+    ESTIMATOR_ROOTS,
+    JOBS_KEYWORDS,
+    nested_parallelism,
+    thread_estimate,
+)
+
+# The estimate is the family's `thread_estimate` (constants in `_shared.py`,
+# quoted by the `## Estimate` section).
+_MESSAGE = (
+    "{what} uses every core the library can see, which on a shared host or under a CPU quota takes the cores "
+    "of everything else; set an explicit, configurable count"
+)
+
+
+class AllCoresNJobs(Rule):
+    """Runs a single-level scikit-learn / joblib / GBDT job on every core.
+
+    ## What it does
+    Flags `n_jobs=-1` or `n_jobs=os.cpu_count()` (also xgboost `nthread=`,
+    lightgbm `num_threads=`, catboost `thread_count=-1`) in calls to
+    scikit-learn, joblib, xgboost, lightgbm, catboost and imbalanced-learn,
+    when GO302 does not already report the same call as part of nested
+    parallelism. Off by default and at info level: run it when the code is
+    meant for shared machines (CI runners, notebook servers, Kubernetes pods
+    with CPU limits). Enable with `extend-select = ["GO303"]`.
+
+    Not flagged: `n_jobs=1`, a small fixed count, `None`/absent (the library's
+    own default, even where that is all cores: the rule reports explicit
+    choices only), values from config, and calls of other libraries.
+
+    ## Why is this bad
+    On a dedicated machine all cores is often right. On a shared one the job
+    takes the cores of every other process, and libraries that count the
+    host's CPUs instead of the container's CPU quota oversubscribe badly:
+    xgboost with `n_jobs=-1` in a 1-CPU container on a 16-CPU host took 28 s
+    instead of 0.3 s with `n_jobs=1` (dmlc/xgboost#7653). joblib's own loky
+    backend reads cgroup quotas; OpenMP-based libraries may not.
+
+    ## Fix
+    Pass an explicit count from configuration (`n_jobs=args.jobs`, default a
+    few cores), or cap with `threadpoolctl.threadpool_limits` around the call.
+
+    ## Estimate
+    As GO302: 1.0x on a dedicated machine, up to 93x CPU compute time under
+    a CPU quota.
+    """
+
+    code = "GO303"
+    name = "all-cores-n-jobs"
+    family = "provisioning"
+    severity = "info"
+    default_enabled = False
+    tokens = ("n_jobs", "thread_count", "nthread", "num_threads")
+    INVALID = [
+        Invalid(
+            """
+            from sklearn.ensemble import RandomForestClassifier
+            clf = RandomForestClassifier(n_estimators=500, n_jobs=-1).fit(X, y)
+            """,
+            line=2,
+            message="RandomForestClassifier(n_jobs=-1) uses every core the library can see",
+        ),
+        """
+        import lightgbm as lgb
+        model = lgb.LGBMRegressor(num_leaves=63, n_jobs=-1)
+        """,
+        """
+        from catboost import CatBoostClassifier
+        model = CatBoostClassifier(iterations=500, thread_count=-1)
+        """,
+    ]
+    VALID = [
+        """
+        from sklearn.ensemble import RandomForestClassifier
+        clf = RandomForestClassifier(n_estimators=500, n_jobs=4).fit(X, y)
+        """,
+        """
+        from sklearn.ensemble import RandomForestClassifier
+        from sklearn.model_selection import GridSearchCV
+        search = GridSearchCV(RandomForestClassifier(n_jobs=-1), {"max_depth": [4, 8]}, n_jobs=-1)
+        """,
+        """
+        import xgboost as xgb
+        model = xgb.XGBClassifier(n_jobs=args.jobs)
+        """,
+    ]
+
+    def __init__(self, ctx, options=None) -> None:
+        super().__init__(ctx, options)
+        self.candidates: list[tuple[cst.Arg, Optional[cst.CSTNode], str]] = []
+        self.covered: set[int] = set()
+
+    def visit_Call(self, node: cst.Call) -> None:
+        nested = nested_parallelism(self.ctx, node)
+        if nested is not None:
+            self.covered.update((id(nested.inner_jobs), id(nested.outer_jobs)))
+        name = self.ctx.call_name(node)
+        if name is None or not name.startswith(ESTIMATOR_ROOTS) or name == "joblib.delayed":
+            return
+        for keyword in JOBS_KEYWORDS:
+            arg = get_arg(node, keyword, 0 if name == "joblib.Parallel" and keyword == "n_jobs" else None)
+            if arg is None:
+                continue
+            text = all_cores_jobs(self.ctx, arg.value)
+            if text is not None:
+                what = f"{last_part(name)}({keyword}={text})"
+                self.candidates.append((arg, self.ctx.enclosing_statement(), what))
+
+    def leave_Module(self, node: cst.Module) -> None:
+        # Reported at the end: a later GridSearchCV can make an earlier
+        # estimator part of nested parallelism (GO302 then reports it).
+        for arg, statement, what in self.candidates:
+            if id(arg) not in self.covered:
+                self.report(arg, _MESSAGE.format(what=what), thread_estimate(self.ctx), statement=statement)
