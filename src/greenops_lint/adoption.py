@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 
-from greenops_lint.fileio import atomic_write
+from greenops_lint.fileio import rewrite_in_place
 from greenops_lint.finding import Finding
 from greenops_lint.noqa import add_noqa_comments
 from greenops_lint.source import decode, parse_python
@@ -43,9 +43,16 @@ def add_noqa(path: str, findings: list[Finding]) -> int:
             parse_python(text, path)
         except SyntaxError as exc:  # pragma: no cover - a guard, not expected
             raise AdoptionError(f"{path}: adding noqa comments would break the file ({exc.msg}); left unchanged") from None
-        bom = "\ufeff" if source.encoding == "utf-8-sig" else ""
-        atomic_write(path, (bom + text).encode(source.encoding.replace("-sig", "")) if bom else text.encode(source.encoding))
+        if _encode(source, source.text) != raw:
+            raise AdoptionError(f"{path}: the {source.encoding} codec does not give the file's bytes back; left unchanged")
+        rewrite_in_place(path, raw, _encode(source, text))
     return changed
+
+
+def _encode(source, text: str) -> bytes:
+    if source.encoding == "utf-8-sig":
+        return b"\xef\xbb\xbf" + text.encode("utf-8")
+    return text.encode(source.encoding)
 
 
 def _add_noqa_notebook(path: str, raw: bytes, findings: list[Finding]) -> int:

@@ -26,7 +26,7 @@ from greenops_lint.config import (
 from greenops_lint.discovery import discover
 from greenops_lint.docs import render_page, write_pages
 from greenops_lint.engine import INTERNAL_ERROR, default_jobs, lint_files
-from greenops_lint.fileio import atomic_write
+from greenops_lint.fileio import WriteSkipped, atomic_write
 from greenops_lint.finding import Finding
 from greenops_lint.plugins import RuleRegistry, load_rules, warn
 from greenops_lint.report import FORMATTERS
@@ -185,6 +185,10 @@ def _add_noqa(results, quiet: bool) -> None:
             continue
         try:
             changed = add_noqa(result.path, result.findings)
+        except WriteSkipped as exc:
+            click.echo(f"greenops-lint: error: {result.path}: --add-noqa skipped this file: {exc}", err=True)
+            failed = True
+            continue
         except (AdoptionError, OSError, ValueError) as exc:
             click.echo(f"greenops-lint: error: {exc}", err=True)
             failed = True

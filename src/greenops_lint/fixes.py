@@ -22,7 +22,7 @@ import libcst as cst
 
 from greenops_lint.config import Config
 from greenops_lint.engine import INTERNAL_ERROR, FileResult, Linter
-from greenops_lint.fileio import atomic_write
+from greenops_lint.fileio import WriteSkipped, rewrite_in_place
 from greenops_lint.finding import Finding, Fix
 from greenops_lint.rule import Rule
 from greenops_lint.source import SourceError, SourceFile, decode, read_bytes
@@ -125,9 +125,14 @@ def fix_source(linter: Linter, path: str, raw: bytes, unsafe: bool) -> FixOutcom
             outcome.applied = [finding for finding, _ in fixes]
         text = new_text
     if text != source.text:
+        text = _keep_final_newline(source.text, text)
         try:
+            if source.cells is None and _encode(source, source.text) != raw:
+                # A codec such as unicode_escape: the bytes written back would
+                # not be the file's lines (newlines would become `\n`).
+                raise ValueError(f"the {source.encoding} codec does not give the file's bytes back")
             outcome.fixed = _encode(source, text)
-        except (ValueError, UnicodeEncodeError) as exc:
+        except (ValueError, UnicodeError, LookupError) as exc:
             outcome.error = f"cannot write the fixed file back: {exc}; the file was not changed"
             outcome.result = _with_error(linter.lint_bytes(path, raw), path, outcome.error)
             return outcome
@@ -135,9 +140,17 @@ def fix_source(linter: Linter, path: str, raw: bytes, unsafe: bool) -> FixOutcom
     return outcome
 
 
-def _with_error(result: FileResult, path: str, message: str) -> FileResult:
+def _keep_final_newline(before: str, after: str) -> str:
+    """LibCST drops a CR-only file's final newline: put the original's back."""
+    for ending in ("\r\n", "\n", "\r"):
+        if before.endswith(ending):
+            return after if after.endswith(("\n", "\r")) else after + ending
+    return after
+
+
+def _with_error(result: FileResult, path: str, message: str, prefix: str = "internal error in --fix: ") -> FileResult:
     result.findings.append(
-        Finding(path, 1, 1, 1, 1, INTERNAL_ERROR, "internal-error", "core", f"internal error in --fix: {message}", "error")
+        Finding(path, 1, 1, 1, 1, INTERNAL_ERROR, "internal-error", "core", f"{prefix}{message}", "error")
     )
     return result
 
@@ -186,7 +199,11 @@ def fix_paths(paths: list[str], config: Config, rules: dict[str, type[Rule]], un
         outcome = fix_source(linter, path, raw, unsafe)
         if write and outcome.changed and outcome.error is None:
             try:
-                atomic_write(path, outcome.fixed)
+                rewrite_in_place(path, raw, outcome.fixed)
+            except WriteSkipped as exc:
+                outcome.error = f"--fix skipped this file: {exc}"
+                outcome.fixed = None
+                outcome.result = _with_error(outcome.result, path, outcome.error, prefix="")
             except OSError as exc:
                 outcome.error = f"cannot write {path}: {exc.strerror or exc}; the file was not changed"
                 outcome.fixed = None

@@ -79,6 +79,9 @@ def decode(path: str, raw: bytes) -> SourceFile:
         ) from None
     except LookupError:
         raise SourceError(f"cannot decode file: unknown encoding {encoding!r}") from None
+    except (UnicodeError, ValueError, TypeError) as exc:
+        # A codec that fails its own way (punycode, idna, ...).
+        raise SourceError(f"cannot decode file as {encoding}: {exc}") from None
     if text.startswith("\ufeff"):
         text = text[1:]
     return SourceFile(path=path, raw=raw, text=text, encoding=encoding)
