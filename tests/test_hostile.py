@@ -125,3 +125,104 @@ def test_punycode_cookie_is_a_go002_finding(tmp_path, cli, monkeypatch):
     result = cli("check", "p.py", "--no-cache")
     assert result.exit_code == 1
     assert "GO002" in result.stdout and "punycode" in result.stdout
+
+
+# -- notebooks: only the changed cells' sources change, magics stay -----------------
+
+def _notebook(*sources, indent=1) -> str:
+    cells = [{"cell_type": "code", "execution_count": None, "metadata": {}, "outputs": [], "source": s} for s in sources]
+    nb = {"cells": cells, "metadata": {"title": "caf\u00e9"}, "nbformat": 4, "nbformat_minor": 5}
+    return json.dumps(nb, indent=indent)
+
+
+def _lines(text):
+    return text.splitlines(keepends=True)
+
+
+def test_notebook_fix_keeps_the_bundled_fixture_magics(tmp_path):
+    path = tmp_path / "nb.ipynb"
+    original = (ROOT / "fixtures" / "notebooks" / "train_churn.ipynb").read_bytes()
+    path.write_bytes(original)
+    (outcome,) = _fix([path])
+    assert outcome.error is None
+    after = json.loads(path.read_bytes())
+    before = json.loads(original)
+    for old, new in zip(before["cells"], after["cells"]):
+        magics = [line for line in old["source"] if line.lstrip().startswith(("%", "!"))]
+        assert [line for line in new["source"] if line.lstrip().startswith(("%", "!"))] == magics
+    assert after["cells"][5]["source"][0] == "%%time\n"
+    assert any("float32" in line for line in after["cells"][3]["source"])
+
+
+def test_notebook_fix_keeps_shell_and_line_magics_in_a_hoisted_loop(tmp_path):
+    path = tmp_path / "nb.ipynb"
+    cell = "import pandas as pd\nfor epoch in range(3):\n    !echo hi\n    df = pd.read_csv('a.csv')\n    %time x = 1\n    print(df)\n"
+    path.write_text(_notebook(_lines(cell)))
+    (outcome,) = _fix([path])
+    assert outcome.error is None and outcome.applied
+    source = "".join(json.loads(path.read_text())["cells"][0]["source"])
+    assert "    !echo hi\n" in source and "    %time x = 1\n" in source
+    assert "pass" not in source
+    assert source.index("df = pd.read_csv") < source.index("for epoch")
+
+
+@pytest.mark.parametrize("style", ["indent2", "escapes", "bom", "crlf"])
+def test_notebook_fix_rewrites_only_the_changed_cell_source(tmp_path, style):
+    untouched = "import torch\nx = 1\n"
+    fixed_cell = "model = net.double()\n"
+    text = _notebook(_lines(untouched), fixed_cell, indent=2 if style == "indent2" else 1)
+    if style == "escapes":
+        text = text.replace("caf\\u00e9", "caf\\u00E9")  # an escape style json.dumps never writes
+    else:
+        text = text.replace("caf\\u00e9", "caf\u00e9")
+    raw = text.encode()
+    if style == "crlf":
+        raw = raw.replace(b"\n", b"\r\n")
+    if style == "bom":
+        raw = b"\xef\xbb\xbf" + raw
+    path = tmp_path / "nb.ipynb"
+    path.write_bytes(raw)
+    (outcome,) = _fix([path])
+    assert outcome.error is None
+    assert path.read_bytes() == raw.replace(b'"model = net.double()\\n"', b'"model = net.float()\\n"')
+
+
+def test_notebook_cell_with_non_text_source_is_go002(tmp_path, cli, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "nb.ipynb").write_text(_notebook([1, 2]))
+    result = cli("check", "nb.ipynb", "--no-cache")
+    assert result.exit_code == 1
+    assert "GO002" in result.stdout and "'source' must be" in result.stdout
+
+
+# -- physical lines as Python counts them ----------------------------------------
+
+@pytest.mark.parametrize("odd", ["\u2028", "\x0c", "\x85"])
+def test_add_noqa_counts_lines_as_python_does(tmp_path, cli, monkeypatch, odd):
+    monkeypatch.chdir(tmp_path)
+    text = f'import torch\nname = "a{odd}b"\nmodel = net.double()\n'
+    (tmp_path / "t.py").write_text(text, encoding="utf-8")
+    result = cli("check", "t.py", "--add-noqa", "--no-cache")
+    assert result.exit_code == 0
+    after = (tmp_path / "t.py").read_text(encoding="utf-8")
+    assert f'name = "a{odd}b"\n' in after
+    assert "model = net.double()  # noqa: " in after
+    result = cli("check", "t.py", "--no-cache")
+    assert result.exit_code == 0, result.stdout
+
+
+def test_noqa_after_a_line_with_u2028_is_read(tmp_path):
+    from greenops_lint.noqa import noqa_lines
+
+    assert noqa_lines('s = "a\u2028b"\nx = 1  # noqa: GO101\n') == {2: frozenset({"GO101"})}
+
+
+def test_add_noqa_in_a_notebook_keeps_the_json_formatting(tmp_path, cli, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    raw = _notebook(_lines("import torch\nmodel = net.double()\n"), indent=2).replace("caf\\u00e9", "caf\u00e9").encode()
+    (tmp_path / "nb.ipynb").write_bytes(raw)
+    assert cli("check", "nb.ipynb", "--add-noqa", "--no-cache").exit_code == 0
+    after = (tmp_path / "nb.ipynb").read_bytes()
+    start = raw.index(b'"model = net.double()')
+    assert after.startswith(raw[:start] + b'"model = net.double()  # noqa: GO')
+    assert after.endswith(raw[start + len(b'"model = net.double()\\n"'):])
