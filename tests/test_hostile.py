@@ -226,3 +226,74 @@ def test_add_noqa_in_a_notebook_keeps_the_json_formatting(tmp_path, cli, monkeyp
     start = raw.index(b'"model = net.double()')
     assert after.startswith(raw[:start] + b'"model = net.double()  # noqa: GO')
     assert after.endswith(raw[start + len(b'"model = net.double()\\n"'):])
+
+
+# -- nothing run, nothing written outside --------------------------------------------
+
+def test_probe_server_does_not_import_a_project_local_torch(tmp_path, monkeypatch):
+    pytest.importorskip("torch")
+    from greenops_lint.probe.server import ProbeServer, server_command
+
+    marker = tmp_path / "ran"
+    (tmp_path / "torch.py").write_text(f"open({str(marker)!r}, 'w').close()\n")
+    (tmp_path / "pluggy.py").write_text(f"open({str(marker)!r}, 'w').close()\n")
+    monkeypatch.chdir(tmp_path)
+    assert "-I" in server_command()
+    server = ProbeServer(threads=1)
+    try:
+        assert server.torch_version
+    finally:
+        server.close()
+    assert not marker.exists()
+
+
+def test_cache_refuses_a_symlinked_cache_directory(tmp_path, cli, monkeypatch):
+    project, outside = tmp_path / "project", tmp_path / "outside"
+    project.mkdir(), outside.mkdir()
+    (project / "pyproject.toml").write_text("[tool.greenops-lint]\n")
+    (project / "t.py").write_text(DOUBLE)
+    (project / ".greenops_lint_cache").symlink_to(outside)
+    monkeypatch.chdir(project)
+    result = cli("check", ".")
+    assert result.exit_code == 1
+    assert list(outside.iterdir()) == []
+    assert "symbolic link" in result.stderr
+
+
+def test_cache_refuses_a_symlinked_version_directory(tmp_path):
+    from greenops_lint.cache import ResultCache
+
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    cache_dir = tmp_path / "project" / ".greenops_lint_cache"
+    cache_dir.mkdir(parents=True)
+    (cache_dir / "v1").symlink_to(outside)
+    cache = ResultCache(cache_dir, "fp", confine=tmp_path / "project")
+    cache.put(cache.key("t.py", b"x"), [], [])
+    assert not cache.usable and list(outside.iterdir()) == []
+
+
+def test_cache_key_includes_the_python_version(monkeypatch):
+    from greenops_lint.cache import config_fingerprint
+
+    before = config_fingerprint("same")
+    monkeypatch.setattr(sys, "version", "3.12.0 (main) [GCC]")
+    assert config_fingerprint("same") != before
+
+
+@pytest.mark.parametrize("entry", [
+    "[]", "5", '"text"', "null",
+    '{"key": "%s", "findings": [5], "suppressed": []}',
+    '{"key": "%s", "suppressed": [], "findings": [{"path": "t.py", "line": "1", "column": 1, "end_line": 1, '
+    '"end_column": 1, "code": "GO101", "name": "n", "family": "f", "message": "m", "severity": "error", '
+    '"noqa_lines": [1]}]}',
+])
+def test_cache_entry_of_the_wrong_shape_is_a_miss(tmp_path, entry):
+    from greenops_lint.cache import ResultCache
+
+    cache = ResultCache(tmp_path / "c", "fp")
+    key = cache.key("t.py", b"x")
+    path = cache._entry(key)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(entry.replace("%s", key))
+    assert cache.get(key) is None

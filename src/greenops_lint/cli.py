@@ -115,7 +115,9 @@ def check(paths, output_format, select, extend_select, ignore, config_file, hard
         if not no_cache:
             modules = [inspect.getsourcefile(cls) or "" for cls in rules.values()]
             fingerprint = config_fingerprint(config, sorted(rules), registry.plugin_names, debug, unsafe_fixes, code_stamp(modules))
-            cache = ResultCache(cache_dir or config.root / CACHE_DIR_NAME, fingerprint)
+            cache = ResultCache(cache_dir or config.root / CACHE_DIR_NAME, fingerprint, None if cache_dir else config.root)
+            if cache.problem:
+                click.echo(f"greenops-lint: warning: {cache.problem}", err=True)
         results = lint_files(found.files, config, rules, jobs or default_jobs(), debug, cache, unsafe_fixes)
     if add_noqa:
         _add_noqa(results, quiet)
