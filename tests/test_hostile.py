@@ -19,6 +19,12 @@ from greenops_lint.plugins import load_rules
 DOUBLE = "import torch\nmodel = net.double()\n"
 
 
+def _package_root() -> str:
+    import greenops_lint
+
+    return os.path.dirname(os.path.dirname(os.path.abspath(greenops_lint.__file__)))
+
+
 def _rules():
     return load_rules().rules
 
@@ -297,3 +303,144 @@ def test_cache_entry_of_the_wrong_shape_is_a_miss(tmp_path, entry):
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(entry.replace("%s", key))
     assert cache.get(key) is None
+
+
+# -- every failure is a message and exit 2 -------------------------------------------
+
+def _deep(n=1277):
+    return "import torch\nx = " + "(" * n + "1" + ")" * n + "\nmodel = net.double()\n"
+
+
+def test_deep_nesting_is_a_syntax_finding_not_a_segfault(tmp_path):
+    (tmp_path / "deep.py").write_text(_deep())
+    env = {**os.environ, "PYTHONPATH": _package_root()}
+    proc = subprocess.run([sys.executable, "-m", "greenops_lint", "check", "deep.py", "--no-cache"], cwd=tmp_path,
+                          capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    assert "deep.py:2:" in proc.stdout and "GO001" in proc.stdout and "nested" in proc.stdout
+
+
+def test_a_worker_that_dies_does_not_sink_the_pool(tmp_path, monkeypatch):
+    from greenops_lint import engine
+
+    for i in range(40):
+        (tmp_path / f"f{i:02}.py").write_text(DOUBLE)
+    real = engine.Linter.lint_bytes
+
+    def crash_on_one(self, path, raw):
+        if path.endswith("f07.py"):
+            os._exit(139)  # what a segfault in native code looks like to the pool
+        return real(self, path, raw)
+
+    monkeypatch.setattr(engine.Linter, "lint_bytes", crash_on_one)
+    paths = sorted(str(p) for p in tmp_path.iterdir())
+    results = engine.lint_files(paths, Config(root=tmp_path), _rules(), jobs=2)
+    by_path = {r.path: [f.code for f in r.findings] for r in results}
+    assert by_path[str(tmp_path / "f07.py")] == ["GO003"]
+    assert all(codes and "GO003" not in codes for p, codes in by_path.items() if not p.endswith("f07.py"))
+
+
+@pytest.mark.parametrize("toml", [
+    "tool = 5\n",
+    "[tool]\ngreenops-lint = 5\n",
+    '[tool.greenops-lint]\nper-file-ignores = { "\\\\" = ["GO101"] }\n',
+    '[tool.greenops-lint]\nextend-exclude = ["a\\\\"]\n',
+    '[tool.greenops-lint]\nplugins = { disable = 5 }\n',
+])
+def test_config_of_the_wrong_shape_is_exit_2_with_a_message(tmp_path, cli, monkeypatch, toml):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "pyproject.toml").write_text(toml)
+    (tmp_path / "t.py").write_text(DOUBLE)
+    result = cli("check", ".", "--no-cache")
+    assert result.exit_code == 2, result.stdout
+    assert "greenops-lint: error:" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_lone_backslash_in_gitignore_is_skipped(tmp_path, cli, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".gitignore").write_text("\\\nignored.py\n")
+    (tmp_path / "t.py").write_text(DOUBLE)
+    (tmp_path / "ignored.py").write_text(DOUBLE)
+    result = cli("check", ".", "--no-cache")
+    assert result.exit_code == 1
+    assert "t.py" in result.stdout and "ignored.py" not in result.stdout
+
+
+def test_output_file_into_a_missing_folder_is_exit_2_before_linting(tmp_path, cli, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "t.py").write_text(DOUBLE)
+    result = cli("check", ".", "--no-cache", "-o", "missing/report.txt")
+    assert result.exit_code == 2 and "does not exist" in result.stderr
+
+
+@pytest.mark.parametrize("option", ["-o", "--plot"])
+def test_probe_output_into_a_missing_folder_fails_before_measuring(tmp_path, cli, monkeypatch, option):
+    from greenops_lint.probe import cli as probe_cli
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "t.py").write_text(DOUBLE)
+    monkeypatch.setattr(probe_cli, "_template_mode", lambda *a, **k: pytest.fail("measured before checking the output"))
+    result = cli("probe", "t.py", option, "missing/out.png")
+    assert result.exit_code == 2 and "does not exist" in result.stderr
+
+
+def test_an_internal_error_is_exit_2_with_please_report(tmp_path, cli, monkeypatch):
+    import greenops_lint.cli as cli_module
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "t.py").write_text(DOUBLE)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(cli_module, "lint_files", broken)
+    result = cli("check", ".", "--no-cache")
+    assert result.exit_code == 2
+    assert "please report" in result.stderr and "Traceback" not in result.stderr
+    result = cli("check", ".", "--no-cache", "--debug")
+    assert result.exit_code == 2 and "Traceback" in result.stderr and "RuntimeError: boom" in result.stderr
+
+
+def test_sigterm_stops_check_workers(tmp_path):
+    for i in range(40):
+        (tmp_path / f"f{i:02}.py").write_text(DOUBLE)
+    code = (
+        "import time, sys\n"
+        "import greenops_lint.engine as e\n"
+        "real = e.Linter.lint_bytes\n"
+        "def slow(self, path, raw):\n"
+        "    time.sleep(60)\n"
+        "    return real(self, path, raw)\n"
+        "e.Linter.lint_bytes = slow\n"
+        "from greenops_lint.cli import main\n"
+        "main(['check', '.', '--jobs', '2', '--no-cache'])\n"
+    )
+    env = {**os.environ, "PYTHONPATH": _package_root()}
+    proc = subprocess.Popen([sys.executable, "-c", code], cwd=tmp_path, env=env)
+    import time
+
+    children: list[int] = []
+    deadline = time.time() + 30
+    while time.time() < deadline and len(children) < 2:
+        time.sleep(0.2)
+        try:
+            children = [int(p) for p in open(f"/proc/{proc.pid}/task/{proc.pid}/children").read().split()]
+        except OSError:
+            pass
+    assert len(children) >= 2
+    time.sleep(1)
+    proc.terminate()
+    proc.wait(timeout=30)
+    time.sleep(0.5)
+    alive = [pid for pid in children if _alive(pid)]
+    for pid in alive:
+        os.kill(pid, 9)
+    assert alive == []
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state not in ("Z", "X")

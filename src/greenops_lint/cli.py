@@ -18,6 +18,7 @@ from greenops_lint.config import (
     Config,
     ConfigError,
     check_hardware,
+    check_output_path,
     check_region,
     check_selector,
     disabled_plugins,
@@ -33,6 +34,7 @@ from greenops_lint.report import FORMATTERS
 from greenops_lint.report.text import format_line
 from greenops_lint.savings import grid_table, hardware_table
 from greenops_lint.selection import enabled_rules
+from greenops_lint.signals import exit_on_sigterm
 from greenops_lint.statistics import render_statistics
 
 EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
@@ -57,7 +59,35 @@ def _fail(message: str) -> "click.exceptions.Exit":
     return click.exceptions.Exit(EXIT_ERROR)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Main(click.Group):
+    """Any internal error becomes a one-line message and exit 2 (a traceback
+    exits 1, which CI reads as "findings"); `--debug` adds the traceback."""
+
+    def parse_args(self, ctx, args):
+        self.debug = "--debug" in args
+        return super().parse_args(ctx, args)
+
+    def invoke(self, ctx):
+        exit_on_sigterm()
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.Exit, click.ClickException, click.Abort, SystemExit, KeyboardInterrupt):
+            raise
+        except Exception as exc:  # noqa: BLE001 - the top-level handler
+            import traceback
+
+            if getattr(self, "debug", False):
+                click.echo(traceback.format_exc(), err=True, nl=False)
+            detail = "" if getattr(self, "debug", False) else " (run with --debug for the traceback)"
+            click.echo(
+                f"greenops-lint: error: internal error: {type(exc).__name__}: {exc}{detail}; please report it at "
+                "the project's issue tracker",
+                err=True,
+            )
+            raise click.exceptions.Exit(EXIT_ERROR) from None
+
+
+@click.group(cls=_Main, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="greenops-lint")
 def main() -> None:
     """Find the code in ML projects that wastes GPU time, energy and CO2e."""
@@ -94,6 +124,7 @@ def check(paths, output_format, select, extend_select, ignore, config_file, hard
     """Lint PATHS (files or directories; default: the current directory)."""
     paths = paths or (".",)
     try:
+        check_output_path(output_file, "--output-file")
         first = Path(paths[0])
         disabled = disabled_plugins(config_file, (first if first.exists() else Path.cwd()).resolve())
         registry = _registry(disabled + tuple(disable_plugin))

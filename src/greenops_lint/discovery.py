@@ -51,9 +51,21 @@ def _gitignore(directory: str) -> Optional[pathspec.PathSpec]:
     path = os.path.join(directory, ".gitignore")
     try:
         with open(path, encoding="utf-8", errors="replace") as handle:
-            return pathspec.GitIgnoreSpec.from_lines(handle)
+            lines = handle.read().splitlines()
     except OSError:
         return None
+    try:
+        return pathspec.GitIgnoreSpec.from_lines(lines)
+    except Exception:  # noqa: BLE001 - an invalid line (a lone `\`): git ignores it, so do we
+        return pathspec.GitIgnoreSpec.from_lines([line for line in lines if _valid_pattern(line)])
+
+
+def _valid_pattern(line: str) -> bool:
+    try:
+        pathspec.GitIgnoreSpec.from_lines([line])
+        return True
+    except Exception:  # noqa: BLE001
+        return False
 
 
 def _relative_to_root(path: str, root: Path) -> Optional[str]:
