@@ -444,3 +444,72 @@ def _alive(pid: int) -> bool:
     except OSError:
         return False
     return state not in ("Z", "X")
+
+
+# -- wrong results and limits -----------------------------------------------------
+
+@pytest.mark.parametrize("option", ["--pue", "--gpu-hours"])
+@pytest.mark.parametrize("value", ["nan", "inf"])
+def test_nan_and_inf_are_refused(tmp_path, cli, monkeypatch, option, value):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "t.py").write_text(DOUBLE)
+    result = cli("check", ".", "--no-cache", option, value)
+    assert result.exit_code == 2 and option in result.stderr
+
+
+def test_nan_in_the_config_is_refused(tmp_path, cli, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "pyproject.toml").write_text("[tool.greenops-lint]\npue = nan\n")
+    (tmp_path / "t.py").write_text(DOUBLE)
+    assert cli("check", ".", "--no-cache").exit_code == 2
+
+
+def _finding(path="t.py", message="m"):
+    from greenops_lint.finding import Finding
+
+    return Finding(path, 1, 1, 1, 1, "GO101", "n", "core", message, "error")
+
+
+def test_junit_output_is_xml_with_control_characters():
+    from xml.etree import ElementTree as ET
+
+    from greenops_lint.report.junit import format_findings
+
+    text = format_findings([_finding("a\x01b.py", "bad \x1b[31m escape \x00")], {})
+    ET.fromstring(text.split("\n", 1)[1])
+
+
+def test_a_newline_in_a_file_name_cannot_forge_a_finding_line():
+    from greenops_lint.report.text import format_findings
+
+    text = format_findings([_finding("evil\nfake.py:9:9: GO999 forged.py")], {})
+    assert text.count("\n") == 1 and "\\n" in text
+
+
+def test_an_explicit_symlinked_directory_is_walked(tmp_path, cli, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "real").mkdir()
+    (tmp_path / "real" / "t.py").write_text(DOUBLE)
+    (tmp_path / "link").symlink_to("real")
+    result = cli("check", "link", "--no-cache")
+    assert result.exit_code == 1
+    assert "GO002" not in result.stdout and "t.py:2:" in result.stdout
+
+
+def test_one_unreadable_explicit_path_does_not_abort_the_run(tmp_path, cli, monkeypatch):
+    from greenops_lint import discovery
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "t.py").write_text(DOUBLE)
+    (tmp_path / "secret.py").write_text(DOUBLE)
+    real = os.lstat
+
+    def lstat(path, *args, **kwargs):
+        if str(path).endswith("secret.py"):
+            raise PermissionError(13, "Permission denied")
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(discovery.os, "lstat", lstat)
+    result = cli("check", "t.py", "secret.py", "--no-cache")
+    assert result.exit_code == 1
+    assert "secret.py:1:1: GO002" in result.stdout and "t.py:2:" in result.stdout

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import math
 import os
 import sys
 from pathlib import Path
@@ -126,7 +127,7 @@ def check(paths, output_format, select, extend_select, ignore, config_file, hard
     try:
         check_output_path(output_file, "--output-file")
         first = Path(paths[0])
-        disabled = disabled_plugins(config_file, (first if first.exists() else Path.cwd()).resolve())
+        disabled = disabled_plugins(config_file, (first if os.path.exists(first) else Path.cwd()).resolve())
         registry = _registry(disabled + tuple(disable_plugin))
         formatters = {**FORMATTERS, **registry.formatters}
         if output_format not in formatters:
@@ -238,7 +239,7 @@ def _effective_config(registry, paths, config_file, select, extend_select, ignor
     known = set(registry.rules)
     option_types = {code: {name: o.type for name, o in cls.options.items()} for code, cls in registry.rules.items()}
     first = Path(paths[0])
-    start = first if first.exists() else Path.cwd()
+    start = first if os.path.exists(first) else Path.cwd()
     config = load_config(config_file, start.resolve(), known, option_types)
     overrides = {"select": _codes(select), "extend_select": _codes(extend_select)}
     for option, codes in (("--select", overrides["select"]), ("--extend-select", overrides["extend_select"]), ("--ignore", _codes(ignore))):
@@ -259,11 +260,11 @@ def _workload_overrides(config: Config, region, pue, gpu_hours) -> Config:
     if region is not None:
         overrides["region"] = check_region(region, "--region")
     if pue is not None:
-        if pue < 1:
+        if not math.isfinite(pue) or pue < 1:
             raise ConfigError(f"--pue must be >= 1.0, not {pue:g}")
         overrides["pue"] = pue
     if gpu_hours is not None:
-        if gpu_hours <= 0:
+        if not math.isfinite(gpu_hours) or gpu_hours <= 0:
             raise ConfigError(f"--gpu-hours must be positive, not {gpu_hours:g}")
         overrides["gpu_hours"] = gpu_hours
     return config.with_overrides(**overrides)

@@ -7,6 +7,7 @@ wrong type is a `ConfigError` that names the key and the file (exit 2).
 from __future__ import annotations
 
 import difflib
+import math
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterable, Optional
@@ -211,7 +212,8 @@ def _parse_value(key, kind, value, path, known_codes, rule_option_types):
             raise ConfigError(f"{where}.disable must be a list of plugin names")
         return tuple(names)
     if kind in ("pue", "positive"):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0 or (kind == "pue" and value < 1):
+        if (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0
+                or (kind == "pue" and value < 1)):
             bound = "a number >= 1.0" if kind == "pue" else "a positive number"
             raise ConfigError(f"{where} must be {bound}, not {value!r}")
         return float(value)
