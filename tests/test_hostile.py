@@ -513,3 +513,12 @@ def test_one_unreadable_explicit_path_does_not_abort_the_run(tmp_path, cli, monk
     result = cli("check", "t.py", "secret.py", "--no-cache")
     assert result.exit_code == 1
     assert "secret.py:1:1: GO002" in result.stdout and "t.py:2:" in result.stdout
+
+
+def test_probe_run_with_one_repeat_never_confirms(tmp_path, cli, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "t.py").write_text(DOUBLE)
+    result = cli("probe", "--run", "true", "--repeats", "1", "--format", "json", "t.py")
+    records = json.loads(result.stdout)
+    assert records and all(r["verdict"] != "confirmed" for r in records)
+    assert all("--repeats 2" in r["reason"] for r in records)
