@@ -135,9 +135,6 @@ def test_read_only_file_is_reported_and_the_run_goes_on(tmp_path, cli, monkeypat
     (tmp_path / "a.py").write_text("import torch\nmodel = net.double()\n")
     (tmp_path / "b.py").write_text("import torch\nmodel = net.double()\n")
     monkeypatch.setattr(fileio, "atomic_write", _fail_for("a.py", fileio.atomic_write))
-    import greenops_lint.fixes as fixes_module
-
-    monkeypatch.setattr(fixes_module, "atomic_write", fileio.atomic_write)
     result = cli("check", ".", "--fix", "--unsafe-fixes")
     assert result.exit_code == 2
     assert "a.py:1:1: GO003 internal error in --fix: cannot write a.py" in result.stdout
@@ -145,10 +142,10 @@ def test_read_only_file_is_reported_and_the_run_goes_on(tmp_path, cli, monkeypat
 
 
 def _fail_for(name, real):
-    def write(path, data, durable=True):
+    def write(path, data, durable=True, **kwargs):
         if str(path).endswith(name):
             raise PermissionError(13, "Permission denied")
-        return real(path, data, durable)
+        return real(path, data, durable, **kwargs)
 
     return write
 

@@ -12,10 +12,11 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 
-from greenops_lint.fileio import atomic_write
+from greenops_lint.fileio import rewrite_in_place
 from greenops_lint.finding import Finding
 from greenops_lint.noqa import add_noqa_comments
-from greenops_lint.source import decode, parse_python
+from greenops_lint.nbjson import replace_sources
+from greenops_lint.source import cell_text, decode, parse_python
 
 META = ("GO001", "GO002", "GO003")
 
@@ -43,26 +44,33 @@ def add_noqa(path: str, findings: list[Finding]) -> int:
             parse_python(text, path)
         except SyntaxError as exc:  # pragma: no cover - a guard, not expected
             raise AdoptionError(f"{path}: adding noqa comments would break the file ({exc.msg}); left unchanged") from None
-        bom = "\ufeff" if source.encoding == "utf-8-sig" else ""
-        atomic_write(path, (bom + text).encode(source.encoding.replace("-sig", "")) if bom else text.encode(source.encoding))
+        if _encode(source, source.text) != raw:
+            raise AdoptionError(f"{path}: the {source.encoding} codec does not give the file's bytes back; left unchanged")
+        rewrite_in_place(path, raw, _encode(source, text))
     return changed
 
 
+def _encode(source, text: str) -> bytes:
+    if source.encoding == "utf-8-sig":
+        return b"\xef\xbb\xbf" + text.encode("utf-8")
+    return text.encode(source.encoding)
+
+
 def _add_noqa_notebook(path: str, raw: bytes, findings: list[Finding]) -> int:
+    """Only the `source` of the cells that get a comment changes (see nbjson)."""
     notebook = json.loads(raw.decode("utf-8-sig"))
     by_cell: dict[int, dict[int, set[str]]] = defaultdict(lambda: defaultdict(set))
     for finding in findings:
         if finding.cell is not None:
             by_cell[finding.cell][finding.line].add(finding.code)
     changed = 0
+    new_sources: dict[int, str] = {}
     for number, codes in by_cell.items():
-        cell = notebook["cells"][number - 1]
-        source = cell["source"]
-        text = "".join(source) if isinstance(source, list) else source
+        text = cell_text(notebook["cells"][number - 1], number)
         new_text, count = add_noqa_comments(text, codes)
-        changed += count
-        cell["source"] = new_text.splitlines(keepends=True) if isinstance(source, list) else new_text
+        if count:
+            changed += count
+            new_sources[number] = new_text
     if changed:
-        indent = 1 if b'\n "' in raw[:200] else 2
-        atomic_write(path, json.dumps(notebook, indent=indent, ensure_ascii=False) + "\n")
+        rewrite_in_place(path, raw, replace_sources(raw, new_sources))
     return changed

@@ -4,8 +4,12 @@ configuration, the tool version and the plugin set.
 Entries live under `.greenops_lint_cache/` next to the configuration (like
 `.ruff_cache`), one small JSON file each, written atomically (temporary file
 + `os.replace`), so two runs sharing the directory never see half an entry.
-An entry that cannot be read or decoded, or that belongs to another key, is
-ignored and rewritten.
+An entry that cannot be read or decoded, that has the wrong shape, or that
+belongs to another key, is ignored and rewritten. The key includes the
+Python version (3.11 and 3.12 parse differently). The default directory must
+stay inside the project: a `.greenops_lint_cache` committed as a symbolic link
+(or holding one) is refused, and the run goes on without a cache, so that a
+checkout can never make `check` write outside itself.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 from dataclasses import asdict
 from pathlib import Path
 from typing import Optional
@@ -42,21 +47,37 @@ def code_stamp(modules: list[str]) -> list[tuple[str, int, int]]:
 
 def config_fingerprint(*parts: object) -> str:
     digest = hashlib.sha256()
-    for part in (__version__, _FORMAT, *parts):
+    for part in (__version__, _FORMAT, sys.version, sys.implementation.cache_tag, *parts):
         digest.update(repr(part).encode())
         digest.update(b"\0")
     return digest.hexdigest()
 
 
+def _inside(path: Path, root: Path) -> bool:
+    return path == root or root in path.parents
+
+
 class ResultCache:
-    def __init__(self, directory: Path, fingerprint: str) -> None:
+    def __init__(self, directory: Path, fingerprint: str, confine: Optional[Path] = None) -> None:
+        """`confine`: the directory the cache must stay inside (the project,
+        for the default location); None for a `--cache-dir` the user chose."""
         self.directory = directory / f"v{_FORMAT}"
         self.fingerprint = fingerprint
-        self.usable = self._prepare(directory)
+        self.problem: Optional[str] = None
+        self.usable = self._prepare(directory, confine)
 
-    def _prepare(self, root: Path) -> bool:
+    def _prepare(self, root: Path, confine: Optional[Path]) -> bool:
         try:
+            if confine is not None and (root.is_symlink() or not _inside(root.resolve(), confine.resolve())):
+                self.problem = f"{root} is a symbolic link or leads outside the project; running without the cache"
+                return False
+            if root.is_symlink() and not root.exists():
+                self.problem = f"{root} is a broken symbolic link; running without the cache"
+                return False
             self.directory.mkdir(parents=True, exist_ok=True)
+            if self.directory.is_symlink() or not _inside(self.directory.resolve(), root.resolve()):
+                self.problem = f"{self.directory} is a symbolic link; running without the cache"
+                return False
             ignore = root / ".gitignore"
             if not ignore.exists():
                 atomic_write(ignore, "# Created by greenops-lint\n*\n", durable=False)
@@ -79,11 +100,11 @@ class ResultCache:
             return None
         try:
             data = json.loads(self._entry(key).read_bytes())
-            if data.get("key") != key:
+            if not isinstance(data, dict) or data.get("key") != key:
                 return None
             return [_finding(f) for f in data["findings"]], [_finding(f) for f in data["suppressed"]]
-        except (OSError, ValueError, KeyError, TypeError):
-            return None  # missing, corrupt or foreign: recompute and rewrite
+        except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError):
+            return None  # missing, corrupt, of the wrong shape or foreign: recompute and rewrite
 
     def put(self, key: str, findings: list[Finding], suppressed: list[Finding]) -> None:
         if not self.usable:
@@ -94,6 +115,8 @@ class ResultCache:
         )
         try:
             entry.parent.mkdir(exist_ok=True)
+            if entry.parent.is_symlink():
+                return  # planted: never write through it
             atomic_write(entry, payload, durable=False)
         except OSError:
             self.usable = False  # read-only or full disk: lint without a cache
@@ -106,7 +129,13 @@ def _record(finding: Finding) -> dict:
     return data
 
 
+_TYPES = {"path": str, "line": int, "column": int, "end_line": int, "end_column": int, "code": str, "name": str,
+          "family": str, "message": str, "severity": str}
+
+
 def _finding(data: dict) -> Finding:
+    if not isinstance(data, dict) or any(not isinstance(data.get(k), t) for k, t in _TYPES.items()):
+        raise TypeError("not a finding record")
     estimate = data.get("estimate")
     if estimate is not None:
         estimate = SavingsEstimate(**{**estimate, "assumptions": tuple(estimate["assumptions"])})

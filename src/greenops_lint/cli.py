@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import math
 import os
 import sys
 from pathlib import Path
@@ -18,6 +19,7 @@ from greenops_lint.config import (
     Config,
     ConfigError,
     check_hardware,
+    check_output_path,
     check_region,
     check_selector,
     disabled_plugins,
@@ -26,7 +28,7 @@ from greenops_lint.config import (
 from greenops_lint.discovery import discover
 from greenops_lint.docs import render_page, write_pages
 from greenops_lint.engine import INTERNAL_ERROR, default_jobs, lint_files
-from greenops_lint.fileio import atomic_write
+from greenops_lint.fileio import WriteSkipped, atomic_write
 from greenops_lint.finding import Finding
 from greenops_lint.plugins import RuleRegistry, load_rules, warn
 from greenops_lint.probe.plans import has_probe
@@ -34,6 +36,7 @@ from greenops_lint.report import FORMATTERS
 from greenops_lint.report.text import format_line
 from greenops_lint.savings import grid_table, hardware_table
 from greenops_lint.selection import enabled_rules
+from greenops_lint.signals import exit_on_sigterm
 from greenops_lint.statistics import render_statistics
 
 EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
@@ -58,7 +61,35 @@ def _fail(message: str) -> "click.exceptions.Exit":
     return click.exceptions.Exit(EXIT_ERROR)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Main(click.Group):
+    """Any internal error becomes a one-line message and exit 2 (a traceback
+    exits 1, which CI reads as "findings"); `--debug` adds the traceback."""
+
+    def parse_args(self, ctx, args):
+        self.debug = "--debug" in args
+        return super().parse_args(ctx, args)
+
+    def invoke(self, ctx):
+        exit_on_sigterm()
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.Exit, click.ClickException, click.Abort, SystemExit, KeyboardInterrupt):
+            raise
+        except Exception as exc:  # noqa: BLE001 - the top-level handler
+            import traceback
+
+            if getattr(self, "debug", False):
+                click.echo(traceback.format_exc(), err=True, nl=False)
+            detail = "" if getattr(self, "debug", False) else " (run with --debug for the traceback)"
+            click.echo(
+                f"greenops-lint: error: internal error: {type(exc).__name__}: {exc}{detail}; please report it at "
+                "the project's issue tracker",
+                err=True,
+            )
+            raise click.exceptions.Exit(EXIT_ERROR) from None
+
+
+@click.group(cls=_Main, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="greenops-lint")
 def main() -> None:
     """Find the code in ML projects that wastes GPU time, energy and CO2e."""
@@ -97,8 +128,9 @@ def check(paths, output_format, select, extend_select, ignore, config_file, hard
     """Lint PATHS (files or directories; default: the current directory)."""
     paths = paths or (".",)
     try:
+        check_output_path(output_file, "--output-file")
         first = Path(paths[0])
-        disabled = disabled_plugins(config_file, (first if first.exists() else Path.cwd()).resolve())
+        disabled = disabled_plugins(config_file, (first if os.path.exists(first) else Path.cwd()).resolve())
         registry = _registry(disabled + tuple(disable_plugin))
         formatters = {**FORMATTERS, **registry.formatters}
         if output_format not in formatters:
@@ -119,7 +151,9 @@ def check(paths, output_format, select, extend_select, ignore, config_file, hard
         if not no_cache:
             modules = [inspect.getsourcefile(cls) or "" for cls in rules.values()]
             fingerprint = config_fingerprint(config, sorted(rules), registry.plugin_names, debug, unsafe_fixes, code_stamp(modules))
-            cache = ResultCache(cache_dir or config.root / CACHE_DIR_NAME, fingerprint)
+            cache = ResultCache(cache_dir or config.root / CACHE_DIR_NAME, fingerprint, None if cache_dir else config.root)
+            if cache.problem:
+                click.echo(f"greenops-lint: warning: {cache.problem}", err=True)
         results = lint_files(found.files, config, rules, jobs or default_jobs(), debug, cache, unsafe_fixes)
     if add_noqa:
         _add_noqa(results, quiet)
@@ -191,6 +225,10 @@ def _add_noqa(results, quiet: bool) -> None:
             continue
         try:
             changed = add_noqa(result.path, result.findings)
+        except WriteSkipped as exc:
+            click.echo(f"greenops-lint: error: {result.path}: --add-noqa skipped this file: {exc}", err=True)
+            failed = True
+            continue
         except (AdoptionError, OSError, ValueError) as exc:
             click.echo(f"greenops-lint: error: {exc}", err=True)
             failed = True
@@ -207,7 +245,7 @@ def _effective_config(registry, paths, config_file, select, extend_select, ignor
     known = set(registry.rules)
     option_types = {code: {name: o.type for name, o in cls.options.items()} for code, cls in registry.rules.items()}
     first = Path(paths[0])
-    start = first if first.exists() else Path.cwd()
+    start = first if os.path.exists(first) else Path.cwd()
     config = load_config(config_file, start.resolve(), known, option_types)
     overrides = {"select": _codes(select), "extend_select": _codes(extend_select)}
     for option, codes in (("--select", overrides["select"]), ("--extend-select", overrides["extend_select"]), ("--ignore", _codes(ignore))):
@@ -228,11 +266,11 @@ def _workload_overrides(config: Config, region, pue, gpu_hours) -> Config:
     if region is not None:
         overrides["region"] = check_region(region, "--region")
     if pue is not None:
-        if pue < 1:
+        if not math.isfinite(pue) or pue < 1:
             raise ConfigError(f"--pue must be >= 1.0, not {pue:g}")
         overrides["pue"] = pue
     if gpu_hours is not None:
-        if gpu_hours <= 0:
+        if not math.isfinite(gpu_hours) or gpu_hours <= 0:
             raise ConfigError(f"--gpu-hours must be positive, not {gpu_hours:g}")
         overrides["gpu_hours"] = gpu_hours
     return config.with_overrides(**overrides)

@@ -7,6 +7,7 @@ wrong type is a `ConfigError` that names the key and the file (exit 2).
 from __future__ import annotations
 
 import difflib
+import math
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterable, Optional
@@ -84,7 +85,7 @@ def find_config_file(start: Path) -> Optional[Path]:
         candidate = candidate_dir / "pyproject.toml"
         if candidate.is_file():
             data = _read_toml(candidate)
-            if "greenops-lint" in data.get("tool", {}):
+            if "greenops-lint" in _tool_table_parent(data, candidate):
                 return candidate
     return None
 
@@ -101,15 +102,45 @@ def _read_toml(path: Path) -> dict:
         raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
 
 
+def _tool_table_parent(data: dict, path: Path) -> dict:
+    tool = data.get("tool", {})
+    if not isinstance(tool, dict):
+        raise ConfigError(f"{path}: 'tool' must be a table, not {_type_name(tool)}")
+    return tool
+
+
+def _tool_table(data: dict, path: Path) -> dict:
+    """`[tool.greenops-lint]` of a pyproject.toml (the whole file for another
+    TOML file without that table), checked to be a table at every level."""
+    tool = _tool_table_parent(data, path)
+    fallback = data if path.name != "pyproject.toml" else {}
+    table = tool.get("greenops-lint", fallback)
+    if not isinstance(table, dict):
+        raise ConfigError(f"{path}: [tool.greenops-lint] must be a table, not {_type_name(table)}")
+    return table
+
+
+def check_pattern(pattern: str, where: str) -> str:
+    """A gitignore-style pattern pathspec can compile (a lone or trailing `\\` cannot)."""
+    import pathspec
+
+    try:
+        pathspec.GitIgnoreSpec.from_lines([pattern])
+    except Exception as exc:  # noqa: BLE001 - pathspec's own error types vary by version
+        raise ConfigError(f"{where}: invalid pattern {pattern!r}: {exc}") from None
+    return pattern
+
+
 def disabled_plugins(explicit: Optional[Path], start: Path) -> tuple[str, ...]:
     """`plugins.disable` read before the plugins load (their codes are needed
     to validate the rest of the configuration)."""
     path = explicit if explicit is not None and explicit.is_file() else find_config_file(start)
     if path is None:
         return ()
-    data = _read_toml(path)
-    table = data.get("tool", {}).get("greenops-lint", data if path.name != "pyproject.toml" else {})
+    table = _tool_table(_read_toml(path), path)
     names = table.get("plugins", {}).get("disable", []) if isinstance(table.get("plugins"), dict) else []
+    if not isinstance(names, list):
+        return ()
     return tuple(n for n in names if isinstance(n, str))
 
 
@@ -123,16 +154,12 @@ def load_config(
     if explicit is not None:
         if not explicit.exists():
             raise ConfigError(f"{explicit}: config file not found")
-        data = _read_toml(explicit)
-        table = data.get("tool", {}).get("greenops-lint", data if explicit.name != "pyproject.toml" else {})
         path = explicit
     else:
         path = find_config_file(start)
         if path is None:
             return Config(root=Path.cwd())
-        table = _read_toml(path)["tool"]["greenops-lint"]
-    if not isinstance(table, dict):
-        raise ConfigError(f"{path}: [tool.greenops-lint] must be a table")
+    table = _tool_table(_read_toml(path), path)
     values = parse_table(table, path, set(known_codes), rule_option_types)
     return Config(root=path.resolve().parent, source=path, **values)
 
@@ -164,6 +191,9 @@ def _parse_value(key, kind, value, path, known_codes, rule_option_types):
         if kind == "codes":
             for code in value:
                 check_selector(code, known_codes, where)
+        else:
+            for pattern in value:
+                check_pattern(pattern, where)
         return tuple(value)
     if kind == "per-file":
         if not isinstance(value, dict):
@@ -174,6 +204,7 @@ def _parse_value(key, kind, value, path, known_codes, rule_option_types):
                 raise ConfigError(f"{where}: '{pattern}' must map to a list of codes")
             for code in codes:
                 check_selector(code, known_codes, f"{where} '{pattern}'")
+            check_pattern(pattern, where)
             pairs.append((pattern, tuple(codes)))
         return tuple(pairs)
     if kind == "severity":
@@ -192,7 +223,8 @@ def _parse_value(key, kind, value, path, known_codes, rule_option_types):
             raise ConfigError(f"{where}.disable must be a list of plugin names")
         return tuple(names)
     if kind in ("pue", "positive"):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0 or (kind == "pue" and value < 1):
+        if (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0
+                or (kind == "pue" and value < 1)):
             bound = "a number >= 1.0" if kind == "pue" else "a positive number"
             raise ConfigError(f"{where} must be {bound}, not {value!r}")
         return float(value)
@@ -221,6 +253,20 @@ def _parse_value(key, kind, value, path, known_codes, rule_option_types):
             parsed.append((code, tuple(sorted(options.items()))))
         return tuple(parsed)
     raise AssertionError(kind)  # pragma: no cover
+
+
+def check_output_path(value: Optional[str], option: str) -> None:
+    """An output file's folder must exist: checked before any work (a probe
+    measurement would otherwise be lost at the end)."""
+    if not value:
+        return
+    import os
+
+    folder = os.path.dirname(os.path.abspath(value))
+    if not os.path.isdir(folder):
+        raise ConfigError(f"{option}: the folder {folder} does not exist")
+    if os.path.isdir(value):
+        raise ConfigError(f"{option}: {value} is a directory")
 
 
 def check_hardware(value: Any, where: str) -> str:

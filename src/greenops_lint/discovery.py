@@ -1,7 +1,8 @@
 """Turn the paths on the command line into the files to lint.
 
-Directories are walked recursively (symlinked directories are not followed, so
-a link loop cannot trap the walk); `exclude`/`extend-exclude` patterns and
+Directories are walked recursively (symlinked directories found in the walk
+are not followed, so a link loop cannot trap it; a symlinked directory named
+on the command line is walked); `exclude`/`extend-exclude` patterns and
 `.gitignore` files (read with `pathspec`, at every level) prune the walk.
 Files named explicitly are always linted, as flake8 and ruff do.
 """
@@ -31,9 +32,17 @@ def discover(paths: Iterable[str], config: Config) -> Discovery:
     excludes = pathspec.GitIgnoreSpec.from_lines([*config.exclude, *config.extend_exclude])
     seen: set[str] = set()
     for arg in paths:
-        if not os.path.lexists(arg):
-            raise ConfigError(f"{arg}: no such file or directory")
-        if os.path.isdir(arg) and not os.path.islink(arg) or arg in (".", "./"):
+        try:
+            os.lstat(arg)
+        except FileNotFoundError:
+            raise ConfigError(f"{arg}: no such file or directory") from None
+        except OSError as exc:
+            # One unreadable path is a finding for it; the others are still linted.
+            found.problems.append((os.path.normpath(arg), f"cannot read: {exc.strerror or exc}"))
+            continue
+        # A directory named on the command line is walked even through a
+        # symlink (the user chose it); links met during the walk are not followed.
+        if os.path.isdir(arg) or arg in (".", "./"):
             for path in _walk(arg, config, excludes, found):
                 if path not in seen:
                     seen.add(path)
@@ -51,9 +60,21 @@ def _gitignore(directory: str) -> Optional[pathspec.PathSpec]:
     path = os.path.join(directory, ".gitignore")
     try:
         with open(path, encoding="utf-8", errors="replace") as handle:
-            return pathspec.GitIgnoreSpec.from_lines(handle)
+            lines = handle.read().splitlines()
     except OSError:
         return None
+    try:
+        return pathspec.GitIgnoreSpec.from_lines(lines)
+    except Exception:  # noqa: BLE001 - an invalid line (a lone `\`): git ignores it, so do we
+        return pathspec.GitIgnoreSpec.from_lines([line for line in lines if _valid_pattern(line)])
+
+
+def _valid_pattern(line: str) -> bool:
+    try:
+        pathspec.GitIgnoreSpec.from_lines([line])
+        return True
+    except Exception:  # noqa: BLE001
+        return False
 
 
 def _relative_to_root(path: str, root: Path) -> Optional[str]:

@@ -14,6 +14,7 @@ import re
 import sys
 import traceback
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field, replace
 from typing import Optional, Sequence
 
@@ -30,6 +31,7 @@ from greenops_lint.positions import positions_of
 from greenops_lint.rule import Rule, dispatch_methods
 from greenops_lint.savings import get_hardware
 from greenops_lint.selection import PerFileIgnores, is_ignored
+from greenops_lint.signals import default_sigterm
 from greenops_lint.source import SourceError, SourceFile, decode, parse_python, read_bytes
 from greenops_lint.walker import Dispatch, TreeWalk
 
@@ -134,6 +136,9 @@ class Linter:
             # The prefilter: nothing here can match, so skip the CST; CPython's
             # own parser still checks the syntax, several times faster.
             return self._syntax_check(path, source.text, ignored)
+        deep = _too_deep(source.text)
+        if deep is not None:
+            return self._meta_result(path, SYNTAX_ERROR, f"syntax error: {deep.msg}", deep.lineno or 1, deep.offset or 1, ignored)
         problem = _too_complex(source.text)
         if problem:
             return self._meta_result(path, DECODE_ERROR, f"cannot analyse file: {problem}; skipped", 1, 1, ignored)
@@ -274,6 +279,36 @@ class Linter:
         return FileResult(path, [self._meta(path, code, message, line, column)])
 
 
+# CPython's tokenizer refuses more than 200 nested brackets; LibCST's native
+# parser has no such limit and overflows its stack (a segfault, which would
+# take a worker and its pool down) a few thousand levels deep.
+MAX_BRACKET_DEPTH = 200
+_BRACKETS = re.compile(r"[^()\[\]{}]+")
+
+
+def _too_deep(text: str) -> Optional[SyntaxError]:
+    """CPython's syntax error for a file nested deeper than CPython allows, or
+    None. Checked before LibCST sees the file (and so in the worker)."""
+    if text.count("(") + text.count("[") + text.count("{") <= MAX_BRACKET_DEPTH:
+        return None
+    depth = deepest = 0
+    for char in _BRACKETS.sub("", text):  # brackets in strings count too: an upper bound
+        if char in "([{":
+            depth += 1
+            deepest = max(deepest, depth)
+        else:
+            depth = max(0, depth - 1)
+    if deepest <= MAX_BRACKET_DEPTH:
+        return None
+    try:
+        parse_python(text)
+    except SyntaxError as exc:
+        return exc
+    except (ValueError, RecursionError, MemoryError) as exc:
+        return SyntaxError(f"file too deeply nested to parse ({type(exc).__name__})")
+    return None
+
+
 def _too_complex(text: str) -> Optional[str]:
     """Why LibCST should not parse this text, or None (the common, cheap case)."""
     breaks = len(_OPERATOR_AT_LINE_END.findall(text)) + len(_OPERATOR_AT_LINE_START.findall(text))
@@ -319,6 +354,7 @@ _worker_cache: Optional[ResultCache] = None
 
 def _init_worker(config: Config, rules: dict[str, type[Rule]], debug: bool, cache: Optional[ResultCache], unsafe_fixes: bool) -> None:
     global _worker_linter, _worker_cache
+    default_sigterm()
     _worker_linter = Linter(config, rules, debug, unsafe_fixes)
     _worker_cache = cache
 
@@ -381,12 +417,54 @@ def lint_files(
         # Forked workers share the parent's objects; frozen, the collector
         # neither scans them nor copies their pages by touching them.
         gc.freeze()
+        initargs = (config, rules, debug, cache, unsafe_fixes)
         try:
-            with ProcessPoolExecutor(max_workers=jobs, initializer=_init_worker, initargs=(config, rules, debug, cache, unsafe_fixes)) as pool:
-                outputs = pool.map(_lint_batch, [[(p, r, k) for _, p, r, k in batch] for batch in batches])
-                for batch, batch_results in zip(batches, outputs):
-                    for (index, *_), result in zip(batch, batch_results):
-                        results[index] = result
+            try:
+                with ProcessPoolExecutor(max_workers=jobs, initializer=_init_worker, initargs=initargs) as pool:
+                    try:
+                        outputs = pool.map(_lint_batch, [[(p, r, k) for _, p, r, k in batch] for batch in batches])
+                        for batch, batch_results in zip(batches, outputs):
+                            for (index, *_), result in zip(batch, batch_results):
+                                results[index] = result
+                    except (KeyboardInterrupt, SystemExit):
+                        _stop_workers(pool)  # SIGTERM or Ctrl-C: no worker outlives the run
+                        raise
+            except BrokenProcessPool:
+                # A worker died (a crash in native code): the results already in
+                # are kept; the rest are linted one by one to find the culprit.
+                _lint_isolated([job for job in pending if job[0] not in results], results, reader, initargs)
         finally:
             gc.unfreeze()
     return [results[i] for i in range(len(paths))]
+
+
+def _stop_workers(pool: ProcessPoolExecutor) -> None:
+    for process in list((getattr(pool, "_processes", None) or {}).values()):
+        try:
+            process.kill()
+        except (OSError, ValueError, AttributeError):
+            pass
+    pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _lint_isolated(jobs, results: dict[int, FileResult], reader: Linter, initargs) -> None:
+    """Lint each job in a one-worker pool; a file that kills the worker gets a
+    GO003 finding and a fresh worker takes the next file."""
+    pool: Optional[ProcessPoolExecutor] = None
+    try:
+        for index, path, raw, key in jobs:
+            if pool is None:
+                pool = ProcessPoolExecutor(max_workers=1, initializer=_init_worker, initargs=initargs)
+            try:
+                results[index] = pool.submit(_lint_batch, [(path, raw, key)]).result()[0]
+            except BrokenProcessPool:
+                pool.shutdown(wait=False)
+                pool = None
+                results[index] = reader._meta_result(
+                    path, INTERNAL_ERROR,
+                    "internal error: the linter's worker process died on this file (please report it); the other files were linted",
+                    1, 1,
+                )
+    finally:
+        if pool is not None:
+            pool.shutdown()

@@ -22,10 +22,11 @@ import libcst as cst
 
 from greenops_lint.config import Config
 from greenops_lint.engine import INTERNAL_ERROR, FileResult, Linter
-from greenops_lint.fileio import atomic_write
+from greenops_lint.fileio import WriteSkipped, rewrite_in_place
 from greenops_lint.finding import Finding, Fix
 from greenops_lint.rule import Rule
-from greenops_lint.source import SourceError, SourceFile, decode, read_bytes
+from greenops_lint.nbjson import replace_sources
+from greenops_lint.source import SourceError, SourceFile, cell_text, decode, physical_lines, read_bytes
 
 MAX_ROUNDS = 10
 _FLOAT64_NAMES = frozenset({"float64", "double", "DoubleTensor"})
@@ -125,9 +126,14 @@ def fix_source(linter: Linter, path: str, raw: bytes, unsafe: bool) -> FixOutcom
             outcome.applied = [finding for finding, _ in fixes]
         text = new_text
     if text != source.text:
+        text = _keep_final_newline(source.text, text)
         try:
+            if source.cells is None and _encode(source, source.text) != raw:
+                # A codec such as unicode_escape: the bytes written back would
+                # not be the file's lines (newlines would become `\n`).
+                raise ValueError(f"the {source.encoding} codec does not give the file's bytes back")
             outcome.fixed = _encode(source, text)
-        except (ValueError, UnicodeEncodeError) as exc:
+        except (ValueError, UnicodeError, LookupError) as exc:
             outcome.error = f"cannot write the fixed file back: {exc}; the file was not changed"
             outcome.result = _with_error(linter.lint_bytes(path, raw), path, outcome.error)
             return outcome
@@ -135,9 +141,17 @@ def fix_source(linter: Linter, path: str, raw: bytes, unsafe: bool) -> FixOutcom
     return outcome
 
 
-def _with_error(result: FileResult, path: str, message: str) -> FileResult:
+def _keep_final_newline(before: str, after: str) -> str:
+    """LibCST drops a CR-only file's final newline: put the original's back."""
+    for ending in ("\r\n", "\n", "\r"):
+        if before.endswith(ending):
+            return after if after.endswith(("\n", "\r")) else after + ending
+    return after
+
+
+def _with_error(result: FileResult, path: str, message: str, prefix: str = "internal error in --fix: ") -> FileResult:
     result.findings.append(
-        Finding(path, 1, 1, 1, 1, INTERNAL_ERROR, "internal-error", "core", f"internal error in --fix: {message}", "error")
+        Finding(path, 1, 1, 1, 1, INTERNAL_ERROR, "internal-error", "core", f"{prefix}{message}", "error")
     )
     return result
 
@@ -151,26 +165,61 @@ def _encode(source: SourceFile, text: str) -> bytes:
 
 
 def _rebuild_notebook(source: SourceFile, text: str) -> bytes:
-    """Put the fixed lines back into their cells; lines that a fix did not touch
-    keep their original text (magics included)."""
+    """Put the fixed code back into its cells, mapping lines by content, not
+    by index: a fix that moves a statement (a GO101 hoist) shifts the lines
+    after it, and a magic's placeholder must land on the magic, not on the
+    code that now sits in its old slot. Only the `source` of the cells that
+    changed is rewritten (see nbjson); magics and shell lines keep their text."""
     notebook = json.loads(source.raw.decode("utf-8-sig"))
-    old_lines = source.text.splitlines()
-    new_lines = text.splitlines()
-    if len(new_lines) != len(old_lines):
-        raise ValueError("a fix changed the number of lines of a notebook")
-    per_cell: dict[int, list[str]] = {}
-    for index, (cell, line) in enumerate(source.cells):
-        cell_source = notebook["cells"][cell - 1]["source"]
-        original_lines = ("".join(cell_source) if isinstance(cell_source, list) else cell_source).splitlines()
-        kept = original_lines[line - 1] if new_lines[index] == old_lines[index] else new_lines[index]
-        per_cell.setdefault(cell, []).append(kept)
-    for cell, lines in per_cell.items():
-        entry = notebook["cells"][cell - 1]
-        original = "".join(entry["source"]) if isinstance(entry["source"], list) else entry["source"]
-        joined = "\n".join(lines) + ("\n" if original.endswith("\n") else "")
-        entry["source"] = joined.splitlines(keepends=True) if isinstance(entry["source"], list) else joined
-    indent = 1 if b'\n "' in source.raw[:200] else 2
-    return (json.dumps(notebook, indent=indent, ensure_ascii=False) + "\n").encode("utf-8")
+    old_lines = physical_lines(source.text)
+    new_lines = physical_lines(text)
+    assert len(old_lines) == len(source.cells)
+    originals = {
+        cell: physical_lines(cell_text(notebook["cells"][cell - 1], cell)) for cell in {c for c, _ in source.cells}
+    }
+
+    def original_line(index: int) -> str:
+        cell, line = source.cells[index]
+        return originals[cell][line - 1]
+
+    def placeholder(index: int) -> bool:
+        return original_line(index) != old_lines[index]
+
+    placed: list[tuple[int, str]] = []  # (cell, line text), in order
+    touched: set[int] = set()
+    matcher = difflib.SequenceMatcher(None, old_lines, new_lines, autojunk=False)
+    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+        if tag == "equal":
+            placed += [(source.cells[i][0], original_line(i)) for i in range(i1, i2)]
+            continue
+        if any(placeholder(i) for i in range(i1, i2)):
+            raise ValueError("a fix would change an IPython magic or shell line")
+        touched.update(source.cells[i][0] for i in range(i1, i2))
+        for k, j in enumerate(range(j1, j2)):
+            if i2 > i1:  # replaced: the cell of the line it replaces
+                cell = source.cells[min(i1 + k, i2 - 1)][0]
+            elif i1 < len(source.cells):  # inserted: the cell of the line that follows
+                cell = source.cells[i1][0]
+            else:
+                cell = source.cells[-1][0]
+            touched.add(cell)
+            placed.append((cell, new_lines[j]))
+    new_sources: dict[int, str] = {}
+    for cell in sorted(touched):
+        original = cell_text(notebook["cells"][cell - 1], cell)
+        newline = "\r\n" if "\r\n" in original else "\n"
+        lines = [line for c, line in placed if c == cell]
+        first = physical_lines(original)[:1]
+        if first and first[0].lstrip().startswith("%%") and lines and lines[0] != first[0] and first[0] in lines:
+            # A cell magic stays the cell's first line (code hoisted above the
+            # first statement can land before its blank placeholder).
+            lines.remove(first[0])
+            lines.insert(0, first[0])
+        ending = newline if original.endswith(("\n", "\r")) and lines else ""
+        joined = newline.join(lines) + ending
+        if joined != original:
+            new_sources[cell] = joined
+    return replace_sources(source.raw, new_sources)
 
 
 def fix_paths(paths: list[str], config: Config, rules: dict[str, type[Rule]], unsafe: bool, write: bool = True) -> list[FixOutcome]:
@@ -186,7 +235,11 @@ def fix_paths(paths: list[str], config: Config, rules: dict[str, type[Rule]], un
         outcome = fix_source(linter, path, raw, unsafe)
         if write and outcome.changed and outcome.error is None:
             try:
-                atomic_write(path, outcome.fixed)
+                rewrite_in_place(path, raw, outcome.fixed)
+            except WriteSkipped as exc:
+                outcome.error = f"--fix skipped this file: {exc}"
+                outcome.fixed = None
+                outcome.result = _with_error(outcome.result, path, outcome.error, prefix="")
             except OSError as exc:
                 outcome.error = f"cannot write {path}: {exc.strerror or exc}; the file was not changed"
                 outcome.fixed = None

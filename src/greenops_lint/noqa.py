@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from typing import Optional
 
+from greenops_lint.source import physical_lines
+
 _NOQA = re.compile(r"#\s*noqa(?::[\s]?(?P<codes>[A-Z][A-Z0-9]*(?:[,\s]+[A-Z][A-Z0-9]*)*))?", re.IGNORECASE)
 _SPLIT = re.compile(r"[,\s]+")
 
@@ -14,7 +16,7 @@ def noqa_lines(text: str) -> dict[int, Optional[frozenset[str]]]:
     result: dict[int, Optional[frozenset[str]]] = {}
     if "noqa" not in text and "NOQA" not in text.upper():
         return result
-    for number, line in enumerate(text.splitlines(), start=1):
+    for number, line in enumerate(physical_lines(text), start=1):
         if "#" not in line:
             continue
         match = _NOQA.search(line)
@@ -39,15 +41,15 @@ def is_suppressed(code: str, lines: tuple[int, ...], table: dict[int, Optional[f
 def _lines_ending_in_strings(text: str) -> set[int]:
     """Lines whose end lies inside a multi-line string: a comment there would
     become part of the string."""
-    import io
     import tokenize
 
     inside: set[int] = set()
+    readline = iter(physical_lines(text, keepends=True)).__next__
     try:
-        for token in tokenize.generate_tokens(io.StringIO(text).readline):
+        for token in tokenize.generate_tokens(readline):
             if token.type == tokenize.STRING or getattr(tokenize, "FSTRING_MIDDLE", -1) == token.type:
                 inside.update(range(token.start[0], token.end[0]))
-    except (tokenize.TokenError, SyntaxError, IndentationError):
+    except (tokenize.TokenError, SyntaxError, IndentationError, StopIteration):
         pass
     return inside
 
@@ -55,7 +57,7 @@ def _lines_ending_in_strings(text: str) -> set[int]:
 def add_noqa_comments(text: str, codes_by_line: dict[int, set[str]]) -> tuple[str, int]:
     """Append `# noqa: CODES` to the given lines (merging with an existing
     `# noqa: X`); returns the new text and how many lines changed."""
-    lines = text.splitlines(keepends=True)
+    lines = physical_lines(text, keepends=True)
     unsafe = _lines_ending_in_strings(text)
     changed = 0
     for number, codes in sorted(codes_by_line.items()):

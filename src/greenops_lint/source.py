@@ -28,6 +28,19 @@ class SourceFile:
         return self.cells[line - 1]
 
 
+# Python's physical lines end at \r\n, \r or \n only; str.splitlines() also
+# splits at \v, \f, \x1c-\x1e, \x85, U+2028 and U+2029, which the tokenizer
+# (and so every line number LibCST and CPython give) treats as ordinary text.
+_PHYSICAL_LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+\Z")
+_LINE_END = re.compile(r"(?:\r\n|\r|\n)\Z")
+
+
+def physical_lines(text: str, keepends: bool = False) -> list[str]:
+    """`text` split into lines the way Python's tokenizer counts them."""
+    lines = _PHYSICAL_LINE.findall(text)
+    return lines if keepends else [_LINE_END.sub("", line) for line in lines]
+
+
 class SourceError(Exception):
     """The file cannot be read or decoded (reported as GO002)."""
 
@@ -79,6 +92,9 @@ def decode(path: str, raw: bytes) -> SourceFile:
         ) from None
     except LookupError:
         raise SourceError(f"cannot decode file: unknown encoding {encoding!r}") from None
+    except (UnicodeError, ValueError, TypeError) as exc:
+        # A codec that fails its own way (punycode, idna, ...).
+        raise SourceError(f"cannot decode file as {encoding}: {exc}") from None
     if text.startswith("\ufeff"):
         text = text[1:]
     return SourceFile(path=path, raw=raw, text=text, encoding=encoding)
@@ -106,9 +122,8 @@ def decode_notebook(path: str, raw: bytes) -> SourceFile:
     for number, cell in enumerate(cells, start=1):
         if not isinstance(cell, dict) or cell.get("cell_type") != "code":
             continue
-        source = cell.get("source", "")
-        text = "".join(source) if isinstance(source, list) else str(source)
-        cell_lines = text.splitlines()
+        text = cell_text(cell, number)
+        cell_lines = physical_lines(text)
         skip_body = False
         if cell_lines and cell_lines[0].lstrip().startswith("%%"):
             magic = cell_lines[0].strip()[2:].split(" ", 1)[0]
@@ -122,6 +137,16 @@ def decode_notebook(path: str, raw: bytes) -> SourceFile:
             positions.append((number, index + 1))
     text = "\n".join(lines) + ("\n" if lines else "")
     return SourceFile(path=path, raw=raw, text=text, encoding="utf-8", cells=tuple(positions))
+
+
+def cell_text(cell: dict, number: int) -> str:
+    """A cell's source as one string; a SourceError when it is not text."""
+    source = cell.get("source", "")
+    if isinstance(source, str):
+        return source
+    if isinstance(source, list) and all(isinstance(piece, str) for piece in source):
+        return "".join(source)
+    raise SourceError(f"cannot read notebook: cell {number}: 'source' must be a string or a list of strings")
 
 
 def _is_python(line: str) -> bool:

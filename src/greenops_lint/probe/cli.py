@@ -12,7 +12,7 @@ from typing import Optional
 
 import click
 
-from greenops_lint.config import ConfigError
+from greenops_lint.config import ConfigError, check_output_path
 from greenops_lint.probe.stats import DEFAULT_TOLERANCE
 
 EXIT_OK, EXIT_ERROR = 0, 2
@@ -90,6 +90,11 @@ def probe(paths, rule_codes, output_format, repeats, timeout, threads, min_time,
     """Measure the real cost of findings: a before/after micro-benchmark per
     finding (or your own command with --run), with a verdict on each estimate:
     confirmed, refuted or inconclusive."""
+    try:
+        check_output_path(output_file, "--output-file")
+        check_output_path(plot_file, "--plot")
+    except ConfigError as exc:
+        raise _fail(str(exc))
     if plot_file:
         from greenops_lint.probe.plot import PLOT_HINT, matplotlib_missing
 

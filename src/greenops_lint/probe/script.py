@@ -268,7 +268,10 @@ def _record(before: dict, after: dict, finding, context: dict, label: str, toget
     if clock == "cpu":
         notes.append(f"judged on CPU time: the host was too busy for wall time (foreign load {foreign:.2f})")
     problem = None
-    if busy and not on_cpu:
+    if min(len(before[clock]), len(after[clock])) < 2:
+        # One run each has no spread: a no-op's noise would read as a saving.
+        problem = "one run per variant cannot confirm anything (no spread to judge the noise); use --repeats 2 or more"
+    elif busy and not on_cpu:
         problem = f"host too busy for a wall-clock measurement: foreign load {foreign:.2f} > {stats.WALL_FOREIGN_LIMIT:g}"
     verdict = stats.decide(ratio, claim, floor=floor, tolerance=context["tolerance"], noise=noise, problem=problem)
     median = lambda values: stats.median(values) if values else None  # noqa: E731

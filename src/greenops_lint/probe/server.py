@@ -1,7 +1,7 @@
 """The probe's fork server: import torch once, fork one process per variant run.
 
 Importing torch takes seconds; a probe runs dozens of variant processes. The
-server (`python -m greenops_lint.probe.server`, started by `ProbeServer`)
+server (`python -I`, see `server_command`, started by `ProbeServer`)
 imports torch with the thread count pinned in its environment, never touches
 CUDA itself, and for each request forks a child that starts a new session,
 runs one template variant, writes its JSON result to a pipe and exits. The
@@ -137,6 +137,22 @@ def serve() -> int:
 # -- the client (CLI side) ----------------------------------------------------------------
 
 
+def server_command() -> list[str]:
+    """The server's command line: an isolated interpreter (`-I`: neither the
+    current directory, nor PYTHONPATH, nor the user's site-packages are on
+    sys.path), started outside the project, so that a project's own `torch.py`
+    or `pluggy.py` never runs. This package's own directory is appended to
+    sys.path (it may come from PYTHONPATH or a source checkout)."""
+    import greenops_lint
+
+    package_root = os.path.dirname(os.path.dirname(os.path.abspath(greenops_lint.__file__)))
+    bootstrap = (
+        "import sys; sys.path.append(sys.argv.pop(1)); "
+        "from greenops_lint.probe.server import serve; sys.exit(serve())"
+    )
+    return [sys.executable, "-I", "-c", bootstrap, package_root]
+
+
 class ProbeServer:
     """A running server; `run()` runs one variant in a fresh forked process."""
 
@@ -153,11 +169,12 @@ class ProbeServer:
         self._buffer = b""
         self._next = 0
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "greenops_lint.probe.server"],
+            server_command(),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self._log,
             env=env,
+            cwd=tempfile.gettempdir(),
             start_new_session=True,
         )
         hello = self._read(startup_timeout)
