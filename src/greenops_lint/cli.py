@@ -322,6 +322,16 @@ def hardware(output_format):
 
 
 
+@main.command()
+def server():
+    """Run the language server over stdio (for editors; needs the `lsp` extra: pip install 'greenops-lint[lsp]')."""
+    try:
+        from greenops_lint.server import serve
+    except ImportError as exc:
+        raise _fail(f"the language server needs pygls ({exc}); install it with: pip install 'greenops-lint[lsp]'")
+    serve()
+
+
 def _register_probe() -> None:
     # The probe lives in its own package; torch is imported only when it runs.
     from greenops_lint.probe.cli import probe
