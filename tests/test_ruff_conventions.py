@@ -200,3 +200,21 @@ def test_junit_clean_run_is_one_passing_case(project, cli):
     assert (
         len(cases) == 1 and not cases[0].findall("failure") and root.get("tests") == "1" and root.get("failures") == "0"
     )
+
+
+# -- noqa -----------------------------------------------------------------------------------------
+def test_noqa_after_a_multi_line_string_covers_its_lines(project, cli):
+    source = (
+        "import torch\n"
+        "torch.set_default_dtype(torch.float64); note = '''\n"
+        "a long note\n"
+        "'''  # noqa: GO401\n"
+    )
+    (project / "train.py").write_text(source)
+    result = cli("check", "train.py")
+    assert result.exit_code == 0, result.stdout
+    (project / "train.py").write_text(source.replace("  # noqa: GO401", "  # noqa: GO101"))
+    assert "GO401" in cli("check", "train.py").stdout
+    fstring = "import torch\nx = 1\ntorch.set_default_dtype(torch.float64); note = f'''\n{x}\n'''  # noqa\n"
+    (project / "train.py").write_text(fstring)
+    assert cli("check", "train.py").exit_code == 0
