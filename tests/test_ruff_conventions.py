@@ -204,12 +204,7 @@ def test_junit_clean_run_is_one_passing_case(project, cli):
 
 # -- noqa -----------------------------------------------------------------------------------------
 def test_noqa_after_a_multi_line_string_covers_its_lines(project, cli):
-    source = (
-        "import torch\n"
-        "torch.set_default_dtype(torch.float64); note = '''\n"
-        "a long note\n"
-        "'''  # noqa: GO401\n"
-    )
+    source = "import torch\ntorch.set_default_dtype(torch.float64); note = '''\na long note\n'''  # noqa: GO401\n"
     (project / "train.py").write_text(source)
     result = cli("check", "train.py")
     assert result.exit_code == 0, result.stdout
@@ -218,3 +213,49 @@ def test_noqa_after_a_multi_line_string_covers_its_lines(project, cli):
     fstring = "import torch\nx = 1\ntorch.set_default_dtype(torch.float64); note = f'''\n{x}\n'''  # noqa\n"
     (project / "train.py").write_text(fstring)
     assert cli("check", "train.py").exit_code == 0
+
+
+# -- SARIF for code scanning -----------------------------------------------------------------------
+def test_sarif_fingerprints_uris_and_column_kind(project, cli):
+    (project / "my dir").mkdir()
+    (project / "my dir" / "train #1.py").write_text(BAD + "\n" + BAD.split("\n")[1] + "\n")
+    document = json.loads(cli("check", ".", "--output-format", "sarif", "--exit-zero").stdout)
+    run = document["runs"][0]
+    assert run["columnKind"] == "unicodeCodePoints"
+    assert run["originalUriBaseIds"]["%SRCROOT%"]["uri"] == project.as_uri() + "/"
+    results = run["results"]
+    assert len(results) == 2
+    for result in results:
+        location = result["locations"][0]["physicalLocation"]["artifactLocation"]
+        assert location == {"uri": "my%20dir/train%20%231.py", "uriBaseId": "%SRCROOT%"}
+        assert set(result["partialFingerprints"]) == {"greenopsLint/v1"}
+    first, second = (r["partialFingerprints"]["greenopsLint/v1"] for r in results)
+    assert first != second  # the same line text twice: told apart by occurrence
+    # Moving the code down keeps the fingerprints.
+    (project / "my dir" / "train #1.py").write_text("\n\n" + BAD + "\n" + BAD.split("\n")[1] + "\n")
+    moved = json.loads(cli("check", ".", "--output-format", "sarif", "--exit-zero").stdout)["runs"][0]["results"]
+    assert [r["partialFingerprints"] for r in moved] == [r["partialFingerprints"] for r in results]
+
+
+def test_sarif_notebook_region_points_into_the_ipynb_text(project, cli):
+    notebook = {
+        "cells": [
+            {"cell_type": "markdown", "metadata": {}, "source": ["# Title\n"]},
+            {
+                "cell_type": "code",
+                "metadata": {},
+                "execution_count": None,
+                "outputs": [],
+                "source": ["import torch\n", "torch.set_default_dtype(torch.float64)\n"],
+            },
+        ],
+        "metadata": {},
+        "nbformat": 4,
+        "nbformat_minor": 5,
+    }
+    (project / "nb.ipynb").write_text(json.dumps(notebook, indent=1))
+    (result,) = json.loads(cli("check", "nb.ipynb", "--output-format", "sarif").stdout)["runs"][0]["results"]
+    region = result["locations"][0]["physicalLocation"]["region"]
+    raw_line = (project / "nb.ipynb").read_text().splitlines()[region["startLine"] - 1]
+    assert raw_line[region["startColumn"] - 1 : region["endColumn"] - 1] == "torch.set_default_dtype(torch.float64)"
+    assert result["properties"]["cell"] == 2 and result["properties"]["cellRegion"]["startLine"] == 2

@@ -5,6 +5,7 @@ for a path that is not on disk (`check -` reads stdin)."""
 from __future__ import annotations
 
 import json
+import os
 from functools import lru_cache
 from typing import Optional
 
@@ -18,11 +19,16 @@ def register(path: str, text: str) -> None:
 
 def lines_of(path: str, cell: Optional[int] = None) -> list[str]:
     """The lines of `path` (of code cell `cell` in a notebook); [] when unreadable."""
-    return _lines(path, cell)
+    try:
+        info = os.stat(path)
+        stamp = (info.st_mtime_ns, info.st_size)
+    except OSError:
+        stamp = None
+    return _lines(path, cell, stamp)
 
 
 @lru_cache(maxsize=64)
-def _lines(path: str, cell: Optional[int]) -> list[str]:
+def _lines(path: str, cell: Optional[int], stamp) -> list[str]:
     if path in _TEXTS and cell is None:
         return _TEXTS[path].splitlines()
     from greenops_lint.source import SourceError, decode, read_bytes
