@@ -259,3 +259,15 @@ def test_sarif_notebook_region_points_into_the_ipynb_text(project, cli):
     raw_line = (project / "nb.ipynb").read_text().splitlines()[region["startLine"] - 1]
     assert raw_line[region["startColumn"] - 1 : region["endColumn"] - 1] == "torch.set_default_dtype(torch.float64)"
     assert result["properties"]["cell"] == 2 and result["properties"]["cellRegion"]["startLine"] == 2
+
+
+# -- packaging ------------------------------------------------------------------------------------
+def test_license_urls_and_hidden_internal_hardware(cli):
+    from greenops_lint.tomlcompat import tomllib
+
+    assert (ROOT / "LICENSE").read_text().startswith("MIT License")
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert project["urls"]["Repository"].startswith("https://github.com/")
+    assert "pygls" in " ".join(project["optional-dependencies"]["lsp"] + project["optional-dependencies"]["test"])
+    out = cli("hardware").stdout
+    assert "cloud-vcpu-2" not in out and "CI class" not in out and "a100-80gb" in out

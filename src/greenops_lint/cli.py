@@ -389,7 +389,7 @@ def explain(code):
 @click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text", show_default=True)
 def hardware(output_format):
     """List the hardware profiles and grid regions the savings model knows."""
-    profiles = hardware_table()
+    profiles = {key: p for key, p in hardware_table().items() if not p.internal}
     if output_format == "json":
         click.echo(json.dumps({
             "hardware": {k: vars(p) for k, p in profiles.items()},
