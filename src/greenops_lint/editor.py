@@ -153,6 +153,7 @@ def lint_text(project: Project, path: str, text: str, want_fixes: bool = False) 
         hit = cache.get(key)
         if hit is not None:
             analysis.findings, analysis.suppressed = hit
+            analysis.findings = [f for f in analysis.findings if project.config.shows(f)]
             analysis.cached = True
             return analysis
     result = project.linter.lint_bytes(path, raw)
@@ -160,6 +161,8 @@ def lint_text(project: Project, path: str, text: str, want_fixes: bool = False) 
     analysis.fixes, analysis.module = result.fixes, result.module
     if cache is not None and not any(f.code == INTERNAL_ERROR for f in result.findings):
         cache.put(key, result.findings, result.suppressed)
+    # `min-severity`: what `check` shows, the editor shows.
+    analysis.findings = [f for f in analysis.findings if project.config.shows(f)]
     return analysis
 
 

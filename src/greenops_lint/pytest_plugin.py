@@ -87,8 +87,9 @@ class GreenOpsItem(pytest.Item):
                 findings = result.findings
                 if cache is not None and not any(f.code == INTERNAL_ERROR for f in findings):
                     cache.put(key, result.findings, result.suppressed)
-        if findings:
-            raise GreenOpsError("".join(format_line(f) + "\n" for f in findings))
+        shown = [f for f in findings if project.config.shows(f)]
+        if shown:
+            raise GreenOpsError("".join(format_line(f) + "\n" for f in shown))
 
     def repr_failure(self, excinfo, style=None):
         if excinfo.errisinstance(GreenOpsError):
