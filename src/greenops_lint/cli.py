@@ -421,7 +421,7 @@ def server():
     try:
         from greenops_lint.server import serve
     except ImportError as exc:
-        raise _fail(f"the language server needs pygls ({exc}); install it with: pip install 'greenops-lint[lsp]'")
+        raise _fail(f"the language server needs pygls ({exc}); install it with: pip install 'greenops-lint[lsp]'") from None
     serve()
 
 
