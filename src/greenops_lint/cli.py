@@ -25,7 +25,22 @@ from greenops_lint.config import (
     disabled_plugins,
     load_config,
 )
-from greenops_lint.discovery import discover
+from greenops_lint.check_options import (
+    HUMAN_FORMATS,
+    STDIN,
+    fix_stdin,
+    fixes_summary,
+    lint_stdin,
+    read_stdin,
+    settings_report,
+    statistics_table,
+    stdin_name,
+    use_color,
+)
+from greenops_lint.discovery import Discovery, discover
+from greenops_lint.exclusion import exclude_spec, is_excluded
+from greenops_lint.report import sources
+from greenops_lint.report.color import colorize
 from greenops_lint.docs import render_page, write_pages
 from greenops_lint.engine import INTERNAL_ERROR, default_jobs, lint_files
 from greenops_lint.fileio import WriteSkipped, atomic_write
@@ -97,7 +112,7 @@ def main() -> None:
 
 @main.command()
 @click.argument("paths", nargs=-1, type=click.Path())
-@click.option("--format", "output_format", default="text", show_default=True, help=f"Output format: {', '.join(FORMATTERS)} (and any a plugin adds).")
+@click.option("--output-format", "--format", "output_format", default="text", show_default=True, help=f"Output format: {', '.join(FORMATTERS)} (and any a plugin adds); --format is an alias.")
 @click.option("--select", multiple=True, help="Codes or prefixes to check (replaces the config's select), e.g. GO4,GO101.")
 @click.option("--extend-select", multiple=True, help="Codes or prefixes to add to the selection.")
 @click.option("--ignore", multiple=True, help="Codes or prefixes to skip (added to the config's ignore).")
@@ -122,30 +137,78 @@ def main() -> None:
 @click.option("--min-severity", type=click.Choice(["info", "warning", "error"]), help="Show findings at or above this severity (default: the config's min-severity, else warning).")
 @click.option("--disable-plugin", multiple=True, help="Do not load this rule-pack plugin (by entry-point name).")
 @click.option("--debug", is_flag=True, help="Show tracebacks of internal errors.")
+@click.option("--stdin-filename", type=str, help="With `check -`: the path of the code read from stdin (for the configuration, per-file-ignores and the output).")
+@click.option("--force-exclude", is_flag=True, help="Apply exclude / extend-exclude to files named on the command line too (for pre-commit).")
+@click.option("--color", "color", type=click.Choice(["auto", "always", "never"]), default="auto", show_default=True, help="Colour the text, concise and full formats (auto: on a terminal, unless NO_COLOR is set).")
+@click.option("--exit-non-zero-on-fix", is_flag=True, help="With --fix: exit 1 when files were changed, even if no finding is left.")
+@click.option("--show-fixes", is_flag=True, help="With --fix: list what was fixed, per file and rule.")
+@click.option("--show-settings", is_flag=True, help="Print the resolved settings and the enabled rules, then exit.")
 def check(paths, output_format, select, extend_select, ignore, config_file, hardware, region, pue, gpu_hours, statistics,
           output_file, exit_zero, quiet, jobs, no_cache, cache_dir, fix, unsafe_fixes, diff, add_noqa, show_suppressed,
-          show_info, min_severity, disable_plugin, debug):
-    """Lint PATHS (files or directories; default: the current directory)."""
+          show_info, min_severity, disable_plugin, debug, stdin_filename, force_exclude, color, exit_non_zero_on_fix,
+          show_fixes, show_settings):
+    """Lint PATHS (files or directories; default: the current directory; `-`: stdin)."""
     paths = paths or (".",)
+    from_stdin = paths == (STDIN,)
+    if from_stdin and add_noqa:
+        raise _fail("--add-noqa cannot edit stdin")
+    if STDIN in paths and not from_stdin:
+        raise _fail("`-` (stdin) cannot be combined with other paths")
+    name = stdin_name(stdin_filename) if from_stdin else None
     try:
         check_output_path(output_file, "--output-file")
-        first = Path(paths[0])
-        disabled = disabled_plugins(config_file, (first if os.path.exists(first) else Path.cwd()).resolve())
+        config_paths = (stdin_filename or ".",) if from_stdin else paths
+        first = Path(config_paths[0])
+        disabled = disabled_plugins(config_file, _existing(first).resolve())
         registry = _registry(disabled + tuple(disable_plugin))
         formatters = {**FORMATTERS, **registry.formatters}
         if output_format not in formatters:
             raise ConfigError(f"--format: unknown format {output_format!r}; valid: {', '.join(formatters)}")
-        config = _effective_config(registry, paths, config_file, select, extend_select, ignore, hardware)
+        config = _effective_config(registry, config_paths, config_file, select, extend_select, ignore, hardware)
         config = _workload_overrides(config, region, pue, gpu_hours)
         config = config.with_overrides(min_severity="info" if show_info else min_severity)
-        found = discover(paths, config)
+        found = Discovery(files=[name]) if from_stdin else discover(paths, config)
     except ConfigError as exc:
         raise _fail(str(exc))
+    if force_exclude:
+        spec = exclude_spec(config)
+        found.files = [f for f in found.files if not (f != STDIN and is_excluded(f, config, spec))]
     rules = enabled_rules(registry.rules, config)
-    if fix or diff:
-        results = _fix(found.files, config, rules, unsafe_fixes, write=not diff, quiet=quiet)
+    if show_settings:
+        click.echo(settings_report(config, rules, found.files), nl=False)
+        return
+    if from_stdin:
+        raw = read_stdin()
+        sources.register(name, raw.decode("utf-8", "replace"))
+        if not found.files:  # excluded: pass the code through untouched
+            if fix:
+                _write_bytes(raw)
+            raise SystemExit(EXIT_CLEAN)
+    if from_stdin and (fix or diff):
+        outcome = fix_stdin(raw, name, config, rules, unsafe_fixes)
         if diff:
-            return
+            click.echo(outcome.diff(), nl=False)
+            raise SystemExit(EXIT_ERROR if outcome.error else EXIT_FINDINGS if outcome.changed else EXIT_CLEAN)
+        _write_bytes(outcome.fixed if outcome.changed else raw)
+        left = [f for f in outcome.result.findings if config.shows(f)]
+        if left and not quiet:
+            click.echo(formatters["text"](left, registry.rules), nl=False, err=True)
+        if show_fixes:
+            click.echo(fixes_summary([outcome]), nl=False, err=True)
+        if outcome.error:
+            click.echo(f"greenops-lint: error: {name}: {outcome.error}", err=True)
+            raise SystemExit(EXIT_ERROR)
+        changed = outcome.changed and exit_non_zero_on_fix
+        raise SystemExit(EXIT_FINDINGS if (left and not exit_zero) or changed else EXIT_CLEAN)
+    changed_files = 0
+    if fix or diff:
+        outcomes = _fix(found.files, config, rules, unsafe_fixes, write=not diff, quiet=quiet)
+        results = [o.result for o in outcomes]
+        changed_files = sum(1 for o in outcomes if o.changed)
+        if show_fixes:
+            click.echo(fixes_summary(outcomes), nl=False, err=True)
+    elif from_stdin:
+        results = [lint_stdin(raw, name, config, rules, debug, unsafe_fixes)]
     else:
         cache = None
         if not no_cache:
@@ -165,19 +228,30 @@ def check(paths, output_format, select, extend_select, ignore, config_file, hard
     below = [f for f in findings if not config.shows(f)]
     findings = [f for f in findings if config.shows(f)]
     suppressed = sorted((f for r in results for f in r.suppressed), key=Finding.sort_key)
-    report = formatters[output_format](findings, registry.rules)
-    if show_suppressed and suppressed:
-        report += _suppressed_report(suppressed, output_format, formatters, registry)
+    human = output_format in HUMAN_FORMATS
+    if statistics and (human or output_format == "json"):
+        # ruff's table instead of the findings, then the estimates and their arithmetic.
+        report = statistics_table(findings, registry.rules, output_format)
+        if human:
+            report += render_statistics(findings, config)
+    else:
+        report = formatters[output_format](findings, registry.rules)
+        if show_suppressed and suppressed:
+            report += _suppressed_report(suppressed, output_format, formatters, registry)
+    if human and use_color(color, bool(output_file)):
+        report = colorize(report)
     if output_file:
         atomic_write(output_file, report)
     else:
-        click.echo(report, nl=False)
-    if statistics:
-        click.echo(render_statistics(findings, config), nl=False, err=output_format != "text" and not output_file)
+        click.echo(report, nl=False, color=True if human and color != "never" else None)
+    if statistics and not (human or output_format == "json"):
+        click.echo(render_statistics(findings, config), nl=False, err=not output_file)
     if not quiet:
         _summary(findings, len(found.files), len(suppressed), len(below), config.min_severity)
     if any(f.code == INTERNAL_ERROR for f in findings):
         raise SystemExit(EXIT_ERROR)
+    if exit_non_zero_on_fix and changed_files:
+        raise SystemExit(EXIT_FINDINGS)
     raise SystemExit(EXIT_FINDINGS if findings and not exit_zero else EXIT_CLEAN)
 
 
@@ -207,7 +281,7 @@ def _fix(files, config, rules, unsafe: bool, write: bool, quiet: bool):
     if not quiet and fixed:
         files = sum(1 for o in outcomes if o.changed)
         click.echo(f"Fixed {fixed} finding{'s' if fixed != 1 else ''} in {files} file{'s' if files != 1 else ''}.", err=True)
-    return [o.result for o in outcomes]
+    return outcomes
 
 
 def _suppressed_report(suppressed, output_format, formatters, registry) -> str:
@@ -244,9 +318,7 @@ def _add_noqa(results, quiet: bool) -> None:
 def _effective_config(registry, paths, config_file, select, extend_select, ignore, hardware) -> Config:
     known = set(registry.rules)
     option_types = {code: {name: o.type for name, o in cls.options.items()} for code, cls in registry.rules.items()}
-    first = Path(paths[0])
-    start = first if os.path.exists(first) else Path.cwd()
-    config = load_config(config_file, start.resolve(), known, option_types)
+    config = load_config(config_file, _existing(Path(paths[0])).resolve(), known, option_types)
     overrides = {"select": _codes(select), "extend_select": _codes(extend_select)}
     for option, codes in (("--select", overrides["select"]), ("--extend-select", overrides["extend_select"]), ("--ignore", _codes(ignore))):
         for code in codes or ():
@@ -259,6 +331,20 @@ def _effective_config(registry, paths, config_file, select, extend_select, ignor
     if hardware is not None:
         overrides["hardware"] = check_hardware(hardware, "--hardware")
     return config.with_overrides(**overrides)
+
+
+def _write_bytes(data: bytes) -> None:
+    sys.stdout.flush()
+    sys.stdout.buffer.write(data)
+    sys.stdout.buffer.flush()
+
+
+def _existing(path: Path) -> Path:
+    """`path`, or its nearest existing parent (a `--stdin-filename` need not exist)."""
+    for candidate in (path, *path.parents):
+        if candidate.exists() and str(candidate) not in ("", "."):
+            return candidate
+    return Path.cwd()
 
 
 def _workload_overrides(config: Config, region, pue, gpu_hours) -> Config:
@@ -335,13 +421,13 @@ def rules_command(output_format, write_docs, check_docs):
 
 
 @main.command()
-@click.argument("code")
+@click.argument("code", metavar="CODE|NAME")
 def explain(code):
-    """Print the page of the rule CODE (what, why, example, fix, estimate)."""
+    """Print the page of the rule CODE or name (what, why, example, fix, estimate)."""
     registry = _registry()
-    rule = registry.rules.get(code.upper())
+    rule = registry.rules.get(code.upper()) or next((r for r in registry.rules.values() if r.name == code.lower()), None)
     if rule is None:
-        raise _fail(f"unknown rule code '{code}'; `greenops-lint rules` lists them")
+        raise _fail(f"unknown rule code or name '{code}'; `greenops-lint rules` lists them")
     click.echo(render_page(rule), nl=False)
 
 
@@ -349,7 +435,7 @@ def explain(code):
 @click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text", show_default=True)
 def hardware(output_format):
     """List the hardware profiles and grid regions the savings model knows."""
-    profiles = hardware_table()
+    profiles = {key: p for key, p in hardware_table().items() if not p.internal}
     if output_format == "json":
         click.echo(json.dumps({
             "hardware": {k: vars(p) for k, p in profiles.items()},
@@ -365,6 +451,16 @@ def hardware(output_format):
     for key, r in grid_table().items():
         click.echo(f"  {key:6} {r.intensity:5g}  {r.name} ({r.year})")
 
+
+
+@main.command()
+def server():
+    """Run the language server over stdio (for editors; needs the `lsp` extra: pip install 'greenops-lint[lsp]')."""
+    try:
+        from greenops_lint.server import serve
+    except ImportError as exc:
+        raise _fail(f"the language server needs pygls ({exc}); install it with: pip install 'greenops-lint[lsp]'") from None
+    serve()
 
 
 def _register_probe() -> None:

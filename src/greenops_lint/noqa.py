@@ -24,7 +24,44 @@ def noqa_lines(text: str) -> dict[int, Optional[frozenset[str]]]:
             continue
         codes = match.group("codes")
         result[number] = None if not codes else frozenset(c.upper() for c in _SPLIT.split(codes.strip()) if c)
+    if result:
+        _spread_over_strings(text, result)
     return result
+
+
+def _spread_over_strings(text: str, table: dict[int, Optional[frozenset[str]]]) -> None:
+    """A noqa comment after the end of a multi-line string covers every line of
+    the string, as flake8 and ruff read it (no comment fits inside the string)."""
+    for start, end in _multiline_strings(text):
+        if end not in table:
+            continue
+        codes = table[end]
+        for line in range(start, end):
+            present = table.get(line, frozenset())
+            table[line] = None if codes is None or present is None else present | codes
+
+
+def _multiline_strings(text: str) -> list[tuple[int, int]]:
+    import io
+    import tokenize
+
+    spans: list[tuple[int, int]] = []
+    fstring_starts: list[int] = []
+    start_kind = getattr(tokenize, "FSTRING_START", -1)
+    end_kind = getattr(tokenize, "FSTRING_END", -1)
+    try:
+        for token in tokenize.generate_tokens(io.StringIO(text).readline):
+            if token.type == tokenize.STRING and token.end[0] > token.start[0]:
+                spans.append((token.start[0], token.end[0]))
+            elif token.type == start_kind:
+                fstring_starts.append(token.start[0])
+            elif token.type == end_kind and fstring_starts:
+                first = fstring_starts.pop()
+                if token.end[0] > first:
+                    spans.append((first, token.end[0]))
+    except (tokenize.TokenError, SyntaxError, IndentationError):
+        pass
+    return spans
 
 
 def is_suppressed(code: str, lines: tuple[int, ...], table: dict[int, Optional[frozenset[str]]]) -> bool:

@@ -35,6 +35,8 @@ class HardwareProfile:
     tdp_w: float = 0.0
     assumption: str = ""
     tdp_assumption: str = ""
+    # Used by the probe to describe the machine it measured on; not listed by `hardware`.
+    internal: bool = False
 
     @property
     def is_generic(self) -> bool:

@@ -1,4 +1,5 @@
-"""JUnit XML: one failed test case per finding, grouped by file (as ruff does)."""
+"""JUnit XML: one failed test case per finding, grouped by file (as ruff does);
+a clean run is one passing case."""
 
 from __future__ import annotations
 
@@ -19,6 +20,10 @@ def format_findings(findings, rules) -> str:
         case = ET.SubElement(suite, "testcase", classname=_xml(f.path), name=_xml(f"{f.code} {f.location()}"))
         failure = ET.SubElement(case, "failure", message=_xml(f"{f.code} {f.message}"), type=f.code)
         failure.text = _xml(f"{f.location()}: {f.code} {f.message}")
-    root = ET.Element("testsuites", name="greenops-lint", tests=str(len(findings)), failures=str(len(findings)))
+    if not findings:
+        # A clean run is one passing case (CI dashboards show "1 passed", not "no tests").
+        ET.SubElement(suite, "testcase", classname="greenops-lint", name="no findings")
+        suite.set("tests", "1")
+    root = ET.Element("testsuites", name="greenops-lint", tests=suite.get("tests"), failures=str(len(findings)))
     root.append(suite)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
