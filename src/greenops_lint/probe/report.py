@@ -150,7 +150,9 @@ def render_text(records: list[dict]) -> str:
         if record.get("energy_source") not in (None, "none"):
             lines.append(
                 f"  energy     {joules.get('before'):.4g} J -> {joules.get('after'):.4g} J per {per} "
-                f"(measured, {record['energy_source']})"
+                f"(measured, {record['energy_source']}"
+                + ("; the CPU packages only, not the GPU" if record["energy_source"] == "rapl-cpu-package" else "")
+                + ")"
                 if joules.get("before") is not None and joules.get("after") is not None
                 else f"  energy     counter {record['energy_source']} gave no reading"
             )

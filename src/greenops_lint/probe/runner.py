@@ -359,7 +359,7 @@ def analyse(
         "bytes": {"before": _memory(runs[before]), "after": _memory(runs[after])},
         "joules": {"before": _round(joules[before]), "after": _round(joules[after])},
         "energy_source": source or "none",
-        "energy_note": energy_note if not source else "",
+        "energy_note": energy_note if not source or source == "rapl-cpu-package" else "",
         "energy_estimated": None,
         "threads": host.threads if plan.bench not in ("threads",) else plan.params.get("counts"),
         "foreign_load": foreign,
