@@ -129,7 +129,6 @@ def test_every_default_rule_fixture_finding_has_an_estimate(cli):
     import json
 
     from conftest import FIXTURES
-
     from greenops_lint.plugins import load_rules
 
     rules = load_rules().rules
