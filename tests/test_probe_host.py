@@ -297,3 +297,17 @@ def test_new_datacenter_profiles_have_their_board_power():
     assert (table["a100-40gb-pcie"].tdp_w, table["a100-80gb-pcie"].tdp_w) == (250, 300)
     assert (table["h100-pcie"].tdp_w, table["h100-nvl"].tdp_w) == (350, 400)
     assert table["h100-nvl"].fp64_tc == 60 and table["h100-pcie"].tf32 == 378
+
+
+def test_gpu_probe_script_has_no_pipefail_grep_race():
+    import re
+    import subprocess
+
+    from conftest import ROOT
+
+    script = ROOT / "benchmarks" / "gpu_probe.sh"
+    text = script.read_text()
+    assert "set -euo pipefail" in text
+    # `producer | grep -q`: grep exits at the first match, the producer dies of SIGPIPE, pipefail fails the test.
+    assert not re.search(r"\|\s*grep -q", text)
+    assert subprocess.run(["bash", "-n", str(script)]).returncode == 0

@@ -200,3 +200,27 @@ def test_hardware_command_lists_profiles_and_regions(cli):
     assert "a100-80gb" in out and "WORLD" in out
     t4 = next(line for line in out.splitlines() if line.split()[:1] == ["t4"])
     assert "BF16 n/a TFLOPS" in t4  # the T4 has no BF16 units: not "0 TFLOPS"
+
+
+def test_cpu_measured_factors_stay_out_of_gpu_hours():
+    from greenops_lint.config import Config
+    from greenops_lint.finding import Finding, SavingsEstimate
+    from greenops_lint.statistics import workload_lines
+
+    def finding(code, family, estimate):
+        return Finding("train.py", 1, 1, 1, 2, code, code.lower(), family, "m", estimate=estimate)
+
+    ddp = SavingsEstimate("time_factor", 1.0, 2.4, "x", "measured on 2 CPU gloo ranks", "a100-80gb", source="measured on CPU")
+    f64 = SavingsEstimate("time_factor", 1.0, 2.0, "x", "roofline", "a100-80gb", source="derived")
+    loads = SavingsEstimate("repeated_work", 9.0, 9.0, "extra loads", "loop", "a100-80gb")
+    config = Config().with_overrides(hardware="a100-80gb", gpu_hours=100.0)
+    out = "\n".join(workload_lines([finding("GO202", "unused", ddp), finding("GO402", "precision", f64),
+                                    finding("GO101", "caching", loads)], config))
+    assert "from train.py: precision 1-2x" in out and "unused" not in out.split("from train.py")[1].split(";")[0]
+    assert "not converted: 1 finding whose time factor was measured on CPU (GO202)" in out
+    assert "not converted: 1 repeated-work finding (GO101)" in out
+    only_cpu = "\n".join(workload_lines([finding("GO202", "unused", ddp)], config))
+    assert "nothing converts to GPU-hours" in only_cpu and "(GO202)" in only_cpu
+    # On a CPU profile the CPU measurement is the right source.
+    cpu = "\n".join(workload_lines([finding("GO202", "unused", ddp)], config.with_overrides(hardware="cloud-vcpu-2")))
+    assert "1-2.4x" in cpu
