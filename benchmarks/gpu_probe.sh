@@ -46,7 +46,7 @@ PY
 #    tensor created on the CPU and moved (GO502, once that rule exists).
 cp fixtures/probe/GO402_float64_mlp.py fixtures/probe/GO301_GO403_tabular.py fixtures/probe/GO201_GO202_ddp_aux_head.py "$WORK"/
 printf '[tool.greenops-lint]\nextend-select = ["GO5"]\n' > "$WORK/pyproject.toml"
-# Not `rules | grep -q`: under pipefail grep's early exit SIGPIPEs the writer and
+# Not a pipe into grep -q: under pipefail grep's early exit SIGPIPEs the writer and
 # the pipeline fails even when GO5xx rules exist.
 RULES="$("$PYTHON" -m greenops_lint.cli rules)"
 if ! grep -q '^GO5' <<<"$RULES"; then
