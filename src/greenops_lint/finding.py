@@ -32,7 +32,13 @@ class SavingsEstimate:
 
     @property
     def measured_on_cpu(self) -> bool:
-        return self.source == "measured on CPU"
+        """The figure was measured on CPU. Estimates without a `source` label
+        are read from their basis ("measured: ... CPU ...") so that a rule not
+        yet labelled is not presented as the configured GPU's figure."""
+        if self.source:
+            return self.source == "measured on CPU"
+        basis = self.basis.lower()
+        return "measured" in basis.split(":", 1)[0].split(" at ", 1)[0] and "cpu" in basis
 
     def to_json(self) -> dict:
         data = asdict(self)
