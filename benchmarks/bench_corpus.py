@@ -37,8 +37,10 @@ import subprocess
 import sys
 import tempfile
 import time
-import zipfile
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import wheelcache  # benchmarks/wheelcache.py, shared with real_corpus.py
 
 WHEELS = ["transformers==4.46.3", "timm==1.0.12", "diffusers==0.31.0", "lightning==2.4.0"]
 TORCHFIX = "torchfix==0.7.0"
@@ -86,29 +88,10 @@ def run(cmd, **kwargs):
     return subprocess.run(cmd, check=True, capture_output=True, text=True, **kwargs)
 
 
-def _wheel_prefix(requirement: str) -> str:
-    name, version = requirement.split("==")
-    return f"{name.replace('-', '_')}-{version}-"
-
-
 def build_corpus(cache: Path, requirements: list[str]) -> list[Path]:
     """The extracted folders of the pinned wheels (downloaded once into `cache`)."""
-    wheels, corpus = cache / "wheels", cache / "corpus"
-    wheels.mkdir(parents=True, exist_ok=True)
-    missing = [w for w in requirements if not list(wheels.glob(_wheel_prefix(w) + "*.whl"))]
-    if missing:
-        print(f"downloading {', '.join(missing)} ...", file=sys.stderr)
-        run([sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", str(wheels), *missing])
-    folders = []
-    for requirement in requirements:
-        for wheel in wheels.glob(_wheel_prefix(requirement) + "*.whl"):
-            target = corpus / wheel.stem
-            if not target.exists():
-                with zipfile.ZipFile(wheel) as archive:
-                    members = [m for m in archive.namelist() if m.endswith(".py")]
-                    archive.extractall(target, members)
-            folders.append(target)
-    return folders
+    wheels = wheelcache.download(cache, requirements, strict=True)
+    return [wheelcache.extract_python(wheel, cache / "corpus") for wheel in wheels.values()]
 
 
 def select_files(folders: list[Path], scale: bool) -> list[Path]:

@@ -280,3 +280,27 @@ def test_module_entry_point_runs(tmp_path):
     )
     assert proc.returncode == 1
     assert proc.stdout.startswith("train.py:2:1: GO401")
+
+
+def test_info_findings_are_hidden_unless_asked(cli, tmp_path, monkeypatch):
+    """A finding a rule reports at info severity (below its materiality threshold)
+    is hidden by default, counted in the summary, and shown with --show-info."""
+    from greenops_lint.rule import Rule
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "train.py").write_text("import torch\ntorch.set_default_dtype(torch.float64)\n")
+    original = Rule.report
+
+    def as_info(self, node, message, estimate=None, statement=None, fix=None, severity=None):
+        original(self, node, message, estimate, statement, fix, "info")
+
+    monkeypatch.setattr(Rule, "report", as_info)
+    hidden = cli("check", "train.py", "--no-cache", "--jobs", "1")
+    assert hidden.exit_code == 0 and "GO401" not in hidden.stdout
+    assert "1 below warning severity hidden" in hidden.stderr
+    shown = cli("check", "train.py", "--no-cache", "--jobs", "1", "--show-info")
+    assert shown.exit_code == 1 and "GO401" in shown.stdout
+    (tmp_path / "pyproject.toml").write_text('[tool.greenops-lint]\nmin-severity = "info"\n')
+    assert "GO401" in cli("check", "train.py", "--no-cache", "--jobs", "1").stdout
+    (tmp_path / "pyproject.toml").write_text('[tool.greenops-lint]\nmin-severity = "loud"\n')
+    assert cli("check", "train.py", "--no-cache").exit_code == 2

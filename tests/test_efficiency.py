@@ -472,6 +472,27 @@ def test_go506_estimate_uses_literal_counts():
     assert (finding.estimate.metric, finding.estimate.low, finding.estimate.high) == ("repeated_work", 50.0, 50.0)
 
 
+def test_go506_a_keyword_named_like_the_accumulator_is_not_a_read():
+    source = """
+import torch
+preds = torch.empty(0)
+for x in loader:
+    y = model(x, preds=True)
+    preds = torch.cat([preds, y])
+"""
+    assert only("GO506", source) == [6]
+
+
+def test_go506_estimate_states_the_assumed_iterations():
+    from greenops_lint.rules.efficiency.go506_growing_concat_in_loop import ASSUMED_ITERATIONS, extra_copies
+
+    source = "import torch\nacc = torch.empty(0)\nfor x in loader:\n    acc = torch.cat([acc, f(x)])\n"
+    (finding,) = lint_source(source, select=("GO506",))
+    assert (finding.estimate.low, finding.estimate.high) == (4.5, 499.5)
+    assert (finding.estimate.low, finding.estimate.high) == tuple(extra_copies(n) for n in ASSUMED_ITERATIONS)
+    assert finding.estimate.assumptions == ("the iteration count is not literal: 10-1000 iterations assumed",)
+
+
 # -- GO507 ---------------------------------------------------------------------
 
 FP32_LOOP = """
@@ -597,3 +618,28 @@ def test_every_efficiency_rule_is_documented_with_an_estimate_section():
     for rule in rules:
         assert rule.section("Estimate"), rule.code
         assert len(rule.VALID) >= 1 and len(rule.INVALID) >= 1
+
+
+def _estimate_figures():
+    """Per rule, the figures its `## Estimate` section states, built from the
+    module's named constants: the page and the findings cannot drift apart."""
+    import sys
+
+    codes = ("GO501", "GO503", "GO504", "GO505", "GO506", "GO507", "GO508")
+    go501, go503, go504, go505, go506, go507, go508 = (sys.modules[load_rules().rules[c].__module__] for c in codes)
+    fewest, most = go508.ASSUMED_ITERATIONS
+    return [
+        ("GO501", f"{go501.TIME_FACTOR_LOW:g}x to {go501.TIME_FACTOR_HIGH:g}x"),
+        ("GO503", f"{go503.TIME_FACTOR_LOW:g}x to {go503.TIME_FACTOR_HIGH:g}x"),
+        ("GO504", f"{go504.TIME_FACTOR}x"),
+        ("GO505", f"{go505.TIME_FACTOR}x"),
+        ("GO506", "-".join(f"{go506.extra_copies(n)}" for n in go506.ASSUMED_ITERATIONS)),
+        ("GO506", "-".join(str(n) for n in go506.ASSUMED_ITERATIONS)),
+        ("GO507", f"{go507.TIME_FACTOR_LOW:g}x to {go507.TIME_FACTOR_HIGH:g}x"),
+        ("GO508", f"{fewest - 1}-{most - 1}"),
+    ]
+
+
+@pytest.mark.parametrize("code,figure", _estimate_figures())
+def test_estimate_sections_state_the_module_constants(code, figure):
+    assert figure in load_rules().rules[code].section("Estimate")

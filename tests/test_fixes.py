@@ -177,13 +177,3 @@ def test_go301_cap_option_sets_the_fixed_cap(tmp_path):
     (outcome,) = fix_paths([str(path)], config, enabled_rules(registry.rules, config), unsafe=True)
     assert outcome.error is None
     assert path.read_text().endswith("num_workers=min(os.cpu_count() or 1, 4))\n")
-
-
-def test_float64_fixes_are_left_out_when_float64_data_would_remain(tmp_path, cli, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    source = "import torch\nx = torch.randn(64, 512, dtype=torch.float64)\nmodel = net.double()\nout = model(x)\n"
-    (tmp_path / "train.py").write_text(source)
-    result = cli("check", "train.py", "--fix", "--unsafe-fixes")
-    assert (tmp_path / "train.py").read_text() == source  # .double() -> .float() would break model(x)
-    assert "float64 fixes left out" in result.stderr
-    assert "GO402" in result.stdout

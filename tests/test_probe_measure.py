@@ -23,7 +23,9 @@ def test_short_steps_are_repeated_within_a_sample():
     result = sample_loop(lambda: calls.append(time.sleep(0.001)), min_time=0.0, min_samples=3, warmup=0, min_sample_s=0.01)
     assert result["reps"] >= 2
     assert len(calls) == 1 + 3 * result["reps"]  # one calibration call, then the samples
-    assert all(0.0005 < w < 0.05 for w in result["wall"])  # per step, not per sample
+    # Per step, not per sample: each sample holds `reps` sleeps of 1 ms. No tight upper
+    # bound: on a loaded machine one sleep can take several ms.
+    assert all(w > 0.0005 for w in result["wall"])
 
 
 class FakeEvent:

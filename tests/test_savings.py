@@ -104,27 +104,6 @@ def test_cpu_measured_estimate_says_so_in_its_headline():
     assert estimate.to_json()["source"] == "measured on CPU"
 
 
-def test_epoch_loop_count_gives_the_repeated_work():
-    source = """\
-    import pandas as pd
-    def train(model, loader, opt, epochs=30):
-        for epoch in range(epochs):
-            df = pd.read_csv("train.csv")
-            for x in loader:
-                model(x).backward()
-                opt.step()
-    """
-    (finding,) = [f for f in lint_source(source) if f.code == "GO101"]
-    assert (finding.estimate.metric, finding.estimate.low, finding.estimate.high) == ("repeated_work", 29.0, 29.0)
-    assert "30 iterations" in finding.message
-
-
-def test_literal_shape_gives_extra_bytes():
-    (finding,) = lint_source("import numpy as np, torch\nx = torch.from_numpy(np.random.rand(1000, 16))\n")
-    assert finding.estimate.metric == "memory_bytes"
-    assert finding.estimate.low == 1000 * 16 * 4
-
-
 def test_every_default_rule_fixture_finding_has_an_estimate(cli):
     import json
 

@@ -240,3 +240,37 @@ def test_debug_switches_in_test_files_are_not_reported():
 def test_debug_switch_estimates_are_measured_ranges():
     (finding,) = go(lint_source("import torch\ntorch.autograd.set_detect_anomaly(True)\n"), "GO205")
     assert (finding.estimate.metric, finding.estimate.low, finding.estimate.high) == ("time_factor", 1.25, 2.3)
+
+
+def test_pages_quote_the_estimate_constants():
+    """The docstrings cannot be f-strings: the figures they quote must be the constants the estimates use."""
+    from greenops_lint.rules.unused import _shared
+    from greenops_lint.rules.unused import go201_unused_submodule as go201
+    from greenops_lint.rules.unused import go202_ddp_find_unused_parameters as go202
+    from greenops_lint.rules.unused import go204_conv_bias_before_batchnorm as go204
+    from greenops_lint.rules.unused import go205_debug_mode_left_on as go205
+
+    ddp = f"{_shared.DDP_STEP_TIME_FACTOR:g}x"
+    for rule in (go201.UnusedSubmodule, go202.DdpFindUnusedParameters):
+        assert ddp in rule.section("Estimate") and ddp in rule.section("Why is this bad"), rule.code
+    assert f"({_shared.FLOAT32_BYTES} bytes a parameter)" in go201.UnusedSubmodule.section("Estimate")
+    go204_estimate = go204.ConvBiasBeforeBatchNorm.section("Estimate")
+    assert f"x {_shared.FLOAT32_BYTES} bytes" in go204_estimate
+    assert f"{go204.CHANNELS_LOW}-{go204.CHANNELS_HIGH} channels" in go204_estimate
+    go205_estimate = " ".join(go205.DebugModeLeftOn.section("Estimate").split())
+    for figure in (
+        go205.ANOMALY_CNN, go205.ANOMALY_MLP, go205.PROFILER_CNN, go205.PROFILER_MLP,
+        go205.TF_EAGER_MAX, go205.JAX_NO_JIT_MAX, go205.LAUNCH_BLOCKING_MAX,
+    ):
+        assert f"{figure:g}x" in go205_estimate, figure
+
+
+def test_messages_and_bases_are_built_from_the_constants(monkeypatch):
+    """Change a constant and the figure changes everywhere it is reported."""
+    from greenops_lint.rules.unused import go202_ddp_find_unused_parameters as go202
+
+    monkeypatch.setattr(go202, "DDP_STEP_TIME_FACTOR", 3.7)
+    source = "import torch\nm = torch.nn.parallel.DistributedDataParallel(m, find_unused_parameters=True)\n"
+    (finding,) = go(lint_source(source), "GO202")
+    assert "3.7x" in finding.message and "3.7x" in finding.estimate.basis and finding.estimate.high == 3.7
+    assert "2.4" not in finding.message + finding.estimate.basis

@@ -87,11 +87,13 @@ def main() -> None:
 @click.option("--diff", is_flag=True, help="Print the fixes as a unified diff; write nothing (exit 1 when there would be changes).")
 @click.option("--add-noqa", is_flag=True, help="Add `# noqa: CODE` to every line with a finding (adopt the linter, block new waste).")
 @click.option("--show-suppressed", is_flag=True, help="Also list the findings that noqa comments hide.")
+@click.option("--show-info", is_flag=True, help="Also show info findings (below their rule's materiality threshold, or advisory); same as --min-severity info.")
+@click.option("--min-severity", type=click.Choice(["info", "warning", "error"]), help="Show findings at or above this severity (default: the config's min-severity, else warning).")
 @click.option("--disable-plugin", multiple=True, help="Do not load this rule-pack plugin (by entry-point name).")
 @click.option("--debug", is_flag=True, help="Show tracebacks of internal errors.")
 def check(paths, output_format, select, extend_select, ignore, config_file, hardware, region, pue, gpu_hours, statistics,
           output_file, exit_zero, quiet, jobs, no_cache, cache_dir, fix, unsafe_fixes, diff, add_noqa, show_suppressed,
-          disable_plugin, debug):
+          show_info, min_severity, disable_plugin, debug):
     """Lint PATHS (files or directories; default: the current directory)."""
     paths = paths or (".",)
     try:
@@ -103,6 +105,7 @@ def check(paths, output_format, select, extend_select, ignore, config_file, hard
             raise ConfigError(f"--format: unknown format {output_format!r}; valid: {', '.join(formatters)}")
         config = _effective_config(registry, paths, config_file, select, extend_select, ignore, hardware)
         config = _workload_overrides(config, region, pue, gpu_hours)
+        config = config.with_overrides(min_severity="info" if show_info else min_severity)
         found = discover(paths, config)
     except ConfigError as exc:
         raise _fail(str(exc))
@@ -125,6 +128,8 @@ def check(paths, output_format, select, extend_select, ignore, config_file, hard
     for directory, problem in found.problems:
         findings.append(Finding(directory, 1, 1, 1, 1, "GO002", "unreadable-file", "core", problem, "error"))
     findings.sort(key=Finding.sort_key)
+    below = [f for f in findings if not config.shows(f)]
+    findings = [f for f in findings if config.shows(f)]
     suppressed = sorted((f for r in results for f in r.suppressed), key=Finding.sort_key)
     report = formatters[output_format](findings, registry.rules)
     if show_suppressed and suppressed:
@@ -136,7 +141,7 @@ def check(paths, output_format, select, extend_select, ignore, config_file, hard
     if statistics:
         click.echo(render_statistics(findings, config), nl=False, err=output_format != "text" and not output_file)
     if not quiet:
-        _summary(findings, len(found.files), len(suppressed))
+        _summary(findings, len(found.files), len(suppressed), len(below), config.min_severity)
     if any(f.code == INTERNAL_ERROR for f in findings):
         raise SystemExit(EXIT_ERROR)
     raise SystemExit(EXIT_FINDINGS if findings and not exit_zero else EXIT_CLEAN)
@@ -233,10 +238,12 @@ def _workload_overrides(config: Config, region, pue, gpu_hours) -> Config:
     return config.with_overrides(**overrides)
 
 
-def _summary(findings: list[Finding], checked: int, suppressed: int = 0) -> None:
+def _summary(findings: list[Finding], checked: int, suppressed: int = 0, below: int = 0, threshold: str = "") -> None:
     files = len({f.path for f in findings})
     noun = "file" if checked == 1 else "files"
     hidden = f"; {suppressed} suppressed by noqa" if suppressed else ""
+    if below:
+        hidden += f"; {below} below {threshold} severity hidden, --show-info shows them"
     if findings:
         click.echo(
             f"Found {len(findings)} finding{'s' if len(findings) != 1 else ''} in {files} "

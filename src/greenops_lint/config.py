@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterable, Optional
 
+from greenops_lint.finding import SEVERITIES, severity_rank
 from greenops_lint.tomlcompat import tomllib
 
 DEFAULT_EXCLUDES = (
@@ -41,6 +42,11 @@ class Config:
     pue: float = 1.0
     gpu_hours: Optional[float] = None
     disabled_plugins: tuple[str, ...] = ()
+    min_severity: str = "warning"
+
+    def shows(self, finding) -> bool:
+        """Whether a finding is at or above `min-severity` (core errors always are)."""
+        return severity_rank(finding.severity) >= severity_rank(self.min_severity)
 
     def options_for(self, code: str) -> dict[str, Any]:
         for rule_code, items in self.rule_options:
@@ -67,6 +73,7 @@ _KEYS = {
     "pue": ("pue", "pue"),
     "gpu-hours": ("gpu_hours", "positive"),
     "plugins": ("disabled_plugins", "plugins"),
+    "min-severity": ("min_severity", "severity"),
 }
 
 
@@ -169,6 +176,10 @@ def _parse_value(key, kind, value, path, known_codes, rule_option_types):
                 check_selector(code, known_codes, f"{where} '{pattern}'")
             pairs.append((pattern, tuple(codes)))
         return tuple(pairs)
+    if kind == "severity":
+        if value not in SEVERITIES:
+            raise ConfigError(f"{where} must be one of {', '.join(SEVERITIES)}, not {value!r}")
+        return value
     if kind == "hardware":
         return check_hardware(value, where)
     if kind == "region":

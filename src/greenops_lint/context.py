@@ -30,6 +30,7 @@ class RawReport:
     message: str
     estimate: Optional[SavingsEstimate]
     fix: Optional[Fix] = None
+    severity: Optional[str] = None  # None: the rule's own
 
 
 class FileContext:
@@ -59,10 +60,11 @@ class FileContext:
         estimate: Optional[SavingsEstimate],
         statement: Optional[cst.CSTNode] = None,
         fix: Optional[Fix] = None,
+        severity: Optional[str] = None,
     ) -> None:
         """Record a finding; `statement` (for noqa) defaults to the one being visited,
         and must be given by rules that decide after the walk has moved on."""
-        self.reports.append(RawReport(rule, node, statement or self.enclosing_statement(), message, estimate, fix))
+        self.reports.append(RawReport(rule, node, statement or self.enclosing_statement(), message, estimate, fix, severity))
 
     def enclosing_statement(self) -> Optional[cst.CSTNode]:
         for node in reversed(self.stack):

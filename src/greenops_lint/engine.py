@@ -237,7 +237,7 @@ class Linter:
                 name=rule.name,
                 family=rule.family,
                 message=raw.message,
-                severity=rule.severity,
+                severity=raw.severity or rule.severity,
                 fixable=raw.fix is not None and (raw.fix.safe or self.unsafe_fixes),
                 estimate=raw.estimate,
                 noqa_lines=lines,

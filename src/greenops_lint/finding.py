@@ -5,8 +5,14 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Optional
 
-FAMILIES = ("core", "caching", "unused", "provisioning", "precision", "efficiency")
-SEVERITIES = ("error", "warning", "info")
+# Lowest first. `check` shows findings at or above `min-severity` (default
+# "warning"): "info" is for findings whose own estimate says they are below the
+# rule's materiality threshold, and for advisory rules.
+SEVERITIES = ("info", "warning", "error")
+
+
+def severity_rank(severity: str) -> int:
+    return SEVERITIES.index(severity) if severity in SEVERITIES else len(SEVERITIES)
 
 
 @dataclass(frozen=True)
@@ -49,8 +55,8 @@ class SavingsEstimate:
         """A few words for the one-line text output."""
         where = "measured on CPU" if self.measured_on_cpu else f"on {self.hardware}"
         if self.metric == "memory_bytes":
-            return f"est. {_human_bytes(self.low)}" + (
-                "" if self.low == self.high else f"-{_human_bytes(self.high)}"
+            return f"est. {human_bytes(self.low)}" + (
+                "" if self.low == self.high else f"-{human_bytes(self.high)}"
             ) + f" memory {where}"
         span = _num(self.low) if self.low == self.high else f"{_num(self.low)}-{_num(self.high)}"
         if self.metric == "time_factor":
@@ -65,7 +71,7 @@ def _num(value: float) -> str:
     return f"{value:g}" if value < 100 else f"{value:.0f}"
 
 
-def _human_bytes(value: float) -> str:
+def human_bytes(value: float) -> str:
     for unit in ("B", "KiB", "MiB", "GiB"):
         if value < 1024 or unit == "GiB":
             return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"

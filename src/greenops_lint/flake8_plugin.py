@@ -55,6 +55,8 @@ class GreenOpsChecker:
             return
         result = linter.lint_bytes(self.filename, "".join(self.lines).encode("utf-8"))
         for finding in result.findings:
+            if not linter.config.shows(finding):
+                continue  # below min-severity, as `check` hides it
             if finding.code in ("GO001", "GO002"):
                 continue  # flake8 reports unreadable and unparsable files itself (E902, E999)
             text = format_line(finding).split(": ", 1)[1]  # "CODE message (est. ...)"

@@ -51,8 +51,9 @@ class GreenOpsItem(pytest.Item):
         if linter is None:
             raise GreenOpsError(problem)
         result = linter.lint_path(str(self.path))
-        if result.findings:
-            raise GreenOpsError("".join(format_line(f) + "\n" for f in result.findings))
+        shown = [f for f in result.findings if linter.config.shows(f)]
+        if shown:
+            raise GreenOpsError("".join(format_line(f) + "\n" for f in shown))
 
     def repr_failure(self, excinfo, style=None):
         if excinfo.errisinstance(GreenOpsError):

@@ -88,8 +88,11 @@ class Rule:
         estimate: Optional[SavingsEstimate] = None,
         statement: Optional[cst.CSTNode] = None,
         fix: Optional[Fix] = None,
+        severity: Optional[str] = None,
     ) -> None:
-        self.ctx.report(self, node, message, estimate, statement, fix)
+        """Report a finding at `node`. `severity="info"` marks one that the rule's
+        own estimate says is below its materiality threshold (hidden by default)."""
+        self.ctx.report(self, node, message, estimate, statement, fix, severity)
 
     # -- documentation ------------------------------------------------------
     @classmethod

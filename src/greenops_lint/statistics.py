@@ -13,7 +13,7 @@ from collections import defaultdict
 from typing import Optional
 
 from greenops_lint.config import Config
-from greenops_lint.finding import Finding, SavingsEstimate, _human_bytes
+from greenops_lint.finding import Finding, SavingsEstimate, human_bytes
 from greenops_lint.savings import DEFAULT_UTILISATION, get_hardware, grid_table
 
 
@@ -32,7 +32,7 @@ def combine_estimates(estimates: list[SavingsEstimate]) -> str:
         scopes = sorted({("step time" if e.unit == "x" else e.unit.removeprefix("x ")) for e in same})
         return f"{_span(min(e.low for e in same), max(e.high for e in same))}x {' / '.join(scopes)}"
     if metric == "memory_bytes":
-        return f"{_human_bytes(sum(e.low for e in same))} memory"
+        return f"{human_bytes(sum(e.low for e in same))} memory"
     if metric == "memory_factor":
         return f"{min(e.low for e in same):g}-{max(e.high for e in same):g}{same[0].unit}"
     low, high = sum(e.low for e in same), sum(e.high for e in same)

@@ -272,6 +272,21 @@ class ModuleAttributes:
             stored |= self.classes[member].stored
         return stored
 
+    def group_assignments(self, name: str, attr: str) -> list[cst.BaseExpression]:
+        """The values assigned to `self.<attr>` in the group's constructors ([] if
+        one of them assigns several targets at once)."""
+        values = []
+        for member in self._groups[name]:
+            for assignment in self.classes[member].assigned.get(attr, ()):
+                if assignment.multiple_targets:
+                    return []
+                values.append(assignment.value)
+        return values
+
+    def group_store_count(self, name: str, attr: str) -> int:
+        """How many times the group's methods store `self.<attr>`."""
+        return sum(self.classes[member].store_counts[attr] for member in self._groups[name])
+
     def external_reads(self) -> tuple[Counter, set[str]]:
         """`.attr` reads on receivers other than a model class's own `self`,
         and the words of all string literals, module-wide (computed once)."""
@@ -607,7 +622,6 @@ def torch_param_count(call: cst.Call, cls: str) -> Optional[int]:
     match = _CONV.match(cls)
     if match and not match.group(1):
         dims = int(match.group(3))
-        transpose = bool(match.group(2))
         n_in, n_out = _arg_int(call, "in_channels", 0), _arg_int(call, "out_channels", 1)
         kernel_arg = get_arg(call, "kernel_size", 2)
         kernel = _sizes(kernel_arg.value, dims) if kernel_arg is not None else None

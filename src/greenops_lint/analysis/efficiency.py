@@ -19,15 +19,15 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable, Iterator, Optional
+from typing import TYPE_CHECKING, Callable, Optional
 
 import libcst as cst
 
 from greenops_lint.analysis.calls import NOT_LITERAL, get_arg, literal_value
 from greenops_lint.analysis.classes import MODEL_NAME, is_model_constructor
-from greenops_lint.analysis.loops import LoopInfo, referenced_names
+from greenops_lint.analysis.loops import LoopInfo, _descendants, referenced_names  # (one copy of the loop walk)
 from greenops_lint.analysis.names import LoopItem, Opaque, dotted_name
-from greenops_lint.analysis.tree import is_test_file, walk_expr  # noqa: F401 - re-exported for the GO5xx rules
+from greenops_lint.analysis.tree import walk_expr
 
 if TYPE_CHECKING:  # pragma: no cover
     from greenops_lint.context import FileContext
@@ -198,14 +198,6 @@ def scan_guards(ctx: "FileContext", direct: tuple[LoopInfo, ...], is_guard: Call
 TRAINING_FRAMEWORK_STEPS = ("training_step()", "train_step()")
 
 
-def descendants(loop: LoopInfo) -> Iterator[LoopInfo]:
-    stack = list(loop.children)
-    while stack:
-        child = stack.pop()
-        yield child
-        stack.extend(child.children)
-
-
 class TrainingLoops:
     """Which loops run a training step on every iteration.
 
@@ -240,7 +232,7 @@ class TrainingLoops:
         if loop.kind in ("step", "loop") or loop.iterates_data:
             return True  # (a loop over the DataLoader is a step loop even when a nested loop looks like one)
         # An epoch loop that is itself the step (full-batch training).
-        return not any(d.kind == "step" for d in descendants(loop)) and not (loop.calls & self.step_frames)
+        return not any(d.kind == "step" for d in _descendants(loop)) and not (loop.calls & self.step_frames)
 
 
 # -- what an expression holds --------------------------------------------------------------------

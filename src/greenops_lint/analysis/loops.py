@@ -31,7 +31,6 @@ from greenops_lint.analysis.functions import statements
 if TYPE_CHECKING:  # pragma: no cover
     from greenops_lint.context import FileContext
 
-LoopNode = Union[cst.For, cst.While, cst.ListComp, cst.SetComp, cst.DictComp, cst.GeneratorExp]
 FrameNode = Union[cst.FunctionDef, cst.Lambda, None]
 
 _EPOCH = re.compile(r"epoch", re.IGNORECASE)
@@ -97,7 +96,6 @@ class LoopInfo:
     count: Optional[int]
     epochish: bool
     iterates_data: bool
-    line_hint: str
     assigned: set[str] = field(default_factory=set)
     has_train_step: bool = False
     calls: set[str] = field(default_factory=set)
@@ -112,10 +110,6 @@ class LoopInfo:
     def variant_names(self) -> set[str]:
         """Names that may change from one iteration to the next."""
         return set(self.targets) | self.assigned
-
-    @property
-    def is_framework_step(self) -> bool:
-        return bool(self.framework)
 
     def describe(self) -> str:
         if self.framework:
@@ -207,7 +201,6 @@ class LoopAnalysis:
             count=count,
             epochish=epochish,
             iterates_data=iterable is not None and self._iterates_data(iterable),
-            line_hint="",
         )
         if parent is not None:
             parent.children.append(info)
@@ -430,7 +423,7 @@ class LoopAnalysis:
         if loop is None:
             loop = LoopInfo(
                 node=frame, frame=frame, parent=None, targets=frozenset(), iterable=None, count=None,
-                epochish=False, iterates_data=True, line_hint="", kind="step",
+                epochish=False, iterates_data=True, kind="step",
                 framework=f"{cls.name.value}.{frame.name.value}()",
             )
             self._framework_steps[id(frame)] = loop

@@ -1,0 +1,279 @@
+"""GO101 data-load-in-loop: the same file or dataset loaded on every epoch or step."""
+
+from __future__ import annotations
+
+import re
+from typing import Iterable, Optional
+
+import libcst as cst
+
+from greenops_lint.analysis.calls import get_arg, literal_value
+from greenops_lint.analysis.candidates import Candidate
+from greenops_lint.analysis.loops import Repetition, referenced_names
+from greenops_lint.analysis.tree import display_name
+from greenops_lint.finding import Fix
+from greenops_lint.rule import Invalid
+from greenops_lint.rules.caching._shared import RepeatedWorkRule
+from greenops_lint.walker import children
+
+# -- estimate (`## Estimate`): (iterations - 1) extra loads, `_shared.UNKNOWN_REPEATS` when the count is not literal
+REPEATED = "loads"
+
+DATA_LOADERS = frozenset(
+    {
+        *(f"pandas.read_{k}" for k in ("csv", "table", "parquet", "feather", "json", "excel", "pickle", "hdf", "orc", "fwf")),
+        *(f"numpy.{k}" for k in ("load", "loadtxt", "genfromtxt", "fromfile")),
+        *(f"polars.read_{k}" for k in ("csv", "parquet", "json", "ipc")),
+        "torch.load", "pickle.load", "json.load", "joblib.load", "h5py.File", "scipy.io.loadmat",
+        "datasets.load_dataset", "datasets.load_from_disk", "tensorflow_datasets.load",
+        "keras.utils.image_dataset_from_directory", "keras.utils.text_dataset_from_directory",
+        "keras.preprocessing.image_dataset_from_directory",
+        "PIL.Image.open", "cv2.imread", "imageio.imread", "imageio.v3.imread", "skimage.io.imread",
+        "torchvision.io.read_image", "yaml.safe_load", "yaml.load", "safetensors.torch.load_file",
+    }
+)
+# Calls that write a file: a load of the same path in the same loop reads what
+# the loop just wrote (a checkpoint, a metrics file), which is not repeated work.
+_WRITERS_FIRST_ARG = frozenset({"numpy.save", "numpy.savez", "numpy.savez_compressed", "numpy.savetxt", "h5py.File"})
+_WRITERS_SECOND_ARG = frozenset({"torch.save", "pickle.dump", "json.dump", "joblib.dump", "yaml.dump", "yaml.safe_dump"})
+_WRITER_METHODS = frozenset({"to_csv", "to_parquet", "to_json", "to_pickle", "to_feather", "to_hdf", "save_pretrained", "write_text", "write_bytes", "save"})
+# Loaders that read a file object: given a handle opened outside the loop they
+# read the next record each time (`while True: pickle.load(f)`), which is fine.
+_STREAM_LOADERS = frozenset({"pickle.load", "json.load", "numpy.load", "torch.load", "joblib.load", "yaml.safe_load", "yaml.load"})
+
+_HANDLE_NAME = re.compile(r"^(f|fh|fp|fd|fin|fo|fi|file|infile|handle|stream|buf|buffer|fileobj|reader|src)$")
+
+
+class DataLoadInLoop(RepeatedWorkRule):
+    """Loads the same file or dataset on every epoch or step.
+
+    ## What it does
+    Flags a data load (`pd.read_csv/read_parquet/...`, `np.load/loadtxt`,
+    `torch.load`, `pickle.load`, `json.load(open(...))`, `h5py.File`,
+    `datasets.load_dataset/load_from_disk`, `PIL.Image.open`, `cv2.imread`,
+    ...) inside an epoch loop or a training step loop, in a model method that
+    the framework calls for every batch (`forward`, Lightning's
+    `training_step`/`validation_step`, Keras' `train_step`/`call`), or in a
+    function of the module called from one of these (two calls deep), when its
+    arguments do not change from one iteration to the next (they do not use
+    the loop variable or names assigned in the loop; for a helper, the
+    arguments passed to the parameters the load uses).
+
+    ## Why is this bad
+    The file is opened, read and parsed again on every iteration, although
+    its content is the same: the disk, the CPU and the waiting GPU pay for it
+    each time. The tf.data guide puts it plainly: caching saves "operations
+    (like file opening and data reading) from being executed during each epoch".
+
+    Not flagged: loads whose path depends on the loop (per-shard, per-fold or
+    per-sample files), loads in `__getitem__`, `__iter__` and generators
+    (lazy per-sample loading is the normal pattern), memoised functions
+    (`functools.lru_cache`, `cache`, `cached_property`), loads under a
+    once-guard (`if data is None:`, `if key not in cache:`, `if epoch == 0:`,
+    `if args.resume:`) or a periodic guard (`if step % 100 == 0:`), retry loops
+    (`for attempt in range(3)`), `pickle.load(f)` / `json.load(f)` reading
+    successive records from a handle opened before the loop, and a path that
+    the same loop writes (`torch.save(..., "last.pt")` then
+    `torch.load("last.pt")`, `to_csv`, `open(p, "w")`): that is new data.
+
+    ## Fix
+    Load once before the loop and reuse the object (copy it if the loop
+    mutates it), or memoise the helper with `functools.lru_cache`. For data
+    that does not fit in memory use a memory-mapped format (`np.load(...,
+    mmap_mode="r")`, Arrow/Parquet, HF `datasets`) or `tf.data...cache()`.
+    Autofix (unsafe: the loop may mutate the loaded object): when the load is
+    a statement of its own (`df = pd.read_csv(...)`) directly in the body of
+    the `for` loop that repeats it, and its name is assigned nowhere else in
+    the loop, the statement moves to just before the loop.
+
+    ## Estimate
+    Repeated work: (iterations - 1) extra loads, where the iteration count is
+    literal (`range(30)`, a default argument `epochs=30`); otherwise a range of
+    1-99 with the assumption stated. The probe times one load of a file of the
+    same kind to turn this into seconds.
+    """
+
+    code = "GO101"
+    name = "data-load-in-loop"
+    family = "caching"
+    fixable = True
+    fix_safety = "unsafe"
+    tokens = ("read_", "load", "File", "open", "imread", "read_image")
+    INVALID = [
+        Invalid(
+            """
+            import pandas as pd
+            for epoch in range(10):
+                df = pd.read_csv("train.csv")
+                for batch in loader:
+                    loss = model(batch).mean()
+                    loss.backward()
+            """,
+            line=3,
+            message="loads the same data on every iteration of the epoch loop (10 iterations)",
+            fixed="""
+            import pandas as pd
+            df = pd.read_csv("train.csv")
+            for epoch in range(10):
+                for batch in loader:
+                    loss = model(batch).mean()
+                    loss.backward()
+            """,
+        ),
+        """
+        import json
+        def load_cfg():
+            return json.load(open("config.json"))
+        for x, y in train_loader:
+            cfg = load_cfg()
+            optimizer.step()
+        """,
+    ]
+    VALID = [
+        """
+        import pandas as pd
+        df = pd.read_csv("train.csv")
+        for epoch in range(10):
+            train(df)
+        """,
+        """
+        import pandas as pd
+        for epoch in range(10):
+            df = pd.read_parquet(f"part-{epoch}.parquet")
+        """,
+        """
+        import functools, json
+        @functools.lru_cache(maxsize=None)
+        def load_cfg():
+            return json.load(open("config.json"))
+        for x, y in train_loader:
+            cfg = load_cfg()
+            optimizer.step()
+        """,
+    ]
+
+    def __init__(self, ctx, options=None) -> None:
+        super().__init__(ctx, options)
+        # id(loop) -> source texts of the paths written inside it: a file saved
+        # and read back in the same loop (a checkpoint, metrics) is new data.
+        self.written: dict[int, set[str]] = {}
+
+    def visit_Call(self, node: cst.Call) -> None:
+        qualified = self.ctx.call_name(node)
+        written = self._written_path(node, qualified)
+        if written is not None:
+            for loop in self.ctx.loops.loops_at():
+                self.written.setdefault(id(loop), set()).add(written)
+            return
+        if qualified not in DATA_LOADERS:
+            return
+        if qualified in _STREAM_LOADERS and self._reads_open_handle(node):
+            return
+        if qualified.startswith("yaml.") and not self._inline_open(node):
+            return
+        self.record(node, display_name(qualified), path=self._path_text(node))
+
+    def _path_text(self, node: cst.Call) -> Optional[str]:
+        first = get_arg(node, None, 0)
+        if first is None:
+            return None
+        value = first.value
+        if self._is_open(value) and value.args:
+            value = value.args[0].value  # json.load(open(path))
+        return self.ctx.module.code_for_node(value)
+
+    def _written_path(self, node: cst.Call, qualified: Optional[str]) -> Optional[str]:
+        """The path a call writes, as source text, or None."""
+        if qualified in _WRITERS_FIRST_ARG or (
+            qualified is None and isinstance(node.func, cst.Attribute) and node.func.attr.value in _WRITER_METHODS
+        ):
+            arg = get_arg(node, None, 0)
+        elif qualified in _WRITERS_SECOND_ARG:
+            arg = get_arg(node, None, 1)
+            if arg is not None and self._is_open(arg.value) and arg.value.args:
+                arg = arg.value.args[0]  # json.dump(obj, open(path, "w"))
+        elif qualified == "builtins.open":
+            mode = get_arg(node, "mode", 1)
+            if mode is None or not any(c in str(literal_value(mode.value)) for c in "wax+"):
+                return None
+            arg = get_arg(node, None, 0)
+        else:
+            return None
+        return self.ctx.module.code_for_node(arg.value) if arg is not None else None
+
+    def repetitions(self, candidate: Candidate) -> Iterable[Repetition]:
+        path = candidate.extra.get("path")
+        repetitions = super().repetitions(candidate)
+        if path is None:
+            return repetitions
+        return [r for r in repetitions if path not in self.written.get(id(r.loop), ())]
+
+    def _reads_open_handle(self, node: cst.Call) -> bool:
+        first = get_arg(node, None, 0) or get_arg(node, "f") or get_arg(node, "file") or get_arg(node, "fp")
+        if first is None or not isinstance(first.value, cst.Name):
+            return False
+        if _HANDLE_NAME.match(first.value.value):
+            return True
+        value = self.ctx.value_of(first.value)
+        return isinstance(value, cst.Call) and self.ctx.call_name(value) in ("builtins.open", "gzip.open", "io.open", "bz2.open")
+
+    def _inline_open(self, node: cst.Call) -> bool:
+        first = get_arg(node, None, 0)
+        return first is not None and self._is_open(first.value)
+
+    def _is_open(self, node: cst.BaseExpression) -> bool:
+        return isinstance(node, cst.Call) and self.ctx.call_name(node) == "builtins.open"
+
+    def emit(self, candidate: Candidate, repetition: Repetition) -> None:
+        self.report(
+            candidate.node,
+            f"{self.ctx.snippet(candidate.node, 48)} loads the same data {self.where(repetition)}; "
+            "load it once before the loop (or cache it) and reuse it",
+            self.repeated_estimate(repetition, REPEATED),
+            statement=candidate.statement,
+            fix=hoist_fix(candidate, repetition),
+        )
+
+
+def hoist_fix(candidate: Candidate, repetition: Repetition) -> Optional[Fix]:
+    """Move `name = load(...)` from the top level of a `for` body to before the loop."""
+    loop = repetition.loop.node
+    statement = candidate.statement
+    if repetition.via or not isinstance(loop, cst.For) or not isinstance(loop.body, cst.IndentedBlock):
+        return None
+    if not isinstance(statement, cst.SimpleStatementLine) or len(statement.body) != 1:
+        return None
+    assign = statement.body[0]
+    if not (isinstance(assign, cst.Assign) and assign.value is candidate.node and len(assign.targets) == 1):
+        return None
+    target = assign.targets[0].target
+    if not isinstance(target, cst.Name) or _assignments_of(loop.body, target.value) != 1:
+        return None
+    try:
+        index = next(i for i, s in enumerate(loop.body.body) if s is statement)
+    except StopIteration:
+        return None
+
+    def hoist(updated: cst.For):
+        body = list(updated.body.body)
+        moved = body.pop(index)
+        if not body:
+            return updated
+        return cst.FlattenSentinel([moved, updated.with_changes(body=updated.body.with_changes(body=body))])
+
+    return Fix(loop, hoist, safe=False, title="load once before the loop")
+
+
+def _assignments_of(block: cst.CSTNode, name: str) -> int:
+    """How often `name` is assigned under `block` (2 for any assignment other than `name = ...`)."""
+    count = 0
+    stack = [block]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, cst.AssignTarget) and isinstance(node.target, cst.Name) and node.target.value == name:
+            count += 1
+        elif isinstance(node, (cst.AugAssign, cst.AnnAssign, cst.For, cst.NamedExpr)):
+            if name in referenced_names(node.target):
+                count += 2  # assigned another way too: leave the loop alone
+        stack.extend(children(node))
+    return count

@@ -1,0 +1,181 @@
+"""GO102 pretrained-load-in-loop: a pretrained model loaded again on every iteration, call or request."""
+
+from __future__ import annotations
+
+import re
+from typing import Optional
+
+import libcst as cst
+
+from greenops_lint.analysis.calls import get_arg, literal_value
+from greenops_lint.analysis.candidates import Candidate
+from greenops_lint.analysis.loops import Repetition
+from greenops_lint.analysis.tree import display_name, last_part
+from greenops_lint.finding import SavingsEstimate
+from greenops_lint.rule import Invalid
+from greenops_lint.rules.caching._shared import UNKNOWN_REPEATS, RepeatedWorkRule
+
+# -- estimate (`## Estimate`): (iterations - 1) extra model loads in a loop; per call or request,
+# `UNKNOWN_REPEATS` (the number of calls is not known statically).
+REPEATED = "model loads"
+PER_CALL_BASIS = "one model load per call instead of one per process"
+
+PRETRAINED_LOADERS = frozenset(
+    {
+        "transformers.pipeline", "sentence_transformers.SentenceTransformer", "sentence_transformers.CrossEncoder",
+        "torch.hub.load", "keras.models.load_model", "keras.saving.load_model", "tensorflow.saved_model.load",
+        "whisper.load_model", "spacy.load", "open_clip.create_model_and_transforms", "ultralytics.YOLO",
+        "gensim.models.KeyedVectors.load", "gensim.models.Word2Vec.load", "fasttext.load_model",
+    }
+)
+_ROUTE_DECORATOR = re.compile(r"\.(route|get|post|put|patch|delete|websocket)$")
+
+
+class PretrainedLoadInLoop(RepeatedWorkRule):
+    """Loads a pretrained model, tokenizer or pipeline again on every iteration or call.
+
+    ## What it does
+    Flags `*.from_pretrained(...)` (transformers, diffusers, peft,
+    sentence-transformers), `transformers.pipeline(...)`,
+    `SentenceTransformer(...)`, `timm.create_model(..., pretrained=True)`,
+    torchvision models with `weights=`/`pretrained=True`, Keras
+    applications with ImageNet weights, `keras.models.load_model`,
+    `torch.hub.load`, `whisper.load_model` and `spacy.load` when they run
+    repeatedly with the same arguments: inside any loop, in a model method the
+    framework calls per batch (`forward`, `training_step`, ...), in a function
+    of the module called from a loop (two calls deep), in a function passed to
+    `.map()`/`.apply()` (directly or returned by a factory: once per example
+    or batch), or in a web request handler (`@app.route`, `@app.post`: once
+    per request).
+
+    ## Why is this bad
+    Each call reads the weights from disk (gigabytes for current models),
+    deserialises them, allocates and initialises the model and copies it to
+    the device again. The hub cache avoids the download, not the rest.
+
+    Not flagged: a model id or checkpoint path that changes with the loop
+    (evaluating several checkpoints, ensembles), a once-guard around the load
+    (`if model is None:`), and memoised loader functions.
+
+    ## Fix
+    Load the model once (at start-up, before the loop, or in `__init__`) and
+    pass it to the code that uses it.
+
+    ## Estimate
+    Repeated work: (iterations - 1) extra model loads, each costing roughly
+    the weights' size divided by the storage bandwidth plus initialisation;
+    the probe times a load.
+    """
+
+    code = "GO102"
+    name = "pretrained-load-in-loop"
+    family = "caching"
+    loop_kinds = frozenset({"epoch", "step", "loop"})
+    tokens = ("from_pretrained", "pipeline", "SentenceTransformer", "create_model", "pretrained", "weights", "load_model", "hub.load", "spacy", "YOLO", "CrossEncoder")
+    INVALID = [
+        Invalid(
+            """
+            from transformers import AutoTokenizer
+            for text in texts:
+                tok = AutoTokenizer.from_pretrained("bert-base-uncased")
+                ids = tok(text)
+            """,
+            line=3,
+            message="from_pretrained() reloads pretrained weights on every iteration of the loop",
+        ),
+        """
+        from transformers import pipeline
+        def predict(text):
+            clf = pipeline("sentiment-analysis")
+            return clf(text)
+        results = [predict(t) for t in texts]
+        """,
+    ]
+    VALID = [
+        """
+        from transformers import AutoModel
+        for name in ["bert-base-uncased", "roberta-base"]:
+            model = AutoModel.from_pretrained(name)
+        """,
+        """
+        from transformers import AutoTokenizer
+        tok = AutoTokenizer.from_pretrained("bert-base-uncased")
+        for text in texts:
+            ids = tok(text)
+        """,
+    ]
+
+    def visit_Call(self, node: cst.Call) -> None:
+        what = self._pretrained_load(node)
+        if what is not None:
+            self.record(node, what)
+
+    def _pretrained_load(self, node: cst.Call) -> Optional[str]:
+        qualified = self.ctx.call_name(node)
+        func = node.func
+        if isinstance(func, cst.Attribute) and func.attr.value == "from_pretrained":
+            return "from_pretrained()"
+        if qualified is None:
+            return None
+        if qualified in PRETRAINED_LOADERS:
+            return display_name(qualified) + "()"
+        if qualified == "timm.create_model":
+            arg = get_arg(node, "pretrained")
+            return "timm.create_model(pretrained=True)" if arg is not None and literal_value(arg.value) is True else None
+        if qualified.startswith("torchvision.models."):
+            weights, pretrained = get_arg(node, "weights"), get_arg(node, "pretrained")
+            if weights is not None and literal_value(weights.value) is not None:
+                return qualified.replace("torchvision.models.", "torchvision ") + "(weights=...)"
+            if pretrained is not None and literal_value(pretrained.value) is True:
+                return qualified.replace("torchvision.models.", "torchvision ") + "(pretrained=True)"
+            return None
+        if qualified.startswith("keras.applications.") and last_part(qualified)[:1].isupper():
+            weights = get_arg(node, "weights")
+            if weights is None or literal_value(weights.value) is not None:
+                return last_part(qualified) + "(weights='imagenet')"
+        return None
+
+    def leave_Module(self, node: cst.Module) -> None:
+        # Unlike the other GO1xx rules, per-sample functions count: a model is never loaded lazily per sample.
+        for candidate in self.candidates:
+            if self.memoised(candidate):
+                continue
+            repetition = self.repetition(candidate)
+            if repetition is not None:
+                self.emit(candidate, repetition)
+            elif not candidate.direct and not candidate.guards.frame:
+                self._per_call(candidate)
+
+    def _per_call(self, candidate: Candidate) -> None:
+        frame = candidate.frame
+        if not isinstance(frame, cst.FunctionDef) or candidate.local_arg_names:
+            return
+        if frame.name.value in self.ctx.loops.callbacks:
+            where = f"once per example or batch of the .map()/.apply() that calls {frame.name.value}()"
+        elif any(
+            _ROUTE_DECORATOR.search(self.ctx.module.code_for_node(d.decorator.func if isinstance(d.decorator, cst.Call) else d.decorator))
+            for d in frame.decorators
+        ):
+            where = f"on every request handled by {frame.name.value}()"
+        else:
+            return
+        self.report(
+            candidate.node,
+            f"{candidate.label} loads the model {where}; load it once at start-up and reuse it",
+            SavingsEstimate(
+                metric="repeated_work", low=UNKNOWN_REPEATS[0], high=UNKNOWN_REPEATS[1], unit=f"extra {REPEATED}",
+                basis=PER_CALL_BASIS,
+                hardware=self.ctx.hardware.key,
+                assumptions=("the number of calls is not known statically",),
+            ),
+            statement=candidate.statement,
+        )
+
+    def emit(self, candidate: Candidate, repetition: Repetition) -> None:
+        self.report(
+            candidate.node,
+            f"{candidate.label} reloads pretrained weights {self.where(repetition)}; "
+            "load the model once before the loop and reuse it",
+            self.repeated_estimate(repetition, REPEATED),
+            statement=candidate.statement,
+        )

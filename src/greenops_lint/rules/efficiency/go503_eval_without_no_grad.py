@@ -1,0 +1,290 @@
+"""GO503: evaluation or inference while autograd records the graph."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Optional
+
+import libcst as cst
+
+from greenops_lint.analysis.calls import literal_value
+from greenops_lint.analysis.efficiency import grad_mode, grad_switch, is_model_callee, uses_torch
+from greenops_lint.analysis.loops import FrameNode
+from greenops_lint.analysis.tree import is_test_file
+from greenops_lint.finding import SavingsEstimate
+from greenops_lint.rule import Invalid
+from greenops_lint.rules.efficiency._shared import Candidate, LoopBoundRule, calls_module_function
+
+# ## Estimate: the time factor of the evaluation work (not of training); the main saving is activation memory,
+# measured by the probe. fairchem PR #199: validation memory in GB without and with no_grad.
+TIME_FACTOR_LOW = 1.0
+TIME_FACTOR_HIGH = 1.2
+FAIRCHEM_GB_RECORDING = (3.4, 8.1)
+FAIRCHEM_GB_NO_GRAD = (1.1, 2.3)
+
+_EVAL_WORDS = frozenset(
+    {
+        "eval", "evaluate", "evaluation", "evaluator", "validate", "validation", "valid", "val", "test", "testing",
+        "predict", "prediction", "predictions", "infer", "inference", "sample", "sampling", "generate", "generation",
+    }
+)
+# Lightning runs these under no_grad/inference_mode.
+_FRAMEWORK_NO_GRAD = frozenset(
+    {
+        "validation_step", "test_step", "predict_step", "validation_epoch_end", "test_epoch_end",
+        "on_validation_epoch_end", "on_test_epoch_end", "on_predict_epoch_end", "on_validation_batch_end",
+    }
+)
+# Hugging Face Trainer methods (in a Trainer subclass) that run under no_grad.
+_TRAINER_NO_GRAD = frozenset({"evaluate", "prediction_step", "evaluation_loop", "predict"})
+_GRAD_NEEDED = re.compile(
+    r"\.backward\(|autograd\.grad\b|requires_grad|enable_grad|\.grad\b|torch\.func\.grad|functorch"
+)
+_FROZEN = re.compile(r"requires_grad_\(\s*False\s*\)|requires_grad\s*=\s*False")
+
+
+def _gb(span: tuple[float, float]) -> str:
+    return f"{span[0]}-{span[1]} GB"
+
+
+def _is_eval_name(name: str) -> bool:
+    return any(word in _EVAL_WORDS for word in name.lower().split("_"))
+
+
+@dataclass
+class _FrameState:
+    eval_mode: bool = False
+    grad_off: bool = False
+
+
+class EvalWithoutNoGrad(LoopBoundRule):
+    """Runs a model for evaluation or inference while autograd records the graph.
+
+    ## What it does
+    Flags a PyTorch model call (`model(x)`, `self.net(x)`, a name bound to a
+    model class or `from_pretrained`) in an evaluation or inference context
+    (after `model.eval()` in the same function, in a function that every
+    caller calls after `model.eval()`, or in a function named like
+    `evaluate`, `validate`, `test`, `predict`, `infer`, `sample`, `generate`)
+    that repeats (inside a loop, or in such a function called from a loop)
+    without `torch.no_grad()`,
+    `torch.inference_mode()`, `set_grad_enabled(False)` or a
+    `@torch.no_grad()` decorator around it, here or at every call site.
+
+    ## Why is this bad
+    `model.eval()` only switches dropout and batch-norm behaviour; it does not
+    stop autograd. Every operation still records a graph node and keeps its
+    inputs alive for a backward pass that never comes, so evaluation uses
+    activation memory like training (fairchem PR #199: memory allocated
+    during validation went from 3.4-8.1 GB to 1.1-2.3 GB with `no_grad`) and spends time on
+    bookkeeping; smaller batches and OOMs follow.
+
+    Not flagged: Lightning `validation_step`/`test_step`/`predict_step` and
+    HF `Trainer.evaluate`/`prediction_step` (the framework disables
+    gradients), loops that train (`.backward()`, `optimizer.step()`),
+    functions that need gradients (saliency maps, adversarial examples:
+    `autograd.grad`, `requires_grad`, `.backward()`), modules that freeze
+    parameters (`requires_grad_(False)`), explicit `torch.enable_grad()`,
+    calls whose result is thrown away (warm-up loops of benchmarks), and test
+    files (`test_*.py`).
+
+    ## Fix
+    Wrap the loop in `with torch.inference_mode():` (or `torch.no_grad()` if
+    its outputs later enter autograd), or decorate the function with
+    `@torch.inference_mode()`.
+
+    ## Estimate
+    Time factor of the evaluation work (not of training): 1x to 1.2x; the
+    main saving is activation memory, which the probe measures with
+    `torch.cuda.max_memory_allocated`.
+    """
+
+    code = "GO503"
+    name = "eval-without-no-grad"
+    track_call_sites = False
+    uses_guards = False
+    tokens = ("eval", "test", "valid", "predict", "infer", "sample", "generat")
+    INVALID = [
+        Invalid(
+            """
+            import torch
+            model.eval()
+            preds = []
+            for x, _ in test_loader:
+                preds.append(model(x).argmax(1))
+            """,
+            line=5,
+            message="model(x) runs the model for evaluation on every iteration of a loop",
+        ),
+        """
+        import torch
+        def evaluate(net, loader):
+            total = 0
+            for x, y in loader:
+                total += (net(x).argmax(1) == y).sum()
+            return total
+        """,
+    ]
+    VALID = [
+        """
+        import torch
+        model.eval()
+        with torch.no_grad():
+            for x, _ in test_loader:
+                preds.append(model(x).argmax(1))
+        """,
+        """
+        import torch
+        @torch.inference_mode()
+        def evaluate(net, loader):
+            return [net(x) for x, _ in loader]
+        """,
+        """
+        import torch
+        import lightning as L
+        class Classifier(L.LightningModule):
+            def validation_step(self, batch, batch_idx):
+                self.model.eval()
+                return [self.model(x) for x in batch]
+        """,
+    ]
+
+    def __init__(self, ctx, options=None) -> None:
+        super().__init__(ctx, options)
+        self.active = uses_torch(ctx) and not is_test_file(ctx.path)
+        self.states: list[_FrameState] = [_FrameState()]
+        self.site_no_grad: set[int] = set()
+        self.site_eval: set[int] = set()  # calls made after model.eval() in the calling function
+        self.frozen = bool(_FROZEN.search(ctx.text))
+
+    def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
+        self.states.append(_FrameState())
+
+    def leave_FunctionDef(self, node: cst.FunctionDef) -> None:
+        self.states.pop()
+
+    def check_call(self, node: cst.Call) -> None:
+        if not self.active:
+            return
+        func = node.func
+        state = self.states[-1]
+        if isinstance(func, cst.Attribute):
+            method = func.attr.value
+            if method == "eval" and not node.args:
+                state.eval_mode = True
+            elif method == "train":
+                mode = literal_value(node.args[0].value) if node.args else True
+                state.eval_mode = mode is False
+        parent = self.ctx.parent()
+        if type(parent) is cst.Expr and grad_switch(self.ctx, node) == "off":
+            state.grad_off = True  # torch.set_grad_enabled(False) as a statement
+        helper = calls_module_function(func)
+        model = type(parent) is not cst.Expr and is_model_callee(self.ctx, func)
+        if not (helper or model):
+            return
+        mode = "off" if (state.grad_off or self.states[0].grad_off) else grad_mode(self.ctx)
+        if helper:
+            if mode == "off":
+                self.site_no_grad.add(id(node))
+            if state.eval_mode:
+                self.site_eval.add(id(node))
+        if model:
+            # (a result thrown away is a warm-up or benchmark loop, not an evaluation)
+            names = [n.name.value for n in self.ctx.stack if type(n) is cst.FunctionDef]
+            self.record(node, mode=mode, eval_mode=state.eval_mode, functions=names)
+
+    def leave_Module(self, node: cst.Module) -> None:
+        if not self.candidates or self.frozen:
+            return
+        loops = self.ctx.loops
+        reported: set[int] = set()
+        for candidate in self.candidates:
+            if candidate.extra["mode"] is not None:
+                continue
+            frame = candidate.frame
+            if any(name in _FRAMEWORK_NO_GRAD for name in candidate.extra["functions"]):
+                continue
+            if isinstance(frame, cst.FunctionDef) and frame.name.value in _TRAINER_NO_GRAD:
+                cls = loops.frame_class.get(id(frame))
+                if cls is not None and any("Trainer" in self.ctx.module.code_for_node(b.value) for b in cls.bases):
+                    continue
+            if not (
+                candidate.extra["eval_mode"]
+                or any(_is_eval_name(n) for n in candidate.extra["functions"])
+                or self._called_in_eval_mode(frame)
+            ):
+                continue
+            where = self._repeats(candidate)
+            if where is None:
+                continue
+            key = id(candidate.direct[-1].node) if candidate.direct else id(frame)
+            if key in reported:
+                continue  # one finding per loop (or function)
+            reported.add(key)
+            self.report(
+                candidate.node,
+                f"{self.ctx.snippet(candidate.node, 48)} runs the model for evaluation {where} while autograd records "
+                "the graph and keeps every activation alive; wrap the loop in torch.inference_mode() (or no_grad()) "
+                "or decorate the function with @torch.inference_mode()",
+                SavingsEstimate(
+                    metric="time_factor",
+                    low=TIME_FACTOR_LOW,
+                    high=TIME_FACTOR_HIGH,
+                    unit="x eval time",
+                    basis="autograd bookkeeping and retained activations (PyTorch tuning guide: no_grad accelerates "
+                    "execution and reduces memory); fairchem PR #199: validation memory "
+                    f"{_gb(FAIRCHEM_GB_RECORDING)} -> {_gb(FAIRCHEM_GB_NO_GRAD)}",
+                    hardware=self.ctx.hardware.key,
+                    assumptions=(
+                        "the time share is an assumption (small for large kernels); "
+                        "the memory saving is measured by the probe",
+                    ),
+                ),
+                statement=candidate.statement,
+            )
+
+    def _grad_needed(self, code_node: cst.CSTNode) -> bool:
+        return bool(_GRAD_NEEDED.search(self.ctx.module.code_for_node(code_node)))
+
+    def _repeats(self, candidate: Candidate) -> Optional[str]:
+        """Where the call repeats, in words; None when it does not (or when
+        the code around it needs gradients)."""
+        loops = self.ctx.loops
+        frame = candidate.frame
+        if candidate.direct:
+            if any(loop.has_train_step for loop in candidate.direct):
+                return None
+            outermost = candidate.direct[-1]
+            if self._grad_needed(outermost.node):
+                return None
+            if isinstance(frame, cst.FunctionDef) and self._sites_no_grad(frame):
+                return None
+            return "on every iteration of a loop"
+        if not isinstance(frame, cst.FunctionDef) or self._grad_needed(frame):
+            return None
+        if self._sites_no_grad(frame):
+            return None
+        if not _is_eval_name(frame.name.value):
+            return None
+        for site in loops.call_sites.get(frame.name.value, ()):
+            if site.frame is frame:
+                continue
+            for loop in site.loops:
+                if loop.has_train_step or loop.is_retry:
+                    break
+                return f"on every iteration of the loop that calls {frame.name.value}()"
+        return None
+
+    def _called_in_eval_mode(self, frame: FrameNode) -> bool:
+        """Every caller put the model in eval mode first (`model.eval()` then
+        `feats = extract_features(model, loader)`)."""
+        if not isinstance(frame, cst.FunctionDef):
+            return False
+        sites = [site for site in self.ctx.loops.call_sites.get(frame.name.value, ()) if site.frame is not frame]
+        return bool(sites) and all(id(site.call) in self.site_eval for site in sites)
+
+    def _sites_no_grad(self, frame: cst.FunctionDef) -> bool:
+        """Some caller already runs this function under no_grad: the author
+        handles it there."""
+        return any(id(site.call) in self.site_no_grad for site in self.ctx.loops.call_sites.get(frame.name.value, ()))

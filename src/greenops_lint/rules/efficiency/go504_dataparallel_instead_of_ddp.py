@@ -1,0 +1,102 @@
+"""GO504: `torch.nn.DataParallel` instead of DistributedDataParallel."""
+
+from __future__ import annotations
+
+import libcst as cst
+
+from greenops_lint.finding import SavingsEstimate
+from greenops_lint.rule import Invalid, Rule
+
+# ## Estimate: the time factor of training, from Hugging Face's measurement (200 GPT-2 steps on 2 NVLinked GPUs):
+# DataParallel 110 s against DistributedDataParallel 101 s.
+HF_STEPS = 200
+HF_GPUS = 2
+HF_DP_SECONDS = 110
+HF_DDP_SECONDS = 101
+TIME_FACTOR = round(HF_DP_SECONDS / HF_DDP_SECONDS, 2)
+
+_DATA_PARALLEL = frozenset(
+    {
+        "torch.nn.DataParallel", "torch.nn.parallel.DataParallel", "torch.nn.parallel.data_parallel.DataParallel",
+        "torch.nn.parallel.data_parallel",
+    }
+)
+
+
+class DataParallelInsteadOfDDP(Rule):
+    """Uses `torch.nn.DataParallel` instead of DistributedDataParallel.
+
+    ## What it does
+    Flags `torch.nn.DataParallel(...)` and `torch.nn.parallel.DataParallel(...)`
+    (any alias) and the functional `torch.nn.parallel.data_parallel(...)`.
+
+    ## Why is this bad
+    DataParallel runs one Python process that drives all GPUs from threads:
+    on every step it copies the model from GPU 0 to the others, scatters the
+    batch, gathers the outputs and reduces the gradients on GPU 0, all under
+    the GIL. GPU 0 is a bottleneck and the other GPUs wait. The PyTorch docs
+    recommend DistributedDataParallel even on a single machine; Hugging Face
+    measured DP 110 s vs DDP 101 s for the same 200 GPT-2 steps on two
+    NVLinked GPUs, and the gap grows with the GPU count.
+
+    Not flagged: `DistributedDataParallel`, and `isinstance(m, nn.DataParallel)`
+    checks (handling models that others wrapped).
+
+    ## Fix
+    Launch one process per GPU with `torchrun` and wrap the model in
+    `torch.nn.parallel.DistributedDataParallel` (with a `DistributedSampler`),
+    or let `accelerate`/Lightning do it.
+
+    ## Estimate
+    Time factor of training: 1.09x (Hugging Face, 2 GPUs with NVLink; more
+    with more GPUs or without NVLink, not quantified here).
+    """
+
+    code = "GO504"
+    name = "dataparallel-instead-of-ddp"
+    family = "efficiency"
+    tokens = ("DataParallel", "data_parallel")
+    INVALID = [
+        Invalid(
+            """
+            import torch.nn as nn
+            model = nn.DataParallel(model)
+            """,
+            line=2,
+            message="DataParallel drives every GPU from one process",
+        ),
+        """
+        from torch.nn.parallel import DataParallel as DP
+        net = DP(net, device_ids=[0, 1])
+        """,
+    ]
+    VALID = [
+        """
+        from torch.nn.parallel import DistributedDataParallel as DDP
+        model = DDP(model, device_ids=[rank])
+        """,
+        """
+        import torch.nn as nn
+        inner = model.module if isinstance(model, nn.DataParallel) else model
+        """,
+    ]
+
+    def visit_Call(self, node: cst.Call) -> None:
+        if self.ctx.call_name(node) not in _DATA_PARALLEL:
+            return
+        self.report(
+            node,
+            "DataParallel drives every GPU from one process: each step it re-copies the model from GPU 0, scatters "
+            "the batch and gathers outputs and gradients there; use DistributedDataParallel (torchrun, one process "
+            "per GPU)",
+            SavingsEstimate(
+                metric="time_factor",
+                low=TIME_FACTOR,
+                high=TIME_FACTOR,
+                unit="x",
+                basis=f"Hugging Face 'Efficient training on multiple GPUs': {HF_STEPS} GPT-2 steps on {HF_GPUS} "
+                f"NVLinked GPUs, DP {HF_DP_SECONDS} s vs DDP {HF_DDP_SECONDS} s",
+                hardware=self.ctx.hardware.key,
+                assumptions=(f"{HF_GPUS} GPUs with NVLink; the gap grows with the GPU count (not quantified)",),
+            ),
+        )

@@ -1,0 +1,133 @@
+"""GO505: the CUDA caching allocator emptied on every step."""
+
+from __future__ import annotations
+
+import libcst as cst
+
+from greenops_lint.analysis.efficiency import rare_guard
+from greenops_lint.analysis.loops import Repetition
+from greenops_lint.finding import SavingsEstimate
+from greenops_lint.rule import Invalid
+from greenops_lint.rules.efficiency._shared import LoopBoundRule
+
+# ## Estimate: the time factor of the step. Hugging Face documents `torch_empty_cache_steps` as lowering peak
+# VRAM "at a cost of about 10% slower performance".
+HF_SLOWDOWN_PERCENT = 10
+TIME_FACTOR = 1 + HF_SLOWDOWN_PERCENT / 100
+# A periodic guard with a literal period of at least this many steps makes the call rare enough.
+MIN_PERIOD = 100
+
+_EMPTY_CACHE = frozenset(
+    {
+        "torch.cuda.empty_cache", "torch.mps.empty_cache", "torch.xpu.empty_cache", "torch.npu.empty_cache",
+        "torch.cuda.memory.empty_cache",
+    }
+)
+
+
+class EmptyCacheInLoop(LoopBoundRule):
+    """Empties the CUDA caching allocator on every step.
+
+    ## What it does
+    Flags `torch.cuda.empty_cache()` (also `torch.mps`/`torch.xpu`) that runs
+    on every iteration of a step loop (a training or data loop, Lightning's
+    `training_step`/`validation_step`, or a function of the module called
+    from one, two calls deep), unguarded or under a periodic guard with a
+    literal period below 100 steps.
+
+    ## Why is this bad
+    PyTorch keeps freed GPU memory in a cache so that the next step can reuse
+    it without `cudaMalloc`/`cudaFree`, which synchronise the device.
+    `empty_cache()` synchronises, returns every cached block to the driver,
+    and the next step has to allocate it all again. It does not give your
+    own process more memory. Hugging Face documents its
+    `torch_empty_cache_steps` option as lowering peak VRAM "at a cost of about
+    10% slower performance".
+
+    Not flagged: once per epoch (outside the step loop), under a periodic
+    guard of 100 steps or more (or a non-literal period), in an exception
+    handler (the OOM-recovery pattern), or under a one-off test.
+
+    ## Fix
+    Remove it. For fragmentation use
+    `PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True`; to hand memory to
+    another process, call it once after the loop.
+
+    ## Estimate
+    Time factor of the step: 1.1x (Hugging Face `TrainingArguments` docs).
+    """
+
+    code = "GO505"
+    name = "empty-cache-in-loop"
+    tokens = ("empty_cache",)
+    INVALID = [
+        Invalid(
+            """
+            import torch
+            for x, y in train_loader:
+                loss = model(x).sum()
+                loss.backward()
+                optimizer.step()
+                torch.cuda.empty_cache()
+            """,
+            line=6,
+            message="empty_cache() synchronises the GPU and returns all cached memory to the driver",
+        ),
+    ]
+    VALID = [
+        """
+        import torch
+        for epoch in range(10):
+            for x, y in train_loader:
+                loss = model(x).sum()
+                loss.backward()
+                optimizer.step()
+            torch.cuda.empty_cache()
+        """,
+        """
+        import torch
+        for step, (x, y) in enumerate(train_loader):
+            loss = model(x).sum()
+            loss.backward()
+            if step % 500 == 0:
+                torch.cuda.empty_cache()
+        """,
+    ]
+
+    def is_guard(self, node: cst.If, variant: set[str]) -> bool:
+        return rare_guard(node.test, variant, min_period=MIN_PERIOD)
+
+    def where(self, repetition: Repetition) -> str:
+        loop = repetition.loop
+        if loop.framework or loop.has_train_step:
+            return super().where(repetition)
+        count = f" ({loop.count} iterations)" if loop.count else ""
+        via = f" that calls {' -> '.join(f'{site.name}()' for site in repetition.via)}" if repetition.via else ""
+        return f"on every batch of the data loop{count}{via}"
+
+    def check_call(self, node: cst.Call) -> None:
+        if self.ctx.call_name(node) in _EMPTY_CACHE:
+            self.record(node)
+
+    def leave_Module(self, node: cst.Module) -> None:
+        for candidate in self.candidates:
+            repetition = self.repetition(candidate, lambda loop: loop.kind == "step" or loop.iterates_data)
+            if repetition is None:
+                continue
+            self.report(
+                candidate.node,
+                "empty_cache() synchronises the GPU and returns all cached memory to the driver "
+                f"{self.where(repetition)}, so the next step must allocate it again; remove it (or call it once "
+                "after the loop)",
+                SavingsEstimate(
+                    metric="time_factor",
+                    low=TIME_FACTOR,
+                    high=TIME_FACTOR,
+                    unit="x",
+                    basis="Hugging Face TrainingArguments.torch_empty_cache_steps: lowers peak VRAM "
+                    f"'at a cost of about {HF_SLOWDOWN_PERCENT}% slower performance'",
+                    hardware=self.ctx.hardware.key,
+                    assumptions=("called every step; the probe measures the step-time ratio",),
+                ),
+                statement=candidate.statement,
+            )
