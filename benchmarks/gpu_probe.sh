@@ -46,7 +46,10 @@ PY
 #    tensor created on the CPU and moved (GO502, once that rule exists).
 cp fixtures/probe/GO402_float64_mlp.py fixtures/probe/GO301_GO403_tabular.py fixtures/probe/GO201_GO202_ddp_aux_head.py "$WORK"/
 printf '[tool.greenops-lint]\nextend-select = ["GO5"]\n' > "$WORK/pyproject.toml"
-if ! "$PYTHON" -m greenops_lint.cli rules | grep -q '^GO5'; then
+# Not a pipe into grep -q: under pipefail grep's early exit SIGPIPEs the writer and
+# the pipeline fails even when GO5xx rules exist.
+RULES="$("$PYTHON" -m greenops_lint.cli rules)"
+if ! grep -q '^GO5' <<<"$RULES"; then
     printf '[tool.greenops-lint]\n' > "$WORK/pyproject.toml"
     echo "note: no GO5xx rule in this version: the GO502 probe is not exercised" >&2
 fi

@@ -105,10 +105,10 @@ def _consistent(record):
     if record["verdict"] != "inconclusive" and record.get("band"):
         low, high = record["band"]
         overlaps = measured["low"] <= high and measured["high"] >= low
-        if record["verdict"] == "confirmed":
+        if record["verdict"] in ("confirmed", "checked"):
             assert overlaps
-            if claim["metric"] in ("time_factor", "ratio") and claim["low"] > record["noise_floor"]:
-                assert measured["low"] > record["noise_floor"]
+            if claim["metric"] in ("time_factor", "ratio"):
+                assert measured["low"] > record["noise_floor"]  # a measured saving, whatever the claim's low end
         else:
             assert not overlaps or measured["high"] < record["noise_floor"]
 
@@ -149,16 +149,18 @@ def test_repeated_load_reports_the_speed_up_of_loading_once(records):
     record = records["GO101"]
     assert record["sized"] == "file" and "256.0 KiB" in record["sizes"]
     measured = record["measured"]
-    assert measured["metric"] == "repeated_work" and record["claim"]["low"] == 3
+    # The time the extra loads take, measured; the count (3) is the code's, not re-derived.
+    assert measured["metric"] == "extra_load_seconds" and measured["unit"] == "s" and record["claim"]["low"] == 3
     assert measured["ratio"]["median"] > 1.0  # loading once is faster
     assert measured["low"] <= measured["median"] <= measured["high"]
-    _consistent(record)
+    # A template without the loop's own work cannot say what share of it the loads are: never confirmed.
+    assert record["verdict"] == "inconclusive" and "--run" in record["reason"]
 
 
 def test_unused_layer_bytes_are_exact(records):
     record = records["GO201"]
     assert record["measured"]["median"] == record["measured"]["low"] == 257 * 256 * 4
-    assert record["verdict"] == "confirmed"
+    assert record["verdict"] == "checked"  # parameter bytes: an arithmetic check, not a measured waste
     assert record["bytes"]["before"]["checkpoint"] > record["bytes"]["after"]["checkpoint"]
 
 
@@ -187,9 +189,9 @@ def test_text_report_and_rule_filter(project):
     result = invoke(project / "unused.py", "--rule", "GO201", *FAST)
     assert result.exit_code == 0, result.stderr
     assert "GO201 unused-submodule" in result.stdout
-    assert "verdict    CONFIRMED" in result.stdout
+    assert "verdict    CHECKED" in result.stdout
     assert "GO202" not in result.stdout
-    assert "Probed 1 finding: 1 confirmed" in result.stderr
+    assert "Probed 1 finding: 0 confirmed, 1 checked (arithmetic)" in result.stderr
 
 
 @pytest.mark.parametrize("code, words", [("GO999", "unknown rule code"), ("GO203", "has no probe")])

@@ -21,7 +21,10 @@ class SavingsEstimate:
 
     `metric` is one of `time_factor` (the affected work runs `low`..`high` times
     slower), `repeated_work` (the same work is done `low`..`high` times),
-    `memory_bytes`, or `energy`.
+    `memory_bytes`, or `energy`. `source` says where the figure comes from:
+    `datasheet`, `derived` (arithmetic on datasheet figures or literal sizes),
+    `literal sizes in the code`, `cited`, or `measured on CPU`; a figure
+    measured on CPU is never presented as the configured GPU's.
     """
 
     metric: str
@@ -31,6 +34,17 @@ class SavingsEstimate:
     basis: str
     hardware: str
     assumptions: tuple[str, ...] = ()
+    source: str = ""
+
+    @property
+    def measured_on_cpu(self) -> bool:
+        """The figure was measured on CPU. Estimates without a `source` label
+        are read from their basis ("measured: ... CPU ...") so that a rule not
+        yet labelled is not presented as the configured GPU's figure."""
+        if self.source:
+            return self.source == "measured on CPU"
+        basis = self.basis.lower()
+        return "measured" in basis.split(":", 1)[0].split(" at ", 1)[0] and "cpu" in basis
 
     def to_json(self) -> dict:
         data = asdict(self)
@@ -39,17 +53,18 @@ class SavingsEstimate:
 
     def headline(self) -> str:
         """A few words for the one-line text output."""
+        where = "measured on CPU" if self.measured_on_cpu else f"on {self.hardware}"
         if self.metric == "memory_bytes":
             return f"est. {human_bytes(self.low)}" + (
                 "" if self.low == self.high else f"-{human_bytes(self.high)}"
-            ) + f" memory on {self.hardware}"
+            ) + f" memory {where}"
         span = _num(self.low) if self.low == self.high else f"{_num(self.low)}-{_num(self.high)}"
         if self.metric == "time_factor":
             scope = "" if self.unit == "x" else " " + self.unit.removeprefix("x ")
-            return f"est. {span}x{scope or ' time'} on {self.hardware}"
+            return f"est. {span}x{scope or ' time'} {where}"
         if self.metric == "repeated_work":
             return f"est. {span} {self.unit}"
-        return f"est. {span} {self.unit} on {self.hardware}"
+        return f"est. {span} {self.unit} {where}"
 
 
 def _num(value: float) -> str:

@@ -64,11 +64,26 @@ def workload_lines(findings: list[Finding], config: Config) -> list[str]:
     hours = config.gpu_hours or 0.0
     lines = ["", f"If every finding were fixed, for a workload of {hours:g} GPU-hours on {hardware.key} ({hardware.label}):"]
     # Only factors on the whole step ("x") convert to GPU-hours; partial ones
-    # ("x data-loading time") stay in their own unit.
-    whole = [f for f in findings if f.estimate and f.estimate.metric == "time_factor" and f.estimate.unit == "x"]
+    # ("x data-loading time") stay in their own unit. A factor measured on CPU
+    # never converts to a GPU's hours: no GPU source supports it.
+    gpu = hardware.kind == "gpu"
+    cpu_only = [
+        f for f in findings
+        if f.estimate and f.estimate.metric == "time_factor" and gpu and f.estimate.measured_on_cpu
+    ]
+    whole = [
+        f for f in findings
+        if f.estimate and f.estimate.metric == "time_factor" and f.estimate.unit == "x" and f not in cpu_only
+    ]
+    scripts = sorted({f.path for f in findings})
+    lines.append(
+        f"  training scripts: the {len(scripts)} checked file{'s' if len(scripts) != 1 else ''} with findings"
+        + (f" ({', '.join(scripts[:5])}{', ...' if len(scripts) > 5 else ''})" if scripts else "")
+    )
+    notes = _not_converted(findings, cpu_only)
     if not whole:
-        lines.append("  no finding has a whole-step time estimate; nothing converts to GPU-hours")
-        return lines
+        lines.append("  no finding has a whole-step time estimate from a source for this hardware; nothing converts to GPU-hours")
+        return lines + notes
     # Per script: findings of one family overlap (their range counts once),
     # families multiply. The workload is taken to be the worst script.
     by_file: dict[str, dict[str, list[SavingsEstimate]]] = defaultdict(lambda: defaultdict(list))
@@ -112,9 +127,33 @@ def workload_lines(findings: list[Finding], config: Config) -> list[str]:
         f"  assumption: average draw is {DEFAULT_UTILISATION:g} x the board power limit; "
         "`greenops-lint probe` measures real energy where NVML or RAPL counters exist"
     )
+    return lines + notes
+
+
+def _codes(findings: list[Finding]) -> str:
+    return ", ".join(sorted({f.code for f in findings}))
+
+
+def _not_converted(findings: list[Finding], cpu_only: list[Finding]) -> list[str]:
+    lines = []
     repeated = [f for f in findings if f.estimate and f.estimate.metric == "repeated_work"]
     if repeated:
         lines.append(
-            f"  not converted: {len(repeated)} repeated-work findings (GO1xx); their cost per repetition is measured by the probe"
+            f"  not converted: {len(repeated)} repeated-work finding{'s' if len(repeated) != 1 else ''} "
+            f"({_codes(repeated)}); their cost per repetition is measured by the probe"
+        )
+    if cpu_only:
+        lines.append(
+            f"  not converted: {len(cpu_only)} finding{'s' if len(cpu_only) != 1 else ''} whose time factor was "
+            f"measured on CPU ({_codes(cpu_only)}); no GPU source supports it"
+        )
+    partial = [
+        f for f in findings
+        if f.estimate and f.estimate.metric == "time_factor" and f.estimate.unit != "x" and f not in cpu_only
+    ]
+    if partial:
+        lines.append(
+            f"  not converted: {len(partial)} finding{'s' if len(partial) != 1 else ''} with a factor on part of the "
+            f"step ({_codes(partial)}); the part's share of the step is not known statically"
         )
     return lines

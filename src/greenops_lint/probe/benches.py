@@ -24,7 +24,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from greenops_lint.probe.host import cpu_has_bf16, cpu_info, open_energy
+from greenops_lint.probe.host import cpu_has_bf16, cpu_info, cuda_pci_bus_ids, open_energy
 from greenops_lint.probe.measure import EnergyWindow, RssPeak, gpu_memory, pss_of_tree, sample_loop
 
 try:  # optional: the loaders of GO101 and NumPy inputs of GO403
@@ -40,6 +40,16 @@ class NotApplicable(Exception):
 # -- common ---------------------------------------------------------------------------
 
 
+def cuda_bf16(cuda: Any = None) -> bool:
+    """Native bf16 on the CUDA device: not the emulation that
+    `is_bf16_supported()` also accepts on pre-Ampere GPUs."""
+    cuda = cuda if cuda is not None else torch.cuda
+    try:
+        return bool(cuda.is_bf16_supported(including_emulation=False))
+    except TypeError:  # torch < 2.3 has no such argument and does not count emulation
+        return bool(cuda.is_bf16_supported())
+
+
 class Setup:
     def __init__(self, params: dict) -> None:
         torch.set_num_threads(int(params.get("threads", 1)))
@@ -52,7 +62,7 @@ class Setup:
         self.energy: Optional[EnergyWindow] = None
         self.energy_note = ""
         if params.get("energy", True):
-            counter, source, note = open_energy(self.cuda)
+            counter, source, note = open_energy(self.cuda, pci_bus_ids=cuda_pci_bus_ids(torch) if self.cuda else None)
             self.energy_note = note
             if counter is not None:
                 self.energy = EnergyWindow(counter, source)
@@ -118,7 +128,7 @@ def _cnn(convs: list[list[int]], classes: int) -> nn.Module:
 def bench_dtype(params: dict, variant: str) -> dict:
     setup = Setup(params)
     device = setup.device
-    if variant == "bfloat16" and not (torch.cuda.is_bf16_supported() if setup.cuda else cpu_has_bf16(cpu_info()[1])):
+    if variant == "bfloat16" and not (cuda_bf16() if setup.cuda else cpu_has_bf16(cpu_info()[1])):
         raise NotApplicable("no native bf16 on this device")
     dtype = torch.float64 if variant == "float64" else torch.float32
     autocast = variant == "bfloat16"
@@ -656,7 +666,7 @@ def bench_detect(params: dict, variant: str) -> dict:
     if torch.cuda.is_available():
         info["cuda"] = True
         info["device_name"] = torch.cuda.get_device_name(0)
-        info["cuda_bf16"] = bool(torch.cuda.is_bf16_supported())
+        info["cuda_bf16"] = cuda_bf16()
         info["device_count"] = torch.cuda.device_count()
     return {"info": info}
 

@@ -21,8 +21,12 @@ CPU_PROFILE_SERVER = "x86-server-cpu"
 # in data/hardware.toml. First match wins: more specific patterns first.
 _CUDA_PROFILES = (
     (r"H200", "h200"),
+    (r"H100\s*NVL", "h100-nvl"),
+    (r"H100.*PCIe", "h100-pcie"),
     (r"H100", "h100-sxm"),
-    (r"A100.*80\s*GB|A100-SXM4-80GB|A100 80GB|A100-PCIE-80GB", "a100-80gb"),
+    (r"A100.*PCIE.*80\s*GB|A100 80GB PCIe", "a100-80gb-pcie"),
+    (r"A100.*PCIE", "a100-40gb-pcie"),
+    (r"A100.*80\s*GB|A100-SXM4-80GB|A100 80GB", "a100-80gb"),
     (r"A100", "a100-40gb"),
     (r"A10G", "a10g"),
     (r"\bA10\b", "a10"),
@@ -252,14 +256,32 @@ class Nvml:
 
     source = "nvml"
 
-    def __init__(self, module: Any = None, visible: Optional[str] = None, first_only: bool = False) -> None:
+    def __init__(
+        self,
+        module: Any = None,
+        visible: Optional[str] = None,
+        first_only: bool = False,
+        pci_bus_ids: Optional[Sequence[str]] = None,
+        order: Optional[str] = None,
+    ) -> None:
         self.nvml = module if module is not None else _nvml_module()
         try:
             self.nvml.nvmlInit()
         except Exception as exc:  # noqa: BLE001 - NVMLError or a missing driver library
             raise NvmlUnavailable(f"NVML could not start: {exc}") from exc
         visible = os.environ.get("CUDA_VISIBLE_DEVICES") if visible is None else visible
-        self.handles = self._handles(visible)
+        order = os.environ.get("CUDA_DEVICE_ORDER", "FASTEST_FIRST") if order is None else order
+        try:
+            if pci_bus_ids:
+                # What CUDA calls device 0, 1, ...: exact, whatever the order.
+                self.handles = [self._by_bus_id(bus) for bus in pci_bus_ids]
+            else:
+                self.handles = self._handles(visible, order)
+        except NvmlUnavailable:
+            raise
+        except Exception as exc:  # noqa: BLE001 - NVMLError: Not Found, Invalid Argument
+            self.close()
+            raise NvmlUnavailable(f"cannot find the GPU in NVML: {exc}") from exc
         if first_only:
             self.handles = self.handles[:1]
         if not self.handles:
@@ -270,9 +292,15 @@ class Nvml:
             except Exception as exc:  # noqa: BLE001
                 raise NvmlUnavailable(f"this GPU has no energy counter (pre-Volta or vGPU): {exc}") from exc
 
-    def _handles(self, visible: Optional[str]) -> list:
+    def _by_bus_id(self, bus: str) -> Any:
+        lookup = getattr(self.nvml, "nvmlDeviceGetHandleByPciBusId_v2", None) or self.nvml.nvmlDeviceGetHandleByPciBusId
+        return lookup(bus)
+
+    def _handles(self, visible: Optional[str], order: str = "PCI_BUS_ID") -> list:
         if visible is None:
-            return [self.nvml.nvmlDeviceGetHandleByIndex(i) for i in range(self.nvml.nvmlDeviceGetCount())]
+            handles = [self.nvml.nvmlDeviceGetHandleByIndex(i) for i in range(self.nvml.nvmlDeviceGetCount())]
+            self._check_order(handles, order)
+            return handles
         handles = []
         for entry in (e.strip() for e in visible.split(",")):
             if not entry:
@@ -289,14 +317,30 @@ class Nvml:
             if index < 0:
                 break  # CUDA stops at the first invalid index
             handles.append(self.nvml.nvmlDeviceGetHandleByIndex(index))
+        if any(not e.strip().startswith("GPU-") for e in visible.split(",") if e.strip()):
+            self._check_order(
+                [self.nvml.nvmlDeviceGetHandleByIndex(i) for i in range(self.nvml.nvmlDeviceGetCount())], order
+            )
         return handles
 
+    def _check_order(self, every: list, order: str) -> None:
+        """NVML numbers GPUs by PCI bus id; CUDA, unless CUDA_DEVICE_ORDER is
+        PCI_BUS_ID, fastest first. The two agree when every GPU is the same
+        model (ties keep the bus order); otherwise an index may name another GPU."""
+        if order.upper() == "PCI_BUS_ID" or len(every) < 2:
+            return
+        if len({self._name(h) for h in every}) > 1:
+            raise NvmlUnavailable(
+                "mixed GPU models and CUDA_DEVICE_ORDER is not PCI_BUS_ID: NVML's index may name another GPU "
+                "than CUDA's (set CUDA_DEVICE_ORDER=PCI_BUS_ID)"
+            )
+
+    def _name(self, handle: Any) -> str:
+        name = self.nvml.nvmlDeviceGetName(handle)
+        return name.decode() if isinstance(name, bytes) else str(name)
+
     def names(self) -> list[str]:
-        names = []
-        for handle in self.handles:
-            name = self.nvml.nvmlDeviceGetName(handle)
-            names.append(name.decode() if isinstance(name, bytes) else str(name))
-        return names
+        return [self._name(handle) for handle in self.handles]
 
     def read(self) -> list[int]:
         return [int(self.nvml.nvmlDeviceGetTotalEnergyConsumption(h)) for h in self.handles]
@@ -311,16 +355,41 @@ class Nvml:
             pass
 
 
-def open_energy(cuda: bool, first_only: bool = True, nvml_module: Any = None) -> tuple[Optional[Any], str, str]:
-    """(counter, source, note): NVML on a CUDA host, else RAPL, else none."""
+RAPL_ON_GPU = "rapl-cpu-package"
+
+
+def cuda_pci_bus_ids(torch: Any, count: int = 1) -> Optional[list[str]]:
+    """NVML-style PCI bus ids of CUDA devices 0..count-1 (None if torch cannot say)."""
+    try:
+        ids = []
+        for index in range(count):
+            props = torch.cuda.get_device_properties(index)
+            ids.append(f"{props.pci_domain_id:08X}:{props.pci_bus_id:02X}:{props.pci_device_id:02X}.0")
+        return ids
+    except Exception:  # noqa: BLE001 - an older torch without the pci_* fields
+        return None
+
+
+def open_energy(
+    cuda: bool, first_only: bool = True, nvml_module: Any = None, pci_bus_ids: Optional[Sequence[str]] = None
+) -> tuple[Optional[Any], str, str]:
+    """(counter, source, note): NVML on a CUDA host, else RAPL, else none.
+
+    On a CUDA host without NVML, RAPL still reads the CPU packages: its
+    source is `rapl-cpu-package`, and the note says it is not the GPU's energy."""
     notes = []
     if cuda:
         try:
-            return Nvml(nvml_module, first_only=first_only), "nvml", ""
+            return Nvml(nvml_module, first_only=first_only, pci_bus_ids=pci_bus_ids), "nvml", ""
         except NvmlUnavailable as exc:
             notes.append(f"NVML: {exc}")
     rapl = Rapl.open()
     if rapl is not None:
+        if cuda:
+            return rapl, RAPL_ON_GPU, (
+                "; ".join(notes) + "; RAPL measures the whole CPU packages (other processes included), not the GPU: "
+                "the GPU's energy is not measured"
+            )
         return rapl, "rapl", "RAPL package counters cover the whole machine, other processes included"
     notes.append("no readable RAPL counter (/sys/class/powercap absent or root-only)")
     return None, "none", "; ".join(notes)

@@ -96,8 +96,14 @@ def sample_loop(
         step()
     reps = 1
     if min_sample_s > 0:
+        # On CUDA a step only queues kernels: synchronise around it, or the
+        # calibration times the launch and repeats far too often.
+        if cuda:
+            torch.cuda.synchronize()
         w0 = clock()
         step()
+        if cuda:
+            torch.cuda.synchronize()
         once = clock() - w0
         reps = max(1, min(10000, int(min_sample_s / once) + 1)) if once > 0 else 1
     if cuda:

@@ -17,6 +17,7 @@ from typing import Any, Callable, Optional
 
 from greenops_lint.finding import Finding, SavingsEstimate
 from greenops_lint.probe.stats import Claim
+from greenops_lint.savings import Workload, float64_time_factor, get_hardware
 
 # Defaults, each the calibration case of probe-research.md where there is one.
 DEFAULT_MLP = [1024, 1024, 1024, 100]
@@ -313,6 +314,18 @@ def plan_dtype(finding: Finding, index: SourceIndex, host: Host, claim: Optional
         notes.append(f"batch reduced from {batch} to {reduced} to keep a float64 step under a second")
         batch = reduced
     params["batch"] = batch
+    if sized == "literal" and claim is not None and claim.metric == "time_factor":
+        # The savings model sized like the measured step, on this host's profile.
+        workload = Workload(
+            "conv" if convs else "mlp",
+            linears=tuple((a, b) for a, b in linears) if not convs else (),
+            convs=tuple(tuple(c) for c in convs),
+            image=tuple(params.get("image", DEFAULT_IMAGE)[1:3]) if convs else (32, 32),
+            batch=batch,
+        )
+        sized_estimate = float64_time_factor(get_hardware(host.profile), workload)
+        claim = claim_from_estimate(sized_estimate)
+        notes.append(f"estimate sized from the literal shapes: {sized_estimate.low:g}-{sized_estimate.high:g}x on {host.profile}")
     # The matmul is a reference point (the GEMM-bound extreme), not the user's
     # code: a fixed size keeps it cheap and comparable across findings.
     params["matmul"] = DEFAULT_MATMUL

@@ -53,8 +53,9 @@ def _estimate_words(estimate: Optional[dict]) -> str:
         span = human_bytes(low) if low == high else f"{human_bytes(low)} to {human_bytes(high)}"
         return f"{span} memory"
     span = f"{low:g}" if low == high else f"{low:g}-{high:g}"
+    where = "measured on CPU" if estimate.get("source") == "measured on CPU" else f"on {estimate['hardware']}"
     if estimate["metric"] == "time_factor":
-        return f"{span}x time on {estimate['hardware']}"
+        return f"{span}x time {where}"
     return f"{span} {estimate['unit']}"
 
 
@@ -126,8 +127,8 @@ def render_text(records: list[dict]) -> str:
             unit = measured["unit"]
             if measured["metric"] == "time_ratio":
                 lines.append(f"  measured   {_interval(measured)} {clock} per {per}: {timing.split(' per ')[0]}")
-            elif measured["metric"] == "repeated_work":
-                lines.append(f"  measured   {_interval(measured, unit)} saved by loading once")
+            elif measured["metric"] in ("repeated_work", "extra_load_seconds"):
+                lines.append(f"  measured   {_interval(measured, unit)} per loop saved by loading once")
                 if measured.get("ratio"):
                     lines.append(f"  speed-up   {_interval(measured['ratio'])} for the loading work: {timing}")
             else:
@@ -150,7 +151,9 @@ def render_text(records: list[dict]) -> str:
         if record.get("energy_source") not in (None, "none"):
             lines.append(
                 f"  energy     {joules.get('before'):.4g} J -> {joules.get('after'):.4g} J per {per} "
-                f"(measured, {record['energy_source']})"
+                f"(measured, {record['energy_source']}"
+                + ("; the CPU packages only, not the GPU" if record["energy_source"] == "rapl-cpu-package" else "")
+                + ")"
                 if joules.get("before") is not None and joules.get("after") is not None
                 else f"  energy     counter {record['energy_source']} gave no reading"
             )
@@ -180,8 +183,9 @@ def render_text(records: list[dict]) -> str:
 
 
 def summary(records: list[dict]) -> str:
-    counts = {v: sum(1 for r in records if r["verdict"] == v) for v in ("confirmed", "refuted", "inconclusive")}
+    counts = {v: sum(1 for r in records if r["verdict"] == v) for v in ("confirmed", "checked", "refuted", "inconclusive")}
+    checked = f"{counts['checked']} checked (arithmetic), " if counts["checked"] else ""
     return (
         f"Probed {len(records)} finding{'s' if len(records) != 1 else ''}: "
-        f"{counts['confirmed']} confirmed, {counts['refuted']} refuted, {counts['inconclusive']} inconclusive."
+        f"{counts['confirmed']} confirmed, {checked}{counts['refuted']} refuted, {counts['inconclusive']} inconclusive."
     )
