@@ -342,7 +342,7 @@ def _write_bytes(data: bytes) -> None:
 def _existing(path: Path) -> Path:
     """`path`, or its nearest existing parent (a `--stdin-filename` need not exist)."""
     for candidate in (path, *path.parents):
-        if candidate.exists() and str(candidate) not in ("", "."):
+        if os.path.exists(candidate) and str(candidate) not in ("", "."):
             return candidate
     return Path.cwd()
 
