@@ -87,12 +87,14 @@ def linted_files(corpus: Path, folders: list[Path]) -> list[Path]:
     return [Path(p) for p in found.files]
 
 
-def lint(corpus: Path, folders: list[Path], rules: dict[str, type], jobs: int) -> list[dict]:
+def lint(corpus: Path, folders: list[Path], rules: dict[str, type], jobs: int, select: str = "") -> list[dict]:
     config = corpus.parent / "greenops-lint-corpus.toml"  # empty: the defaults, whatever is around
     config.write_text("# settings for benchmarks/real_corpus.py: the defaults\n")
     off = [code for code, cls in rules.items() if not getattr(cls, "default_enabled", True)]
-    select = ",".join(["ALL", *off])
-    cmd = [sys.executable, "-m", "greenops_lint", "check", "--select", select, "--format", "json",
+    select = select or ",".join(["ALL", *off])
+    # --show-info: info findings (below their rule's materiality threshold) are
+    # kept, with their severity, so that the counts show both.
+    cmd = [sys.executable, "-m", "greenops_lint", "check", "--select", select, "--format", "json", "--show-info",
            "--exit-zero", "--no-cache", "-q", "--jobs", str(jobs), "--config", str(config),
            *[f.name for f in folders]]
     result = subprocess.run(cmd, cwd=corpus, capture_output=True, text=True, check=False)
@@ -133,9 +135,16 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--json-out", type=Path, help="write every finding (with package@version) here")
     parser.add_argument("--wheels", help="comma-separated pins replacing the default set")
+    parser.add_argument("--packages", help="comma-separated package names: lint only these of the pinned wheels")
+    parser.add_argument("--rules", help="comma-separated codes or prefixes (GO2,GO101): only these rules (default: every rule)")
+    parser.add_argument("--include-info", action="store_true",
+                        help="sample info findings too (hidden by `check` unless --show-info)")
     args = parser.parse_args()
 
     pins = args.wheels.split(",") if args.wheels else WHEELS
+    if args.packages:
+        wanted = {p.strip().lower().replace("_", "-") for p in args.packages.split(",")}
+        pins = [pin for pin in pins if pin.split("==")[0].lower().replace("_", "-") in wanted]
     wheels = wheelcache.download(args.cache, pins, strict=False, only_binary=True)
     skipped = [pin for pin, wheel in wheels.items() if wheel is None]
     corpus = args.cache / "corpus"
@@ -144,6 +153,9 @@ def main() -> None:
         raise SystemExit("no wheel could be downloaded")
 
     rules = all_rules()
+    if args.rules:
+        prefixes = tuple(p.strip() for p in args.rules.split(",") if p.strip())
+        rules = {code: cls for code, cls in rules.items() if code.startswith(prefixes)}
     files = linted_files(corpus, folders)
     lines_of: dict[str, int] = Counter()
     files_of: dict[str, int] = Counter()
@@ -153,27 +165,31 @@ def main() -> None:
         files_of[top] += 1
     lines = sum(lines_of.values())
     start = time.perf_counter()
-    findings = lint(corpus, folders, rules, args.jobs)
+    findings = lint(corpus, folders, rules, args.jobs, ",".join(rules) if args.rules else "")
+    info = [f for f in findings if f.get("severity") == "info"]
+    shown = [f for f in findings if f.get("severity") != "info"]
     seconds = time.perf_counter() - start
 
     print(f"greenops-lint real-code corpus: {len(folders)} wheels linted"
           + (f", {len(skipped)} skipped ({', '.join(skipped)})" if skipped else ""))
-    print(f"files: {len(files)}  lines: {lines}  findings: {len(findings)}  "
-          f"per 100k lines: {per_100k(len(findings), lines):.1f}  (lint {seconds:.0f} s, --jobs {args.jobs})")
+    print(f"files: {len(files)}  lines: {lines}  findings: {len(shown)} shown (+{len(info)} info, hidden by default)  "
+          f"per 100k lines: {per_100k(len(shown), lines):.1f}  (lint {seconds:.0f} s, --jobs {args.jobs})")
     print()
     print(f"{'package':34} {'files':>6} {'lines':>9} {'findings':>9} {'/100k':>7}")
-    by_package = Counter(f"{f['package']}-{f['version']}" for f in findings)
+    by_package = Counter(f"{f['package']}-{f['version']}" for f in shown)
     for folder in folders:
         name, version = package_of(folder.name)
         count = by_package[f"{name}-{version}"]
         print(f"{name + '@' + version:34} {files_of[folder.name]:6} {lines_of[folder.name]:9} {count:9} "
               f"{per_100k(count, lines_of[folder.name]):7.1f}")
     print()
-    print(f"{'rule':6} {'name':32} {'default':7} {'findings':>9} {'/100k':>7}")
-    by_rule = Counter(f["code"] for f in findings)
+    print(f"{'rule':6} {'name':32} {'default':7} {'findings':>9} {'/100k':>7} {'info':>6}")
+    by_rule = Counter(f["code"] for f in shown)
+    info_by_rule = Counter(f["code"] for f in info)
     for code, cls in rules.items():
         default = "on" if getattr(cls, "default_enabled", True) else "off"
-        print(f"{code:6} {cls.name:32} {default:7} {by_rule[code]:9} {per_100k(by_rule[code], lines):7.2f}")
+        print(f"{code:6} {cls.name:32} {default:7} {by_rule[code]:9} {per_100k(by_rule[code], lines):7.2f} "
+              f"{info_by_rule[code]:6}")
     other = sorted(set(by_rule) - set(rules))
     for code in other:  # GO001-GO003 (syntax errors, unreadable files, crashes)
         print(f"{code:6} {'(core)':32} {'on':7} {by_rule[code]:9} {per_100k(by_rule[code], lines):7.2f}")
@@ -182,11 +198,12 @@ def main() -> None:
     zero = [code for code in rules if not by_rule[code]]
     print(f"rules with no finding: {', '.join(zero) if zero else 'none'}")
     print()
-    picked = sample(findings, args.per_rule, args.seed)
+    picked = sample(findings if args.include_info else shown, args.per_rule, args.seed)
     print(f"sample: seed {args.seed}, {args.per_rule} per rule (all where fewer), {len(picked)} findings")
     for f in picked:
         message = " ".join(f["message"].split())
-        print(f"{f['package']}@{f['version']} {f['path']}:{f['line']}:{f['column']} {f['code']} {message}")
+        tag = " [info]" if f.get("severity") == "info" else ""
+        print(f"{f['package']}@{f['version']} {f['path']}:{f['line']}:{f['column']} {f['code']}{tag} {message}")
 
     if args.json_out:
         args.json_out.write_text(json.dumps(findings, indent=1) + "\n")
