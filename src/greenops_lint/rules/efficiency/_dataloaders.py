@@ -20,6 +20,7 @@ from greenops_lint.analysis.dataloaders import (  # noqa: F401 - the positions a
     NUM_WORKERS_POSITION,
     PIN_MEMORY_POSITION,
 )
+from greenops_lint.analysis.functions import returned_values
 from greenops_lint.analysis.efficiency import is_device_expr, uses_cuda, uses_torch
 from greenops_lint.analysis.names import dotted_name
 from greenops_lint.analysis.tree import is_test_file, walk_expr
@@ -127,7 +128,8 @@ def has_star_args(call: cst.Call) -> bool:
 
 def _unwrap(ctx: "FileContext", expr: cst.BaseExpression, depth: int = 0) -> cst.BaseExpression:
     """The constructor call behind a dataset expression: through a name bound
-    earlier and through `Subset(ds, ...)`."""
+    earlier, through `Subset(ds, ...)` and through a helper of the module
+    that returns it (`build_dataset()`)."""
     if depth > 4:
         return expr
     if isinstance(expr, (cst.Name, cst.Attribute)):
@@ -137,6 +139,10 @@ def _unwrap(ctx: "FileContext", expr: cst.BaseExpression, depth: int = 0) -> cst
         return expr
     if isinstance(expr, cst.Call) and ctx.call_name(expr) in _WRAPPERS and expr.args:
         return _unwrap(ctx, expr.args[0].value, depth + 1)
+    if isinstance(expr, cst.Call):
+        returned = returned_values(ctx, expr)  # a helper of the module, one call deep
+        if len(returned) == 1:
+            return _unwrap(ctx, returned[0], depth + 1)
     return expr
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Optional
 
 import libcst as cst
@@ -32,6 +33,8 @@ GCI102_BATCH_AFTER_S = 0.0378
 GCI102_TRAINING_SAVED = 0.0982
 TIME_FACTOR_LOW = 1.0
 TIME_FACTOR_HIGH = round(1 / (1 - GCI102_TRAINING_SAVED), 2)  # 1.11x
+# Tensors created on the GPU by default: a loader's tensors may already be CUDA tensors (pinning raises).
+_CUDA_DEFAULT = re.compile(r"set_default_device\(|set_default_tensor_type\([^)]*cuda")
 
 
 class NoPinMemory(Rule):
@@ -44,9 +47,10 @@ class NoPinMemory(Rule):
     Not flagged: `pin_memory=` set to anything but `False` (a flag such as
     `pin_memory=args.pin_memory` or `torch.cuda.is_available()` is the
     author's choice), a loader whose settings come through `**kwargs`, a
-    `collate_fn=` of the module that pins its batch itself, a module that
-    pins by hand (`.pin_memory()`), a dataset that already returns CUDA
-    tensors (pinning them raises; GO514 reports that dataset), validation,
+    `collate_fn=` of the module that pins its batch itself, a dataset that already returns CUDA
+    tensors (pinning them raises; GO514 reports that dataset), a module
+    that creates tensors on the GPU by default (`torch.set_default_device`,
+    `set_default_tensor_type("torch.cuda...")`), validation,
     test and prediction loaders, CPU-only scripts, inference scripts (no
     backward pass), and test files.
 
@@ -180,6 +184,15 @@ class NoPinMemory(Rule):
         test_loader = DataLoader(test_ds, batch_size=256)
         model(x.cuda()).sum().backward()
         """,
+        # Tensors are created on the GPU by default: pinning them would raise.
+        """
+        import torch as T
+        from torch.utils.data import DataLoader, TensorDataset
+        T.set_default_tensor_type("torch.cuda.DoubleTensor")
+        loader = DataLoader(TensorDataset(T.rand(100, 2), T.rand(100, 1)), batch_size=256, shuffle=True)
+        for x, y in loader:
+            model(x).sum().backward()
+        """,
         # The dataset returns CUDA tensors: pinning them would raise.
         """
         import torch
@@ -192,7 +205,7 @@ class NoPinMemory(Rule):
 
     def __init__(self, ctx, options=None) -> None:
         super().__init__(ctx, options)
-        self._manual_pinning: Optional[bool] = None
+        self._cuda_default: Optional[bool] = None
 
     def visit_Call(self, node: cst.Call) -> None:
         ctx = self.ctx
@@ -201,14 +214,14 @@ class NoPinMemory(Rule):
         pin = get_arg(node, "pin_memory", PIN_MEMORY_POSITION)
         if pin is not None and keyword_value(ctx, node, "pin_memory", PIN_MEMORY_POSITION) is not False:
             return
-        if self._manual_pinning is None:
-            self._manual_pinning = ".pin_memory()" in ctx.text
-        if self._manual_pinning or serves_evaluation(ctx, node) or self._collate_pins(node):
+        if self._cuda_default is None:
+            self._cuda_default = bool(_CUDA_DEFAULT.search(ctx.text))
+        if self._cuda_default or serves_evaluation(ctx, node) or self._collate_pins(node):
             return
         dataset = get_arg(node, "dataset", 0)
         if dataset is not None and self._cuda_dataset(dataset.value):
             return
-        setting = "pin_memory=False" if pin is not None else "without pin_memory=True"
+        setting = "with pin_memory=False" if pin is not None else "without pin_memory=True"
         self.report(
             node,
             f"this DataLoader feeds CUDA training {setting}: every batch is copied to a staging buffer before "
