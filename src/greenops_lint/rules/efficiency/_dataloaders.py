@@ -20,8 +20,8 @@ from greenops_lint.analysis.dataloaders import (  # noqa: F401 - the positions a
     NUM_WORKERS_POSITION,
     PIN_MEMORY_POSITION,
 )
-from greenops_lint.analysis.functions import returned_values
 from greenops_lint.analysis.efficiency import is_device_expr, uses_cuda, uses_torch
+from greenops_lint.analysis.functions import returned_values
 from greenops_lint.analysis.names import dotted_name
 from greenops_lint.analysis.tree import is_test_file, walk_expr
 from greenops_lint.finding import SavingsEstimate
