@@ -522,3 +522,45 @@ def test_probe_run_with_one_repeat_never_confirms(tmp_path, cli, monkeypatch):
     records = json.loads(result.stdout)
     assert records and all(r["verdict"] != "confirmed" for r in records)
     assert all("--repeats 2" in r["reason"] for r in records)
+
+
+# -- issue 21, what was left: bounded memory, probe copies and processes, diffs --------
+
+def _run_measured(args, cwd, timeout=300.0):
+    """(returncode, output, peak RSS in bytes) of a `greenops-lint` run in a subprocess."""
+    import time
+
+    env = {**os.environ, "PYTHONPATH": _package_root()}
+    log = open(os.path.join(cwd, ".run.log"), "wb+")
+    proc = subprocess.Popen([sys.executable, "-m", "greenops_lint", *args], cwd=cwd, env=env,
+                            stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + timeout
+    while True:
+        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+        if pid:
+            break
+        if time.monotonic() > deadline:
+            proc.kill()
+            pid, status, usage = os.wait4(proc.pid, 0)
+            break
+        time.sleep(0.05)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    log.seek(0)
+    output = log.read().decode("utf-8", "replace")
+    log.close()
+    os.unlink(os.path.join(cwd, ".run.log"))
+    return proc.returncode, output, usage.ru_maxrss * 1024
+
+
+def test_a_2mb_generated_literal_is_skipped_under_500mb(tmp_path):
+    import random
+
+    rng = random.Random(1)
+    rows = ["    [" + ", ".join(f"{rng.random():.4f}" for _ in range(8)) + "],\n" for _ in range(27_500)]
+    text = "import torch\nW = torch.tensor([\n" + "".join(rows) + "])\nmodel = net.double()\n"
+    assert 1.8 * 2**20 < len(text) < 2 * 2**20
+    (tmp_path / "weights.py").write_text(text)
+    code, out, peak = _run_measured(["check", ".", "--no-cache", "--jobs", "1"], tmp_path)
+    assert code == 1, out
+    assert "weights.py:1:1: GO002 cannot analyse file:" in out and "token limit" in out
+    assert peak < 500 * 2**20, f"peak RSS {peak / 2**20:.0f} MB"
