@@ -564,3 +564,59 @@ def test_a_2mb_generated_literal_is_skipped_under_500mb(tmp_path):
     assert code == 1, out
     assert "weights.py:1:1: GO002 cannot analyse file:" in out and "token limit" in out
     assert peak < 500 * 2**20, f"peak RSS {peak / 2**20:.0f} MB"
+
+
+# Issue 17 item 4: notebooks as people keep them.
+def _kept_notebook(*sources, outputs=None) -> str:
+    cells = [{"cell_type": "code", "execution_count": None, "metadata": {}, "outputs": outputs or [], "source": source}
+             for source in sources]
+    return json.dumps({"cells": cells, "metadata": {}, "nbformat": 4, "nbformat_minor": 5}, indent=1) + "\n"
+
+
+def _check_notebook(path):
+    from greenops_lint.engine import Linter
+
+    return Linter(Config(root=ROOT), _rules()).lint_path(str(path)).findings
+
+
+def test_notebook_continuation_lines_and_indented_cells_are_not_syntax_errors(tmp_path):
+    path = tmp_path / "nb.ipynb"
+    path.write_text(_kept_notebook(
+        ["!pip install torch \\\n", "    torchvision \\\n", "    numpy\n", "import torch\n"],
+        ["%pip install --quiet \\\n", "  transformers\n", "x = 1\n"],
+        ["%timeit -n 10 \\\n", "   sum(range(10))\n"],
+        ["files = !ls \\\n", "  -la\n"],
+        ["y = (x\n", "     % 2)\n", "for f in files:  # why?\n", "    print(f)\n"],
+        ["    import os\n", "    model = net.double()\n", "    if y:\n", "        !echo $y \\\n", "          done\n"],
+    ))
+    findings = _check_notebook(path)
+    assert [f for f in findings if f.code in ("GO001", "GO002", "GO003")] == []
+    assert any(f.cell == 6 and f.line == 2 for f in findings), findings
+
+
+def test_notebook_fix_in_an_indented_cell_keeps_its_indentation(tmp_path):
+    path = tmp_path / "nb.ipynb"
+    path.write_text(_kept_notebook(["    import torch\n", "    !nvidia-smi \\\n", "      -L\n", "    model = net.double()\n"]))
+    (outcome,) = _fix([path])
+    assert outcome.error is None and outcome.changed
+    (source,) = [c["source"] for c in json.loads(path.read_text())["cells"]]
+    assert source[:3] == ["    import torch\n", "    !nvidia-smi \\\n", "      -L\n"]
+    assert source[3].startswith("    model = net.") and "double" not in source[3]
+
+
+def test_notebook_over_the_size_limit_by_its_outputs_is_linted(tmp_path):
+    import base64
+
+    from greenops_lint.source import MAX_FILE_BYTES
+
+    image = base64.b64encode(os.urandom(3 * MAX_FILE_BYTES // 2)).decode()
+    outputs = [{"output_type": "display_data", "metadata": {}, "data": {"image/png": image, "text/plain": ["<Figure>"]}}]
+    path = tmp_path / "plots.ipynb"
+    path.write_text(_kept_notebook(DOUBLE, outputs=outputs))
+    assert path.stat().st_size > MAX_FILE_BYTES
+    findings = _check_notebook(path)
+    assert findings and all(f.code not in ("GO001", "GO002", "GO003") for f in findings), findings
+    # The limit still holds for the code itself.
+    path.write_text(_kept_notebook("x = 1\n" * (MAX_FILE_BYTES // 6 + 1)))
+    (finding,) = _check_notebook(path)
+    assert finding.code == "GO002" and "MiB of code" in finding.message

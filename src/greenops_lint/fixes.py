@@ -182,8 +182,16 @@ def _rebuild_notebook(source: SourceFile, text: str) -> bytes:
         cell, line = source.cells[index]
         return originals[cell][line - 1]
 
+    # An indented cell was dedented (as IPython runs it): its lines go back
+    # with the cell's indentation.
+    indents = source.indents or ("",) * len(source.cells)
+    prefixes: dict[int, str] = {}
+    for (cell, _), indent in zip(source.cells, indents):
+        if indent:
+            prefixes.setdefault(cell, indent)
+
     def placeholder(index: int) -> bool:
-        return original_line(index) != old_lines[index]
+        return original_line(index) != indents[index] + old_lines[index]
 
     placed: list[tuple[int, str]] = []  # (cell, line text), in order
     touched: set[int] = set()
@@ -203,7 +211,8 @@ def _rebuild_notebook(source: SourceFile, text: str) -> bytes:
             else:
                 cell = source.cells[-1][0]
             touched.add(cell)
-            placed.append((cell, new_lines[j]))
+            line = new_lines[j]
+            placed.append((cell, prefixes.get(cell, "") + line if line.strip() else line))
     new_sources: dict[int, str] = {}
     for cell in sorted(touched):
         original = cell_text(notebook["cells"][cell - 1], cell)
