@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import stat
 import subprocess
 import sys
@@ -620,3 +621,41 @@ def test_notebook_over_the_size_limit_by_its_outputs_is_linted(tmp_path):
     path.write_text(_kept_notebook("x = 1\n" * (MAX_FILE_BYTES // 6 + 1)))
     (finding,) = _check_notebook(path)
     assert finding.code == "GO002" and "MiB of code" in finding.message
+
+
+_DIFF_CASES = {
+    "no_final_newline.py": DOUBLE.rstrip("\n").encode(),
+    "cr_only.py": DOUBLE.replace("\n", "\r").encode(),
+    "crlf.py": DOUBLE.replace("\n", "\r\n").encode(),
+    "latin1.py": ("# -*- coding: latin-1 -*-\nimport torch\nmodel = net.double()  # caf\xe9\n").encode("latin-1"),
+    # Raw U+2028 in the JSON (a line end for str.splitlines, not for patch),
+    # no final newline, the changed line near the end.
+    "notebook.ipynb": json.dumps({"metadata": {}, "nbformat": 4, "nbformat_minor": 5, "cells": [
+        {"cell_type": "markdown", "metadata": {}, "source": ["# Caf\xe9 \u2014 r\xe9sum\xe9"]},
+        {"cell_type": "code", "execution_count": None, "metadata": {}, "outputs": [],
+         "source": ["%matplotlib inline\n", "import torch\n", "label = 'a\u2028b'\n", "model = net.double()"]},
+    ]}, indent=1, ensure_ascii=False).encode(),
+}
+
+
+@pytest.mark.skipif(shutil.which("patch") is None, reason="needs GNU patch")
+@pytest.mark.parametrize("name", sorted(_DIFF_CASES))
+def test_diff_applies_with_patch_p1(tmp_path, cli, monkeypatch, name):
+    data = _DIFF_CASES[name]
+    work, target = tmp_path / "work", tmp_path / "target"
+    work.mkdir()
+    target.mkdir()
+    (work / name).write_bytes(data)
+    (target / name).write_bytes(data)
+    monkeypatch.chdir(work)
+    result = cli("check", name, "--diff", "--unsafe-fixes", "--no-cache")
+    assert result.exit_code == 1, result.stderr
+    diff = result.stdout_bytes
+    assert (work / name).read_bytes() == data
+    cli("check", name, "--fix", "--unsafe-fixes", "--no-cache")
+    fixed = (work / name).read_bytes()
+    assert fixed != data
+    applied = subprocess.run(["patch", "-p1", "--batch", "--no-backup-if-mismatch"], input=diff, cwd=target,
+                             capture_output=True, timeout=60)
+    assert applied.returncode == 0, (applied.stdout + applied.stderr).decode(errors="replace") + diff.decode(errors="replace")
+    assert (target / name).read_bytes() == fixed
