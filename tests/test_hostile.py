@@ -659,3 +659,42 @@ def test_diff_applies_with_patch_p1(tmp_path, cli, monkeypatch, name):
                              capture_output=True, timeout=60)
     assert applied.returncode == 0, (applied.stdout + applied.stderr).decode(errors="replace") + diff.decode(errors="replace")
     assert (target / name).read_bytes() == fixed
+
+
+def test_probe_run_skips_a_fifo_in_the_project(tmp_path):
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "t.py").write_text(DOUBLE)
+    os.mkfifo(project / "events.fifo")
+    env = {**os.environ, "PYTHONPATH": _package_root(), "TMPDIR": str(tmp_path)}
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "greenops_lint", "probe", "--run", "true", "--repeats", "2", "--format", "json", "t.py"],
+            cwd=project, env=env, capture_output=True, text=True, timeout=120,
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail("probe --run hangs on a FIFO in the project")
+    assert done.returncode == 0, done.stderr
+    records = json.loads(done.stdout)
+    assert any("events.fifo" in note for note in records[0]["notes"])
+
+
+def test_probe_run_links_large_files_instead_of_copying_them(tmp_path):
+    from greenops_lint.probe import script
+
+    project, copy = tmp_path / "project", tmp_path / "copy"
+    (project / "data").mkdir(parents=True)
+    (project / "t.py").write_text(DOUBLE)
+    big = project / "data" / "train.bin"
+    with open(big, "wb") as handle:
+        handle.truncate(9 * 2**20)  # sparse: no disk used
+    summary = script.copy_project(project, copy)
+    linked = copy / "data" / "train.bin"
+    assert summary is not None and str(big) in summary.linked
+    if summary.linked[str(big)] == "hard link":
+        assert os.stat(linked).st_ino == os.stat(big).st_ino
+    elif summary.linked[str(big)] == "symbolic link":
+        assert os.path.realpath(linked) == str(big)
+    assert linked.stat().st_size == 9 * 2**20
+    assert (copy / "t.py").read_text() == DOUBLE and not (copy / "t.py").is_symlink()
+    assert os.stat(copy / "t.py").st_ino != os.stat(project / "t.py").st_ino
