@@ -698,3 +698,76 @@ def test_probe_run_links_large_files_instead_of_copying_them(tmp_path):
     assert linked.stat().st_size == 9 * 2**20
     assert (copy / "t.py").read_text() == DOUBLE and not (copy / "t.py").is_symlink()
     assert os.stat(copy / "t.py").st_ino != os.stat(project / "t.py").st_ino
+
+
+# A command that double-forks a daemon (fork, setsid, fork; the middle process
+# exits), which clears its environment and execs sleep: outside the session,
+# the group and the parent chain, without the probe's environment marker.
+_DAEMON = (
+    "import os, sys, time\n"
+    "if os.fork() == 0:\n"
+    "    os.setsid()\n"
+    "    if os.fork() == 0:\n"
+    "        open(sys.argv[1] + '.tmp', 'w').write(str(os.getpid()))\n"
+    "        os.rename(sys.argv[1] + '.tmp', sys.argv[1])\n"
+    "        os.execve('/bin/sleep', ['sleep', '300'], {})\n"
+    "    os._exit(0)\n"
+    "os.wait()\n"
+    "time.sleep(float(sys.argv[2]))\n"
+)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc and subreapers are Linux")
+@pytest.mark.parametrize("hang", [0.0, 300.0], ids=["exits", "times-out"])
+def test_probe_run_stops_a_double_forked_daemon(tmp_path, hang):
+    import time
+
+    from greenops_lint.probe.procs import run_command
+
+    (tmp_path / "daemon.py").write_text(_DAEMON)
+    pid_file = tmp_path / "daemon.pid"
+    done = run_command(f"{sys.executable} daemon.py {pid_file} {hang}", str(tmp_path), timeout=3.0)
+    deadline = time.monotonic() + 10
+    while not pid_file.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    daemon = int(pid_file.read_text())
+    alive = _alive(daemon)
+    if alive:
+        os.kill(daemon, 9)
+    assert not alive, "the daemon outlived the command"
+    assert done.timed_out == (hang > 0)
+    assert done.stopped >= 1
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc is Linux")
+def test_sigterm_to_probe_run_removes_its_folders_and_stops_the_command(tmp_path):
+    import signal
+    import time
+
+    project, temp = tmp_path / "project", tmp_path / "tmp"
+    project.mkdir()
+    temp.mkdir()
+    (project / "t.py").write_text(DOUBLE)
+    pid_file = tmp_path / "command.pid"
+    env = {**os.environ, "PYTHONPATH": _package_root(), "TMPDIR": str(temp)}
+    command = f"echo $$ > {pid_file}.tmp && mv {pid_file}.tmp {pid_file}; exec sleep 300"
+    proc = subprocess.Popen([sys.executable, "-m", "greenops_lint", "probe", "--run", command, "--repeats", "2", "t.py"],
+                            cwd=project, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while not pid_file.exists() and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    assert pid_file.exists(), proc.stderr.read() if proc.poll() is not None else "the command did not start"
+    command_pid = int(pid_file.read_text())
+    assert sorted(p.name.split("-")[1] for p in temp.iterdir()) == ["run", "run"]  # the copies and the logs
+    proc.send_signal(signal.SIGTERM)
+    try:
+        code = proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    still_running = _alive(command_pid)
+    if still_running:
+        os.kill(command_pid, 9)
+    assert code == 128 + signal.SIGTERM
+    assert list(temp.iterdir()) == []
+    assert not still_running
