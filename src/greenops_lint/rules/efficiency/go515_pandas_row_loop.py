@@ -292,7 +292,7 @@ class PandasRowLoop(LoopBoundRule):
             repeated = self._repeated(candidate)
             per_row_us, low, high = MEASURED[method]
             material = method != "itertuples" or repeated is not None
-            frame = self.ctx.snippet(candidate.extra["frame"], 24)
+            frame = self.ctx.snippet(candidate.extra["frame"], 40)
             what = f"{frame}.{method}() loop" if method != "apply" else f"{frame}.apply(..., axis=1)"
             where = f" on every iteration of the {repeated}" if repeated else ""
             self.report(

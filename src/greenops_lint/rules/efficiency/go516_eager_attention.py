@@ -154,7 +154,7 @@ class EagerAttention(Rule):
             return
         if not _TRAINING_TEXT.search(ctx.text) or _NEEDS_WEIGHTS.search(ctx.text):
             return
-        for call, arg, statement in self.candidates:
+        for _call, arg, statement in self.candidates:
             value = arg.value
             fix = None
             if isinstance(value, cst.SimpleString):
