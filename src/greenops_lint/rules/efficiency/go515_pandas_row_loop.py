@@ -14,13 +14,13 @@ from greenops_lint.finding import SavingsEstimate
 from greenops_lint.rule import Invalid
 from greenops_lint.rules.efficiency._shared import LoopBoundRule
 
-# -- estimate (`## Estimate`): measured on CPU (2-vCPU AMD EPYC VM, pandas 3.1.1, numpy 2.4), a two-column
-# `a * 2 + b` per row against the same column expression, 1,000 and 100,000 rows (medians of 3-5 runs).
+# -- estimate (`## Estimate`): measured on CPU (process CPU time on a 2-vCPU AMD EPYC VM, pandas 3.1.1, numpy 2.4),
+# a two-column `a * 2 + b` per row against the same column expression, 1,000 to 100,000 rows (medians of 3-5 runs).
 # Per row: (microseconds, factor at 1k rows, factor at 100k rows). `greenops-lint probe` measures it again.
 MEASURED = {
-    "iterrows": (70.0, 550.0, 8600.0),
-    "apply": (20.0, 130.0, 2700.0),
-    "itertuples": (2.0, 4.0, 260.0),
+    "iterrows": (16.0, 130.0, 1800.0),
+    "apply": (5.0, 43.0, 560.0),
+    "itertuples": (0.5, 4.0, 50.0),
 }
 MEASURED_ON = "2-vCPU AMD EPYC VM, pandas 3.1.1, 1k-100k rows"
 # huggingface/lerobot#2077: df.apply(axis=1) 3.81 s vs vectorised 0.047 s (100 rows x 1000 repeats).
@@ -57,10 +57,11 @@ class PandasRowLoop(LoopBoundRule):
     Each row becomes a Python object (a `Series` for `iterrows` and `apply`,
     a namedtuple for `itertuples`), so the per-row cost is microseconds of
     interpreter work where a column operation costs nanoseconds. Measured on
-    CPU here (a 2-vCPU VM, pandas 3.1.1, `a * 2 + b` over two float columns):
-    `iterrows` ~70 us per row, `apply(axis=1)` ~20 us, `itertuples` ~2 us,
-    against ~0.01 us for `df["a"] * 2 + df["b"]`: 550-8600x, 130-2700x and
-    4-260x slower for 1,000-100,000 rows. huggingface/lerobot#2077 measured
+    CPU here (CPU time on a 2-vCPU VM, pandas 3.1.1, `a * 2 + b` over two
+    float columns): `iterrows` ~16 us per row, `apply(axis=1)` ~5 us,
+    `itertuples` ~0.5 us, against ~0.01 us for `df["a"] * 2 + df["b"]`:
+    130-1800x, 43-560x and 4-50x slower for 1,000-100,000 rows
+    (`greenops-lint probe` measures it again). huggingface/lerobot#2077 measured
     `apply(axis=1)` 80x slower than the vectorised code on 100 rows. On a GPU
     machine the GPU waits while the CPU prepares the data.
 
@@ -84,14 +85,15 @@ class PandasRowLoop(LoopBoundRule):
 
     ## Estimate
     Time factor of the loop against the column operation, measured on CPU
-    (not a GPU figure): 550-8600x for `iterrows`, 130-2700x for
-    `apply(axis=1)`, 4-260x for `itertuples`, from 1,000 to 100,000 rows.
+    (not a GPU figure): 130-1800x for `iterrows`, 43-560x for
+    `apply(axis=1)`, 4-50x for `itertuples`, from 1,000 to 100,000 rows.
 
     ## When it is material
     When a pass over the frame costs about a second or more, or repeats:
-    `iterrows` reaches a second at ~15,000 rows and `apply(axis=1)` at
-    ~50,000, so both are reported for frames of unknown size;
-    `itertuples` needs ~500,000 rows, so it is reported at info unless the
+    `iterrows` reaches a second at ~60,000 rows and `apply(axis=1)` at
+    ~200,000, sizes that training tables reach, so both are reported for
+    frames of unknown size; `itertuples` needs ~2,000,000 rows, so it is
+    reported at info unless the
     loop runs on every epoch, step or sample. Tiny literal frames are not
     reported.
     """
