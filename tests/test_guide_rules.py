@@ -9,8 +9,8 @@ import textwrap
 import pytest
 
 from conftest import lint_source
-from greenops_lint.probe.plans import Host, SourceIndex, has_probe, make_plan
 from greenops_lint.plugins import load_rules
+from greenops_lint.probe.plans import Host, SourceIndex, has_probe, make_plan
 
 FP32_LOOP = """
 import torch
