@@ -655,38 +655,6 @@ def bench_device_creation(params: dict, variant: str) -> dict:
     return {"series": series, "memory": setup.memory(), "info": {"energy_note": setup.energy_note}}
 
 
-# -- per-row pandas work vs the column operation (GO515) -------------------------------------------
-
-
-def bench_pandas_rows(params: dict, variant: str) -> dict:
-    """One pass of `a * 2 + b` over a frame: per row as the finding does it, or vectorised."""
-    try:
-        import pandas as pd
-    except ImportError as exc:
-        raise NotApplicable("pandas is not installed") from exc
-    if np is None:  # pragma: no cover - numpy comes with pandas
-        raise NotApplicable("numpy is not installed")
-    setup = Setup({**params, "energy": params.get("energy", False)})
-    rows = int(params["rows"])
-    method = params.get("method", "iterrows")
-    rng = np.random.default_rng(0)
-    df = pd.DataFrame({"a": rng.random(rows), "b": rng.random(rows)})
-    if variant == "after":
-        step = lambda: (df["a"] * 2 + df["b"]).to_numpy()  # noqa: E731
-    elif method == "apply":
-        step = lambda: df.apply(lambda r: r["a"] * 2 + r["b"], axis=1).to_numpy()  # noqa: E731
-    elif method == "itertuples":
-        step = lambda: np.array([r.a * 2 + r.b for r in df.itertuples()])  # noqa: E731
-    else:
-        step = lambda: np.array([r["a"] * 2 + r["b"] for _, r in df.iterrows()])  # noqa: E731
-    series = {"pass": setup.loop(step, warmup=1, min_samples=int(params.get("min_samples", 3)), min_sample_s=0.01)}
-    return {
-        "series": series,
-        "memory": setup.memory(),
-        "info": {"rows": rows, "method": method, "pandas": pd.__version__, "energy_note": setup.energy_note},
-    }
-
-
 # -- the host, and a template that hangs (for the tests of the timeout) -----------------------
 
 
@@ -722,6 +690,12 @@ def bench_hang(params: dict, variant: str) -> dict:
         time.sleep(1)
 
 
+def _pandas_rows_bench() -> Callable[[dict, str], dict]:
+    from greenops_lint.probe.pandas_rows import bench_pandas_rows
+
+    return bench_pandas_rows
+
+
 BENCHES: dict[str, Callable[[dict, str], dict]] = {
     "dtype": bench_dtype,
     "array": bench_array,
@@ -732,7 +706,7 @@ BENCHES: dict[str, Callable[[dict, str], dict]] = {
     "workers": bench_workers,
     "threads": bench_threads,
     "device_creation": bench_device_creation,
-    "pandas_rows": bench_pandas_rows,
+    "pandas_rows": lambda params, variant: _pandas_rows_bench()(params, variant),
     "detect": bench_detect,
     "hang": bench_hang,
 }

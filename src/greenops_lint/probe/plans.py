@@ -757,36 +757,6 @@ def plan_device(finding: Finding, index: SourceIndex, host: Host, claim: Optiona
     )
 
 
-# -- per-row pandas work vs the column operation (GO515) -------------------------------------------
-
-# Rows per pass: sized so that the slowest variant (iterrows, ~16 us of CPU per row on a 2-vCPU VM) keeps
-# the whole probe under ~10 s with the default samples; the ratio grows with the row count (GO515's page).
-PANDAS_ROWS = {"iterrows": 10000, "apply": 10000, "itertuples": 50000}
-
-
-def plan_pandas_rows(finding: Finding, index: SourceIndex, host: Host, claim: Optional[Claim]) -> Plan:
-    message = finding.message
-    method = "apply" if "apply(" in message else "itertuples" if "itertuples" in message else "iterrows"
-    rows = PANDAS_ROWS[method]
-    before = "df.apply(f, axis=1)" if method == "apply" else f"a loop over df.{method}()"
-    return Plan(
-        finding=finding,
-        title=f"{before} vs the column operation",
-        bench="pandas_rows",
-        variants=("before", "after"),
-        labels={"before": before, "after": 'df["a"] * 2 + df["b"] (vectorised)'},
-        params={"method": method, "rows": rows, "energy": False},
-        sized="default",
-        sizes=f"{rows} rows x 2 float64 columns, a * 2 + b per row (default: the frame's size is not in the code)",
-        series="pass",
-        clock="cpu",
-        measure="ratio",
-        unit="pass",
-        claim=claim,
-        notes=["pandas runs on the CPU: the figure is a CPU figure on any host"],
-    )
-
-
 # -- the registry -----------------------------------------------------------------------------------
 
 
@@ -794,6 +764,12 @@ def _dtype_or_array(finding, index, host, claim, siblings):
     if finding.code == "GO403" and finding.estimate is not None and finding.estimate.metric == "memory_bytes":
         return plan_array(finding, index, host, claim)
     return plan_dtype(finding, index, host, claim)
+
+
+def _plan_pandas_rows(finding, index, host, claim):
+    from greenops_lint.probe.pandas_rows import plan_pandas_rows
+
+    return plan_pandas_rows(finding, index, host, claim)
 
 
 PLANNERS: dict[str, Callable[..., Plan]] = {
@@ -805,7 +781,7 @@ PLANNERS: dict[str, Callable[..., Plan]] = {
     "GO402": _dtype_or_array,
     "GO403": _dtype_or_array,
     "GO502": lambda f, i, h, c, s: plan_device(f, i, h, c),
-    "GO515": lambda f, i, h, c, s: plan_pandas_rows(f, i, h, c),
+    "GO515": lambda f, i, h, c, s: _plan_pandas_rows(f, i, h, c),
 }
 PROBED_CODES = tuple(PLANNERS)
 
