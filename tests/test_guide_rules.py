@@ -225,3 +225,12 @@ def test_go515_probe_bench_is_not_applicable_without_pandas(monkeypatch):
     monkeypatch.setattr(builtins, "__import__", no_pandas)
     out = run({"bench": "pandas_rows", "variant": "before", "params": {"method": "apply", "rows": 10}})
     assert out == {"not_applicable": "pandas is not installed"}
+
+
+def test_go404_small_batches_of_a_model_without_attention_are_info():
+    source = FP32_LOOP + "train_loader = DataLoader(ds, batch_size=32)\n"
+    (finding,) = only("GO404", source, hardware="a100-80gb")
+    assert finding.severity == "info" and "gains little" in finding.message
+    heavy = source.replace("nn.Linear(1024, 1024)", "nn.TransformerEncoderLayer(512, 8)")
+    (finding,) = only("GO404", heavy, hardware="a100-80gb")
+    assert finding.severity == "warning"

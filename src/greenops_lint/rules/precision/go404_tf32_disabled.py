@@ -40,11 +40,16 @@ _COVERED_TEXT = re.compile(
     r"autocast|GradScaler|torch\.amp|cuda\.amp|mixed_precision|\.half\(\)|bfloat16|float16|\bprecision\s*=|"
     r"\bfp16\b|\bbf16\b|\btf32\b|deepspeed|Accelerator\(|LightningCLI|Fabric\("
 )
+_MAIN_GUARD = re.compile(r"__name__\s*==\s*[\"']__main__[\"']")
 _FLOAT64_TEXT = re.compile(r"set_default_dtype\(\s*torch\.(float64|double)|\.double\(\)")
 # Matmul-heavy layers: where TF32 for matmuls pays. Convolutions already run in TF32 by default.
 _MATMUL_TEXT = re.compile(
     r"nn\.(Linear|LSTM|GRU|RNN|Transformer\w*|MultiheadAttention|Embedding)\b|from_pretrained|Attention|matmul|\bbmm\b|einsum"
 )
+_HEAVY_TEXT = re.compile(r"Transformer|Attention|LSTM|GRU|from_pretrained|Embedding|einsum|bmm")
+_BATCH_SIZES = re.compile(r"\bbatch_size\s*=\s*(\d+)\b")
+# At most this batch (all literal) for a model without attention or recurrent layers: launch-bound, ~1x.
+SMALL_BATCH = 32
 _CONV_TEXT = re.compile(r"nn\.Conv[123]d|torchvision\.models|timm\.create_model|resnet|ResNet")
 
 
@@ -60,7 +65,7 @@ class TF32Disabled(LoopBoundRule):
     """Trains in float32 on a CUDA GPU with TF32 tensor cores off for matmuls.
 
     ## What it does
-    Flags, once per module, the training step loop of a PyTorch script that
+    Flags, once per script, the training step loop of a PyTorch script that
     uses CUDA when nothing in the module enables TensorFloat-32 for matmuls
     (`torch.set_float32_matmul_precision("high")`,
     `torch.backends.cuda.matmul.allow_tf32 = True`,
@@ -85,7 +90,12 @@ class TF32Disabled(LoopBoundRule):
     option chooses); float64 models (`.double()`,
     `set_default_dtype(torch.float64)`); CPU-only code; loops without an
     optimizer step; test files; a switch-off without a training loop in the
-    module (a library helper, e.g. for determinism: GO512).
+    module (a library helper, e.g. for determinism: GO512); and library
+    modules, whose training loop sits in a function or method of a module
+    without a `__main__` guard (stable-baselines3's `PPO.train()`, a
+    `Trainer.fit()`): the matmul precision is a process-wide setting that
+    belongs to the script that runs them, as Lightning does (it warns, it
+    does not switch TF32 on).
 
     ## Example
     ```python
@@ -113,8 +123,11 @@ class TF32Disabled(LoopBoundRule):
     When the GPU has TF32 tensor cores faster than its FP32 units and the
     model's time goes to matmuls (linear, attention, recurrent layers). A
     finding is info on GPUs without TF32 (V100, T4, RTX cards whose TF32 rate
-    equals FP32) and for convolutional models without matmul-heavy layers
-    (cuDNN already uses TF32 for convolutions).
+    equals FP32), for convolutional models without matmul-heavy layers
+    (cuDNN already uses TF32 for convolutions), and for small batches (every
+    literal `batch_size` at most 32) of a model without attention or
+    recurrent layers, whose step is bound by kernel launches (an MNIST MLP
+    at batch 32 gains ~1x).
     """
 
     code = "GO404"
@@ -302,6 +315,8 @@ class TF32Disabled(LoopBoundRule):
         loop = self._training_loop()
         if loop is None:
             return  # no training here: a library helper or a test of numerics
+        if not (_MAIN_GUARD.search(ctx.text) or loop.frame is None or ctx.path.endswith(".ipynb")):
+            return  # a library's training loop: the precision is its user's process-wide choice
         estimate, material, why = self._estimate()
         severity = None if material else "info"
         if self.switched_off:
@@ -379,6 +394,12 @@ class TF32Disabled(LoopBoundRule):
             assumptions.append("a convolutional model: cuDNN already runs convolutions in TF32 by default, only the "
                                "few matmuls (the classifier head) gain")
             words = "; a convolutional model, whose convolutions already use TF32"
+        batches = [int(b) for b in _BATCH_SIZES.findall(self.ctx.text)]
+        if batches and max(batches) <= SMALL_BATCH and not _HEAVY_TEXT.search(self.ctx.text) and high > 1.0:
+            high = min(high, CONV_MODEL_HIGH)
+            assumptions.append(f"batches of at most {SMALL_BATCH} (literal) for a model without attention or recurrent "
+                               "layers: the step is bound by kernel launches, not matmul throughput")
+            words = f"; batches of {max(batches)} for a model without attention: TF32 gains little"
         assumptions.append("the training step is dominated by float32 matmuls (linear, attention, recurrent layers)")
         estimate = SavingsEstimate(
             metric="time_factor",
