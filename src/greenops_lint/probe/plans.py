@@ -13,6 +13,7 @@ import ast
 import math
 import os
 from dataclasses import dataclass, field
+from importlib import import_module
 from typing import Any, Callable, Optional
 
 from greenops_lint.finding import Finding, SavingsEstimate
@@ -719,6 +720,44 @@ def plan_workers(finding: Finding, index: SourceIndex, host: Host, claim: Option
     )
 
 
+# -- a DataLoader without workers vs with a few (GO509) -------------------------------------------
+
+# The worker count GO509's message suggests starting from, capped by the CPUs this process may use.
+NO_WORKERS_AFTER = 4
+
+
+def plan_no_workers(finding: Finding, index: SourceIndex, host: Host, claim: Optional[Claim]) -> Plan:
+    """0 workers (as written) against a few, on a synthetic dataset with a
+    per-sample transform: a CPU measurement of the loading time saved (the
+    GPU's share of the step is not measured here)."""
+    after = max(1, min(NO_WORKERS_AFTER, host.usable_cpus))
+    problem = None
+    if after < 2:
+        problem = (
+            f"not applicable on this hardware: this process may use {host.usable_cpus} CPU, so workers cannot "
+            "load in parallel with it"
+        )
+    params = {"counts": {"before": 0, "after": after}, "items": 128, "size": 64, "rounds": 6, "batch": 16}
+    return Plan(
+        finding=finding,
+        title=f"DataLoader with 0 workers (as written) vs {after}",
+        bench="workers",
+        variants=("before", "after"),
+        labels={"before": "num_workers=0", "after": f"num_workers={after}"},
+        params=params,
+        sized="default",
+        sizes=f"DataLoader epoch, 128 synthetic 3x64x64 images with 6 FFT rounds per sample, batch 16 (default), "
+        f"0 vs {after} workers; measured on CPU: the loading time saved, not the GPU's share of the step",
+        series="epoch",
+        clock="wall",
+        measure="ratio",
+        unit="epoch",
+        claim=claim,
+        problem=problem,
+        notes=["measured on CPU"],
+    )
+
+
 # -- a CPU tensor moved to the device vs created there (GO502) -----------------------------------
 
 
@@ -766,12 +805,6 @@ def _dtype_or_array(finding, index, host, claim, siblings):
     return plan_dtype(finding, index, host, claim)
 
 
-def _plan_pandas_rows(finding, index, host, claim):
-    from greenops_lint.probe.pandas_rows import plan_pandas_rows
-
-    return plan_pandas_rows(finding, index, host, claim)
-
-
 PLANNERS: dict[str, Callable[..., Plan]] = {
     "GO101": lambda f, i, h, c, s: plan_load(f, i, h, c),
     "GO201": lambda f, i, h, c, s: plan_unused(f, i, h, c),
@@ -781,7 +814,8 @@ PLANNERS: dict[str, Callable[..., Plan]] = {
     "GO402": _dtype_or_array,
     "GO403": _dtype_or_array,
     "GO502": lambda f, i, h, c, s: plan_device(f, i, h, c),
-    "GO515": lambda f, i, h, c, s: _plan_pandas_rows(f, i, h, c),
+    "GO509": lambda f, i, h, c, s: plan_no_workers(f, i, h, c),
+    "GO515": lambda f, i, h, c, s: import_module("greenops_lint.probe.pandas_rows").plan_pandas_rows(f, i, h, c),
 }
 PROBED_CODES = tuple(PLANNERS)
 
