@@ -24,7 +24,8 @@ _MATMUL_TEXT = re.compile(
 )
 _HEAVY_TEXT = re.compile(r"Transformer|Attention|LSTM|GRU|from_pretrained|Embedding|einsum|bmm")
 _BATCH_SIZES = re.compile(r"\bbatch_size\s*=\s*(\d+)\b")
-# At most this batch (all literal) for a model without attention or recurrent layers: launch-bound, ~1x.
+# At most this batch (the smallest literal batch_size: the training one; evaluation batches are larger) for a
+# model without attention or recurrent layers: launch-bound, ~1x.
 SMALL_BATCH = 32
 _CONV_TEXT = re.compile(r"nn\.Conv[123]d|torchvision\.models|timm\.create_model|resnet|ResNet")
 
@@ -60,11 +61,11 @@ def tf32_estimate(ctx) -> tuple[SavingsEstimate, bool, str]:
                            "few matmuls (the classifier head) gain")
         words = "; a convolutional model, whose convolutions already use TF32"
     batches = [int(b) for b in _BATCH_SIZES.findall(ctx.text)]
-    if batches and max(batches) <= SMALL_BATCH and not _HEAVY_TEXT.search(ctx.text) and high > 1.0:
+    if batches and min(batches) <= SMALL_BATCH and not _HEAVY_TEXT.search(ctx.text) and high > 1.0:
         high = min(high, CONV_MODEL_HIGH)
-        assumptions.append(f"batches of at most {SMALL_BATCH} (literal) for a model without attention or recurrent "
+        assumptions.append(f"training batches of at most {SMALL_BATCH} (the smallest literal batch_size) for a model without attention or recurrent "
                            "layers: the step is bound by kernel launches, not matmul throughput")
-        words = f"; batches of {max(batches)} for a model without attention: TF32 gains little"
+        words = f"; batches of {min(batches)} for a model without attention: TF32 gains little"
     assumptions.append("the training step is dominated by float32 matmuls (linear, attention, recurrent layers)")
     estimate = SavingsEstimate(
         metric="time_factor",

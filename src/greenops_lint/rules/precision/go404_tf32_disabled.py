@@ -107,8 +107,8 @@ class TF32Disabled(LoopBoundRule):
     model's time goes to matmuls (linear, attention, recurrent layers). A
     finding is info on GPUs without TF32 (V100, T4, RTX cards whose TF32 rate
     equals FP32), for convolutional models without matmul-heavy layers
-    (cuDNN already uses TF32 for convolutions), and for small batches (every
-    literal `batch_size` at most 32) of a model without attention or
+    (cuDNN already uses TF32 for convolutions), and for small batches (the
+    smallest literal `batch_size`, the training one, at most 32) of a model without attention or
     recurrent layers, whose step is bound by kernel launches (an MNIST MLP
     at batch 32 gains ~1x).
     """
