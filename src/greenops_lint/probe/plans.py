@@ -10,10 +10,10 @@ is used and the plan says so (`sized: default`).
 from __future__ import annotations
 
 import ast
-import math
 import os
 from dataclasses import dataclass, field
-from typing import Callable, Optional
+from importlib import import_module
+from typing import Any, Callable, Optional
 
 from greenops_lint.finding import Finding, SavingsEstimate
 from greenops_lint.probe.sourceindex import SourceIndex
@@ -43,7 +43,6 @@ WORKER_CLAIM = Claim(
     "ratio", 1.0, 1.4, "x",
     "GO301's measurement: more workers than CPUs were never faster and took up to 1.4x as long",
 )
-DEVICE_CLAIM = Claim("ratio", 1.05, math.inf, "x", "GO502: creating a tensor on the device skips the host tensor and the copy")
 
 
 @dataclass
@@ -626,44 +625,6 @@ def plan_no_workers(finding: Finding, index: SourceIndex, host: Host, claim: Opt
     )
 
 
-# -- a CPU tensor moved to the device vs created there (GO502) -----------------------------------
-
-
-_SHAPE_FACTORIES = frozenset({"zeros", "ones", "empty", "rand", "randn"})
-
-
-def plan_device(finding: Finding, index: SourceIndex, host: Host, claim: Optional[Claim]) -> Plan:
-    shape, factory = None, "randn"
-    for node in index.nodes_at(finding.line):
-        if isinstance(node, ast.Call) and index.call_name(node).startswith("torch."):
-            values = [index.literal(a) for a in node.args]
-            if len(values) == 1 and isinstance(values[0], (tuple, list)):
-                values = list(values[0])
-            if values and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in values):
-                shape = values
-                name = index.call_name(node).rsplit(".", 1)[-1]
-                factory = name if name in _SHAPE_FACTORIES else "randn"
-                break
-    sized = "literal" if shape else "default"
-    shape = shape or [1024, 1024]
-    return Plan(
-        finding=finding,
-        title="tensor created on the CPU and moved vs created on the device",
-        bench="device_creation",
-        variants=("before", "after"),
-        labels={"before": f"torch.{factory} on the CPU, then .to(device)", "after": f"torch.{factory}(..., device=)"},
-        params={"shape": shape, "factory": factory},
-        sized=sized,
-        sizes=f"shape {tuple(shape)}" + ("" if sized == "literal" else " (default)"),
-        series="step",
-        clock="wall",
-        measure="ratio",
-        unit="tensor",
-        claim=claim if claim is not None and claim.metric == "time_factor" else DEVICE_CLAIM,
-        problem=None if host.cuda else "not applicable on this hardware: no CUDA device (the saving is a host-to-device copy)",
-    )
-
-
 # -- the registry -----------------------------------------------------------------------------------
 
 
@@ -681,8 +642,9 @@ PLANNERS: dict[str, Callable[..., Plan]] = {
     "GO401": _dtype_or_array,
     "GO402": _dtype_or_array,
     "GO403": _dtype_or_array,
-    "GO502": lambda f, i, h, c, s: plan_device(f, i, h, c),
+    "GO502": lambda f, i, h, c, s: import_module("greenops_lint.probe.plan_device").plan_device(f, i, h, c),
     "GO509": lambda f, i, h, c, s: plan_no_workers(f, i, h, c),
+    "GO515": lambda f, i, h, c, s: import_module("greenops_lint.probe.pandas_rows").plan_pandas_rows(f, i, h, c),
 }
 PROBED_CODES = tuple(PLANNERS)
 
