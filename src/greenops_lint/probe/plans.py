@@ -13,7 +13,7 @@ import ast
 import os
 from dataclasses import dataclass, field
 from importlib import import_module
-from typing import Any, Callable, Optional
+from typing import Callable, Optional
 
 from greenops_lint.finding import Finding, SavingsEstimate
 from greenops_lint.probe.sourceindex import SourceIndex
