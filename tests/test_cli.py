@@ -9,7 +9,7 @@ import textwrap
 
 import pytest
 
-from conftest import FIXTURES, ROOT, expected_findings, fixture_files
+from conftest import FIXTURES, expected_findings, fixture_files
 
 BAD = "import torch\ntorch.set_default_dtype(torch.float64)\n"
 GOOD = "import torch\ntorch.set_default_dtype(torch.float32)\n"

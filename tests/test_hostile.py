@@ -13,7 +13,6 @@ import sys
 import pytest
 
 from conftest import ROOT
-from greenops_lint import fileio
 from greenops_lint.config import Config
 from greenops_lint.plugins import load_rules
 

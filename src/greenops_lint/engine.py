@@ -325,9 +325,7 @@ def _too_large(text: str) -> Optional[str]:
     """Why the file is too large for LibCST's tree, or None."""
     if len(text) <= MAX_TOKENS:  # every token is at least one character
         return None
-    count = 0
-    for count, _ in enumerate(_TOKEN.finditer(text), start=1):
-        pass
+    count = sum(1 for _ in _TOKEN.finditer(text))
     if count <= MAX_TOKENS:
         return None
     return (

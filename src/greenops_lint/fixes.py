@@ -25,8 +25,8 @@ from greenops_lint.config import Config
 from greenops_lint.engine import INTERNAL_ERROR, FileResult, Linter
 from greenops_lint.fileio import WriteSkipped, rewrite_in_place
 from greenops_lint.finding import Finding, Fix
-from greenops_lint.rule import Rule
 from greenops_lint.nbjson import replace_sources
+from greenops_lint.rule import Rule
 from greenops_lint.source import SourceError, SourceFile, cell_text, decode, physical_lines, read_bytes
 
 MAX_ROUNDS = 10

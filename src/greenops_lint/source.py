@@ -5,8 +5,8 @@ from __future__ import annotations
 import io
 import json
 import os
-import stat
 import re
+import stat
 import tokenize
 from dataclasses import dataclass
 from typing import Optional

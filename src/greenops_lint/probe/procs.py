@@ -134,7 +134,7 @@ def tree(root: int, scope: Optional[Scope] = None) -> set[int]:
         parent = stat[0] if stat else 0
     members = {root} if root in table else set()
     children: dict[int, list[int]] = {}
-    for pid, (ppid, pgid, sid, state) in table.items():
+    for pid, (ppid, pgid, sid, _state) in table.items():
         children.setdefault(ppid, []).append(pid)
         if (sid == root or pgid == root) and pid not in protected:
             members.add(pid)
