@@ -8,8 +8,8 @@ from typing import Iterable, Optional
 import libcst as cst
 
 from greenops_lint.analysis.calls import get_arg, literal_value
-from greenops_lint.analysis.candidates import Candidate
-from greenops_lint.analysis.loops import Repetition, referenced_names
+from greenops_lint.analysis.candidates import Candidate, bound_arguments
+from greenops_lint.analysis.loops import LoopInfo, Repetition, referenced_names
 from greenops_lint.analysis.tree import display_name
 from greenops_lint.finding import Fix
 from greenops_lint.noqa import is_suppressed, noqa_lines
@@ -35,9 +35,12 @@ DATA_LOADERS = frozenset(
 )
 # Calls that write a file: a load of the same path in the same loop reads what
 # the loop just wrote (a checkpoint, a metrics file), which is not repeated work.
-_WRITERS_FIRST_ARG = frozenset({"numpy.save", "numpy.savez", "numpy.savez_compressed", "numpy.savetxt", "h5py.File"})
+_WRITERS_FIRST_ARG = frozenset({"numpy.save", "numpy.savez", "numpy.savez_compressed", "numpy.savetxt"})
+# Calls that write only in a writing mode (`open(p, "a")`, `h5py.File(p, "w")`).
+_OPENERS = frozenset({"builtins.open", "io.open", "gzip.open", "h5py.File"})
 _WRITERS_SECOND_ARG = frozenset({"torch.save", "pickle.dump", "json.dump", "joblib.dump", "yaml.dump", "yaml.safe_dump"})
 _WRITER_METHODS = frozenset({"to_csv", "to_parquet", "to_json", "to_pickle", "to_feather", "to_hdf", "save_pretrained", "write_text", "write_bytes", "save"})
+_RECEIVER_WRITERS = frozenset({"write_text", "write_bytes"})  # `Path(p).write_text(data)`
 # Loaders that read a file object: given a handle opened outside the loop they
 # read the next record each time (`while True: pickle.load(f)`), which is fine.
 _STREAM_LOADERS = frozenset({"pickle.load", "json.load", "numpy.load", "torch.load", "joblib.load", "yaml.safe_load", "yaml.load"})
@@ -158,14 +161,26 @@ class DataLoadInLoop(RepeatedWorkRule):
         # id(loop) -> source texts of the paths written inside it: a file saved
         # and read back in the same loop (a checkpoint, metrics) is new data.
         self.written: dict[int, set[str]] = {}
+        # id(frame) -> paths opened for writing or appending anywhere in it (a
+        # log handle opened before the loop and written in it).
+        self.opened: dict[int, set[str]] = {}
+        # function name -> (function, path text) it writes: a helper that
+        # appends to a results file, called from the loop.
+        self.helper_writes: dict[str, list[tuple[cst.FunctionDef, str]]] = {}
+        self._written_by_loop: dict[int, set[str]] = {}
         self._bodies: dict[int, _LoopBody] = {}  # id(loop) -> what the hoist fix needs, computed once
 
     def visit_Call(self, node: cst.Call) -> None:
         qualified = self.ctx.call_name(node)
         written = self._written_path(node, qualified)
         if written is not None:
-            for loop in self.ctx.loops.loops_at():
+            loops = self.ctx.loops
+            for loop in loops.loops_at():
                 self.written.setdefault(id(loop), set()).add(written)
+            frame = loops.current_frame
+            self.opened.setdefault(id(frame), set()).add(written)
+            if isinstance(frame, cst.FunctionDef):
+                self.helper_writes.setdefault(frame.name.value, []).append((frame, written))
             return
         if qualified not in DATA_LOADERS:
             return
@@ -186,15 +201,19 @@ class DataLoadInLoop(RepeatedWorkRule):
 
     def _written_path(self, node: cst.Call, qualified: Optional[str]) -> Optional[str]:
         """The path a call writes, as source text, or None."""
-        if qualified in _WRITERS_FIRST_ARG or (
-            qualified is None and isinstance(node.func, cst.Attribute) and node.func.attr.value in _WRITER_METHODS
-        ):
+        method = node.func.attr.value if isinstance(node.func, cst.Attribute) else None
+        if qualified in _WRITERS_FIRST_ARG or (qualified is None and method in _WRITER_METHODS):
             arg = get_arg(node, None, 0)
+            if method in _RECEIVER_WRITERS and qualified is None:
+                receiver = node.func.value  # Path(p).write_text(data): the path is the receiver
+                if isinstance(receiver, cst.Call) and receiver.args:
+                    receiver = receiver.args[0].value
+                return self.ctx.module.code_for_node(receiver)
         elif qualified in _WRITERS_SECOND_ARG:
             arg = get_arg(node, None, 1)
             if arg is not None and self._is_open(arg.value) and arg.value.args:
                 arg = arg.value.args[0]  # json.dump(obj, open(path, "w"))
-        elif qualified == "builtins.open":
+        elif qualified in _OPENERS:
             mode = get_arg(node, "mode", 1)
             if mode is None or not any(c in str(literal_value(mode.value)) for c in "wax+"):
                 return None
@@ -208,7 +227,28 @@ class DataLoadInLoop(RepeatedWorkRule):
         repetitions = super().repetitions(candidate)
         if path is None:
             return repetitions
-        return [r for r in repetitions if path not in self.written.get(id(r.loop), ())]
+        return [r for r in repetitions if path not in self.written_by(r.loop)]
+
+    def written_by(self, loop: LoopInfo) -> set[str]:
+        """The paths a loop writes: in its body, in a function of the module it
+        calls (a helper appending to a results file, with its path parameter
+        bound at the call site), or through a handle its function opens for
+        writing or appending (a log written each generation and read back)."""
+        found = self._written_by_loop.get(id(loop))
+        if found is not None:
+            return found
+        found = set(self.written.get(id(loop), ())) | self.opened.get(id(loop.frame), set())
+        for name in loop.calls:
+            for function, text in self.helper_writes.get(name, ()):
+                found.add(text)
+                if text not in _param_names(function):
+                    continue
+                for site in self.ctx.loops.call_sites.get(name, ()):
+                    if loop in site.loops:
+                        for expression in bound_arguments(function, site.call, {text}) or ():
+                            found.add(self.ctx.module.code_for_node(expression))
+        self._written_by_loop[id(loop)] = found
+        return found
 
     def _reads_open_handle(self, node: cst.Call) -> bool:
         first = get_arg(node, None, 0) or get_arg(node, "f") or get_arg(node, "file") or get_arg(node, "fp")
@@ -328,3 +368,8 @@ def _assignment_counts(block: cst.CSTNode) -> dict[str, int]:
                 counts[name] = counts.get(name, 0) + 2  # assigned another way too: leave the loop alone
         stack.extend(children(node))
     return counts
+
+
+def _param_names(function: cst.FunctionDef) -> set[str]:
+    params = function.params
+    return {p.name.value for p in (*params.posonly_params, *params.params, *params.kwonly_params)}
