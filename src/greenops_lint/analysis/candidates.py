@@ -323,19 +323,26 @@ class CandidateRule(Rule):
 
 def bound_arguments(function: FrameNode, call: cst.Call, params: set[str]) -> Optional[list[cst.BaseExpression]]:
     """The argument expressions a call passes to the named parameters of
-    `function` (none for a parameter left at its default); None when a name is
-    not a parameter or the call uses *args/**kwargs."""
+    `function` (none for a parameter left at its default; the receiver for
+    `self` in `obj.method(...)`); None when a name is not a parameter or the
+    call uses *args/**kwargs."""
     if not isinstance(function, cst.FunctionDef) or any(arg.star for arg in call.args):
         return None
     positional = [p.name.value for p in (*function.params.posonly_params, *function.params.params)]
+    receiver: Optional[cst.BaseExpression] = None
+    bound_self = ""
     if isinstance(call.func, cst.Attribute) and positional and positional[0] in ("self", "cls"):
+        # `self.make_loader()`: the method's `self` is the caller's receiver.
+        receiver, bound_self = call.func.value, positional[0]
         positional = positional[1:]
     keyword_only = {p.name.value for p in function.params.kwonly_params}
     passed_positional = [arg.value for arg in call.args if arg.keyword is None]
     passed_keyword = {arg.keyword.value: arg.value for arg in call.args if arg.keyword is not None}
     expressions = []
     for name in params:
-        if name in passed_keyword:
+        if receiver is not None and name == bound_self:
+            expressions.append(receiver)
+        elif name in passed_keyword:
             expressions.append(passed_keyword[name])
         elif name in positional:
             index = positional.index(name)

@@ -123,7 +123,7 @@ class LoopInfo:
             if self.epochish or self.names_epoch:
                 return "epoch loop"
             subject = self.subject()
-            return f"loop over {subject}" if subject else "loop around training"
+            return f"loop over {subject}" if subject else "outer loop"
         if self.kind == "step":
             return "training step loop"
         return "loop"

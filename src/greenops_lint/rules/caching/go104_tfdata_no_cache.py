@@ -28,6 +28,7 @@ _TF_FILE_SOURCES = frozenset(
 _TF_MEMORY_SOURCES = frozenset(
     {"tensorflow.data.Dataset.from_tensor_slices", "tensorflow.data.Dataset.from_tensors", "tensorflow.data.Dataset.list_files"}
 )
+_ITERATION_WRAPPERS = frozenset({"builtins.enumerate", "tqdm.tqdm", "tqdm.auto.tqdm", "builtins.iter"})
 _READS = re.compile(r"(read|decode|load|parse|open|imread)", re.IGNORECASE)
 
 
@@ -40,6 +41,9 @@ class TFPipeline:
     reads_files: bool
     has_cache: bool
     lists_files: bool = False
+    # `.repeat(n)` after the reads: None when absent, the count, or 0 when not literal (or forever)
+    repeats: Optional[int] = None
+    repeat_text: str = ""  # the argument of `.repeat(...)` as written
 
 
 class TFDataNoCache(RepeatedWorkRule):
@@ -124,16 +128,20 @@ class TFDataNoCache(RepeatedWorkRule):
             methods.append(current)
             current = current.func.value
         lists_files = False
+        repeats: Optional[int] = None
+        repeat_text = ""
         if isinstance(current, cst.Name) and current.value in self.pipelines:
             base = self.pipelines[current.value]
-            reads, cached, lists_files = base.reads_files, base.has_cache, base.lists_files
+            reads, cached, lists_files, repeats = base.reads_files, base.has_cache, base.lists_files, base.repeats
+            repeat_text = base.repeat_text
         elif isinstance(current, cst.Call) and isinstance(current.func, cst.Name) and current.func.value in self.returned:
             # `train_ds = make_dataset(files)`: the pipeline a helper returns,
             # reported in the helper (where .cache() goes) unless extended here.
             base = self.returned[current.func.value]
             if not methods:
                 return base
-            reads, cached, lists_files = base.reads_files, base.has_cache, base.lists_files
+            reads, cached, lists_files, repeats = base.reads_files, base.has_cache, base.lists_files, base.repeats
+            repeat_text = base.repeat_text
         elif isinstance(current, cst.Call):
             qualified = self.ctx.call_name(current)
             if qualified in _TF_FILE_SOURCES:
@@ -149,13 +157,18 @@ class TFDataNoCache(RepeatedWorkRule):
             method = call.func.attr.value
             if method == "cache":
                 cached = True
+            elif method == "repeat" and reads and not cached:
+                count = literal_value(call.args[0].value) if call.args else None
+                if not (isinstance(count, int) and not isinstance(count, bool) and count <= 1):
+                    repeats = count if isinstance(count, int) and not isinstance(count, bool) else 0
+                    repeat_text = self.ctx.snippet(call.args[0].value, 30) if call.args else ""
             elif method in ("map", "interleave", "flat_map", "parallel_interleave") and call.args:
                 # A map over file names reads the files; other maps read when
                 # their function does (a lambda, a def or a factory of the module).
                 if lists_files or _READS.search(self._function_text(call.args[0].value)):
                     reads = True
                     cached = False  # a cache before the reading step does not save the reading
-        return TFPipeline(node, self.ctx.enclosing_statement(), reads, cached, lists_files)
+        return TFPipeline(node, self.ctx.enclosing_statement(), reads, cached, lists_files, repeats, repeat_text)
 
     def _function_text(self, node: cst.BaseExpression) -> str:
         target = node
@@ -197,9 +210,19 @@ class TFDataNoCache(RepeatedWorkRule):
             self._emit_pipeline(pipe, f"each of the {count} epochs of .fit()" if isinstance(count, int) else "every epoch of .fit()", count if isinstance(count, int) else None)
 
     def visit_For(self, node: cst.For) -> None:
-        pipe = self._consumed(node.iter)
-        if pipe is not None:
-            self.record(node, "pipeline", outer_only=True, pipe=pipe)  # the loops around this for, not itself
+        iterable = node.iter
+        while isinstance(iterable, cst.Call) and self.ctx.call_name(iterable) in _ITERATION_WRAPPERS and iterable.args:
+            iterable = iterable.args[0].value  # for step, batch in enumerate(ds)
+        pipe = self._consumed(iterable)
+        if pipe is None:
+            return
+        if pipe.repeats is not None:
+            # `ds.repeat(epochs)` iterated in one loop: the epochs are the repeats.
+            count = pipe.repeats or None
+            where = f"each of the {count} passes of .repeat({count})" if count else f"every pass of .repeat({pipe.repeat_text})"
+            self._emit_pipeline(pipe, where, count)
+            return
+        self.record(node, "pipeline", outer_only=True, pipe=pipe)  # the loops around this for, not itself
 
     def _consumed(self, node: cst.BaseExpression) -> Optional[TFPipeline]:
         if isinstance(node, cst.Name):
