@@ -76,9 +76,14 @@ class DataLoadInLoop(RepeatedWorkRule):
     once-guard (`if data is None:`, `if key not in cache:`, `if epoch == 0:`,
     `if args.resume:`) or a periodic guard (`if step % 100 == 0:`), retry loops
     (`for attempt in range(3)`), `pickle.load(f)` / `json.load(f)` reading
-    successive records from a handle opened before the loop, and a path that
+    successive records from a handle opened before the loop, a path that
     the same loop writes (`torch.save(..., "last.pt")` then
-    `torch.load("last.pt")`, `to_csv`, `open(p, "w")`): that is new data.
+    `torch.load("last.pt")`, `to_csv(p, mode="a")`, `open(p, "w")`, also in a
+    helper of the module it calls, or through a handle its function opens
+    for writing or appending: a results log re-read each generation): that
+    is new data; a branch that loads once and then leaves the loop with
+    `return`, `break` or `raise` (restoring the best checkpoint on the
+    early-stop path); and test files.
 
     ## Fix
     Load once before the loop and reuse the object (copy it if the loop
@@ -153,6 +158,23 @@ class DataLoadInLoop(RepeatedWorkRule):
         for x, y in train_loader:
             cfg = load_cfg()
             optimizer.step()
+        """,
+        """
+        import torch
+        for epoch in range(num_epochs):
+            for x, y in loader:
+                model(x, y).backward()
+            if stopper.should_stop(epoch):
+                model.load_state_dict(torch.load("best.pt"))
+                return losses
+        """,
+        """
+        import pandas as pd
+        for generation in range(generations):
+            for x, y in loader:
+                model(x, y).backward()
+            pd.DataFrame([scores]).to_csv("results.csv", mode="a", header=False)
+            history = pd.read_csv("results.csv")
         """,
     ]
 

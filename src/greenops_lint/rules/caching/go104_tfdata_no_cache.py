@@ -54,7 +54,9 @@ class TFDataNoCache(RepeatedWorkRule):
     `TextLineDataset`, `tfds.load`, or `list_files`/`from_tensor_slices`
     followed by a `.map()` or `.interleave()` that reads or decodes) and is
     consumed for several epochs (`model.fit(ds, epochs=N)` with N > 1 or not
-    literal, or a `for batch in ds:` inside an epoch loop) with no `.cache()`
+    literal, a `for batch in ds:` inside an epoch loop, or a chain that
+    repeats its reads with `.repeat(epochs)` and is iterated by one loop,
+    `for step, batch in enumerate(ds)`) with no `.cache()`
     anywhere in the chain, following `ds = ds.map(...)` reassignments and
     pipelines that a function of the module builds and returns.
 

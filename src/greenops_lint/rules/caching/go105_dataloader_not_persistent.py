@@ -40,7 +40,9 @@ class DataLoaderNotPersistent(RepeatedWorkRule):
     (pytorch/ignite #1938, open-mmlab/mmhuman3d PR #233).
 
     Not flagged: `num_workers=0`, `persistent_workers=True`, a loader
-    iterated once.
+    iterated once, a loader that a function builds and iterates once per
+    call (`hash_dataset(ds)` called for each experience: every call builds a
+    new loader, so persistent workers could not be reused), and test files.
 
     ## Fix
     Pass `persistent_workers=True` (PyTorch >= 1.7). If the dataset changes
