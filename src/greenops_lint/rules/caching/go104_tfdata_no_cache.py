@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
 from typing import Optional
 
 import libcst as cst
@@ -13,38 +11,14 @@ from greenops_lint.analysis.candidates import Candidate
 from greenops_lint.analysis.loops import Repetition
 from greenops_lint.finding import SavingsEstimate
 from greenops_lint.rule import Invalid
-from greenops_lint.rules.caching._shared import UNKNOWN_REPEATS, RepeatedWorkRule
+from greenops_lint.rules.caching._shared import UNKNOWN_REPEATS, RepeatedWorkRule, TFDataPipelines, TFPipeline
+
+# Wrappers through which `for step, batch in enumerate(ds)` still iterates the pipeline.
+_ITERATION_WRAPPERS = frozenset({"builtins.enumerate", "tqdm.tqdm", "tqdm.auto.tqdm", "builtins.iter"})
 
 # -- estimate (`## Estimate`): (epochs - 1) extra passes when the epoch count is literal, else `UNKNOWN_REPEATS`
 REPEATED = "passes over the files"
 BASIS = "tf.data guide: with .cache() file opening and reading run only in the first epoch"
-
-_TF_FILE_SOURCES = frozenset(
-    {
-        "tensorflow.data.TFRecordDataset", "tensorflow.data.TextLineDataset", "tensorflow.data.FixedLengthRecordDataset",
-        "tensorflow_datasets.load", "tensorflow.data.experimental.make_csv_dataset",
-    }
-)
-_TF_MEMORY_SOURCES = frozenset(
-    {"tensorflow.data.Dataset.from_tensor_slices", "tensorflow.data.Dataset.from_tensors", "tensorflow.data.Dataset.list_files"}
-)
-_ITERATION_WRAPPERS = frozenset({"builtins.enumerate", "tqdm.tqdm", "tqdm.auto.tqdm", "builtins.iter"})
-_READS = re.compile(r"(read|decode|load|parse|open|imread)", re.IGNORECASE)
-
-
-@dataclass
-class TFPipeline:
-    """What a tf.data chain does, followed through `ds = ds.map(...)` reassignments."""
-
-    node: cst.BaseExpression  # the last expression that extended it
-    statement: Optional[cst.CSTNode]
-    reads_files: bool
-    has_cache: bool
-    lists_files: bool = False
-    # `.repeat(n)` after the reads: None when absent, the count, or 0 when not literal (or forever)
-    repeats: Optional[int] = None
-    repeat_text: str = ""  # the argument of `.repeat(...)` as written
-
 
 class TFDataNoCache(RepeatedWorkRule):
     """Reads and decodes the same files in every epoch of a tf.data pipeline.
@@ -111,87 +85,16 @@ class TFDataNoCache(RepeatedWorkRule):
 
     def __init__(self, ctx, options=None) -> None:
         super().__init__(ctx, options)
-        self.pipelines: dict[str, TFPipeline] = {}
-        self.returned: dict[str, TFPipeline] = {}  # function name -> the pipeline it returns
+        self.tf = TFDataPipelines(ctx)
         self.reported: set[int] = set()
 
     def visit_Return(self, node: cst.Return) -> None:
-        function = self.ctx.enclosing_function()
-        if function is not None and node.value is not None:
-            found = self.pipeline(node.value) if not isinstance(node.value, cst.Name) else self.pipelines.get(node.value.value)
-            if found is not None:
-                self.returned[function.name.value] = found
-
-    def pipeline(self, node: cst.BaseExpression) -> Optional[TFPipeline]:
-        """Follow a method chain down to its source."""
-        methods: list[cst.Call] = []
-        current = node
-        while isinstance(current, cst.Call) and isinstance(current.func, cst.Attribute) and self.ctx.call_name(current) is None:
-            methods.append(current)
-            current = current.func.value
-        lists_files = False
-        repeats: Optional[int] = None
-        repeat_text = ""
-        if isinstance(current, cst.Name) and current.value in self.pipelines:
-            base = self.pipelines[current.value]
-            reads, cached, lists_files, repeats = base.reads_files, base.has_cache, base.lists_files, base.repeats
-            repeat_text = base.repeat_text
-        elif isinstance(current, cst.Call) and isinstance(current.func, cst.Name) and current.func.value in self.returned:
-            # `train_ds = make_dataset(files)`: the pipeline a helper returns,
-            # reported in the helper (where .cache() goes) unless extended here.
-            base = self.returned[current.func.value]
-            if not methods:
-                return base
-            reads, cached, lists_files, repeats = base.reads_files, base.has_cache, base.lists_files, base.repeats
-            repeat_text = base.repeat_text
-        elif isinstance(current, cst.Call):
-            qualified = self.ctx.call_name(current)
-            if qualified in _TF_FILE_SOURCES:
-                reads, cached = True, False
-            elif qualified in _TF_MEMORY_SOURCES:
-                reads, cached = False, False
-                lists_files = qualified.endswith("list_files")
-            else:
-                return None
-        else:
-            return None
-        for call in reversed(methods):  # source first
-            method = call.func.attr.value
-            if method == "cache":
-                cached = True
-            elif method == "repeat" and reads and not cached:
-                count = literal_value(call.args[0].value) if call.args else None
-                if not (isinstance(count, int) and not isinstance(count, bool) and count <= 1):
-                    repeats = count if isinstance(count, int) and not isinstance(count, bool) else 0
-                    repeat_text = self.ctx.snippet(call.args[0].value, 30) if call.args else ""
-            elif method in ("map", "interleave", "flat_map", "parallel_interleave") and call.args:
-                # A map over file names reads the files; other maps read when
-                # their function does (a lambda, a def or a factory of the module).
-                if lists_files or _READS.search(self._function_text(call.args[0].value)):
-                    reads = True
-                    cached = False  # a cache before the reading step does not save the reading
-        return TFPipeline(node, self.ctx.enclosing_statement(), reads, cached, lists_files, repeats, repeat_text)
-
-    def _function_text(self, node: cst.BaseExpression) -> str:
-        target = node
-        if isinstance(node, cst.Call) and isinstance(node.func, cst.Name):
-            target = node.func  # a factory: make_parser(...) returns the map function
-        if isinstance(target, cst.Name):
-            bound = self.ctx.names.lookup(target.value)
-            if isinstance(bound, cst.FunctionDef):
-                return self.ctx.module.code_for_node(bound)
-        return self.ctx.module.code_for_node(node)
+        self.tf.on_return(node)
 
     def visit_Assign(self, node: cst.Assign) -> None:
         # Runs before the walker rebinds the target, so `ds = ds.map(...)`
         # still sees the previous pipeline.
-        if len(node.targets) == 1 and isinstance(node.targets[0].target, cst.Name):
-            found = self.pipeline(node.value)
-            name = node.targets[0].target.value
-            if found is not None:
-                self.pipelines[name] = found
-            else:
-                self.pipelines.pop(name, None)
+        self.tf.on_assign(node)
 
     def visit_Call(self, node: cst.Call) -> None:
         func = node.func
@@ -218,19 +121,19 @@ class TFDataNoCache(RepeatedWorkRule):
         pipe = self._consumed(iterable)
         if pipe is None:
             return
-        if pipe.repeats is not None:
+        repeat = _repeat(pipe)
+        if repeat is not None:
             # `ds.repeat(epochs)` iterated in one loop: the epochs are the repeats.
-            count = pipe.repeats or None
-            where = f"each of the {count} passes of .repeat({count})" if count else f"every pass of .repeat({pipe.repeat_text})"
+            count = literal_value(repeat.args[0].value) if repeat.args else None
+            count = count if isinstance(count, int) and not isinstance(count, bool) else None
+            text = self.ctx.snippet(repeat.args[0].value, 30) if repeat.args else ""
+            where = f"each of the {count} passes of .repeat({count})" if count else f"every pass of .repeat({text})"
             self._emit_pipeline(pipe, where, count)
             return
         self.record(node, "pipeline", outer_only=True, pipe=pipe)  # the loops around this for, not itself
 
     def _consumed(self, node: cst.BaseExpression) -> Optional[TFPipeline]:
-        if isinstance(node, cst.Name):
-            pipe = self.pipelines.get(node.value)
-        else:
-            pipe = self.pipeline(node)
+        pipe = self.tf.lookup(node)
         return pipe if pipe is not None and pipe.reads_files and not pipe.has_cache else None
 
     def emit(self, candidate: Candidate, repetition: Repetition) -> None:
@@ -254,3 +157,15 @@ class TFDataNoCache(RepeatedWorkRule):
             ),
             statement=pipe.statement,
         )
+
+
+def _repeat(pipe: TFPipeline) -> Optional[cst.Call]:
+    """The `.repeat(n)` (n not literal, or more than 1; or none: forever) of an
+    uncached reading chain: every pass reads the files again."""
+    for call in reversed(pipe.steps):
+        if isinstance(call.func, cst.Attribute) and call.func.attr.value == "repeat":
+            count = literal_value(call.args[0].value) if call.args else None
+            if isinstance(count, int) and not isinstance(count, bool) and count <= 1:
+                return None
+            return call
+    return None
