@@ -8,8 +8,8 @@ from typing import Optional
 import libcst as cst
 
 from greenops_lint.analysis.calls import get_arg, literal_value
-from greenops_lint.analysis.parallelism import literal_int, literal_str
 from greenops_lint.analysis.loops import referenced_names
+from greenops_lint.analysis.parallelism import literal_int, literal_str
 from greenops_lint.analysis.tree import is_test_file
 from greenops_lint.finding import SavingsEstimate
 from greenops_lint.rule import Invalid, Rule
