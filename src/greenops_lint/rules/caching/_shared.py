@@ -9,7 +9,9 @@ from typing import TYPE_CHECKING, Optional
 import libcst as cst
 
 from greenops_lint.analysis.candidates import Candidate, CandidateRule
+from greenops_lint.analysis.efficiency import exits_block
 from greenops_lint.analysis.loops import FrameNode, Repetition
+from greenops_lint.analysis.tree import is_test_file
 from greenops_lint.finding import SavingsEstimate
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -29,6 +31,15 @@ CACHE_DECORATORS = frozenset(
 _CACHE_DECORATOR_ENDINGS = (".cache", "lru_cache", "cached_property", "memoize")
 
 
+def leaves_the_loop(block: cst.CSTNode) -> bool:
+    """The block (an `if`/`else`/`try`/`except` body) ends with return, break or raise."""
+    if isinstance(block, (cst.Else, cst.Finally)):
+        block = block.body
+    if not isinstance(block, cst.BaseSuite):
+        return False
+    return exits_block(block)
+
+
 class RepeatedWorkRule(CandidateRule):
     """A call that does the same work again on every epoch or step (not a rule itself)."""
 
@@ -39,6 +50,14 @@ class RepeatedWorkRule(CandidateRule):
     def __init__(self, ctx, options=None) -> None:
         super().__init__(ctx, options)
         self._memoised: dict[int, bool] = {}  # id(frame) -> decorated with a cache
+        self.in_test_file = is_test_file(ctx.path)
+
+    def report(self, node, message, estimate=None, statement=None, fix=None, severity=None) -> None:
+        """Nothing in a test file (`test_*.py`, `conftest.py`, under `tests/`): a
+        test loop runs the API it checks over a matrix of settings, each case
+        from scratch; it is not a training workload."""
+        if not self.in_test_file:
+            super().report(node, message, estimate, statement, fix, severity)
 
     def record(self, node: cst.CSTNode, label: str = "", **extra) -> Candidate:
         candidate = super().record(node, label, **extra)
@@ -57,6 +76,12 @@ class RepeatedWorkRule(CandidateRule):
             if qualified in CACHE_DECORATORS or qualified.endswith(_CACHE_DECORATOR_ENDINGS):
                 return True
         return False
+
+    def extra_guard(self, node: cst.CSTNode, child: cst.CSTNode, variant) -> bool:
+        """A block that ends with `return`, `break` or `raise` runs at most once
+        in the loop around it (an early-stop branch that restores the best
+        checkpoint and leaves): what it loads is not loaded again."""
+        return leaves_the_loop(child)
 
     def memoised(self, candidate: Candidate) -> bool:
         return self._memoised.get(id(candidate.frame), False)

@@ -13,6 +13,9 @@ from greenops_lint.finding import SavingsEstimate
 from greenops_lint.rule import Invalid
 from greenops_lint.rules.caching._shared import UNKNOWN_REPEATS, RepeatedWorkRule, TFDataPipelines, TFPipeline
 
+# Wrappers through which `for step, batch in enumerate(ds)` still iterates the pipeline.
+_ITERATION_WRAPPERS = frozenset({"builtins.enumerate", "tqdm.tqdm", "tqdm.auto.tqdm", "builtins.iter"})
+
 # -- estimate (`## Estimate`): (epochs - 1) extra passes when the epoch count is literal, else `UNKNOWN_REPEATS`
 REPEATED = "passes over the files"
 BASIS = "tf.data guide: with .cache() file opening and reading run only in the first epoch"
@@ -25,7 +28,9 @@ class TFDataNoCache(RepeatedWorkRule):
     `TextLineDataset`, `tfds.load`, or `list_files`/`from_tensor_slices`
     followed by a `.map()` or `.interleave()` that reads or decodes) and is
     consumed for several epochs (`model.fit(ds, epochs=N)` with N > 1 or not
-    literal, or a `for batch in ds:` inside an epoch loop) with no `.cache()`
+    literal, a `for batch in ds:` inside an epoch loop, or a chain that
+    repeats its reads with `.repeat(epochs)` and is iterated by one loop,
+    `for step, batch in enumerate(ds)`) with no `.cache()`
     anywhere in the chain, following `ds = ds.map(...)` reassignments and
     pipelines that a function of the module builds and returns.
 
@@ -110,9 +115,22 @@ class TFDataNoCache(RepeatedWorkRule):
             self._emit_pipeline(pipe, f"each of the {count} epochs of .fit()" if isinstance(count, int) else "every epoch of .fit()", count if isinstance(count, int) else None)
 
     def visit_For(self, node: cst.For) -> None:
-        pipe = self._consumed(node.iter)
-        if pipe is not None:
-            self.record(node, "pipeline", outer_only=True, pipe=pipe)  # the loops around this for, not itself
+        iterable = node.iter
+        while isinstance(iterable, cst.Call) and self.ctx.call_name(iterable) in _ITERATION_WRAPPERS and iterable.args:
+            iterable = iterable.args[0].value  # for step, batch in enumerate(ds)
+        pipe = self._consumed(iterable)
+        if pipe is None:
+            return
+        repeat = _repeat(pipe)
+        if repeat is not None:
+            # `ds.repeat(epochs)` iterated in one loop: the epochs are the repeats.
+            count = literal_value(repeat.args[0].value) if repeat.args else None
+            count = count if isinstance(count, int) and not isinstance(count, bool) else None
+            text = self.ctx.snippet(repeat.args[0].value, 30) if repeat.args else ""
+            where = f"each of the {count} passes of .repeat({count})" if count else f"every pass of .repeat({text})"
+            self._emit_pipeline(pipe, where, count)
+            return
+        self.record(node, "pipeline", outer_only=True, pipe=pipe)  # the loops around this for, not itself
 
     def _consumed(self, node: cst.BaseExpression) -> Optional[TFPipeline]:
         pipe = self.tf.lookup(node)
@@ -139,3 +157,15 @@ class TFDataNoCache(RepeatedWorkRule):
             ),
             statement=pipe.statement,
         )
+
+
+def _repeat(pipe: TFPipeline) -> Optional[cst.Call]:
+    """The `.repeat(n)` (n not literal, or more than 1; or none: forever) of an
+    uncached reading chain: every pass reads the files again."""
+    for call in reversed(pipe.steps):
+        if isinstance(call.func, cst.Attribute) and call.func.attr.value == "repeat":
+            count = literal_value(call.args[0].value) if call.args else None
+            if isinstance(count, int) and not isinstance(count, bool) and count <= 1:
+                return None
+            return call
+    return None
