@@ -3,9 +3,10 @@ node being visited (`ctx.stack`) and the loop facts of `analysis/loops.py`:
 
 - is this module PyTorch code that runs on a GPU (`uses_torch`, `uses_cuda`);
 - is gradient recording switched off around a node (`grad_mode`);
-- does a guard make a node run on some iterations only (`scan_guards` with
-  `rare_guard`: periodic `if step % n == 0`, one-off `if i == last`,
-  early-exit branches, exception handlers);
+- does an `if` test make a node run on some iterations only (`rare_guard`:
+  periodic `if step % n == 0`, one-off `if i == last`; `exits_block`:
+  early-exit branches), the guard tests of the GO5xx rules (the guard scan
+  itself is `analysis/candidates.py`'s, with the rule of `analysis/guards.py`);
 - is a loop a *training* step loop (`TrainingLoops`), as opposed to an
   evaluation loop, an epoch loop or any other loop;
 - does an expression hold a (device) tensor (`tensor_evidence`), a device
@@ -18,8 +19,7 @@ positive would be worse than a miss.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable, Optional
+from typing import TYPE_CHECKING, Optional
 
 import libcst as cst
 
@@ -155,42 +155,6 @@ def rare_guard(test: cst.BaseExpression, variant: set[str], min_period: int = 0)
         elif isinstance(node, cst.Attribute) and _RARE_FLAGS.search(node.attr.value):
             return True
     return False
-
-
-@dataclass
-class Guards:
-    """Guards between a node and the loops around it (in its own function)."""
-
-    loops: set[int] = field(default_factory=set)  # id(loop) inside which a guard encloses the node
-    frame: bool = False  # a guard between the node and the top of its function
-
-
-def scan_guards(ctx: "FileContext", direct: tuple[LoopInfo, ...], is_guard: Callable[[cst.If, set[str]], bool]) -> Guards:
-    """Walk the ancestors of the node being visited up to its function: an `if`
-    whose body holds the node and `is_guard(if_node, variant_names)` says so,
-    an exception handler, or an early-exit branch guards every loop above it."""
-    guards = Guards()
-    loop_nodes = {id(loop.node): loop for loop in direct}
-    variant: set[str] = set()
-    for loop in direct:
-        variant |= loop.variant_names()
-    seen = False
-    stack = ctx.stack
-    for index in range(len(stack) - 2, -1, -1):
-        node = stack[index]
-        if isinstance(node, (cst.FunctionDef, cst.Lambda)):
-            break
-        child = stack[index + 1]
-        if isinstance(node, cst.If) and child is node.body:
-            if is_guard(node, variant) or exits_block(node.body):
-                seen = True
-        elif isinstance(node, cst.ExceptHandler):
-            seen = True
-        loop = loop_nodes.get(id(node))
-        if loop is not None and seen:
-            guards.loops.add(id(loop))
-    guards.frame = seen
-    return guards
 
 
 # -- training loops ------------------------------------------------------------------------------

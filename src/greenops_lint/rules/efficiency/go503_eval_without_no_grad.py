@@ -9,12 +9,13 @@ from typing import Optional
 import libcst as cst
 
 from greenops_lint.analysis.calls import literal_value
+from greenops_lint.analysis.candidates import Candidate
 from greenops_lint.analysis.efficiency import grad_mode, grad_switch, is_model_callee, uses_torch
 from greenops_lint.analysis.loops import FrameNode
 from greenops_lint.analysis.tree import is_test_file
 from greenops_lint.finding import SavingsEstimate
 from greenops_lint.rule import Invalid
-from greenops_lint.rules.efficiency._shared import Candidate, LoopBoundRule, calls_module_function
+from greenops_lint.rules.efficiency._shared import LoopBoundRule, calls_module_function
 
 # ## Estimate: the time factor of the evaluation work (not of training); the main saving is activation memory,
 # measured by the probe. fairchem PR #199: validation memory in GB without and with no_grad.
@@ -102,8 +103,6 @@ class EvalWithoutNoGrad(LoopBoundRule):
 
     code = "GO503"
     name = "eval-without-no-grad"
-    track_call_sites = False
-    uses_guards = False
     tokens = ("eval", "test", "valid", "predict", "infer", "sample", "generat")
     INVALID = [
         Invalid(
@@ -157,6 +156,9 @@ class EvalWithoutNoGrad(LoopBoundRule):
         self.site_no_grad: set[int] = set()
         self.site_eval: set[int] = set()  # calls made after model.eval() in the calling function
         self.frozen = bool(_FROZEN.search(ctx.text))
+
+    def is_guard(self, node: cst.CSTNode, child: cst.CSTNode, variant: set[str]) -> bool:
+        return False  # a guard does not make evaluation need gradients
 
     def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
         self.states.append(_FrameState())

@@ -94,8 +94,8 @@ class EmptyCacheInLoop(LoopBoundRule):
         """,
     ]
 
-    def is_guard(self, node: cst.If, variant: set[str]) -> bool:
-        return rare_guard(node.test, variant, min_period=MIN_PERIOD)
+    def guard_test(self, test: cst.BaseExpression, variant: set[str]) -> bool:
+        return rare_guard(test, variant, min_period=MIN_PERIOD)
 
     def where(self, repetition: Repetition) -> str:
         loop = repetition.loop

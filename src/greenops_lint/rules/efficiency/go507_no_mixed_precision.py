@@ -77,7 +77,6 @@ class NoMixedPrecision(LoopBoundRule):
 
     code = "GO507"
     name = "no-mixed-precision"
-    track_call_sites = False
     severity = "info"
     default_enabled = False
     tokens = ("backward", "TrainingArguments", "Trainer", "Config")
