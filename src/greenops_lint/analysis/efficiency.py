@@ -60,15 +60,16 @@ GRAD_SET = frozenset({"torch.set_grad_enabled", "torch.autograd.set_grad_enabled
 GRAD_ON = frozenset({"torch.enable_grad", "torch.autograd.enable_grad", "torch.autograd.grad_mode.enable_grad"})
 
 
-def grad_switch(ctx: "FileContext", expr: cst.BaseExpression) -> Optional[str]:
+def grad_switch(ctx: "FileContext", expr: cst.BaseExpression, user: bool = True) -> Optional[str]:
     """'off' for `torch.no_grad()`/`inference_mode()`/`set_grad_enabled(<not True>)`
     (a dynamic flag counts: the author chose the mode), 'on' for `enable_grad()`,
-    None otherwise. Accepts the bare decorator form (`@torch.no_grad`)."""
+    None otherwise. Accepts the bare decorator form (`@torch.no_grad`). With
+    `user` (decorators and `with` items), the author's own switches count too."""
     call = expr if isinstance(expr, cst.Call) else None
     target = call.func if call is not None else expr
     qualified = ctx.qualified_name(target)
     if qualified is None:
-        return None
+        return _user_grad_off(ctx, target) if user else None
     if qualified in GRAD_OFF:
         if call is not None:
             mode = get_arg(call, "mode", 0)
@@ -80,6 +81,31 @@ def grad_switch(ctx: "FileContext", expr: cst.BaseExpression) -> Optional[str]:
         return "on" if mode is not None and literal_value(mode.value) is True else "off"
     if qualified in GRAD_ON:
         return "on"
+    return _user_grad_off(ctx, target) if user else None
+
+
+_GRAD_OFF_NAME = re.compile(r"(inference_mode|no_grad)$", re.IGNORECASE)
+_GRAD_OFF_TEXT = re.compile(r"\b(inference_mode|no_grad)\b")
+
+
+def _user_grad_off(ctx: "FileContext", target: cst.BaseExpression) -> Optional[str]:
+    """'off' for what the author wrote to switch gradients off: a decorator or
+    context named like `*inference_mode`/`*no_grad` (ultralytics'
+    `smart_inference_mode()`), a function of the module that wraps them, or a
+    name bound to them (`grad_context = nullcontext if with_grad else torch.no_grad`)."""
+    name = dotted_name(target)
+    if name is not None and _GRAD_OFF_NAME.search(name.rsplit(".", 1)[-1]):
+        return "off"
+    if type(target) is not cst.Name:
+        return None
+    value = ctx.value_of(target)
+    if type(value) is cst.FunctionDef:
+        code = ctx.module.code_for_node(value)
+        return "off" if _GRAD_OFF_TEXT.search(code) and "enable_grad" not in code else None
+    if isinstance(value, cst.BaseExpression):
+        for node in walk_expr(value):
+            if type(node) in (cst.Name, cst.Attribute) and ctx.qualified_name(node) in GRAD_OFF:
+                return "off"
     return None
 
 

@@ -39,10 +39,17 @@ _FRAMEWORK_NO_GRAD = frozenset(
 )
 # Hugging Face Trainer methods (in a Trainer subclass) that run under no_grad.
 _TRAINER_NO_GRAD = frozenset({"evaluate", "prediction_step", "evaluation_loop", "predict"})
+# Libraries whose model objects run prediction in inference mode when called (`YOLO(path)(image)`).
+_PREDICTOR_WRAPPERS = ("ultralytics.",)
 _GRAD_NEEDED = re.compile(
     r"\.backward\(|autograd\.grad\b|requires_grad|enable_grad|\.grad\b|torch\.func\.grad|functorch"
 )
 _FROZEN = re.compile(r"requires_grad_\(\s*False\s*\)|requires_grad\s*=\s*False")
+
+
+def _param_names(function: cst.FunctionDef) -> set[str]:
+    params = function.params
+    return {p.name.value for p in (*params.posonly_params, *params.params, *params.kwonly_params)}
 
 
 def _gb(span: tuple[float, float]) -> str:
@@ -71,7 +78,11 @@ class EvalWithoutNoGrad(LoopBoundRule):
     that repeats (inside a loop, or in such a function called from a loop)
     without `torch.no_grad()`,
     `torch.inference_mode()`, `set_grad_enabled(False)` or a
-    `@torch.no_grad()` decorator around it, here or at every call site.
+    `@torch.no_grad()` decorator around it, here or at a call site. The
+    author's own switches count: decorators and contexts named like
+    `*inference_mode`/`*no_grad` (ultralytics' `@smart_inference_mode()`),
+    a decorator of the module that wraps them, and a name bound to them
+    (`grad_context = nullcontext if with_grad else torch.no_grad`).
 
     ## Why is this bad
     `model.eval()` only switches dropout and batch-norm behaviour; it does not
@@ -81,9 +92,15 @@ class EvalWithoutNoGrad(LoopBoundRule):
     during validation went from 3.4-8.1 GB to 1.1-2.3 GB with `no_grad`) and spends time on
     bookkeeping; smaller batches and OOMs follow.
 
-    Not flagged: Lightning `validation_step`/`test_step`/`predict_step` and
-    HF `Trainer.evaluate`/`prediction_step` (the framework disables
-    gradients), loops that train (`.backward()`, `optimizer.step()`),
+    Not flagged: Lightning `validation_step`/`test_step`/`predict_step`,
+    HF `Trainer.evaluate`/`prediction_step`, a transformers `Pipeline`'s
+    `_forward` (run under `inference_context()`), the sampling methods of a
+    `GenerationMixin` model (called by `generate()`, decorated
+    `@torch.no_grad()`), and what those call (the framework disables
+    gradients); ultralytics model objects (`YOLO(path)(image)` predicts in
+    inference mode); a network that an inferer's `__call__` receives as an
+    argument (MONAI's `inferer(inputs, network)`: its caller sets the grad
+    mode, no_grad to evaluate and gradients to train); loops that train (`.backward()`, `optimizer.step()`),
     functions that need gradients (saliency maps, adversarial examples:
     `autograd.grad`, `requires_grad`, `.backward()`), modules that freeze
     parameters (`requires_grad_(False)`), explicit `torch.enable_grad()`,
@@ -156,6 +173,7 @@ class EvalWithoutNoGrad(LoopBoundRule):
         self.site_no_grad: set[int] = set()
         self.site_eval: set[int] = set()  # calls made after model.eval() in the calling function
         self.frozen = bool(_FROZEN.search(ctx.text))
+        self._base_text: dict[int, str] = {}
 
     def is_guard(self, node: cst.CSTNode, child: cst.CSTNode, variant: set[str]) -> bool:
         return False  # a guard does not make evaluation need gradients
@@ -179,13 +197,20 @@ class EvalWithoutNoGrad(LoopBoundRule):
                 mode = literal_value(node.args[0].value) if node.args else True
                 state.eval_mode = mode is False
         parent = self.ctx.parent()
-        if type(parent) is cst.Expr and grad_switch(self.ctx, node) == "off":
+        if type(parent) is cst.Expr and grad_switch(self.ctx, node, user=False) == "off":
             state.grad_off = True  # torch.set_grad_enabled(False) as a statement
         helper = calls_module_function(func)
-        model = type(parent) is not cst.Expr and is_model_callee(self.ctx, func)
+        model = (
+            type(parent) is not cst.Expr
+            and is_model_callee(self.ctx, func)
+            and not self._predictor_wrapper(func)
+            and not self._inferer_network(func)
+        )
         if not (helper or model):
             return
         mode = "off" if (state.grad_off or self.states[0].grad_off) else grad_mode(self.ctx)
+        if mode is None and self._framework_no_grad():
+            mode = "off"
         if helper:
             if mode == "off":
                 self.site_no_grad.add(id(node))
@@ -196,21 +221,73 @@ class EvalWithoutNoGrad(LoopBoundRule):
             names = [n.name.value for n in self.ctx.stack if type(n) is cst.FunctionDef]
             self.record(node, mode=mode, eval_mode=state.eval_mode, functions=names)
 
+    def _bases(self, cls: cst.ClassDef) -> str:
+        text = self._base_text.get(id(cls))
+        if text is None:
+            text = self._base_text[id(cls)] = " ".join(self.ctx.module.code_for_node(b.value) for b in cls.bases)
+        return text
+
+    def _framework_no_grad(self) -> bool:
+        """A function around the call is one a framework runs under no_grad:
+        Lightning's validation/test/predict steps, HF `Trainer.evaluate`/
+        `prediction_step`, a transformers `Pipeline._forward` (under
+        `inference_context()`), and the sampling/generation methods of a
+        `GenerationMixin` model (called by `generate()`, decorated
+        `@torch.no_grad()`)."""
+        stack = self.ctx.stack
+        for index in range(len(stack) - 2, 1, -1):
+            function = stack[index]
+            if type(function) is not cst.FunctionDef:
+                continue
+            name = function.name.value
+            if name in _FRAMEWORK_NO_GRAD:
+                return True
+            cls = stack[index - 2]
+            if type(cls) is not cst.ClassDef:
+                continue
+            bases = self._bases(cls)
+            if (
+                (name in _TRAINER_NO_GRAD and "Trainer" in bases)
+                or (name == "_forward" and "Pipeline" in bases)
+                or ("GenerationMixin" in bases and _is_eval_name(name))
+            ):
+                return True
+        return False
+
+    def _predictor_wrapper(self, func: cst.BaseExpression) -> bool:
+        """`self.model = YOLO(path)`: ultralytics' model objects predict in
+        inference mode when called."""
+        value = self.ctx.value_of(func)
+        if not isinstance(value, cst.Call):
+            return False
+        qualified = self.ctx.call_name(value)
+        return qualified is not None and qualified.startswith(_PREDICTOR_WRAPPERS)
+
+    def _inferer_network(self, func: cst.BaseExpression) -> bool:
+        """`network(patch)` where `network` is a parameter that the class's
+        `__call__` receives (MONAI's inferers: `inferer(inputs, network)`):
+        the caller of the inferer sets the grad mode (no_grad to evaluate,
+        gradients to train through it)."""
+        if type(func) is not cst.Name:
+            return False
+        function = self.ctx.enclosing_function()
+        cls = self.ctx.enclosing_class()
+        if function is None or cls is None or func.value not in _param_names(function):
+            return False
+        body = cls.body.body if isinstance(cls.body, cst.IndentedBlock) else ()
+        return any(
+            type(item) is cst.FunctionDef and item.name.value == "__call__" and func.value in _param_names(item)
+            for item in body
+        )
+
     def leave_Module(self, node: cst.Module) -> None:
         if not self.candidates or self.frozen:
             return
-        loops = self.ctx.loops
         reported: set[int] = set()
         for candidate in self.candidates:
             if candidate.extra["mode"] is not None:
                 continue
             frame = candidate.frame
-            if any(name in _FRAMEWORK_NO_GRAD for name in candidate.extra["functions"]):
-                continue
-            if isinstance(frame, cst.FunctionDef) and frame.name.value in _TRAINER_NO_GRAD:
-                cls = loops.frame_class.get(id(frame))
-                if cls is not None and any("Trainer" in self.ctx.module.code_for_node(b.value) for b in cls.bases):
-                    continue
             if not (
                 candidate.extra["eval_mode"]
                 or any(_is_eval_name(n) for n in candidate.extra["functions"])
