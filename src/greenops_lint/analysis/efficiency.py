@@ -57,6 +57,8 @@ GRAD_OFF = frozenset(
     }
 )
 GRAD_SET = frozenset({"torch.set_grad_enabled", "torch.autograd.set_grad_enabled", "torch.autograd.grad_mode.set_grad_enabled"})
+# Library contexts that switch gradients off as well: MONAI's `eval_mode(net)` is `net.eval()` + `no_grad()`.
+GRAD_OFF_CONTEXTS = frozenset({"monai.networks.utils.eval_mode", "monai.networks.eval_mode"})
 GRAD_ON = frozenset({"torch.enable_grad", "torch.autograd.enable_grad", "torch.autograd.grad_mode.enable_grad"})
 
 
@@ -70,6 +72,8 @@ def grad_switch(ctx: "FileContext", expr: cst.BaseExpression, user: bool = True)
     qualified = ctx.qualified_name(target)
     if qualified is None:
         return _user_grad_off(ctx, target) if user else None
+    if qualified in GRAD_OFF_CONTEXTS:
+        return "off"
     if qualified in GRAD_OFF:
         if call is not None:
             mode = get_arg(call, "mode", 0)

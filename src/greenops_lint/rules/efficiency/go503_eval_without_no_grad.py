@@ -11,8 +11,9 @@ import libcst as cst
 from greenops_lint.analysis.calls import literal_value
 from greenops_lint.analysis.candidates import Candidate
 from greenops_lint.analysis.efficiency import grad_mode, grad_switch, is_model_callee, uses_torch
-from greenops_lint.analysis.loops import FrameNode
-from greenops_lint.analysis.tree import is_test_file
+from greenops_lint.analysis.loops import FrameNode, referenced_names
+from greenops_lint.analysis.names import dotted_name
+from greenops_lint.analysis.tree import is_test_file, walk_expr
 from greenops_lint.finding import SavingsEstimate
 from greenops_lint.rule import Invalid
 from greenops_lint.rules.efficiency._shared import LoopBoundRule, calls_module_function
@@ -39,6 +40,8 @@ _FRAMEWORK_NO_GRAD = frozenset(
 )
 # Hugging Face Trainer methods (in a Trainer subclass) that run under no_grad.
 _TRAINER_NO_GRAD = frozenset({"evaluate", "prediction_step", "evaluation_loop", "predict"})
+# `encoder_class()`, `model_cls()`: instantiating a class held in a variable, not running a model.
+_CONSTRUCTOR_NAME = re.compile(r"(^|_)(class|cls|type|factory)$")
 # Libraries whose model objects run prediction in inference mode when called (`YOLO(path)(image)`).
 _PREDICTOR_WRAPPERS = ("ultralytics.",)
 _GRAD_NEEDED = re.compile(
@@ -100,7 +103,13 @@ class EvalWithoutNoGrad(LoopBoundRule):
     gradients); ultralytics model objects (`YOLO(path)(image)` predicts in
     inference mode); a network that an inferer's `__call__` receives as an
     argument (MONAI's `inferer(inputs, network)`: its caller sets the grad
-    mode, no_grad to evaluate and gradients to train); loops that train (`.backward()`, `optimizer.step()`),
+    mode, no_grad to evaluate and gradients to train); functions whose
+    callers decide (one calls it under no_grad, two calls up; a model's
+    `forward` calls it, as for a `predict` head; a caller trains through its
+    result: `masks = self._generate_masks(...)` then a loss and
+    `.backward()`); MONAI's `eval_mode(net)` context (eval + no_grad);
+    `encoder_class()`/`model_cls()` (a class instantiated, not a model
+    run); loops that train (`.backward()`, `optimizer.step()`),
     functions that need gradients (saliency maps, adversarial examples:
     `autograd.grad`, `requires_grad`, `.backward()`), modules that freeze
     parameters (`requires_grad_(False)`), explicit `torch.enable_grad()`,
@@ -174,6 +183,7 @@ class EvalWithoutNoGrad(LoopBoundRule):
         self.site_eval: set[int] = set()  # calls made after model.eval() in the calling function
         self.frozen = bool(_FROZEN.search(ctx.text))
         self._base_text: dict[int, str] = {}
+        self._backward_inputs: dict[int, tuple] = {}
 
     def is_guard(self, node: cst.CSTNode, child: cst.CSTNode, variant: set[str]) -> bool:
         return False  # a guard does not make evaluation need gradients
@@ -203,6 +213,7 @@ class EvalWithoutNoGrad(LoopBoundRule):
         model = (
             type(parent) is not cst.Expr
             and is_model_callee(self.ctx, func)
+            and not _CONSTRUCTOR_NAME.search(dotted_name(func) or "")
             and not self._predictor_wrapper(func)
             and not self._inferer_network(func)
         )
@@ -363,7 +374,63 @@ class EvalWithoutNoGrad(LoopBoundRule):
         sites = [site for site in self.ctx.loops.call_sites.get(frame.name.value, ()) if site.frame is not frame]
         return bool(sites) and all(id(site.call) in self.site_eval for site in sites)
 
-    def _sites_no_grad(self, frame: cst.FunctionDef) -> bool:
-        """Some caller already runs this function under no_grad: the author
-        handles it there."""
-        return any(id(site.call) in self.site_no_grad for site in self.ctx.loops.call_sites.get(frame.name.value, ()))
+    def _sites_no_grad(self, frame: cst.FunctionDef, depth: int = 0) -> bool:
+        """The callers decide: some caller already runs this function under
+        no_grad (itself, or its own callers, two calls up: `__call__` under
+        `@torch.no_grad()` -> `encode_prompt` -> this), calls it from a model's
+        `forward` (a prediction head of the forward pass, which trains), or
+        trains through its result (`masks = self._generate_masks(...)` then a
+        loss on `masks` and `.backward()`)."""
+        for site in self.ctx.loops.call_sites.get(frame.name.value, ()):
+            if id(site.call) in self.site_no_grad:
+                return True
+            caller = site.frame
+            if type(caller) is not cst.FunctionDef or caller is frame:
+                continue
+            if caller.name.value == "forward" or self._trains_through(caller, site.call):
+                return True
+            if depth < 1 and self._sites_no_grad(caller, depth + 1):
+                return True
+        return False
+
+    def _trains_through(self, caller: cst.FunctionDef, call: cst.Call) -> bool:
+        """The result of `call` flows (through assignments) into a backward pass in `caller`."""
+        flows = self._backward_inputs.get(id(caller))
+        if flows is None:
+            flows = self._backward_inputs[id(caller)] = _backward_inputs(caller)
+        names, assignments = flows
+        return any(
+            targets & names and any(node is call for node in walk_expr(value)) for targets, value in assignments
+        )
+
+
+def _backward_inputs(function: cst.FunctionDef) -> tuple[set[str], list[tuple[set[str], cst.BaseExpression]]]:
+    """The names whose values flow into a `.backward()` (or `autograd.grad`) in
+    `function`, and its assignments (targets, value)."""
+    names: set[str] = set()
+    assignments: list[tuple[set[str], cst.BaseExpression]] = []
+    for node in walk_expr(function.body):
+        node_type = type(node)
+        if node_type is cst.Call and type(node.func) is cst.Attribute and node.func.attr.value in ("backward", "grad"):
+            names |= referenced_names(node.func.value)
+            for arg in node.args:
+                names |= referenced_names(arg.value)
+        elif node_type is cst.Assign and node.value is not None:
+            targets: set[str] = set()
+            for target in node.targets:
+                targets |= referenced_names(target.target)
+            assignments.append((targets, node.value))
+        elif node_type in (cst.AugAssign, cst.AnnAssign) and node.value is not None:
+            assignments.append((referenced_names(node.target), node.value))
+    if not names:
+        return names, []
+    changed = True
+    while changed:
+        changed = False
+        for targets, value in assignments:
+            if targets & names:
+                added = referenced_names(value) - names
+                if added:
+                    names |= added
+                    changed = True
+    return names, assignments
