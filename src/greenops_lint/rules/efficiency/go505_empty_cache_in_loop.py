@@ -177,8 +177,8 @@ class EmptyCacheInLoop(LoopBoundRule):
 def _user_option(test: cst.BaseExpression, variant: set[str]) -> bool:
     """A loop-invariant test of a user option or a memory-saving flag."""
     names = referenced_names(test)
-    if names & variant:
-        return False
+    if (names - {"self"}) & variant:
+        return False  # (`self.args.flag`: a loop that sets some `self.x` does not change the option)
     attributes = {node.attr.value for node in walk_expr(test) if type(node) is cst.Attribute}
     return bool(names & _OPTION_ROOTS or attributes & _OPTION_ROOTS) or any(
         _MEMORY_FLAG.search(name) for name in names | attributes
