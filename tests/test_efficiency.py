@@ -368,6 +368,41 @@ def predict(texts):
     assert only("GO503", source) == []
 
 
+def test_go503_a_helper_that_uses_no_grad_is_not_a_grad_switch_statement():
+    # `validate(model)` as a statement runs validate under its own no_grad; it does
+    # not switch gradients off for what follows (only set_grad_enabled(False) does).
+    source = """
+import torch
+def validate(model, loader):
+    with torch.no_grad():
+        return [model(x) for x in loader]
+def predict(model, loader):
+    model.eval()
+    validate(model, loader)
+    return [model(x) for x in loader]
+"""
+    assert only("GO503", source) == [9]
+
+
+def test_go503_user_grad_switches():
+    source = """
+import torch
+from contextlib import nullcontext
+from .utils import smart_inference_mode, enable_everything
+@smart_inference_mode()
+def predict(model, loader):
+    return [model(x) for x in loader]
+def predict_both(model, loader, with_grad):
+    ctx = nullcontext if with_grad else torch.inference_mode
+    with ctx():
+        return [model(x) for x in loader]
+@enable_everything()
+def predict_plain(model, loader):
+    return [model(x) for x in loader]
+"""
+    assert only("GO503", source) == [14]
+
+
 # -- GO504 ---------------------------------------------------------------------
 
 
@@ -384,6 +419,16 @@ ok = isinstance(a, nn.DataParallel)
     findings = lint_source(source, select=("GO504",))
     assert [f.line for f in findings] == [5, 6]
     assert findings[0].estimate.metric == "time_factor" and findings[0].estimate.unit == "x"
+
+
+def test_go504_tests_check_the_api():
+    source = """
+import torch.nn as nn
+def test_wraps_data_parallel():
+    assert isinstance(nn.DataParallel(net), nn.Module)
+"""
+    assert only("GO504", source, path="tests/test_wrappers.py") == []
+    assert only("GO504", source, path="wrappers.py") == [4]
 
 
 # -- GO505 ---------------------------------------------------------------------
@@ -543,6 +588,18 @@ f = L.Trainer(precision="16-mixed")
 g = L.Trainer(accelerator="cpu")
 """
     assert only("GO507", source) == [4, 8]
+
+
+def test_go507_test_files_and_short_runs_are_immaterial():
+    source = """
+import lightning.pytorch as pl
+a = pl.Trainer(max_epochs=20, accelerator="gpu")
+b = pl.Trainer(max_steps=50, accelerator="gpu")
+c = pl.Trainer(accelerator="gpu", limit_train_batches=0.05)
+d = pl.Trainer(accelerator="gpu", max_epochs=-1)
+"""
+    assert only("GO507", source, path="train.py") == [3, 6]
+    assert only("GO507", source, path="tests/test_models/test_nbeats.py") == []
 
 
 # -- GO508 ---------------------------------------------------------------------

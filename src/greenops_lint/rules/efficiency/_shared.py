@@ -1,18 +1,18 @@
 """What only the GO5xx rules share: `LoopBoundRule`, the base of the loop rules
-(candidates recorded during the walk, decided once the loops are classified),
-and how a training call and an optimizer receiver look."""
+(a `CandidateRule`: candidates recorded during the walk, decided once the loops
+are classified), its guard rule, and how a training call and an optimizer
+receiver look."""
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
-from typing import Callable, Optional
+from typing import Optional
 
 import libcst as cst
 
-from greenops_lint.analysis.efficiency import Guards, exits_block, rare_guard, scan_guards
-from greenops_lint.analysis.loops import FrameNode, LoopInfo, Repetition, describe_repetition
-from greenops_lint.rule import Rule
+from greenops_lint.analysis.candidates import CandidateRule
+from greenops_lint.analysis.efficiency import exits_block, rare_guard
+from greenops_lint.analysis.loops import FrameNode
 
 OPTIMIZER_RECEIVER = re.compile(r"(opt|optim|optimizer|optimiser|scaler)", re.IGNORECASE)
 
@@ -52,115 +52,38 @@ def _frame_name(frame: FrameNode) -> Optional[str]:
     return frame.name.value if isinstance(frame, cst.FunctionDef) else None
 
 
-@dataclass(eq=False)
-class Candidate:
-    node: cst.CSTNode
-    statement: Optional[cst.CSTNode]
-    direct: tuple[LoopInfo, ...]
-    frame: FrameNode
-    guards: Guards
-    extra: dict = field(default_factory=dict)
+class LoopBoundRule(CandidateRule):
+    """Shared machinery of the GO5xx loop rules (not a rule itself).
 
+    Guards (see `analysis/guards.py`): these rules replace the base guard rule
+    with their own: an `if` whose body holds the node and whose test makes it
+    run on a fraction of the iterations (`guard_test`, default `rare_guard`:
+    periodic tests, counter equality, flags such as `sync_gradients`) or whose
+    body ends in raise/break/return, and any exception handler (an OOM
+    recovery or error path runs rarely)."""
 
-class LoopBoundRule(Rule):
-    """Shared machinery: candidates recorded during the walk, decided once the
-    loops are classified (not a rule itself)."""
-
-    analyses = ("loops",)
     family = "efficiency"
-    # Remember the `if` blocks around calls of the module's functions, to tell
-    # later whether a helper runs on every iteration (rules that follow calls).
-    track_call_sites = True
-    # Judge the guards around each candidate (rules whose findings a guard can silence).
-    uses_guards = True
 
     def __init__(self, ctx, options=None) -> None:
         super().__init__(ctx, options)
-        self.candidates: list[Candidate] = []
         self.train_frames: set[str] = set()
-        # id() of a helper call -> the guard-like blocks around it in its function
-        self.site_blocks: dict[int, tuple] = {}
-        self._guard_memo: dict[int, bool] = {}
 
-    def is_guard(self, node: cst.If, variant: set[str]) -> bool:
-        return rare_guard(node.test, variant)
+    def guard_test(self, test: cst.BaseExpression, variant: set[str]) -> bool:
+        """Does `if test:` make its body run rarely in the loops around it?"""
+        return rare_guard(test, variant)
 
-    def record(self, node: cst.CSTNode, **extra) -> Candidate:
-        loops = self.ctx.loops
-        direct = loops.loops_at()
-        candidate = Candidate(
-            node=node,
-            statement=self.ctx.enclosing_statement(),
-            direct=direct,
-            frame=loops.current_frame,
-            guards=scan_guards(self.ctx, direct, self.is_guard) if self.uses_guards else Guards(),
-            extra=extra,
-        )
-        self.candidates.append(candidate)
-        return candidate
+    def is_guard(self, node: cst.CSTNode, child: cst.CSTNode, variant: set[str]) -> bool:
+        node_type = type(node)
+        if node_type is cst.If:
+            return child is node.body and (self.guard_test(node.test, variant) or exits_block(node.body))
+        return node_type is cst.ExceptHandler
 
     def visit_Call(self, node: cst.Call) -> None:
         if is_train_call(node):
             name = _frame_name(self.ctx.loops.current_frame)
             if name is not None:
                 self.train_frames.add(name)
-        if self.track_call_sites and calls_module_function(node.func):
-            blocks = self._blocks_around()
-            if blocks:
-                self.site_blocks[id(node)] = blocks
         self.check_call(node)
-
-    def _blocks_around(self) -> tuple:
-        """The `if` bodies and exception handlers between the node being visited
-        and the top of its function (their tests are judged later, if needed)."""
-        stack = self.ctx.stack
-        found = []
-        for index in range(len(stack) - 2, -1, -1):
-            node = stack[index]
-            node_type = type(node)
-            if node_type is cst.FunctionDef or node_type is cst.Lambda:
-                break
-            if node_type is cst.If and stack[index + 1] is node.body:
-                found.append(node)
-            elif node_type is cst.ExceptHandler:
-                found.append(node)
-        return tuple(found)
-
-    def site_is_guarded(self, call: cst.Call) -> bool:
-        for block in self.site_blocks.get(id(call), ()):
-            if type(block) is cst.ExceptHandler:
-                return True
-            memo = self._guard_memo.get(id(block))
-            if memo is None:
-                memo = self._guard_memo[id(block)] = self.is_guard(block, set()) or exits_block(block.body)
-            if memo:
-                return True
-        return False
 
     def check_call(self, node: cst.Call) -> None:  # pragma: no cover - overridden
         pass
-
-    def repetition(self, candidate: Candidate, accept: Callable[[LoopInfo], bool]) -> Optional[Repetition]:
-        """The first loop that runs the candidate on every iteration and that
-        `accept` takes: loops around it, then loops around the calls of its
-        function (two calls deep). A guard stops the search."""
-        loops = self.ctx.loops
-        for repetition in loops.repetitions(candidate.direct, candidate.frame):
-            loop = repetition.loop
-            if not repetition.via:
-                if id(loop) in candidate.guards.loops:
-                    return None
-            else:
-                if candidate.guards.frame:
-                    return None
-                if any(self.site_is_guarded(site.call) for site in repetition.via):
-                    continue
-            if loop.is_retry:
-                continue
-            if accept(loop):
-                return repetition
-        return None
-
-    @staticmethod
-    def where(repetition: Repetition) -> str:
-        return describe_repetition(repetition)
