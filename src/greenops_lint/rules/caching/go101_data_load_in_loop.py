@@ -10,7 +10,7 @@ import libcst as cst
 from greenops_lint.analysis.calls import get_arg, literal_value
 from greenops_lint.analysis.candidates import Candidate, bound_arguments
 from greenops_lint.analysis.loops import LoopInfo, Repetition, referenced_names
-from greenops_lint.analysis.tree import display_name
+from greenops_lint.analysis.tree import display_name, param_names
 from greenops_lint.finding import Fix
 from greenops_lint.noqa import is_suppressed, noqa_lines
 from greenops_lint.rule import Invalid
@@ -263,7 +263,7 @@ class DataLoadInLoop(RepeatedWorkRule):
         for name in loop.calls:
             for function, text in self.helper_writes.get(name, ()):
                 found.add(text)
-                if text not in _param_names(function):
+                if text not in param_names(function):
                     continue
                 for site in self.ctx.loops.call_sites.get(name, ()):
                     if loop in site.loops:
@@ -390,8 +390,3 @@ def _assignment_counts(block: cst.CSTNode) -> dict[str, int]:
                 counts[name] = counts.get(name, 0) + 2  # assigned another way too: leave the loop alone
         stack.extend(children(node))
     return counts
-
-
-def _param_names(function: cst.FunctionDef) -> set[str]:
-    params = function.params
-    return {p.name.value for p in (*params.posonly_params, *params.params, *params.kwonly_params)}

@@ -10,7 +10,7 @@ from greenops_lint.analysis.calls import get_arg, literal_value
 from greenops_lint.analysis.candidates import Candidate, bound_arguments
 from greenops_lint.analysis.loops import LoopInfo, Repetition
 from greenops_lint.analysis.rewrite import with_keyword
-from greenops_lint.analysis.tree import is_self_attr
+from greenops_lint.analysis.tree import is_self_attr, param_names
 from greenops_lint.finding import Fix
 from greenops_lint.rule import Invalid
 from greenops_lint.rules.caching._shared import RepeatedWorkRule
@@ -137,7 +137,7 @@ class DataLoaderNotPersistent(RepeatedWorkRule):
         while isinstance(iterable, cst.Call) and self.ctx.call_name(iterable) in _ITERATION_WRAPPERS and iterable.args:
             iterable = iterable.args[0].value
         frame = self.ctx.loops.current_frame
-        if isinstance(iterable, cst.Name) and isinstance(frame, cst.FunctionDef) and iterable.value in _param_names(frame):
+        if isinstance(iterable, cst.Name) and isinstance(frame, cst.FunctionDef) and iterable.value in param_names(frame):
             # `def train(loader): for x in loader` -- resolved against call sites at the end.
             self.param_iterations.setdefault(id(frame), []).append((iterable.value, self.ctx.loops.loops_at()[1:]))
         key = self._key(iterable)
@@ -234,10 +234,6 @@ class DataLoaderNotPersistent(RepeatedWorkRule):
                 if id(loader) in reported:
                     break
 
-
-def _param_names(function: cst.FunctionDef) -> set[str]:
-    params = function.params
-    return {p.name.value for p in (*params.posonly_params, *params.params, *params.kwonly_params)}
 
 
 def _target_key(node: cst.BaseExpression) -> Optional[str]:

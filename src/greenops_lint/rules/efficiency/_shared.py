@@ -12,7 +12,8 @@ import libcst as cst
 
 from greenops_lint.analysis.candidates import CandidateRule
 from greenops_lint.analysis.efficiency import exits_block, rare_guard
-from greenops_lint.analysis.loops import FrameNode
+from greenops_lint.analysis.loops import FrameNode, referenced_names
+from greenops_lint.analysis.tree import walk_expr
 
 OPTIMIZER_RECEIVER = re.compile(r"(opt|optim|optimizer|optimiser|scaler)", re.IGNORECASE)
 
@@ -87,3 +88,35 @@ class LoopBoundRule(CandidateRule):
 
     def check_call(self, node: cst.Call) -> None:  # pragma: no cover - overridden
         pass
+
+
+def backward_inputs(function: cst.FunctionDef) -> tuple[set[str], list[tuple[set[str], cst.BaseExpression]]]:
+    """The names whose values flow into a `.backward()` (or `autograd.grad`) in
+    `function`, and its assignments (targets, value)."""
+    names: set[str] = set()
+    assignments: list[tuple[set[str], cst.BaseExpression]] = []
+    for node in walk_expr(function.body):
+        node_type = type(node)
+        if node_type is cst.Call and type(node.func) is cst.Attribute and node.func.attr.value in ("backward", "grad"):
+            names |= referenced_names(node.func.value)
+            for arg in node.args:
+                names |= referenced_names(arg.value)
+        elif node_type is cst.Assign and node.value is not None:
+            targets: set[str] = set()
+            for target in node.targets:
+                targets |= referenced_names(target.target)
+            assignments.append((targets, node.value))
+        elif node_type in (cst.AugAssign, cst.AnnAssign) and node.value is not None:
+            assignments.append((referenced_names(node.target), node.value))
+    if not names:
+        return names, []
+    changed = True
+    while changed:
+        changed = False
+        for targets, value in assignments:
+            if targets & names:
+                added = referenced_names(value) - names
+                if added:
+                    names |= added
+                    changed = True
+    return names, assignments

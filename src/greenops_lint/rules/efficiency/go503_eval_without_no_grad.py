@@ -11,12 +11,12 @@ import libcst as cst
 from greenops_lint.analysis.calls import literal_value
 from greenops_lint.analysis.candidates import Candidate
 from greenops_lint.analysis.efficiency import grad_mode, grad_switch, is_model_callee, uses_torch
-from greenops_lint.analysis.loops import FrameNode, referenced_names
+from greenops_lint.analysis.loops import FrameNode
 from greenops_lint.analysis.names import dotted_name
-from greenops_lint.analysis.tree import is_test_file, walk_expr
+from greenops_lint.analysis.tree import is_test_file, param_names, walk_expr
 from greenops_lint.finding import SavingsEstimate
 from greenops_lint.rule import Invalid
-from greenops_lint.rules.efficiency._shared import LoopBoundRule, calls_module_function
+from greenops_lint.rules.efficiency._shared import LoopBoundRule, backward_inputs, calls_module_function
 
 # ## Estimate: the time factor of the evaluation work (not of training); the main saving is activation memory,
 # measured by the probe. fairchem PR #199: validation memory in GB without and with no_grad.
@@ -50,13 +50,6 @@ _GRAD_NEEDED = re.compile(
 _FROZEN = re.compile(r"requires_grad_\(\s*False\s*\)|requires_grad\s*=\s*False")
 
 
-def _param_names(function: cst.FunctionDef) -> set[str]:
-    params = function.params
-    return {p.name.value for p in (*params.posonly_params, *params.params, *params.kwonly_params)}
-
-
-def _gb(span: tuple[float, float]) -> str:
-    return f"{span[0]}-{span[1]} GB"
 
 
 def _is_eval_name(name: str) -> bool:
@@ -283,11 +276,11 @@ class EvalWithoutNoGrad(LoopBoundRule):
             return False
         function = self.ctx.enclosing_function()
         cls = self.ctx.enclosing_class()
-        if function is None or cls is None or func.value not in _param_names(function):
+        if function is None or cls is None or func.value not in param_names(function):
             return False
         body = cls.body.body if isinstance(cls.body, cst.IndentedBlock) else ()
         return any(
-            type(item) is cst.FunctionDef and item.name.value == "__call__" and func.value in _param_names(item)
+            type(item) is cst.FunctionDef and item.name.value == "__call__" and func.value in param_names(item)
             for item in body
         )
 
@@ -324,7 +317,7 @@ class EvalWithoutNoGrad(LoopBoundRule):
                     unit="x eval time",
                     basis="autograd bookkeeping and retained activations (PyTorch tuning guide: no_grad accelerates "
                     "execution and reduces memory); fairchem PR #199: validation memory "
-                    f"{_gb(FAIRCHEM_GB_RECORDING)} -> {_gb(FAIRCHEM_GB_NO_GRAD)}",
+                    "{}-{} GB -> {}-{} GB".format(*FAIRCHEM_GB_RECORDING, *FAIRCHEM_GB_NO_GRAD),
                     hardware=self.ctx.hardware.key,
                     assumptions=(
                         "the time share is an assumption (small for large kernels); "
@@ -397,40 +390,9 @@ class EvalWithoutNoGrad(LoopBoundRule):
         """The result of `call` flows (through assignments) into a backward pass in `caller`."""
         flows = self._backward_inputs.get(id(caller))
         if flows is None:
-            flows = self._backward_inputs[id(caller)] = _backward_inputs(caller)
+            flows = self._backward_inputs[id(caller)] = backward_inputs(caller)
         names, assignments = flows
         return any(
             targets & names and any(node is call for node in walk_expr(value)) for targets, value in assignments
         )
 
-
-def _backward_inputs(function: cst.FunctionDef) -> tuple[set[str], list[tuple[set[str], cst.BaseExpression]]]:
-    """The names whose values flow into a `.backward()` (or `autograd.grad`) in
-    `function`, and its assignments (targets, value)."""
-    names: set[str] = set()
-    assignments: list[tuple[set[str], cst.BaseExpression]] = []
-    for node in walk_expr(function.body):
-        node_type = type(node)
-        if node_type is cst.Call and type(node.func) is cst.Attribute and node.func.attr.value in ("backward", "grad"):
-            names |= referenced_names(node.func.value)
-            for arg in node.args:
-                names |= referenced_names(arg.value)
-        elif node_type is cst.Assign and node.value is not None:
-            targets: set[str] = set()
-            for target in node.targets:
-                targets |= referenced_names(target.target)
-            assignments.append((targets, node.value))
-        elif node_type in (cst.AugAssign, cst.AnnAssign) and node.value is not None:
-            assignments.append((referenced_names(node.target), node.value))
-    if not names:
-        return names, []
-    changed = True
-    while changed:
-        changed = False
-        for targets, value in assignments:
-            if targets & names:
-                added = referenced_names(value) - names
-                if added:
-                    names |= added
-                    changed = True
-    return names, assignments
