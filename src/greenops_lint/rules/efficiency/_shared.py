@@ -10,8 +10,10 @@ from typing import Callable, Optional
 
 import libcst as cst
 
+from greenops_lint.analysis.calls import literal_value
 from greenops_lint.analysis.efficiency import Guards, exits_block, rare_guard, scan_guards
 from greenops_lint.analysis.loops import FrameNode, LoopInfo, Repetition, describe_repetition
+from greenops_lint.analysis.tree import is_test_file
 from greenops_lint.rule import Rule
 
 OPTIMIZER_RECEIVER = re.compile(r"(opt|optim|optimizer|optimiser|scaler)", re.IGNORECASE)
@@ -164,3 +166,64 @@ class LoopBoundRule(Rule):
     @staticmethod
     def where(repetition: Repetition) -> str:
         return describe_repetition(repetition)
+
+
+# -- how often code runs (materiality; GO502, GO506) ---------------------------------------------
+
+# A loop over at most this many literal items is a small fixed collection.
+SMALL_LOOP = 8
+# Functions that build a model or its state once.
+_SETUP_FRAME = re.compile(r"^(__init__|__post_init__|setup|build|reset_parameters|_?init_\w*|_reset\w*)$")
+_TESTING_PATH = re.compile(r"(^|/)(testing|test_utils|testing_utils)(/|\.py$|_)")
+
+
+def is_test_code(path: str) -> bool:
+    """A test file, or a testing helper module (`utils/testing_utils.py`): the
+    API is what is tested there."""
+    return is_test_file(path) or bool(_TESTING_PATH.search(path.replace("\\", "/")))
+
+
+def is_setup_frame(frame: FrameNode) -> bool:
+    """`__init__`, `reset_parameters`, `_init_weights`: code that runs once per model."""
+    return isinstance(frame, cst.FunctionDef) and bool(_SETUP_FRAME.match(frame.name.value))
+
+
+def literal_length(ctx, iterable: Optional[cst.BaseExpression], depth: int = 0) -> Optional[int]:
+    """How many items a literal iterable has: `[a, b]`, `("x", "y")`, `range(4)`,
+    a name bound once to a literal list, `enumerate`/`zip` of those."""
+    if iterable is None or depth > 2:
+        return None
+    if isinstance(iterable, (cst.List, cst.Tuple, cst.Set)):
+        if any(isinstance(e, cst.StarredElement) for e in iterable.elements):
+            return None
+        return len(iterable.elements)
+    if isinstance(iterable, cst.Call):
+        name = ctx.call_name(iterable)
+        positional = [a.value for a in iterable.args if a.keyword is None]
+        if name == "builtins.range":
+            values = [literal_value(a) for a in positional]
+            if values and all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+                start, stop = (0, values[0]) if len(values) == 1 else (values[0], values[1])
+                step = values[2] if len(values) > 2 else 1
+                return max(0, (stop - start + step - 1) // step) if step > 0 else None
+            return None
+        if name in ("builtins.enumerate", "builtins.reversed", "builtins.sorted") and positional:
+            return literal_length(ctx, positional[0], depth + 1)
+        if name == "builtins.zip" and positional:
+            lengths = [literal_length(ctx, a, depth + 1) for a in positional]
+            known = [n for n in lengths if n is not None]
+            return min(known) if known else None
+        return None
+    if isinstance(iterable, cst.Name):
+        value = ctx.value_of(iterable)
+        if isinstance(value, cst.BaseExpression) and value is not iterable:
+            return literal_length(ctx, value, depth + 1)
+    return None
+
+
+def is_small_fixed_loop(ctx, loop: LoopInfo) -> bool:
+    """A loop over a small fixed collection: at most `SMALL_LOOP` literal items."""
+    if loop.count is not None:
+        return loop.count <= SMALL_LOOP
+    count = literal_length(ctx, loop.iterable)
+    return count is not None and count <= SMALL_LOOP
