@@ -173,7 +173,10 @@ class LoopBoundRule(Rule):
 # A loop over at most this many literal items is a small fixed collection.
 SMALL_LOOP = 8
 # Functions that build a model or its state once.
-_SETUP_FRAME = re.compile(r"^(__init__|__post_init__|setup|build|reset_parameters|_?init_\w*|_reset\w*)$")
+_SETUP_FRAME = re.compile(
+    r"^(__init__|__post_init__|_?setup\w*|_?build\w*|reset_parameters|_?init_\w*|_reset\w*|_?load\w*|_?fuse\w*|"
+    r"\w*reparam\w*|switch_to_deploy|_?convert\w*|_?export\w*|check_\w*|get_equivalent_kernel_bias)$"
+)
 _TESTING_PATH = re.compile(r"(^|/)(testing|test_utils|testing_utils)(/|\.py$|_)")
 
 

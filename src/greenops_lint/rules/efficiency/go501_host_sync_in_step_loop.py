@@ -216,29 +216,23 @@ class HostSyncInStepLoop(LoopBoundRule):
                         names.add(target.target.value)
         if not names:
             return False
-        block = self._block_of(statement)
-        if block is None:
-            return False
-        after = False
-        for sibling in block:
-            if sibling is statement:
-                after = True
-                continue
-            if after and isinstance(sibling, (cst.If, cst.While)):
-                if any(isinstance(n, cst.Name) and n.value in names for n in walk_expr(sibling.test)):
-                    return True
-        return False
-
-    def _block_of(self, statement: cst.CSTNode) -> Optional[tuple]:
+        # The statements after it, in its block and in the blocks around it up to the loop or function.
         stack = self.ctx.stack
-        for index in range(len(stack) - 1, 0, -1):
-            if stack[index] is statement:
-                parent = stack[index - 1]
-                body = getattr(parent, "body", None)
-                if isinstance(body, (list, tuple)):
-                    return tuple(body)
-                return None
-        return None
+        child: cst.CSTNode = statement
+        top = next((i for i in range(len(stack) - 1, -1, -1) if stack[i] is statement), 0)
+        for index in range(top - 1, -1, -1):
+            node = stack[index]
+            if isinstance(node, (cst.FunctionDef, cst.Lambda, cst.For, cst.While)):
+                break
+            body = node.body if isinstance(node, cst.IndentedBlock) else None
+            if body is not None and child in body:
+                for sibling in body[body.index(child) + 1 :]:
+                    if isinstance(sibling, (cst.If, cst.While)) and any(
+                        isinstance(n, cst.Name) and n.value in names for n in walk_expr(sibling.test)
+                    ):
+                        return True
+            child = node
+        return False
 
     def check_call(self, node: cst.Call) -> None:
         if not self.active:

@@ -107,9 +107,11 @@ class CpuTensorThenMoved(CandidateRule):
     or in a function the module calls from such a loop (two calls deep).
     It is also material when its literal shape is at least 16 MiB at
     float32. Everything else is reported at severity info (hidden unless
-    `--show-info`): a tensor built once (module level, `__init__`, weight
-    initialisation), once per call of a function that no loop of the module
-    repeats (a pipeline's `encode_prompt()`), under a lazy-initialisation
+    `--show-info`): a tensor built once (module level; set-up code such as
+    `__init__`, weight initialisation, loading, fusing or re-parameterising
+    a model, even in a loop there), once per call of a function that no
+    loop of the module repeats (a pipeline's `encode_prompt()`), under a
+    lazy-initialisation
     guard (`if len(state) == 0:`, `if self.cache is None:`), and in tests,
     where the API is what is tested.
     """
@@ -252,6 +254,8 @@ class CpuTensorThenMoved(CandidateRule):
             return "in test code, where the API is what is tested"
         if candidate.guards.frame or any(id(loop) in candidate.guards.loops for loop in candidate.direct):
             return "under a guard that builds it once (lazy initialisation)"
+        if is_setup_frame(frame):
+            return f"once, in set-up code ({frame.name.value}())"
         if isinstance(frame, cst.FunctionDef):
             return f"once per call of {frame.name.value}()"
         return "once"
@@ -264,6 +268,10 @@ class CpuTensorThenMoved(CandidateRule):
             where: Optional[str] = None
             if not is_test_code(self.ctx.path):
                 repetition = self.repetition(candidate, self._repeats)
+                if repetition is not None and any(
+                    is_setup_frame(frame) for frame in (candidate.frame, *(site.frame for site in repetition.via))
+                ) and repetition.loop.kind not in ("step", "epoch"):
+                    repetition = None  # set-up code (building, fusing, loading a model) runs once
                 where = self.where(repetition) if repetition is not None else self._per_forward(candidate)
             nbytes = numel * FLOAT32_BYTES if numel is not None else None
             material = where is not None or (nbytes is not None and nbytes >= MATERIAL_BYTES)
