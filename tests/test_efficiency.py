@@ -896,3 +896,22 @@ def _estimate_figures():
 @pytest.mark.parametrize("code,figure", _estimate_figures())
 def test_estimate_sections_state_the_module_constants(code, figure):
     assert figure in load_rules().rules[code].section("Estimate")
+
+
+@pytest.mark.parametrize(
+    "name", ["GO502_pipeline_and_forward.py", "GO506_few_items.py", "GO501_rl_updates.py"]
+)
+def test_materiality_fixtures_mark_info_findings(name):
+    """A marked line whose comment says `info` is reported at severity info, the others as warnings."""
+    from conftest import FIXTURES
+
+    path = FIXTURES / "efficiency" / name
+    text = path.read_text()
+    code = name[:5]
+    findings = {f.line: f.severity for f in lint_source(text, select=(code,), path=str(path)) if f.code == code}
+    marked = {
+        number: ("info" if "info" in line.split("# expect:", 1)[1] else "warning")
+        for number, line in enumerate(text.splitlines(), start=1)
+        if f"# expect: {code}" in line
+    }
+    assert findings == marked
