@@ -50,7 +50,7 @@ for step, (x, y) in enumerate(train_loader):
     optimizer.step()
     {line}
 """
-    assert only("GO501", source) == [11]
+    assert only("GO501", source) == [13]
 
 
 @pytest.mark.parametrize(
@@ -915,3 +915,44 @@ def test_materiality_fixtures_mark_info_findings(name):
         if f"# expect: {code}" in line
     }
     assert findings == marked
+
+
+def test_go501_an_evaluation_called_from_the_training_loop_is_not_a_step():
+    source = TRAIN_HEAD + """
+def evaluate(model, data):
+    with torch.no_grad():
+        total = 0
+        for x in data:
+            total += model(x.to(device)).sum()
+        return total.item() / len(data)
+
+for split in splits:
+    for x, y in train_loader:
+        loss = model(x.to(device)).mean()
+        loss.backward()
+        optimizer.step()
+    val = evaluate(model, val_data)
+"""
+    assert only("GO501", source) == []
+
+
+def test_go501_an_opt_in_feature_behind_an_early_return_is_not_flagged():
+    source = TRAIN_HEAD + """
+class Trainer:
+    def _track_tokens(self, inputs):
+        if self.args.include_num_input_tokens_seen == "no":
+            return
+        self.tokens_seen += inputs["input_ids"].ne(0).sum().item()
+
+    def _log_loss(self, loss):
+        self.history.append(loss.item())
+
+    def train(self):
+        for batch in self.train_loader:
+            loss = self.model(**batch).loss
+            loss.backward()
+            self.optimizer.step()
+            self._track_tokens(batch)
+            self._log_loss(loss)
+"""
+    assert only("GO501", source) == [13]

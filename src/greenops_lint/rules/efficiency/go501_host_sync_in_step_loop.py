@@ -9,6 +9,7 @@ import libcst as cst
 
 from greenops_lint.analysis.efficiency import (
     TrainingLoops,
+    grad_mode,
     is_host_root,
     is_model_callee,
     tensor_evidence,
@@ -36,6 +37,10 @@ _RL_IMPORT = re.compile(
     re.MULTILINE,
 )
 _DEEPSPEED = re.compile(r"deepspeed", re.IGNORECASE)
+# A user option: `if self.args.include_num_input_tokens_seen == "no": return` at the top of a helper.
+_OPTION = re.compile(r"\b(args|config|cfg|options|opts|hparams|settings)\.")
+# Functions that evaluate: called from a training loop, they run per evaluation, not per step.
+_EVALUATION_FRAME = re.compile(r"^_?(eval|evaluate|evaluation|validate|validation|test|predict|inference)(_\w*)?$")
 # Tensor tests that read a value on the host: `if not torch.isfinite(loss):`.
 _TENSOR_TESTS = ("isfinite", "isnan", "isinf", "any", "all", "equal", "allclose", "is_nonzero")
 
@@ -71,7 +76,12 @@ class HostSyncInStepLoop(LoopBoundRule):
     a value the host needs to decide (`kl = loss.item()` tested by the
     `if` or `while` right after it: early stopping, a NaN check), and syncs
     in a DeepSpeed-only branch (`if ... DEEPSPEED:`: DeepSpeed's step
-    already syncs for its overflow check and gradient norm). Several reads
+    already syncs for its overflow check and gradient norm), and
+    evaluation helpers that a training loop calls (a function under
+    `no_grad`/`inference_mode`, or named `evaluate()`/`validate()`: they
+    run once per evaluation), and helpers that return early unless a user
+    option is on (`if self.args.track_tokens == "no": return`: the cost
+    of an opt-in feature). Several reads
     in one statement (`print(a.item(), b.item())`) are one finding.
 
     ## Fix
@@ -193,6 +203,30 @@ class HostSyncInStepLoop(LoopBoundRule):
         if self._tensor_test(node.test):
             self.deciding.add(self._step_key())
 
+    def _behind_option(self) -> bool:
+        """The function returns early unless a user option is on: the sync is
+        the cost of an opt-in feature (`if self.args.track_tokens == "no": return`)."""
+        frame = self.ctx.loops.current_frame
+        if not isinstance(frame, cst.FunctionDef) or not isinstance(frame.body, cst.IndentedBlock):
+            return False
+        for statement in frame.body.body:
+            if any(statement is node for node in self.ctx.stack):
+                return False
+            if (
+                isinstance(statement, cst.If)
+                and isinstance(statement.body, cst.IndentedBlock)
+                and len(statement.body.body) == 1
+                and isinstance(statement.body.body[0], cst.SimpleStatementLine)
+                and isinstance(statement.body.body[0].body[0], cst.Return)
+                and _OPTION.search(self.ctx.module.code_for_node(statement.test))
+            ):
+                return True
+        return False
+
+    def _in_evaluation(self) -> bool:
+        frame = self.ctx.loops.current_frame
+        return isinstance(frame, cst.FunctionDef) and bool(_EVALUATION_FRAME.match(frame.name.value))
+
     def _decides(self) -> bool:
         """The value read is tested right away: in an `if`/`while` test, or
         assigned to a name that an `if`/`while` test below reads."""
@@ -241,7 +275,9 @@ class HostSyncInStepLoop(LoopBoundRule):
             if self._decides():
                 self.deciding.add(self._step_key())
                 return
-            self.record(node, step=self._step_key())
+            if self._behind_option():
+                return
+            self.record(node, step=self._step_key(), evaluation=grad_mode(self.ctx) == "off" or self._in_evaluation())
 
     def _is_sync(self, node: cst.Call) -> bool:
         func = node.func
@@ -321,6 +357,8 @@ class HostSyncInStepLoop(LoopBoundRule):
             repetition = self.repetition(candidate, training.is_training_step_loop)
             if repetition is None:
                 continue
+            if repetition.via and candidate.extra.get("evaluation"):
+                continue  # an evaluation (no_grad, `evaluate()`) called from the loop: once per evaluation
             reported.add(id(candidate.statement))
             reads = per_statement[id(candidate.statement)]
             what = self.ctx.snippet(candidate.node, 48) + (f" (and {reads - 1} more read(s) in this statement)" if reads > 1 else "")
