@@ -50,7 +50,7 @@ for step, (x, y) in enumerate(train_loader):
     optimizer.step()
     {line}
 """
-    assert only("GO501", source) == [13]
+    assert only("GO501", source) == [11]
 
 
 @pytest.mark.parametrize(
