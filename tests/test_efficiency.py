@@ -888,6 +888,9 @@ def _estimate_figures():
         ("GO505", f"{go505.TIME_FACTOR}x"),
         ("GO506", "-".join(f"{go506.extra_copies(n)}" for n in go506.ASSUMED_ITERATIONS)),
         ("GO506", "-".join(str(n) for n in go506.ASSUMED_ITERATIONS)),
+        ("GO506", "-".join(str(n) for n in go506.DATA_ITERATIONS)),
+        ("GO506", "-".join(str(n) for n in go506.FEW_ITERATIONS)),
+        ("GO506", "-".join(f"{go506.extra_copies(n)}" for n in go506.DATA_ITERATIONS)),
         ("GO507", f"{go507.TIME_FACTOR_LOW:g}x to {go507.TIME_FACTOR_HIGH:g}x"),
         ("GO508", f"{fewest - 1}-{most - 1}"),
     ]
@@ -956,3 +959,13 @@ class Trainer:
             self._log_loss(loss)
 """
     assert only("GO501", source) == [13]
+
+
+def test_materiality_thresholds_are_on_the_pages():
+    import sys
+
+    go502 = sys.modules[load_rules().rules["GO502"].__module__]
+    go506 = sys.modules[load_rules().rules["GO506"].__module__]
+    assert f"{go502.MATERIAL_BYTES // (1024 * 1024)} MiB" in load_rules().rules["GO502"].section("When it is material")
+    assert f"at least {go506.MATERIAL_EXTRA_COPIES:g} extra copies" in load_rules().rules["GO506"].section("When it is material")
+    assert load_rules().rules["GO501"].section("When it is material")
