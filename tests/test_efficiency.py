@@ -969,3 +969,17 @@ def test_materiality_thresholds_are_on_the_pages():
     assert f"{go502.MATERIAL_BYTES // (1024 * 1024)} MiB" in load_rules().rules["GO502"].section("When it is material")
     assert f"at least {go506.MATERIAL_EXTRA_COPIES:g} extra copies" in load_rules().rules["GO506"].section("When it is material")
     assert load_rules().rules["GO501"].section("When it is material")
+
+
+def test_go502_a_loop_over_a_few_items_in_a_once_per_call_function_is_info():
+    source = """
+import torch
+def encode_prompt(prompt_embeds, tokenizers, text_encoders, device):
+    masks = []
+    for i in range(prompt_embeds.shape[0]):
+        masks.append(torch.ones(prompt_embeds.shape[1]).to(device))
+    for tokenizer, text_encoder in zip(tokenizers, text_encoders):
+        masks.append(torch.zeros(77).to(device))
+    return masks
+"""
+    assert _go502(source) == [(6, "info"), (8, "info")]

@@ -13,7 +13,7 @@ import libcst as cst
 from greenops_lint.analysis.calls import literal_value
 from greenops_lint.analysis.efficiency import Guards, exits_block, rare_guard, scan_guards
 from greenops_lint.analysis.loops import FrameNode, LoopInfo, Repetition, describe_repetition
-from greenops_lint.analysis.tree import is_test_file
+from greenops_lint.analysis.tree import is_test_file, walk_expr
 from greenops_lint.rule import Rule
 
 OPTIMIZER_RECEIVER = re.compile(r"(opt|optim|optimizer|optimiser|scaler)", re.IGNORECASE)
@@ -230,3 +230,54 @@ def is_small_fixed_loop(ctx, loop: LoopInfo) -> bool:
         return loop.count <= SMALL_LOOP
     count = literal_length(ctx, loop.iterable)
     return count is not None and count <= SMALL_LOOP
+
+
+# What a loop over a small fixed collection iterates: module lists, config entries, channels, templates.
+_FEW_NAME = re.compile(
+    r"(^|_)(layers?|blocks?|modules?|heads?|channels?|keys|names|templates?|transforms?|transformations|types|"
+    r"stages?|scales?|levels?|components?|children|groups|factories|keyframes|refs|references?|"
+    r"reference_images(_batch)?|tokenizers|(text_)?encoders|devices|chunks?|frames?|splits?|folds?|views?|crops?|branches|experts|tasks)$",
+    re.IGNORECASE,
+)
+_FEW_COUNT = re.compile(r"^(n_|num_?|number_of_)\w+$|^iter_?$", re.IGNORECASE)
+
+
+def is_few_items(ctx, iterable: Optional[cst.BaseExpression], depth: int = 0) -> bool:
+    """`self.layers`, `config.items()`, `range(x.shape[1])`, `range(self.num_layers)`,
+    `reference_images`: a handful of items, not data."""
+    if iterable is None or depth > 2:
+        return False
+    if isinstance(iterable, cst.Call):
+        name = ctx.call_name(iterable) or ""
+        positional = [a.value for a in iterable.args if a.keyword is None]
+        if name in ("builtins.enumerate", "builtins.zip", "builtins.reversed", "builtins.sorted"):
+            return bool(positional) and all(is_few_items(ctx, a, depth + 1) for a in positional[:1])
+        if isinstance(iterable.func, cst.Attribute) and iterable.func.attr.value in ("items", "keys", "values"):
+            return True
+        if isinstance(iterable.func, cst.Attribute) and iterable.func.attr.value in ("children", "named_children"):
+            return True
+        if name == "builtins.range" and positional:
+            return _few_count(ctx, positional[-1] if len(positional) <= 2 else positional[1])
+        return False
+    if isinstance(iterable, cst.Attribute):
+        if isinstance(iterable.value, cst.Name) and iterable.value.value == "self":
+            return not ctx.loops._iterates_data(iterable)
+        return bool(_FEW_NAME.search(iterable.attr.value))
+    if isinstance(iterable, cst.Name):
+        return bool(_FEW_NAME.search(iterable.value))
+    return False
+
+
+def _few_count(ctx, stop: cst.BaseExpression) -> bool:
+    """`self.num_layers`, `n_heads`, `x.shape[1]`, `x.size(1)`, `len(self.blocks)`."""
+    for node in walk_expr(stop):
+        if isinstance(node, cst.Attribute) and node.attr.value in ("shape", "ndim"):
+            return True
+        if isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute) and node.func.attr.value in ("size", "dim"):
+            return True
+        if isinstance(node, cst.Call) and ctx.call_name(node) == "builtins.len" and node.args:
+            return is_few_items(ctx, node.args[0].value, 1)
+        word = node.value if isinstance(node, cst.Name) else node.attr.value if isinstance(node, cst.Attribute) else None
+        if word and (_FEW_COUNT.match(word) and not re.search(r"(sample|step|iter|batch|epoch|token|item|row|example)s?$", word, re.IGNORECASE)):
+            return True
+    return False

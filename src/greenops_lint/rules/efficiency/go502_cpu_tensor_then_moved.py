@@ -15,7 +15,7 @@ from greenops_lint.analysis.loops import LoopInfo, Repetition
 from greenops_lint.analysis.rewrite import with_keyword
 from greenops_lint.finding import Fix, SavingsEstimate
 from greenops_lint.rule import Invalid
-from greenops_lint.rules.efficiency._shared import is_setup_frame, is_small_fixed_loop, is_test_code
+from greenops_lint.rules.efficiency._shared import is_few_items, is_setup_frame, is_small_fixed_loop, is_test_code
 
 # ## Estimate: repeated work, one extra host allocation and host-to-device copy each time the line runs; the
 # size is stated (at float32) when the shape is literal.
@@ -103,7 +103,8 @@ class CpuTensorThenMoved(CandidateRule):
     reported as a warning when the line runs on every training step or
     forward pass: inside a model's `forward()` (or Lightning/Keras step
     method), in a loop (a step, epoch or data loop, or any loop other than
-    one over a small fixed collection: a literal list, `range(8)` or fewer),
+    one over a small fixed collection: a literal list, `range(8)` or fewer,
+    modules, dict items, channels, the batch dimension `range(x.shape[0])`),
     or in a function the module calls from such a loop (two calls deep).
     It is also material when its literal shape is at least 16 MiB at
     float32. Everything else is reported at severity info (hidden unless
@@ -233,6 +234,8 @@ class CpuTensorThenMoved(CandidateRule):
             return True
         if is_small_fixed_loop(self.ctx, loop):
             return False
+        if loop.kind == "loop" and is_few_items(self.ctx, loop.iterable):
+            return False  # modules, dict items, the batch dimension: a few items per call
         return loop.kind in ("step", "epoch") or not is_setup_frame(loop.frame)
 
     def _per_forward(self, candidate: Candidate) -> Optional[str]:

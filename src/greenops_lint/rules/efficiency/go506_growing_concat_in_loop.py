@@ -12,7 +12,7 @@ from greenops_lint.analysis.loops import LoopInfo
 from greenops_lint.analysis.tree import display_name, walk_expr
 from greenops_lint.finding import SavingsEstimate
 from greenops_lint.rule import Invalid, Rule
-from greenops_lint.rules.efficiency._shared import literal_length
+from greenops_lint.rules.efficiency._shared import is_few_items, literal_length
 from greenops_lint.walker import children
 
 # ## Estimate: repeated work. n concatenations onto a growing buffer copy each chunk (n - 1) / 2 extra times on
@@ -28,15 +28,6 @@ MAX_TINY_ITERATIONS = 2
 # ## When it is material: at least this many extra copies of each chunk for certain (the low end of the
 # estimate), i.e. 21 iterations or more: a data loop, or a literal count over 20. The rest is info.
 MATERIAL_EXTRA_COPIES = 10.0
-
-# What a loop over a small fixed collection iterates: module lists, config entries, channels, templates.
-_FEW_NAME = re.compile(
-    r"(^|_)(layers?|blocks?|modules?|heads?|channels?|keys|names|templates?|transforms?|transformations|types|"
-    r"stages?|scales?|levels?|components?|children|groups|factories|keyframes|refs|references?|"
-    r"reference_images(_batch)?|chunks?|frames?|splits?|folds?|views?|crops?|branches|experts|tasks)$",
-    re.IGNORECASE,
-)
-_FEW_COUNT = re.compile(r"^(n|num|number_of)_?\w*$|^iter_?$", re.IGNORECASE)
 
 
 def extra_copies(iterations: int) -> float:
@@ -207,48 +198,9 @@ class GrowingConcatInLoop(Rule):
             return count, count, f"{count} (literal)"
         if loop.iterates_data or loop.kind in ("step", "epoch"):
             return (*DATA_ITERATIONS, "a data loop")
-        if self._few(loop.iterable):
+        if is_few_items(self.ctx, loop.iterable):
             return (*FEW_ITERATIONS, "a loop over a small fixed collection")
         return (*ASSUMED_ITERATIONS, "not literal")
-
-    def _few(self, iterable: Optional[cst.BaseExpression], depth: int = 0) -> bool:
-        """`self.layers`, `config.items()`, `range(x.shape[1])`, `range(self.num_layers)`,
-        `reference_images`: a handful of items, not data."""
-        if iterable is None or depth > 2:
-            return False
-        if isinstance(iterable, cst.Call):
-            name = self.ctx.call_name(iterable) or ""
-            positional = [a.value for a in iterable.args if a.keyword is None]
-            if name in ("builtins.enumerate", "builtins.zip", "builtins.reversed", "builtins.sorted"):
-                return bool(positional) and all(self._few(a, depth + 1) for a in positional[:1])
-            if isinstance(iterable.func, cst.Attribute) and iterable.func.attr.value in ("items", "keys", "values"):
-                return True
-            if isinstance(iterable.func, cst.Attribute) and iterable.func.attr.value in ("children", "named_children"):
-                return True
-            if name == "builtins.range" and positional:
-                return self._few_count(positional[-1] if len(positional) <= 2 else positional[1])
-            return False
-        if isinstance(iterable, cst.Attribute):
-            if isinstance(iterable.value, cst.Name) and iterable.value.value == "self":
-                return not self.ctx.loops._iterates_data(iterable)
-            return bool(_FEW_NAME.search(iterable.attr.value))
-        if isinstance(iterable, cst.Name):
-            return bool(_FEW_NAME.search(iterable.value))
-        return False
-
-    def _few_count(self, stop: cst.BaseExpression) -> bool:
-        """`self.num_layers`, `n_heads`, `x.shape[1]`, `x.size(1)`, `len(self.blocks)`."""
-        for node in walk_expr(stop):
-            if isinstance(node, cst.Attribute) and node.attr.value in ("shape", "ndim"):
-                return True
-            if isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute) and node.func.attr.value in ("size", "dim"):
-                return True
-            if isinstance(node, cst.Call) and self.ctx.call_name(node) == "builtins.len" and node.args:
-                return self._few(node.args[0].value, 1)
-            word = node.value if isinstance(node, cst.Name) else node.attr.value if isinstance(node, cst.Attribute) else None
-            if word and (_FEW_COUNT.match(word) and not re.search(r"(sample|step|iter|batch|epoch|token|item|row|example)s?$", word, re.IGNORECASE)):
-                return True
-        return False
 
     def _spanned_loops(self, loops: tuple[LoopInfo, ...], target_code: str) -> list[LoopInfo]:
         """The innermost loop, and the loops outside it in which the accumulator
