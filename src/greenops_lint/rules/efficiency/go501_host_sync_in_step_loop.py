@@ -108,6 +108,11 @@ class HostSyncInStepLoop(LoopBoundRule):
     `gym`, `gymnasium`, `stable_baselines3` and the like), where stepping
     the environment already syncs on every env step and the policies are
     small MLPs.
+
+    The rule is info as a whole: on the 28-wheel triage corpus the per-step
+    syncs left after these exclusions were true in 2 of 4 cases; the others
+    feed a host decision in another function (a learning-rate finder's
+    divergence stop, a NaN check in a helper) that the rule does not follow.
     """
 
     code = "GO501"
@@ -195,13 +200,11 @@ class HostSyncInStepLoop(LoopBoundRule):
                     return True
         return False
 
-    def visit_If(self, node: cst.If) -> None:
+    def _visit_test(self, node) -> None:
         if self._tensor_test(node.test):
             self.deciding.add(self._step_key())
 
-    def visit_While(self, node: cst.While) -> None:
-        if self._tensor_test(node.test):
-            self.deciding.add(self._step_key())
+    visit_If = visit_While = _visit_test
 
     def _behind_option(self) -> bool:
         """The function returns early unless a user option is on: the sync is
@@ -233,9 +236,7 @@ class HostSyncInStepLoop(LoopBoundRule):
         stack = self.ctx.stack
         for index in range(len(stack) - 2, -1, -1):
             node, child = stack[index], stack[index + 1]
-            if isinstance(node, (cst.If, cst.While)) and child is node.test:
-                return True
-            if isinstance(node, (cst.IfExp,)) and child is node.test:
+            if isinstance(node, (cst.If, cst.While, cst.IfExp)) and child is node.test:
                 return True
             if isinstance(node, (cst.BaseSmallStatement, cst.BaseCompoundStatement, cst.FunctionDef)):
                 break
