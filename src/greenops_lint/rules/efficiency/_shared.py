@@ -10,10 +10,11 @@ from typing import Optional
 
 import libcst as cst
 
+from greenops_lint.analysis.calls import literal_value
 from greenops_lint.analysis.candidates import CandidateRule
 from greenops_lint.analysis.efficiency import exits_block, rare_guard
-from greenops_lint.analysis.loops import FrameNode, referenced_names
-from greenops_lint.analysis.tree import walk_expr
+from greenops_lint.analysis.loops import FrameNode, LoopInfo, referenced_names
+from greenops_lint.analysis.tree import is_test_file, walk_expr
 
 OPTIMIZER_RECEIVER = re.compile(r"(opt|optim|optimizer|optimiser|scaler)", re.IGNORECASE)
 
@@ -120,3 +121,118 @@ def backward_inputs(function: cst.FunctionDef) -> tuple[set[str], list[tuple[set
                     names |= added
                     changed = True
     return names, assignments
+
+
+# -- how often code runs (materiality; GO502, GO506) ---------------------------------------------
+
+# A loop over at most this many literal items is a small fixed collection.
+SMALL_LOOP = 8
+# Functions that build a model or its state once.
+_SETUP_FRAME = re.compile(
+    r"^(__init__|__post_init__|_?setup\w*|_?build\w*|reset_parameters|_?init_\w*|_reset\w*|_?load\w*|_?fuse\w*|"
+    r"\w*reparam\w*|switch_to_deploy|_?convert\w*|_?export\w*|check_\w*|get_equivalent_kernel_bias)$"
+)
+_TESTING_PATH = re.compile(r"(^|/)(testing|test_utils|testing_utils)(/|\.py$|_)")
+
+
+def is_test_code(path: str) -> bool:
+    """A test file, or a testing helper module (`utils/testing_utils.py`): the
+    API is what is tested there."""
+    return is_test_file(path) or bool(_TESTING_PATH.search(path.replace("\\", "/")))
+
+
+def is_setup_frame(frame: FrameNode) -> bool:
+    """`__init__`, `reset_parameters`, `_init_weights`: code that runs once per model."""
+    return isinstance(frame, cst.FunctionDef) and bool(_SETUP_FRAME.match(frame.name.value))
+
+
+def literal_length(ctx, iterable: Optional[cst.BaseExpression], depth: int = 0) -> Optional[int]:
+    """How many items a literal iterable has: `[a, b]`, `("x", "y")`, `range(4)`,
+    a name bound once to a literal list, `enumerate`/`zip` of those."""
+    if iterable is None or depth > 2:
+        return None
+    if isinstance(iterable, (cst.List, cst.Tuple, cst.Set)):
+        if any(isinstance(e, cst.StarredElement) for e in iterable.elements):
+            return None
+        return len(iterable.elements)
+    if isinstance(iterable, cst.Call):
+        name = ctx.call_name(iterable)
+        positional = [a.value for a in iterable.args if a.keyword is None]
+        if name == "builtins.range":
+            values = [literal_value(a) for a in positional]
+            if values and all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+                start, stop = (0, values[0]) if len(values) == 1 else (values[0], values[1])
+                step = values[2] if len(values) > 2 else 1
+                return max(0, (stop - start + step - 1) // step) if step > 0 else None
+            return None
+        if name in ("builtins.enumerate", "builtins.reversed", "builtins.sorted") and positional:
+            return literal_length(ctx, positional[0], depth + 1)
+        if name == "builtins.zip" and positional:
+            lengths = [literal_length(ctx, a, depth + 1) for a in positional]
+            known = [n for n in lengths if n is not None]
+            return min(known) if known else None
+        return None
+    if isinstance(iterable, cst.Name):
+        value = ctx.value_of(iterable)
+        if isinstance(value, cst.BaseExpression) and value is not iterable:
+            return literal_length(ctx, value, depth + 1)
+    return None
+
+
+def is_small_fixed_loop(ctx, loop: LoopInfo) -> bool:
+    """A loop over a small fixed collection: at most `SMALL_LOOP` literal items."""
+    if loop.count is not None:
+        return loop.count <= SMALL_LOOP
+    count = literal_length(ctx, loop.iterable)
+    return count is not None and count <= SMALL_LOOP
+
+
+# What a loop over a small fixed collection iterates: module lists, config entries, channels, templates.
+_FEW_NAME = re.compile(
+    r"(^|_)(layers?|blocks?|modules?|heads?|channels?|keys|names|templates?|transforms?|transformations|types|"
+    r"stages?|scales?|levels?|components?|children|groups|factories|keyframes|refs|references?|"
+    r"reference_images(_batch)?|tokenizers|(text_)?encoders|devices|chunks?|frames?|splits?|folds?|views?|crops?|branches|experts|tasks)$",
+    re.IGNORECASE,
+)
+_FEW_COUNT = re.compile(r"^(n_|num_?|number_of_)\w+$|^iter_?$", re.IGNORECASE)
+
+
+def is_few_items(ctx, iterable: Optional[cst.BaseExpression], depth: int = 0) -> bool:
+    """`self.layers`, `config.items()`, `range(x.shape[1])`, `range(self.num_layers)`,
+    `reference_images`: a handful of items, not data."""
+    if iterable is None or depth > 2:
+        return False
+    if isinstance(iterable, cst.Call):
+        name = ctx.call_name(iterable) or ""
+        positional = [a.value for a in iterable.args if a.keyword is None]
+        if name in ("builtins.enumerate", "builtins.zip", "builtins.reversed", "builtins.sorted"):
+            return bool(positional) and all(is_few_items(ctx, a, depth + 1) for a in positional[:1])
+        if isinstance(iterable.func, cst.Attribute) and iterable.func.attr.value in ("items", "keys", "values"):
+            return True
+        if isinstance(iterable.func, cst.Attribute) and iterable.func.attr.value in ("children", "named_children"):
+            return True
+        if name == "builtins.range" and positional:
+            return _few_count(ctx, positional[-1] if len(positional) <= 2 else positional[1])
+        return False
+    if isinstance(iterable, cst.Attribute):
+        if isinstance(iterable.value, cst.Name) and iterable.value.value == "self":
+            return not ctx.loops._iterates_data(iterable)
+        return bool(_FEW_NAME.search(iterable.attr.value))
+    if isinstance(iterable, cst.Name):
+        return bool(_FEW_NAME.search(iterable.value))
+    return False
+
+
+def _few_count(ctx, stop: cst.BaseExpression) -> bool:
+    """`self.num_layers`, `n_heads`, `x.shape[1]`, `x.size(1)`, `len(self.blocks)`."""
+    for node in walk_expr(stop):
+        if isinstance(node, cst.Attribute) and node.attr.value in ("shape", "ndim"):
+            return True
+        if isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute) and node.func.attr.value in ("size", "dim"):
+            return True
+        if isinstance(node, cst.Call) and ctx.call_name(node) == "builtins.len" and node.args:
+            return is_few_items(ctx, node.args[0].value, 1)
+        word = node.value if isinstance(node, cst.Name) else node.attr.value if isinstance(node, cst.Attribute) else None
+        if word and (_FEW_COUNT.match(word) and not re.search(r"(sample|step|iter|batch|epoch|token|item|row|example)s?$", word, re.IGNORECASE)):
+            return True
+    return False
