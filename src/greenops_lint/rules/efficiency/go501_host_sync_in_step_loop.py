@@ -176,11 +176,9 @@ class HostSyncInStepLoop(LoopBoundRule):
         # syncs for a host decision
         self.deciding: set[int] = set()
 
-    def is_guard(self, node: cst.If, variant: set[str]) -> bool:
-        """A DeepSpeed-only branch: DeepSpeed's step already syncs."""
-        if super().is_guard(node, variant):
-            return True
-        return bool(_DEEPSPEED.search(self.ctx.module.code_for_node(node.test)))
+    def guard_test(self, test: cst.BaseExpression, variant: set[str]) -> bool:
+        """Also a DeepSpeed-only branch: DeepSpeed's step already syncs."""
+        return super().guard_test(test, variant) or bool(_DEEPSPEED.search(self.ctx.module.code_for_node(test)))
 
     # -- syncs the host needs to decide ------------------------------------------------
     def _step_key(self) -> int:
