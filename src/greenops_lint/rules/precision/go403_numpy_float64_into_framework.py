@@ -231,6 +231,14 @@ class NumpyFloat64IntoFramework(Rule):
             )
         return False
 
+    def _widening(self, method: str, call: cst.Call) -> bool:
+        """`.double()` or `.to(torch.float64)`: the author asks for float64 in so many words."""
+        if method == "double" and not call.args:
+            return True
+        return method in ("to", "type") and any(
+            (a.keyword is None or a.keyword.value == "dtype") and is_float64_dtype(self.ctx, a.value) for a in call.args
+        )
+
     def _use(self, node: cst.Call) -> Optional[str]:
         """'narrowed' (cast back to float32 in the same expression), 'plot'
         (a plot, a metric, a demo), a few words naming the model or training
@@ -244,7 +252,8 @@ class NumpyFloat64IntoFramework(Rule):
             if isinstance(ancestor, cst.Attribute) and ancestor.value is child:
                 pass
             elif isinstance(ancestor, cst.Call) and isinstance(ancestor.func, cst.Attribute) and ancestor.func is child:
-                if self._narrowing(ancestor.func.attr.value, ancestor):
+                if self._narrowing(ancestor.func.attr.value, ancestor) or self._widening(ancestor.func.attr.value, ancestor):
+                    # Cast back to float32, or to float64 on purpose (`.to(torch.float64)`): no default at work.
                     return "narrowed"
                 if ancestor.func.attr.value not in _TRANSPARENT_METHODS:
                     sink = self._sink(ancestor)
