@@ -614,7 +614,7 @@ for cfg in configs:
 
 def test_every_efficiency_rule_is_documented_with_an_estimate_section():
     rules = [r for r in load_rules().rules.values() if r.family == "efficiency"]
-    assert {r.code for r in rules} == {f"GO50{i}" for i in range(1, 9)}
+    assert {f"GO50{i}" for i in range(1, 9)} | {"GO509", "GO510", "GO511", "GO513", "GO514"} <= {r.code for r in rules}
     for rule in rules:
         assert rule.section("Estimate"), rule.code
         assert len(rule.VALID) >= 1 and len(rule.INVALID) >= 1
