@@ -4,7 +4,8 @@ file's float64 workload (literal layer sizes, batch, framework, TF32) for the es
 from __future__ import annotations
 
 import ast
-from typing import Any, Optional
+import re
+from typing import Any, Iterator, Optional
 
 import libcst as cst
 
@@ -317,3 +318,68 @@ def cost_words(estimate: SavingsEstimate, hardware: HardwareProfile) -> str:
         return f"2x memory; about the same step time as float32 {where}"
     span = f"{low:g}" if low == high else f"{low:g}-{high:g}"
     return f"2x memory; {span}x slower {where}"
+
+
+# -- GO403: where a tensor goes (a model, a data set, a training loop, a plot), by name ---------
+
+
+def is_self_attr(node: cst.BaseExpression) -> bool:
+    return isinstance(node, cst.Attribute) and isinstance(node.value, cst.Name) and node.value.value == "self"
+
+
+def trains(loop: cst.CSTNode) -> bool:
+    """A loop whose body calls `.backward()` or an optimizer's `.step()`."""
+    for node in children(loop.body):
+        if isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute):
+            method = node.func.attr.value
+            if method == "backward" or (method in ("step", "apply_gradients") and callee_word(node.func.value).lower().startswith(("opt", "self.opt"))):
+                return True
+    return False
+
+
+TRANSPARENT_METHODS = frozenset(
+    {"to", "cuda", "cpu", "requires_grad_", "reshape", "view", "unsqueeze", "squeeze", "contiguous", "pin_memory", "clone", "detach", "permute", "transpose", "flatten"}
+)
+DATA_SINKS = frozenset(
+    {
+        "torch.utils.data.TensorDataset",
+        "torch.utils.data.DataLoader",
+        "torch.utils.data.dataset.TensorDataset",
+        "tensorflow.data.Dataset.from_tensor_slices",
+        "tensorflow.data.Dataset.from_tensors",
+    }
+)
+FIT_METHODS = frozenset({"fit", "partial_fit", "train_on_batch", "fit_generator", "forward"})
+PLOT_PREFIXES = ("matplotlib.", "seaborn.", "plotly.", "sklearn.metrics.", "torchmetrics.", "scipy.stats.")
+PLOT_METHODS = frozenset({"plot", "scatter", "imshow", "hist", "bar", "savefig", "add_scalar", "add_histogram", "add_image", "fill_between"})
+PLOT_WORDS = re.compile(r"plot|metric|score|demo|visuali[sz]|figure|accuracy", re.IGNORECASE)
+SHAPE_ATTRIBUTES = frozenset({"shape", "size", "dtype", "device", "ndim", "nbytes"})
+
+
+def children(node: cst.CSTNode) -> Iterator[cst.CSTNode]:
+    stack = list(node.children)
+    while stack:
+        child = stack.pop()
+        yield child
+        stack.extend(child.children)
+
+
+def callee_word(func: cst.BaseExpression) -> str:
+    if isinstance(func, cst.Name):
+        return func.value
+    if isinstance(func, cst.Attribute):
+        return func.attr.value
+    return ""
+
+
+def target_keys(target: cst.BaseExpression) -> list[str]:
+    """`x` -> ["x"], `self.x` -> ["self.x"], `store[i]` -> its base, tuples element-wise."""
+    if isinstance(target, cst.Name):
+        return [target.value]
+    if isinstance(target, cst.Attribute) and isinstance(target.value, cst.Name) and target.value.value == "self":
+        return [f"self.{target.attr.value}"]
+    if isinstance(target, cst.Subscript):
+        return target_keys(target.value)
+    if isinstance(target, (cst.Tuple, cst.List)):
+        return [k for e in target.elements for k in target_keys(e.value)]
+    return []

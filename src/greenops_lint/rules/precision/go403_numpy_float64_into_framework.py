@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import re
-from typing import Iterator, Optional
+from typing import Optional
 
 import libcst as cst
 
@@ -14,7 +13,23 @@ from greenops_lint.analysis.rewrite import method_call, with_keyword
 from greenops_lint.analysis.tree import display_name, is_test_file
 from greenops_lint.finding import Fix, SavingsEstimate, human_bytes
 from greenops_lint.rule import Invalid, Rule
-from greenops_lint.rules.precision._shared import cost_words, float64_estimate, float64_model_in_file
+from greenops_lint.rules.precision._shared import (
+    DATA_SINKS,
+    FIT_METHODS,
+    PLOT_METHODS,
+    PLOT_PREFIXES,
+    PLOT_WORDS,
+    SHAPE_ATTRIBUTES,
+    TRANSPARENT_METHODS,
+    callee_word,
+    children,
+    cost_words,
+    float64_estimate,
+    float64_model_in_file,
+    is_self_attr,
+    target_keys,
+    trains,
+)
 from greenops_lint.savings import FLOAT64_BYTES_RATIO, SOURCE_DERIVED, extra_bytes_estimate
 
 # The page's `## Estimate`: with a literal shape, the extra bytes of the float64
@@ -255,7 +270,7 @@ class NumpyFloat64IntoFramework(Rule):
                 if self._narrowing(ancestor.func.attr.value, ancestor) or self._widening(ancestor.func.attr.value, ancestor):
                     # Cast back to float32, or to float64 on purpose (`.to(torch.float64)`): no default at work.
                     return "narrowed"
-                if ancestor.func.attr.value not in _TRANSPARENT_METHODS:
+                if ancestor.func.attr.value not in TRANSPARENT_METHODS:
                     sink = self._sink(ancestor)
                     if sink is not None:
                         return sink
@@ -265,7 +280,7 @@ class NumpyFloat64IntoFramework(Rule):
                     return sink
             elif isinstance(ancestor, (cst.Assign, cst.AnnAssign, cst.AugAssign)):
                 targets = [t.target for t in ancestor.targets] if isinstance(ancestor, cst.Assign) else [ancestor.target]
-                keys = {k for t in targets for k in _target_keys(t)}
+                keys = {k for t in targets for k in target_keys(t)}
                 return self._flows(keys, self._scope(stack[:index], keys)) if keys else None
             elif isinstance(ancestor, cst.Return):
                 return self._returned(stack[:index])
@@ -276,7 +291,7 @@ class NumpyFloat64IntoFramework(Rule):
 
     def _context_words(self, ancestors: list) -> Optional[str]:
         for ancestor in ancestors:
-            if isinstance(ancestor, (cst.FunctionDef, cst.ClassDef)) and _PLOT_WORDS.search(ancestor.name.value):
+            if isinstance(ancestor, (cst.FunctionDef, cst.ClassDef)) and PLOT_WORDS.search(ancestor.name.value):
                 return "plot"
         return None
 
@@ -294,7 +309,7 @@ class NumpyFloat64IntoFramework(Rule):
         if function is None or self._context_words(ancestors) == "plot":
             return self._context_words(ancestors)
         marker = f"call:{function.name.value}"
-        for scope in [self.ctx.module, *(n for n in _children(self.ctx.module) if isinstance(n, cst.FunctionDef))]:
+        for scope in [self.ctx.module, *(n for n in children(self.ctx.module) if isinstance(n, cst.FunctionDef))]:
             if scope is function:
                 continue
             use = self._flows({marker}, scope, top_only=scope is self.ctx.module)
@@ -309,16 +324,16 @@ class NumpyFloat64IntoFramework(Rule):
         if top_only and isinstance(scope, cst.Module):
             # The module's own statements, not the functions' (they are scopes of their own).
             statements = [s for s in scope.body if not isinstance(s, (cst.FunctionDef, cst.ClassDef))]
-            nodes = [n for statement in statements for n in (statement, *_children(statement))]
+            nodes = [n for statement in statements for n in (statement, *children(statement))]
         else:
-            nodes = list(_children(scope))
+            nodes = list(children(scope))
         for _ in range(3):
             before = len(tainted)
             for node in nodes:
                 if isinstance(node, cst.Assign) and self._carries(node.value, tainted):
-                    tainted.update(k for t in node.targets for k in _target_keys(t.target))
+                    tainted.update(k for t in node.targets for k in target_keys(t.target))
                 elif isinstance(node, (cst.For, cst.CompFor)) and self._carries(node.iter, tainted):
-                    tainted.update(_target_keys(node.target))
+                    tainted.update(target_keys(node.target))
             if len(tainted) == before:
                 break
         plot = None
@@ -330,8 +345,8 @@ class NumpyFloat64IntoFramework(Rule):
                 elif sink is not None:
                     return sink
         for node in nodes:
-            if isinstance(node, (cst.For, cst.While)) and _trains(node) and any(
-                isinstance(n, (cst.Name, cst.Attribute)) and self._carries(n, tainted) for n in _children(node.body)
+            if isinstance(node, (cst.For, cst.While)) and trains(node) and any(
+                isinstance(n, (cst.Name, cst.Attribute)) and self._carries(n, tainted) for n in children(node.body)
             ):
                 return "a training loop"
         return plot
@@ -343,7 +358,7 @@ class NumpyFloat64IntoFramework(Rule):
         if isinstance(node, cst.Attribute):
             if isinstance(node.value, cst.Name) and node.value.value == "self" and f"self.{node.attr.value}" in tainted:
                 return True
-            return node.attr.value not in _SHAPE_ATTRIBUTES and self._carries(node.value, tainted)
+            return node.attr.value not in SHAPE_ATTRIBUTES and self._carries(node.value, tainted)
         if isinstance(node, cst.Subscript):
             return self._carries(node.value, tainted)
         if isinstance(node, cst.BinaryOperation):
@@ -352,12 +367,12 @@ class NumpyFloat64IntoFramework(Rule):
             return any(self._carries(e.value, tainted) for e in node.elements)
         if isinstance(node, cst.Call):
             func = node.func
-            if f"call:{_callee_word(func)}" in tainted and (isinstance(func, cst.Name) or _is_self_attr(func)):
+            if f"call:{callee_word(func)}" in tainted and (isinstance(func, cst.Name) or is_self_attr(func)):
                 return True
             if isinstance(func, cst.Attribute):
                 if self._narrowing(func.attr.value, node):
                     return False
-                if func.attr.value in _TRANSPARENT_METHODS:
+                if func.attr.value in TRANSPARENT_METHODS:
                     return self._carries(func.value, tainted)
             name = self.ctx.call_name(node) or ""
             if name.startswith("torch.") and name.rsplit(".", 1)[-1] in ("cat", "stack", "vstack", "hstack", "concat"):
@@ -368,12 +383,12 @@ class NumpyFloat64IntoFramework(Rule):
         """A model, a data set or loader, a fit method: a few words; a plot or metric: 'plot'."""
         name = self.ctx.call_name(call) or ""
         func = call.func
-        word = _callee_word(func)
-        if name in _DATA_SINKS:
+        word = callee_word(func)
+        if name in DATA_SINKS:
             return f"a {name.rsplit('.', 1)[-1]}"
-        if name.startswith(_PLOT_PREFIXES) or word in _PLOT_METHODS or _PLOT_WORDS.search(word):
+        if name.startswith(PLOT_PREFIXES) or word in PLOT_METHODS or PLOT_WORDS.search(word):
             return "plot"
-        if isinstance(func, cst.Attribute) and word in _FIT_METHODS:
+        if isinstance(func, cst.Attribute) and word in FIT_METHODS:
             return f"{self.ctx.snippet(func, 30)}()"
         if word and MODEL_NAME.search(word) and not name.startswith(("torch.", "numpy.", "tensorflow.")):
             return f"{self.ctx.snippet(func, 30)}(...)"
@@ -381,66 +396,3 @@ class NumpyFloat64IntoFramework(Rule):
             return f"the data set {word}"
         return None
 
-
-def _is_self_attr(node: cst.BaseExpression) -> bool:
-    return isinstance(node, cst.Attribute) and isinstance(node.value, cst.Name) and node.value.value == "self"
-
-
-def _trains(loop: cst.CSTNode) -> bool:
-    """A loop whose body calls `.backward()` or an optimizer's `.step()`."""
-    for node in _children(loop.body):
-        if isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute):
-            method = node.func.attr.value
-            if method == "backward" or (method in ("step", "apply_gradients") and _callee_word(node.func.value).lower().startswith(("opt", "self.opt"))):
-                return True
-    return False
-
-
-# -- where the tensor goes: a model or a training loop, a plot or a metric, or nowhere known --
-
-_TRANSPARENT_METHODS = frozenset(
-    {"to", "cuda", "cpu", "requires_grad_", "reshape", "view", "unsqueeze", "squeeze", "contiguous", "pin_memory", "clone", "detach", "permute", "transpose", "flatten"}
-)
-_DATA_SINKS = frozenset(
-    {
-        "torch.utils.data.TensorDataset",
-        "torch.utils.data.DataLoader",
-        "torch.utils.data.dataset.TensorDataset",
-        "tensorflow.data.Dataset.from_tensor_slices",
-        "tensorflow.data.Dataset.from_tensors",
-    }
-)
-_FIT_METHODS = frozenset({"fit", "partial_fit", "train_on_batch", "fit_generator", "forward"})
-_PLOT_PREFIXES = ("matplotlib.", "seaborn.", "plotly.", "sklearn.metrics.", "torchmetrics.", "scipy.stats.")
-_PLOT_METHODS = frozenset({"plot", "scatter", "imshow", "hist", "bar", "savefig", "add_scalar", "add_histogram", "add_image", "fill_between"})
-_PLOT_WORDS = re.compile(r"plot|metric|score|demo|visuali[sz]|figure|accuracy", re.IGNORECASE)
-_SHAPE_ATTRIBUTES = frozenset({"shape", "size", "dtype", "device", "ndim", "nbytes"})
-
-
-def _children(node: cst.CSTNode) -> Iterator[cst.CSTNode]:
-    stack = list(node.children)
-    while stack:
-        child = stack.pop()
-        yield child
-        stack.extend(child.children)
-
-
-def _callee_word(func: cst.BaseExpression) -> str:
-    if isinstance(func, cst.Name):
-        return func.value
-    if isinstance(func, cst.Attribute):
-        return func.attr.value
-    return ""
-
-
-def _target_keys(target: cst.BaseExpression) -> list[str]:
-    """`x` -> ["x"], `self.x` -> ["self.x"], `store[i]` -> its base, tuples element-wise."""
-    if isinstance(target, cst.Name):
-        return [target.value]
-    if isinstance(target, cst.Attribute) and isinstance(target.value, cst.Name) and target.value.value == "self":
-        return [f"self.{target.attr.value}"]
-    if isinstance(target, cst.Subscript):
-        return _target_keys(target.value)
-    if isinstance(target, (cst.Tuple, cst.List)):
-        return [k for e in target.elements for k in _target_keys(e.value)]
-    return []
