@@ -179,7 +179,8 @@ class CandidateRule(Rule):
     """A rule that records candidates during the walk and decides at the end
     (not a rule itself; see the module docstring)."""
 
-    analyses = ("loops",)
+    # The loop analysis reads the module's model classes (framework steps).
+    analyses = ("loops", "model_classes")
     # Follow a candidate in a function to the loops around the calls of it.
     follow_calls: ClassVar[bool] = True
     # A candidate repeats only where the names its call reads stay the same.

@@ -57,6 +57,7 @@ class DataLoaderRebuiltPerEpoch(RepeatedWorkRule):
     name = "dataloader-rebuilt-per-epoch"
     family = "caching"
     loop_kinds = frozenset({"epoch"})
+    analyses = RepeatedWorkRule.analyses + ("dataset_classes",)
     tokens = ("DataLoader", "datasets", "Dataset")
     INVALID = [
         Invalid(

@@ -100,7 +100,7 @@ class GrowingConcatInLoop(Rule):
     code = "GO506"
     name = "growing-concat-in-loop"
     family = "efficiency"
-    analyses = ("loops",)
+    analyses = ("loops", "model_classes")
     tokens = ("cat(", "concat", "append(", "stack(")
     INVALID = [
         Invalid(

@@ -65,6 +65,7 @@ class CastToFloat64(Rule):
     family = "precision"
     fixable = True
     fix_safety = "unsafe"
+    analyses = ("model_classes",)
     tokens = ("double", "float64", "Double")
     INVALID = [
         Invalid(
