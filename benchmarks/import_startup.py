@@ -2,8 +2,9 @@
 
 For each module named on the command line (default: torch, numpy, pandas), starts a fresh
 interpreter `--repeats` times for `import <module>` and for an empty program, interleaved, and
-prints the median wall time of each and their difference: the seconds one process start spends
-importing the module. The first start of each is a warm-up (it fills the page cache) and is not
+prints the median wall time and CPU time (user + system, from `wait4`) of each and their
+differences: the seconds one process start spends importing the module. On a loaded host the wall
+time includes waiting for a core; the CPU time is the work itself, and is the figure to quote. The first start of each is a warm-up (it fills the page cache) and is not
 counted, so the figure is a warm-cache one; a cold start (first run after boot, a network file
 system, a container image layer) is slower.
 
@@ -28,10 +29,16 @@ import time
 DEFAULT_MODULES = ("torch", "numpy", "pandas")
 
 
-def _start(code: str) -> float:
+def _start(code: str) -> tuple[float, float]:
+    """(wall seconds, CPU seconds: user + system) of one fresh interpreter running `code`."""
     begin = time.perf_counter()
-    subprocess.run([sys.executable, "-c", code], check=True, env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
-    return time.perf_counter() - begin
+    proc = subprocess.Popen([sys.executable, "-c", code], env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - begin
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode:
+        raise subprocess.CalledProcessError(proc.returncode, code)
+    return wall, usage.ru_utime + usage.ru_stime
 
 
 def measure(module: str, repeats: int) -> dict:
@@ -40,10 +47,14 @@ def measure(module: str, repeats: int) -> dict:
         return {"module": module, "installed": False}
     _start("pass")  # warm-up of the interpreter and of the module's files
     _start(f"import {module}")
-    empty, loaded = [], []
+    empty, loaded, empty_cpu, loaded_cpu = [], [], [], []
     for _ in range(repeats):
-        empty.append(_start("pass"))
-        loaded.append(_start(f"import {module}"))
+        wall, cpu = _start("pass")
+        empty.append(wall)
+        empty_cpu.append(cpu)
+        wall, cpu = _start(f"import {module}")
+        loaded.append(wall)
+        loaded_cpu.append(cpu)
     version = subprocess.run(
         [sys.executable, "-c", f"import {module}; print(getattr({module}, '__version__', '?'))"],
         capture_output=True, text=True,
@@ -58,6 +69,10 @@ def measure(module: str, repeats: int) -> dict:
         "import_min_s": min(loaded),
         "import_max_s": max(loaded),
         "import_cost_s": statistics.median(loaded) - statistics.median(empty),
+        "import_cpu_median_s": statistics.median(loaded_cpu),
+        "import_cpu_min_s": min(loaded_cpu),
+        "import_cpu_max_s": max(loaded_cpu),
+        "import_cpu_cost_s": statistics.median(loaded_cpu) - statistics.median(empty_cpu),
     }
 
 
@@ -79,7 +94,9 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"  {module:<12} {result['version']:<14} import {result['import_median_s']:.3f} s median "
             f"({result['import_min_s']:.3f}-{result['import_max_s']:.3f}), empty interpreter "
-            f"{result['empty_median_s']:.3f} s: cost {result['import_cost_s']:.2f} s per process start"
+            f"{result['empty_median_s']:.3f} s: cost {result['import_cost_s']:.2f} s wall per process start; "
+            f"CPU time (user+sys) {result['import_cpu_median_s']:.3f} s median ({result['import_cpu_min_s']:.3f}-"
+            f"{result['import_cpu_max_s']:.3f}): cost {result['import_cpu_cost_s']:.2f} s CPU per process start"
         )
     if args.json_out:
         with open(args.json_out, "w", encoding="utf-8") as handle:
