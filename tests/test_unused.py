@@ -362,3 +362,15 @@ def test_go206_reports_a_script_import_and_leaves_libraries_at_info():
     assert go(lint_source(script, path="pkg/__init__.py"), "GO206") == []
     # A used import of the same framework stays: removing the unused one saves nothing.
     assert go(lint_source("import torch\nimport torchvision\nprint(torchvision.__version__)\n"), "GO206") == []
+
+
+def test_a_copy_rebound_to_its_own_name_does_not_recurse():
+    source = """
+    import copy
+
+    def f(model):
+        model = copy.deepcopy(model)
+        model = copy.deepcopy(model)
+        return model
+    """
+    assert [f.code for f in lint_source(source) if f.code.startswith("GO00")] == []

@@ -270,7 +270,7 @@ class LoadedNeverUsed(Rule):
         self.report(target, f"{name} = {label} {messages[kind]}", estimate,
                     severity="info" if kind == "tokenizer" else self.severity)
 
-    def _loaded(self, value: cst.BaseExpression) -> Optional[tuple[Optional[str], cst.Call]]:
+    def _loaded(self, value: cst.BaseExpression, copies: bool = True) -> Optional[tuple[Optional[str], cst.Call]]:
         """(kind, the call) when `value` loads or builds a model, tokenizer, optimizer or scheduler."""
         while isinstance(value, cst.Call) and isinstance(value.func, cst.Attribute) and value.func.attr.value in _WEAK_METHODS and isinstance(value.func.value, cst.Call):
             if self.ctx.qualified_name(value.func) is not None:
@@ -293,7 +293,7 @@ class LoadedNeverUsed(Rule):
             return "model", value
         if qualified in _COPIERS:
             return "copy", value
-        if qualified == "copy.deepcopy" and value.args and self._is_model(value.args[0].value):
+        if copies and qualified == "copy.deepcopy" and value.args and self._is_model(value.args[0].value):
             return "copy", value
         if qualified.endswith(".from_pretrained"):
             return self._pretrained_kind(qualified.rsplit(".", 2)[-2]), value
@@ -323,7 +323,7 @@ class LoadedNeverUsed(Rule):
             return False
         bound = self.ctx.value_of(node)
         if isinstance(bound, cst.BaseExpression):
-            found = self._loaded(bound)
+            found = self._loaded(bound, copies=False)  # `model = copy.deepcopy(model)`: no recursion
             if found is not None and found[0] in ("model", "built", "copy"):
                 return True
         return bool(_MODEL_NAME.search(node.value)) and not _NOT_A_MODEL_NAME.search(node.value)
