@@ -6,6 +6,8 @@ same measurement, so it is written once, here.
 
 from __future__ import annotations
 
+import re
+
 import libcst as cst
 
 from greenops_lint.analysis.names import dotted_name
@@ -24,6 +26,14 @@ _PORT_MARKERS = (
     "_keys_to_ignore_on_load", "_tied_weights_keys", "base_model_prefix", "load_state_dict_from_url",
     "model_urls", "pretrained_cfg", "default_cfg", "build_model_with_cfg", "load_pretrained",
     "def from_pretrained",
+)
+# Code adapted from a published model's repository keeps its layer names so that
+# the published weights load: "Adapted from `https://github.com/facebookresearch/...`",
+# or the copyright line of the lab that released the model.
+_PORT_PROVENANCE = re.compile(
+    r"\b(?:adapted|ported|copied|borrowed|modified) from\b[^\n]{0,80}(?:https?://|github|official)"
+    r"|copyright[^\n]{0,20}\b(?:meta platforms|facebook|deepmind|openai)\b",
+    re.IGNORECASE,
 )
 
 
@@ -48,6 +58,11 @@ def pretrained_port_signal(ctx) -> str:
         marker = next((m for m in _PORT_MARKERS if m in ctx.text), None)
         if marker:
             signal = f"the module uses {marker.removeprefix('def ')}"
+    if not signal:
+        provenance = _PORT_PROVENANCE.search(ctx.text)
+        if provenance:
+            signal = f'it says "{" ".join(provenance.group(0).split())[:60]}"'
+
     try:
         ctx._go2_port_signal = signal
     except AttributeError:  # pragma: no cover - a context with __slots__

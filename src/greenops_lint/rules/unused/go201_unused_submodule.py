@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import libcst as cst
 
-from greenops_lint.analysis.attributes import module_attributes
+from greenops_lint.analysis.attributes import int_value, module_attributes
 from greenops_lint.finding import SavingsEstimate, human_bytes
 from greenops_lint.rule import Invalid, Rule
 from greenops_lint.rules.unused._shared import (
@@ -23,6 +23,9 @@ NO_COMPUTE_FACTOR = 1.0
 # than this (a LayerNorm(768), a BatchNorm2d(1), a 2-channel conv) is reported
 # at info severity.
 MATERIAL_BYTES = 1024 * 1024
+# A Linear or Embedding with a literal side this small (`nn.Embedding(n, 4)` of box
+# coordinates) holds at most SMALL_SIDE x the other side: kilobytes for any plausible size.
+SMALL_SIDE = 16
 # Norm layers hold 2 x channels parameters: kilobytes, whatever the channel count.
 _NORM_LAYERS = ("BatchNorm", "LayerNorm", "GroupNorm", "RMSNorm", "SyncBatchNorm")
 
@@ -65,7 +68,9 @@ class UnusedSubmodule(Rule):
     materiality threshold (see `## When it is material`); layers of a module
     that ports a pretrained model (a class deriving from a `*PreTrainedModel`
     or `ModelMixin` base, `_keys_to_ignore_on_load*`, `_tied_weights_keys`,
-    `base_model_prefix`, timm's `pretrained_cfg`, `load_state_dict_from_url`),
+    `base_model_prefix`, timm's `pretrained_cfg`, `load_state_dict_from_url`,
+    or code that says it is adapted from a published repository: "Adapted
+    from `https://github.com/...`", a Meta/Facebook/DeepMind/OpenAI copyright line),
     where a layer nothing uses is often kept so that released checkpoints load
     without unexpected keys (`project_q` of wav2vec2-style pretraining heads);
     and classes whose methods carry a decorator imported from another module
@@ -96,7 +101,9 @@ class UnusedSubmodule(Rule):
     When the unused layer's literal parameters take 1 MiB or more in float32
     (262,144 parameters), or its size is not literal and it is not a norm
     layer (BatchNorm, LayerNorm, GroupNorm, RMSNorm hold 2 x channels
-    parameters: kilobytes). Smaller layers are reported at info severity.
+    parameters: kilobytes) nor a `Linear`/`Embedding` with a literal side of
+    16 or less (`nn.Embedding(n, 4)`: 4 x n parameters). Smaller layers are
+    reported at info severity.
 
     ## Estimate
     When the constructor has literal sizes (`nn.Linear(4096, 4096)`,
@@ -346,4 +353,8 @@ class UnusedSubmodule(Rule):
             return "info", ""
         if layer.params is None and any(norm in layer.label.split("(", 1)[0] for norm in _NORM_LAYERS):
             return "info", ""
+        if layer.params is None and layer.label.split("(", 1)[0].rsplit(".", 1)[-1] in ("Linear", "Embedding"):
+            sides = [int_value(arg.value) for arg in layer.call.args[:2] if arg.keyword is None]
+            if any(side is not None and side <= SMALL_SIDE for side in sides):
+                return "info", ""
         return self.severity, ""

@@ -49,7 +49,8 @@ class ConvBiasBeforeBatchNorm(Rule):
     port a pretrained model (a class deriving from a `*PreTrainedModel` or
     `ModelMixin` base, `_keys_to_ignore_on_load*`, `_tied_weights_keys`,
     `base_model_prefix`, timm's `pretrained_cfg` / `build_model_with_cfg`,
-    `load_state_dict_from_url`): released checkpoints carry the bias, and
+    `load_state_dict_from_url`, "Adapted from `https://github.com/...`"):
+    released checkpoints carry the bias, and
     BatchNorm's running mean was accumulated with it, so `bias=False` makes
     them load with an unexpected key and changes eval outputs unless the bias
     is folded into the running mean. The fix is not offered there.

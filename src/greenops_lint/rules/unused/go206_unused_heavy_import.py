@@ -9,6 +9,7 @@ from typing import Optional
 import libcst as cst
 
 from greenops_lint.analysis.names import dotted_name
+from greenops_lint.analysis.tree import is_test_file
 from greenops_lint.analysis.unused_names import is_module_script, module_exports
 from greenops_lint.finding import Fix, SavingsEstimate
 from greenops_lint.rule import Invalid, Rule
@@ -66,7 +67,8 @@ class UnusedHeavyImport(Rule):
     timm, Lightning, transformers, diffusers, TensorFlow, Keras,
     TensorFlow Hub, JAX, Flax) whose names nothing in the module reads.
 
-    Not flagged (the policy): `__init__.py` files (re-exports); names listed
+    Not flagged (the policy): `__init__.py` files (re-exports); test files
+    (the test runner has imported the framework already); names listed
     in `__all__`; imports marked `# noqa: F401`, `# pylint:
     disable=unused-import` or `# type: ignore` (and, as for every rule, a bare
     `# noqa`); imports that are not at module level: under `if
@@ -208,7 +210,7 @@ class UnusedHeavyImport(Rule):
 
     def leave_Module(self, node: cst.Module) -> None:
         path = self.ctx.path.replace("\\", "/")
-        if path.rsplit("/", 1)[-1] == "__init__.py":
+        if path.rsplit("/", 1)[-1] == "__init__.py" or is_test_file(path):
             return
         scan = _Uses()
         scan.walk(node)
