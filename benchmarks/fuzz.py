@@ -20,11 +20,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
-from mutations import mutate, seed_sources  # noqa: E402
-
 from greenops_lint.config import Config  # noqa: E402
 from greenops_lint.engine import Linter  # noqa: E402
 from greenops_lint.plugins import load_rules  # noqa: E402
+from mutations import mutate, seed_sources  # noqa: E402
 
 
 def main() -> int:

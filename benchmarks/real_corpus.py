@@ -3,7 +3,7 @@
 Downloads the pinned wheels below with `pip download --no-deps --only-binary=:all:` into a cache
 outside the repository (default ~/.cache/greenops-lint-corpus; a wheel that fails to download is
 reported and skipped), extracts their .py files there, lints them all with every rule selected
-(the default-off rules named explicitly, since `--select ALL` alone does not turn them on), and prints:
+(`--select ALL`, which turns on the default-off rules too, as in ruff), and prints:
 
   * files, lines and findings, per package and overall, and findings per 100k lines;
   * findings per rule (default on/off), and per 100k lines;
@@ -90,8 +90,7 @@ def linted_files(corpus: Path, folders: list[Path]) -> list[Path]:
 def lint(corpus: Path, folders: list[Path], rules: dict[str, type], jobs: int, select: str = "") -> list[dict]:
     config = corpus.parent / "greenops-lint-corpus.toml"  # empty: the defaults, whatever is around
     config.write_text("# settings for benchmarks/real_corpus.py: the defaults\n")
-    off = [code for code, cls in rules.items() if not getattr(cls, "default_enabled", True)]
-    select = select or ",".join(["ALL", *off])
+    select = select or "ALL"
     # --show-info: info findings (below their rule's materiality threshold) are
     # kept, with their severity, so that the counts show both.
     cmd = [sys.executable, "-m", "greenops_lint", "check", "--select", select, "--format", "json", "--show-info",

@@ -66,10 +66,7 @@ def lint_source(source: str, *, select=("ALL",), hardware="generic-gpu", options
     from greenops_lint.selection import enabled_rules
 
     config = Config(root=ROOT, select=tuple(select), hardware=hardware, rule_options=tuple(options))
-    rules = enabled_rules(registry.rules, config)
-    # Explicit full codes enable default-off rules too.
-    if select == ("ALL",):
-        rules = dict(registry.rules)
+    rules = enabled_rules(registry.rules, config)  # ALL: every rule, the default-off ones too
     linter = Linter(config, rules)
     return linter.lint_bytes(path, textwrap.dedent(source).encode()).findings
 

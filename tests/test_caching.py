@@ -385,3 +385,82 @@ def test_estimate_figures_are_not_hand_typed_in_the_rule_modules():
     for path in CACHING.glob("go1*.py"):
         code = Path(path).read_text()
         assert not re.search(r"low=\d|high=\d", code), path.name
+
+
+# -- GO101's hoist: one round per loop, linear in the loads (issue 21) ----------------------
+
+
+def _fixed(tmp_path, source, code="GO101"):
+    from greenops_lint.fixes import fix_paths
+
+    path = tmp_path / "train.py"
+    path.write_text(textwrap.dedent(source))
+    rules = load_rules().rules
+    fix_paths([str(path)], Config(root=tmp_path, select=(code,)), {code: rules[code]}, unsafe=True)
+    return path.read_text()
+
+
+def test_every_load_of_a_loop_is_hoisted_in_one_fix_keeping_their_order(tmp_path):
+    source = """\
+    import pandas as pd
+    import torch
+    for epoch in range(10):
+        a = pd.read_csv("a.csv")
+        for fold in range(3):
+            c = torch.load("c.pt")
+        b = torch.load("b.pt")  # noqa: GO501
+        d = torch.load("d.pt")  # noqa: GO101
+        e = torch.load("e.pt")
+        for x in loader:
+            model(x).backward()
+    """
+    assert _fixed(tmp_path, source) == textwrap.dedent("""\
+    import pandas as pd
+    import torch
+    a = pd.read_csv("a.csv")
+    b = torch.load("b.pt")  # noqa: GO501
+    e = torch.load("e.pt")
+    for epoch in range(10):
+        for fold in range(3):
+            c = torch.load("c.pt")
+        d = torch.load("d.pt")  # noqa: GO101
+        for x in loader:
+            model(x).backward()
+    """)
+
+
+def test_hoists_from_an_inner_and_an_outer_loop_in_the_same_round(tmp_path):
+    source = """\
+    import torch
+    for epoch in range(10):
+        for batch in loader:
+            w = torch.load("w.pt")
+            model(batch, w).backward()
+        s = torch.load("s.pt")
+    """
+    # the inner hoist adds a line to the outer body in the same round: the outer
+    # hoist finds its statement by its code, not by its old index
+    assert _fixed(tmp_path, source) == textwrap.dedent("""\
+    import torch
+    s = torch.load("s.pt")
+    w = torch.load("w.pt")
+    for epoch in range(10):
+        for batch in loader:
+            model(batch, w).backward()
+    """)
+
+
+def test_many_loads_in_one_loop_stay_linear():
+    """5,000 loads took 242 s (each load re-scanned the loop body); see
+    benchmarks/bench_loop_loads.py for the timed run."""
+    import time
+
+    from greenops_lint.analysis import candidates
+
+    body = "".join(f"    x{i} = torch.load('w{i}.pt')\n" for i in range(1500))
+    source = "import torch\nfor epoch in range(10):\n" + body + "    for b in loader:\n        model(b).backward()\n"
+    start = time.process_time()
+    findings = lint_source(source, select=("GO101",))
+    assert len(findings) == 1500
+    assert time.process_time() - start < 20  # quadratic took minutes
+    assert candidates.changes_any([], {"x"}) is False

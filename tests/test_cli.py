@@ -9,7 +9,7 @@ import textwrap
 
 import pytest
 
-from conftest import FIXTURES, ROOT, expected_findings, fixture_files
+from conftest import FIXTURES, expected_findings, fixture_files
 
 BAD = "import torch\ntorch.set_default_dtype(torch.float64)\n"
 GOOD = "import torch\ntorch.set_default_dtype(torch.float32)\n"
@@ -304,3 +304,15 @@ def test_info_findings_are_hidden_unless_asked(cli, tmp_path, monkeypatch):
     assert "GO401" in cli("check", "train.py", "--no-cache", "--jobs", "1").stdout
     (tmp_path / "pyproject.toml").write_text('[tool.greenops-lint]\nmin-severity = "loud"\n')
     assert cli("check", "train.py", "--no-cache").exit_code == 2
+
+
+def test_select_all_turns_on_the_default_off_rules_as_in_ruff(cli, tmp_path, monkeypatch):
+    from greenops_lint.plugins import load_rules
+
+    monkeypatch.chdir(tmp_path)
+    off = sorted(code for code, rule in load_rules().rules.items() if not rule.default_enabled)
+    assert off, "no default-off rule left to test with"
+    listed = cli("check", "--select", "ALL", "--show-settings").stdout
+    default = cli("check", "--show-settings").stdout
+    assert all(code in listed for code in off)
+    assert not any(code in default.split("enabled rules", 1)[-1] for code in off)

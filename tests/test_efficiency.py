@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import textwrap
+
 import pytest
 
 from conftest import lint_source
@@ -164,6 +166,93 @@ for epoch in range(300):
     assert (finding.estimate.metric, finding.estimate.low, finding.estimate.high, finding.estimate.unit) == ("time_factor", 1.0, 2.0, "x")
 
 
+def _go501_findings(body, head=TRAIN_HEAD):
+    source = head + """
+for step, (x, y) in enumerate(train_loader):
+    out = model(x.to(device))
+    loss = criterion(out, y.to(device))
+""" + textwrap.indent(textwrap.dedent(body), "    ")
+    return [f for f in lint_source(source, select=("GO501",)) if f.code == "GO501"]
+
+
+def test_go501_one_finding_per_statement():
+    findings = _go501_findings("""
+    loss.backward()
+    optimizer.step()
+    print(f"loss {loss.item():.3f} acc {acc.item():.3f} lr {lr.item()}")
+    """)
+    assert len(findings) == 1
+    assert "2 more read(s) in this statement" in findings[0].message
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        # early stop on the KL divergence (PPO): the host needs the value
+        """
+        approx_kl = torch.mean(ratio - 1).cpu().numpy()
+        if approx_kl > 1.5 * target_kl:
+            break
+        loss.backward()
+        optimizer.step()
+        """,
+        """
+        loss.backward()
+        optimizer.step()
+        if loss.item() > 1e6:
+            raise RuntimeError("diverged")
+        """,
+        """
+        loss_value = loss.item()
+        if not math.isfinite(loss_value):
+            sys.exit(1)
+        loss.backward()
+        optimizer.step()
+        """,
+        # DeepSpeed's step already syncs (overflow check, gradient norm)
+        """
+        loss.backward()
+        optimizer.step()
+        if self.accelerator.distributed_type == DistributedType.DEEPSPEED:
+            grad_norm = grad_norm.item()
+        """,
+    ],
+)
+def test_go501_host_decisions_and_deepspeed_branches_are_not_flagged(body):
+    assert _go501_findings(body) == []
+
+
+def test_go501_a_step_that_already_syncs_for_a_decision_reports_other_reads_at_info():
+    findings = _go501_findings("""
+    pg_losses.append(loss.item())
+    approx_kl = torch.mean(ratio - 1).cpu().numpy()
+    if approx_kl > 1.5 * target_kl:
+        break
+    loss.backward()
+    optimizer.step()
+    """)
+    assert [(f.line, f.severity) for f in findings] == [(10, "info")]
+    assert "already syncs for a host decision" in findings[0].message
+    findings = _go501_findings("""
+    if not torch.isfinite(loss):
+        raise ValueError("non-finite loss")
+    loss.backward()
+    optimizer.step()
+    total += loss.item()
+    """)
+    assert [f.severity for f in findings] == ["info"]
+
+
+def test_go501_reinforcement_learning_modules_report_at_info():
+    findings = _go501_findings("""
+    loss.backward()
+    optimizer.step()
+    losses.append(loss.item())
+    """, head=TRAIN_HEAD + "from gymnasium import spaces\n")
+    assert [f.severity for f in findings] == ["info"]
+    assert "reinforcement learning" in findings[0].message
+
+
 # -- GO502 ---------------------------------------------------------------------
 
 
@@ -223,6 +312,95 @@ def test_go502_message_and_estimate_carry_the_literal_size():
     assert finding.estimate.metric == "repeated_work"
     (random,) = lint_source("import torch\nx = torch.randn(8).cuda()\n", select=("GO502",))
     assert "random stream" in random.message
+
+
+def _go502(source, path="snippet.py"):
+    return [(f.line, f.severity) for f in lint_source(source, select=("GO502",), path=path) if f.code == "GO502"]
+
+
+def test_go502_per_forward_and_per_step_copies_are_warnings():
+    source = """
+import torch
+from torch import nn
+from somewhere import Base
+
+class Attention(nn.Module):
+    def forward(self, x, mask=None):
+        if mask is None:
+            mask = torch.ones(x.size(0), x.size(1)).to(x.device)
+        return x * mask
+
+class Head(Base):
+    def forward(self, x):
+        return x + torch.arange(x.size(1)).to(x.device)
+
+def train(model, loader, device):
+    for x, y in loader:
+        noise = torch.randn(x.shape).to(device)
+        loss = model(x.to(device) + noise)
+        loss.backward()
+
+def denoise(unet, latents, timesteps, device):
+    for t in timesteps:
+        latents = unet(latents, torch.full((1,), t).to(device))
+    return latents
+"""
+    assert _go502(source) == [(9, "warning"), (14, "warning"), (18, "warning"), (24, "warning")]
+
+
+def test_go502_one_off_copies_are_info():
+    source = """
+import torch
+from torch import nn
+
+mask = torch.zeros(64, 128).cuda()
+
+class Net(nn.Module):
+    def __init__(self, device):
+        super().__init__()
+        self.pos = torch.arange(512).to(device)
+        for i in range(4):
+            self.register_buffer(f"b{i}", torch.zeros(8).to(device))
+
+def encode_prompt(text_ids, device):
+    ids = torch.zeros(text_ids.shape[1], 3).to(device)
+    return ids
+
+def step(params, state):
+    for p in params:
+        if len(state) == 0:
+            state["exp_avg_sq"] = torch.zeros([]).to(p.device)
+        for k in ("a", "b"):
+            state[k] = torch.zeros(2).to(p.device)
+"""
+    # the literal pair repeats in the loop over the parameters around it: per parameter, material
+    assert _go502(source) == [(5, "info"), (10, "info"), (12, "info"), (15, "info"), (21, "info"), (23, "warning")]
+    (once,) = [f for f in lint_source(source, select=("GO502",)) if f.line == 15]
+    assert "once per call of encode_prompt()" in once.message
+    assert "below the materiality threshold" in once.estimate.assumptions[-1]
+    (lazy,) = [f for f in lint_source(source, select=("GO502",)) if f.line == 21]
+    assert "4 bytes" in lazy.message and "lazy initialisation" in lazy.message
+
+
+def test_go502_tests_and_testing_helpers_are_info():
+    probe = """
+import torch
+def supports_float64(device):
+    for _ in range(3):
+        x = torch.zeros((2, 2), dtype=torch.float64).to(device)
+    return x
+"""
+    for path in ("tests/test_ops.py", "pkg/utils/testing_utils.py", "pkg/testing/helpers.py"):
+        assert _go502(probe, path=path) == [(5, "info")], path
+    assert _go502(probe.replace("range(3)", "range(n)"), path="pkg/ops.py") == [(5, "warning")]
+
+
+def test_go502_a_large_literal_copy_is_material_even_once():
+    from greenops_lint.rules.efficiency.go502_cpu_tensor_then_moved import FLOAT32_BYTES, MATERIAL_BYTES
+
+    side = int((MATERIAL_BYTES // FLOAT32_BYTES) ** 0.5)
+    assert _go502(f"import torch\nx = torch.zeros({side}, {side}).cuda()\n") == [(2, "warning")]
+    assert _go502(f"import torch\nx = torch.zeros({side}, {side - 1}).cuda()\n") == [(2, "info")]
 
 
 # -- GO503 ---------------------------------------------------------------------
@@ -368,6 +546,41 @@ def predict(texts):
     assert only("GO503", source) == []
 
 
+def test_go503_a_helper_that_uses_no_grad_is_not_a_grad_switch_statement():
+    # `validate(model)` as a statement runs validate under its own no_grad; it does
+    # not switch gradients off for what follows (only set_grad_enabled(False) does).
+    source = """
+import torch
+def validate(model, loader):
+    with torch.no_grad():
+        return [model(x) for x in loader]
+def predict(model, loader):
+    model.eval()
+    validate(model, loader)
+    return [model(x) for x in loader]
+"""
+    assert only("GO503", source) == [9]
+
+
+def test_go503_user_grad_switches():
+    source = """
+import torch
+from contextlib import nullcontext
+from .utils import smart_inference_mode, enable_everything
+@smart_inference_mode()
+def predict(model, loader):
+    return [model(x) for x in loader]
+def predict_both(model, loader, with_grad):
+    ctx = nullcontext if with_grad else torch.inference_mode
+    with ctx():
+        return [model(x) for x in loader]
+@enable_everything()
+def predict_plain(model, loader):
+    return [model(x) for x in loader]
+"""
+    assert only("GO503", source) == [14]
+
+
 # -- GO504 ---------------------------------------------------------------------
 
 
@@ -384,6 +597,16 @@ ok = isinstance(a, nn.DataParallel)
     findings = lint_source(source, select=("GO504",))
     assert [f.line for f in findings] == [5, 6]
     assert findings[0].estimate.metric == "time_factor" and findings[0].estimate.unit == "x"
+
+
+def test_go504_tests_check_the_api():
+    source = """
+import torch.nn as nn
+def test_wraps_data_parallel():
+    assert isinstance(nn.DataParallel(net), nn.Module)
+"""
+    assert only("GO504", source, path="tests/test_wrappers.py") == []
+    assert only("GO504", source, path="wrappers.py") == [4]
 
 
 # -- GO505 ---------------------------------------------------------------------
@@ -486,11 +709,86 @@ for x in loader:
 def test_go506_estimate_states_the_assumed_iterations():
     from greenops_lint.rules.efficiency.go506_growing_concat_in_loop import ASSUMED_ITERATIONS, extra_copies
 
-    source = "import torch\nacc = torch.empty(0)\nfor x in loader:\n    acc = torch.cat([acc, f(x)])\n"
+    source = "import torch\nacc = torch.empty(0)\nfor x in stream:\n    acc = torch.cat([acc, f(x)])\n"
     (finding,) = lint_source(source, select=("GO506",))
     assert (finding.estimate.low, finding.estimate.high) == (4.5, 499.5)
+    assert finding.severity == "info"  # a loop of unknown size: not material
     assert (finding.estimate.low, finding.estimate.high) == tuple(extra_copies(n) for n in ASSUMED_ITERATIONS)
-    assert finding.estimate.assumptions == ("the iteration count is not literal: 10-1000 iterations assumed",)
+    assert finding.estimate.assumptions[0] == "the iteration count is not literal: 10-1000 iterations assumed"
+
+
+def _go506(loop_header, indent_body="    "):
+    source = f"import torch\nacc = torch.empty(0)\n{loop_header}\n{indent_body}acc = torch.cat([acc, f(x)])\n"
+    (finding,) = lint_source(source, select=("GO506",))
+    return finding
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        "for x in loader:",
+        "for step, (x, y) in enumerate(train_dataloader):",
+        "for x in range(64):",
+        "for x in torch.utils.data.DataLoader(ds, batch_size=32):",
+    ],
+)
+def test_go506_growth_over_a_data_sized_loop_is_a_warning(header):
+    from greenops_lint.rules.efficiency.go506_growing_concat_in_loop import MATERIAL_EXTRA_COPIES
+
+    finding = _go506(header)
+    assert finding.severity == "warning"
+    assert finding.estimate.low >= MATERIAL_EXTRA_COPIES
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        "for x in self.layers:",  # a module list
+        "for ch_idx in range(input.shape[1]):",  # channels
+        "for i in range(self.num_layers):",
+        "for name, x in features.items():",
+        "for x in reference_images:",  # 1-3 reference images
+        "for tokens, coords, strength in appended_keyframes:",
+        "for i, x in enumerate(['sobel_x', 'sobel_y', 'laplace', 'a', 'b', 'c', 'd', 'e']):",  # 8 edge templates
+        "for i in range(iter_):",  # ~20 VAE chunks
+        "for x in range(16):",
+    ],
+)
+def test_go506_growth_over_a_few_items_is_info(header):
+    from greenops_lint.rules.efficiency.go506_growing_concat_in_loop import MATERIAL_EXTRA_COPIES
+
+    finding = _go506(header)
+    assert finding.severity == "info"
+    assert finding.estimate.low < MATERIAL_EXTRA_COPIES
+    assert "below the materiality threshold" in finding.estimate.assumptions
+
+
+def test_go506_few_items_are_sized_as_a_few():
+    from greenops_lint.rules.efficiency.go506_growing_concat_in_loop import FEW_ITERATIONS, extra_copies
+
+    finding = _go506("for x in self.layers:")
+    assert (finding.estimate.low, finding.estimate.high) == tuple(extra_copies(n) for n in FEW_ITERATIONS)
+
+
+def test_go506_data_loops_are_sized_as_data_and_outer_loops_multiply():
+    from greenops_lint.rules.efficiency.go506_growing_concat_in_loop import DATA_ITERATIONS, extra_copies
+
+    finding = _go506("for x in loader:")
+    assert (finding.estimate.low, finding.estimate.high) == tuple(extra_copies(n) for n in DATA_ITERATIONS)
+    # grown over a few heads per batch, never reset: the growth spans the data loop too
+    source = """
+import torch
+acts = torch.empty(0)
+for x in loader:
+    for head in self.heads:
+        acts = torch.cat([acts, head(x)])
+"""
+    (finding,) = lint_source(source, select=("GO506",))
+    assert finding.severity == "warning" and finding.estimate.low == extra_copies(200)
+    # reset on every batch: only the few heads count
+    source = source.replace("    for head", "    acts = torch.empty(0)\n    for head")
+    (finding,) = lint_source(source, select=("GO506",))
+    assert finding.severity == "info"
 
 
 # -- GO507 ---------------------------------------------------------------------
@@ -543,6 +841,18 @@ f = L.Trainer(precision="16-mixed")
 g = L.Trainer(accelerator="cpu")
 """
     assert only("GO507", source) == [4, 8]
+
+
+def test_go507_test_files_and_short_runs_are_immaterial():
+    source = """
+import lightning.pytorch as pl
+a = pl.Trainer(max_epochs=20, accelerator="gpu")
+b = pl.Trainer(max_steps=50, accelerator="gpu")
+c = pl.Trainer(accelerator="gpu", limit_train_batches=0.05)
+d = pl.Trainer(accelerator="gpu", max_epochs=-1)
+"""
+    assert only("GO507", source, path="train.py") == [3, 6]
+    assert only("GO507", source, path="tests/test_models/test_nbeats.py") == []
 
 
 # -- GO508 ---------------------------------------------------------------------
@@ -614,7 +924,7 @@ for cfg in configs:
 
 def test_every_efficiency_rule_is_documented_with_an_estimate_section():
     rules = [r for r in load_rules().rules.values() if r.family == "efficiency"]
-    assert {r.code for r in rules} == {f"GO50{i}" for i in range(1, 9)}
+    assert {f"GO50{i}" for i in range(1, 9)} | {"GO509", "GO510", "GO511", "GO513", "GO514"} | {"GO512", "GO515", "GO516", "GO517", "GO518"} <= {r.code for r in rules}
     for rule in rules:
         assert rule.section("Estimate"), rule.code
         assert len(rule.VALID) >= 1 and len(rule.INVALID) >= 1
@@ -635,6 +945,9 @@ def _estimate_figures():
         ("GO505", f"{go505.TIME_FACTOR}x"),
         ("GO506", "-".join(f"{go506.extra_copies(n)}" for n in go506.ASSUMED_ITERATIONS)),
         ("GO506", "-".join(str(n) for n in go506.ASSUMED_ITERATIONS)),
+        ("GO506", "-".join(str(n) for n in go506.DATA_ITERATIONS)),
+        ("GO506", "-".join(str(n) for n in go506.FEW_ITERATIONS)),
+        ("GO506", "-".join(f"{go506.extra_copies(n)}" for n in go506.DATA_ITERATIONS)),
         ("GO507", f"{go507.TIME_FACTOR_LOW:g}x to {go507.TIME_FACTOR_HIGH:g}x"),
         ("GO508", f"{fewest - 1}-{most - 1}"),
     ]
@@ -643,3 +956,87 @@ def _estimate_figures():
 @pytest.mark.parametrize("code,figure", _estimate_figures())
 def test_estimate_sections_state_the_module_constants(code, figure):
     assert figure in load_rules().rules[code].section("Estimate")
+
+
+@pytest.mark.parametrize(
+    "name", ["GO502_pipeline_and_forward.py", "GO506_few_items.py", "GO501_rl_updates.py"]
+)
+def test_materiality_fixtures_mark_info_findings(name):
+    """A marked line whose comment says `info` is reported at severity info, the others as warnings."""
+    from conftest import FIXTURES
+
+    path = FIXTURES / "efficiency" / name
+    text = path.read_text()
+    code = name[:5]
+    findings = {f.line: f.severity for f in lint_source(text, select=(code,), path=str(path)) if f.code == code}
+    marked = {
+        number: ("info" if "info" in line.split("# expect:", 1)[1] else "warning")
+        for number, line in enumerate(text.splitlines(), start=1)
+        if f"# expect: {code}" in line
+    }
+    assert findings == marked
+
+
+def test_go501_an_evaluation_called_from_the_training_loop_is_not_a_step():
+    source = TRAIN_HEAD + """
+def evaluate(model, data):
+    with torch.no_grad():
+        total = 0
+        for x in data:
+            total += model(x.to(device)).sum()
+        return total.item() / len(data)
+
+for split in splits:
+    for x, y in train_loader:
+        loss = model(x.to(device)).mean()
+        loss.backward()
+        optimizer.step()
+    val = evaluate(model, val_data)
+"""
+    assert only("GO501", source) == []
+
+
+def test_go501_an_opt_in_feature_behind_an_early_return_is_not_flagged():
+    source = TRAIN_HEAD + """
+class Trainer:
+    def _track_tokens(self, inputs):
+        if self.args.include_num_input_tokens_seen == "no":
+            return
+        self.tokens_seen += inputs["input_ids"].ne(0).sum().item()
+
+    def _log_loss(self, loss):
+        self.history.append(loss.item())
+
+    def train(self):
+        for batch in self.train_loader:
+            loss = self.model(**batch).loss
+            loss.backward()
+            self.optimizer.step()
+            self._track_tokens(batch)
+            self._log_loss(loss)
+"""
+    assert only("GO501", source) == [13]
+
+
+def test_materiality_thresholds_are_on_the_pages():
+    import sys
+
+    go502 = sys.modules[load_rules().rules["GO502"].__module__]
+    go506 = sys.modules[load_rules().rules["GO506"].__module__]
+    assert f"{go502.MATERIAL_BYTES // (1024 * 1024)} MiB" in load_rules().rules["GO502"].section("When it is material")
+    assert f"at least {go506.MATERIAL_EXTRA_COPIES:g} extra copies" in load_rules().rules["GO506"].section("When it is material")
+    assert load_rules().rules["GO501"].section("When it is material")
+
+
+def test_go502_a_loop_over_a_few_items_in_a_once_per_call_function_is_info():
+    source = """
+import torch
+def encode_prompt(prompt_embeds, tokenizers, text_encoders, device):
+    masks = []
+    for i in range(prompt_embeds.shape[0]):
+        masks.append(torch.ones(prompt_embeds.shape[1]).to(device))
+    for tokenizer, text_encoder in zip(tokenizers, text_encoders):
+        masks.append(torch.zeros(77).to(device))
+    return masks
+"""
+    assert _go502(source) == [(6, "info"), (8, "info")]

@@ -179,9 +179,7 @@ def test_positions_match_libcst_position_provider_for_every_node():
     (early stop, a plain context manager); it must agree with the original."""
     from libcst.metadata import MetadataWrapper, PositionProvider
 
-    from greenops_lint.positions import positions_of
-
-    from greenops_lint.positions import _positions_by_statement
+    from greenops_lint.positions import _positions_by_statement, positions_of
     from greenops_lint.walker import children
 
     for name in ("caching/GO101_lightning_and_helpers.py", "unused/GO204_conv_bn.py", "efficiency/GO503_evaluation.py"):

@@ -10,7 +10,7 @@ import stat
 import libcst as cst
 import pytest
 
-from conftest import FIXTURES, ROOT, fixture_files
+from conftest import FIXTURES, fixture_files
 from greenops_lint import fileio
 from greenops_lint.config import load_config
 from greenops_lint.fixes import fix_paths

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import stat
 import subprocess
 import sys
@@ -12,7 +13,6 @@ import sys
 import pytest
 
 from conftest import ROOT
-from greenops_lint import fileio
 from greenops_lint.config import Config
 from greenops_lint.plugins import load_rules
 
@@ -524,3 +524,251 @@ def test_probe_run_with_one_repeat_never_confirms(tmp_path, cli, monkeypatch):
     records = json.loads(result.stdout)
     assert records and all(r["verdict"] != "confirmed" for r in records)
     assert all("--repeats 2" in r["reason"] for r in records)
+
+
+# -- issue 21, what was left: bounded memory, probe copies and processes, diffs --------
+
+def _run_measured(args, cwd, timeout=300.0):
+    """(returncode, output, peak RSS in bytes) of a `greenops-lint` run in a subprocess."""
+    import time
+
+    env = {**os.environ, "PYTHONPATH": _package_root()}
+    log = open(os.path.join(cwd, ".run.log"), "wb+")
+    proc = subprocess.Popen([sys.executable, "-m", "greenops_lint", *args], cwd=cwd, env=env,
+                            stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + timeout
+    while True:
+        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+        if pid:
+            break
+        if time.monotonic() > deadline:
+            proc.kill()
+            pid, status, usage = os.wait4(proc.pid, 0)
+            break
+        time.sleep(0.05)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    log.seek(0)
+    output = log.read().decode("utf-8", "replace")
+    log.close()
+    os.unlink(os.path.join(cwd, ".run.log"))
+    return proc.returncode, output, usage.ru_maxrss * 1024
+
+
+def test_a_2mb_generated_literal_is_skipped_under_500mb(tmp_path):
+    import random
+
+    rng = random.Random(1)
+    rows = ["    [" + ", ".join(f"{rng.random():.4f}" for _ in range(8)) + "],\n" for _ in range(27_500)]
+    text = "import torch\nW = torch.tensor([\n" + "".join(rows) + "])\nmodel = net.double()\n"
+    assert 1.8 * 2**20 < len(text) < 2 * 2**20
+    (tmp_path / "weights.py").write_text(text)
+    code, out, peak = _run_measured(["check", ".", "--no-cache", "--jobs", "1"], tmp_path)
+    assert code == 1, out
+    assert "weights.py:1:1: GO002 cannot analyse file:" in out and "token limit" in out
+    assert peak < 500 * 2**20, f"peak RSS {peak / 2**20:.0f} MB"
+
+
+# Issue 17 item 4: notebooks as people keep them.
+def _kept_notebook(*sources, outputs=None) -> str:
+    cells = [{"cell_type": "code", "execution_count": None, "metadata": {}, "outputs": outputs or [], "source": source}
+             for source in sources]
+    return json.dumps({"cells": cells, "metadata": {}, "nbformat": 4, "nbformat_minor": 5}, indent=1) + "\n"
+
+
+def _check_notebook(path):
+    from greenops_lint.engine import Linter
+
+    return Linter(Config(root=ROOT), _rules()).lint_path(str(path)).findings
+
+
+def test_notebook_continuation_lines_and_indented_cells_are_not_syntax_errors(tmp_path):
+    path = tmp_path / "nb.ipynb"
+    path.write_text(_kept_notebook(
+        ["!pip install torch \\\n", "    torchvision \\\n", "    numpy\n", "import torch\n"],
+        ["%pip install --quiet \\\n", "  transformers\n", "x = 1\n"],
+        ["%timeit -n 10 \\\n", "   sum(range(10))\n"],
+        ["files = !ls \\\n", "  -la\n"],
+        ["y = (x\n", "     % 2)\n", "for f in files:  # why?\n", "    print(f)\n"],
+        ["    import os\n", "    model = net.double()\n", "    if y:\n", "        !echo $y \\\n", "          done\n"],
+    ))
+    findings = _check_notebook(path)
+    assert [f for f in findings if f.code in ("GO001", "GO002", "GO003")] == []
+    assert any(f.cell == 6 and f.line == 2 for f in findings), findings
+
+
+def test_notebook_fix_in_an_indented_cell_keeps_its_indentation(tmp_path):
+    path = tmp_path / "nb.ipynb"
+    path.write_text(_kept_notebook(["    import torch\n", "    !nvidia-smi \\\n", "      -L\n", "    model = net.double()\n"]))
+    (outcome,) = _fix([path])
+    assert outcome.error is None and outcome.changed
+    (source,) = [c["source"] for c in json.loads(path.read_text())["cells"]]
+    assert source[:3] == ["    import torch\n", "    !nvidia-smi \\\n", "      -L\n"]
+    assert source[3].startswith("    model = net.") and "double" not in source[3]
+
+
+def test_notebook_over_the_size_limit_by_its_outputs_is_linted(tmp_path):
+    import base64
+
+    from greenops_lint.source import MAX_FILE_BYTES
+
+    image = base64.b64encode(os.urandom(3 * MAX_FILE_BYTES // 2)).decode()
+    outputs = [{"output_type": "display_data", "metadata": {}, "data": {"image/png": image, "text/plain": ["<Figure>"]}}]
+    path = tmp_path / "plots.ipynb"
+    path.write_text(_kept_notebook(DOUBLE, outputs=outputs))
+    assert path.stat().st_size > MAX_FILE_BYTES
+    findings = _check_notebook(path)
+    assert findings and all(f.code not in ("GO001", "GO002", "GO003") for f in findings), findings
+    # The limit still holds for the code itself.
+    path.write_text(_kept_notebook("x = 1\n" * (MAX_FILE_BYTES // 6 + 1)))
+    (finding,) = _check_notebook(path)
+    assert finding.code == "GO002" and "MiB of code" in finding.message
+
+
+_DIFF_CASES = {
+    "no_final_newline.py": DOUBLE.rstrip("\n").encode(),
+    "cr_only.py": DOUBLE.replace("\n", "\r").encode(),
+    "crlf.py": DOUBLE.replace("\n", "\r\n").encode(),
+    "latin1.py": ("# -*- coding: latin-1 -*-\nimport torch\nmodel = net.double()  # caf\xe9\n").encode("latin-1"),
+    # Raw U+2028 in the JSON (a line end for str.splitlines, not for patch),
+    # no final newline, the changed line near the end.
+    "notebook.ipynb": json.dumps({"metadata": {}, "nbformat": 4, "nbformat_minor": 5, "cells": [
+        {"cell_type": "markdown", "metadata": {}, "source": ["# Caf\xe9 \u2014 r\xe9sum\xe9"]},
+        {"cell_type": "code", "execution_count": None, "metadata": {}, "outputs": [],
+         "source": ["%matplotlib inline\n", "import torch\n", "label = 'a\u2028b'\n", "model = net.double()"]},
+    ]}, indent=1, ensure_ascii=False).encode(),
+}
+
+
+@pytest.mark.skipif(shutil.which("patch") is None, reason="needs GNU patch")
+@pytest.mark.parametrize("name", sorted(_DIFF_CASES))
+def test_diff_applies_with_patch_p1(tmp_path, cli, monkeypatch, name):
+    data = _DIFF_CASES[name]
+    work, target = tmp_path / "work", tmp_path / "target"
+    work.mkdir()
+    target.mkdir()
+    (work / name).write_bytes(data)
+    (target / name).write_bytes(data)
+    monkeypatch.chdir(work)
+    result = cli("check", name, "--diff", "--unsafe-fixes", "--no-cache")
+    assert result.exit_code == 1, result.stderr
+    diff = result.stdout_bytes
+    assert (work / name).read_bytes() == data
+    cli("check", name, "--fix", "--unsafe-fixes", "--no-cache")
+    fixed = (work / name).read_bytes()
+    assert fixed != data
+    applied = subprocess.run(["patch", "-p1", "--batch", "--no-backup-if-mismatch"], input=diff, cwd=target,
+                             capture_output=True, timeout=60)
+    assert applied.returncode == 0, (applied.stdout + applied.stderr).decode(errors="replace") + diff.decode(errors="replace")
+    assert (target / name).read_bytes() == fixed
+
+
+def test_probe_run_skips_a_fifo_in_the_project(tmp_path):
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "t.py").write_text(DOUBLE)
+    os.mkfifo(project / "events.fifo")
+    env = {**os.environ, "PYTHONPATH": _package_root(), "TMPDIR": str(tmp_path)}
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "greenops_lint", "probe", "--run", "true", "--repeats", "2", "--format", "json", "t.py"],
+            cwd=project, env=env, capture_output=True, text=True, timeout=120,
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail("probe --run hangs on a FIFO in the project")
+    assert done.returncode == 0, done.stderr
+    records = json.loads(done.stdout)
+    assert any("events.fifo" in note for note in records[0]["notes"])
+
+
+def test_probe_run_links_large_files_instead_of_copying_them(tmp_path):
+    from greenops_lint.probe import script
+
+    project, copy = tmp_path / "project", tmp_path / "copy"
+    (project / "data").mkdir(parents=True)
+    (project / "t.py").write_text(DOUBLE)
+    big = project / "data" / "train.bin"
+    with open(big, "wb") as handle:
+        handle.truncate(9 * 2**20)  # sparse: no disk used
+    summary = script.copy_project(project, copy)
+    linked = copy / "data" / "train.bin"
+    assert summary is not None and str(big) in summary.linked
+    if summary.linked[str(big)] == "hard link":
+        assert os.stat(linked).st_ino == os.stat(big).st_ino
+    elif summary.linked[str(big)] == "symbolic link":
+        assert os.path.realpath(linked) == str(big)
+    assert linked.stat().st_size == 9 * 2**20
+    assert (copy / "t.py").read_text() == DOUBLE and not (copy / "t.py").is_symlink()
+    assert os.stat(copy / "t.py").st_ino != os.stat(project / "t.py").st_ino
+
+
+# A command that double-forks a daemon (fork, setsid, fork; the middle process
+# exits), which clears its environment and execs sleep: outside the session,
+# the group and the parent chain, without the probe's environment marker.
+_DAEMON = (
+    "import os, sys, time\n"
+    "if os.fork() == 0:\n"
+    "    os.setsid()\n"
+    "    if os.fork() == 0:\n"
+    "        open(sys.argv[1] + '.tmp', 'w').write(str(os.getpid()))\n"
+    "        os.rename(sys.argv[1] + '.tmp', sys.argv[1])\n"
+    "        os.execve('/bin/sleep', ['sleep', '300'], {})\n"
+    "    os._exit(0)\n"
+    "os.wait()\n"
+    "time.sleep(float(sys.argv[2]))\n"
+)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc and subreapers are Linux")
+@pytest.mark.parametrize("hang", [0.0, 300.0], ids=["exits", "times-out"])
+def test_probe_run_stops_a_double_forked_daemon(tmp_path, hang):
+    import time
+
+    from greenops_lint.probe.procs import run_command
+
+    (tmp_path / "daemon.py").write_text(_DAEMON)
+    pid_file = tmp_path / "daemon.pid"
+    done = run_command(f"{sys.executable} daemon.py {pid_file} {hang}", str(tmp_path), timeout=3.0)
+    deadline = time.monotonic() + 10
+    while not pid_file.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    daemon = int(pid_file.read_text())
+    alive = _alive(daemon)
+    if alive:
+        os.kill(daemon, 9)
+    assert not alive, "the daemon outlived the command"
+    assert done.timed_out == (hang > 0)
+    assert done.stopped >= 1
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc is Linux")
+def test_sigterm_to_probe_run_removes_its_folders_and_stops_the_command(tmp_path):
+    import signal
+    import time
+
+    project, temp = tmp_path / "project", tmp_path / "tmp"
+    project.mkdir()
+    temp.mkdir()
+    (project / "t.py").write_text(DOUBLE)
+    pid_file = tmp_path / "command.pid"
+    env = {**os.environ, "PYTHONPATH": _package_root(), "TMPDIR": str(temp)}
+    command = f"echo $$ > {pid_file}.tmp && mv {pid_file}.tmp {pid_file}; exec sleep 300"
+    proc = subprocess.Popen([sys.executable, "-m", "greenops_lint", "probe", "--run", command, "--repeats", "2", "t.py"],
+                            cwd=project, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while not pid_file.exists() and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    assert pid_file.exists(), proc.stderr.read() if proc.poll() is not None else "the command did not start"
+    command_pid = int(pid_file.read_text())
+    assert sorted(p.name.split("-")[1] for p in temp.iterdir()) == ["run", "run"]  # the copies and the logs
+    proc.send_signal(signal.SIGTERM)
+    try:
+        code = proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    still_running = _alive(command_pid)
+    if still_running:
+        os.kill(command_pid, 9)
+    assert code == 128 + signal.SIGTERM
+    assert list(temp.iterdir()) == []
+    assert not still_running

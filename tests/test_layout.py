@@ -25,3 +25,37 @@ def test_rule_py_depends_on_nothing_above_it():
     above = {"greenops_lint.context", "greenops_lint.engine", "greenops_lint.walker"}
     assert not imported & above
     assert not [m for m in imported if m.startswith("greenops_lint.probe")]
+
+
+def _rule_module_of(rule) -> str:
+    import inspect
+
+    return inspect.getsourcefile(rule)
+
+
+def test_each_rule_code_has_exactly_one_module_named_after_it():
+    from greenops_lint.rules import builtin_rules
+
+    seen = {}
+    for rule in builtin_rules():
+        path = _rule_module_of(rule)
+        stem = path.rsplit("/", 1)[-1][: -len(".py")]
+        assert stem == f"go{rule.code[2:]}_{rule.name.replace('-', '_')}", (rule.code, path)
+        assert f"/rules/{rule.family}/" in path, (rule.code, path)
+        assert path not in seen, f"{rule.code} shares {path} with {seen.get(path)}"
+        seen[path] = rule.code
+
+
+def test_modules_stay_small():
+    too_big = []
+    for path in sorted(SRC.rglob("*.py")):
+        lines = path.read_text(encoding="utf-8").count("\n")
+        limit = 400 if path.parent.parent.name == "rules" and path.name.startswith("go") else 800
+        if lines > limit:
+            too_big.append(f"{path.relative_to(SRC)}: {lines} lines (limit {limit})")
+    assert not too_big, too_big
+
+
+def test_rule_modules_keep_no_hand_kept_lists():
+    for path in (SRC / "rules").rglob("*.py"):
+        assert "\nRULES = " not in path.read_text(encoding="utf-8"), path

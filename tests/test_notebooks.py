@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from conftest import FIXTURES, lint_source
+from conftest import FIXTURES
 from greenops_lint.source import decode_notebook
 
 NOTEBOOK = FIXTURES / "notebooks" / "train_churn.ipynb"

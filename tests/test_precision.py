@@ -127,9 +127,11 @@ def test_pages_quote_the_estimate_constants():
     from greenops_lint.rules.precision import go403_numpy_float64_into_framework as go403
     from greenops_lint.savings import FLOAT64_BYTES_RATIO
 
-    assert f"{FLOAT64_BYTES_RATIO:g}x for memory-bound" in go401.GlobalFloat64Default.section("Estimate")
+    assert f"memory-bound {FLOAT64_BYTES_RATIO:g}x" in go401.GlobalFloat64Default.section("Estimate")
     extra = go403.FLOAT64_BYTES - go403.FLOAT32_BYTES
     assert f"({extra} bytes an element)" in go403.NumpyFloat64IntoFramework.section("Estimate")
+    assert f"({FLOAT64_BYTES_RATIO:g}x the bytes" in go403.NumpyFloat64IntoFramework.section("Estimate")
+    assert f"{go403.MATERIAL_EXTRA_BYTES >> 20} MiB or more" in go403.NumpyFloat64IntoFramework.section("When it is material")
 
 
 def test_float64_fixes_are_left_out_when_float64_data_would_remain(tmp_path, cli, monkeypatch):
@@ -140,3 +142,167 @@ def test_float64_fixes_are_left_out_when_float64_data_would_remain(tmp_path, cli
     assert (tmp_path / "train.py").read_text() == source  # .double() -> .float() would break model(x)
     assert "float64 fixes left out" in result.stderr
     assert "GO402" in result.stdout
+
+
+# -- the float64 estimate follows the file's workload (issue 18) ------------------------------
+
+TINY_POLICY = """
+import torch
+from torch import nn
+policy = nn.Sequential(nn.Linear(4, 4), nn.Tanh(), nn.Linear(4, 2)).double()
+"""
+WIDE_MLP = """
+import torch
+from torch import nn
+{tf32}torch.set_default_dtype(torch.float64)
+model = nn.Sequential(nn.Linear(8192, 8192), nn.ReLU(), nn.Linear(8192, 8192), nn.ReLU(), nn.Linear(8192, 10))
+loader = torch.utils.data.DataLoader(dataset, batch_size=64)
+"""
+RESNET_LIKE = """
+import torch
+from torch import nn
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Conv2d(3, 64, 7)
+        self.layer1 = nn.Conv2d(64, 64, 3)
+        self.layer2 = nn.Conv2d(64, 128, 3)
+        self.layer3 = nn.Conv2d(128, 256, 3)
+        self.layer4 = nn.Conv2d(256, 512, 3)
+        self.fc = nn.Linear(512, 10)
+
+net = Net().double()
+x = torch.randn(128, 3, 56, 56)
+"""
+
+
+def only(source: str, code: str, hardware: str = "a100-80gb"):
+    (finding,) = [f for f in lint_source(textwrap.dedent(source), hardware=hardware) if f.code == code]
+    return finding
+
+
+def test_a_tiny_model_in_float64_costs_about_1x_on_a100():
+    finding = only(TINY_POLICY, "GO402")
+    assert (finding.estimate.low, finding.estimate.high) == (1.0, 1.0)
+    assert "MLP 4-4-2" in finding.estimate.basis and "roofline" in finding.estimate.basis
+    assert "about the same step time as float32 on NVIDIA A100" in finding.message
+    assert "slower" not in finding.message
+
+
+def test_an_8192_wide_mlp_costs_1_to_2x_on_a100():
+    finding = only(WIDE_MLP.format(tf32=""), "GO401")
+    low, high = finding.estimate.low, finding.estimate.high
+    assert 1.0 <= low <= 1.5 and high == 2.0
+    assert "MLP 8192-8192-8192-10, batch 64" in finding.estimate.basis
+    # The message quotes the same computation.
+    assert f"{low:g}-{high:g}x slower on NVIDIA A100" in finding.message
+
+
+def test_tf32_switched_on_in_the_file_raises_the_float64_matmul_cost():
+    plain = only(WIDE_MLP.format(tf32=""), "GO401").estimate
+    tf32 = only(WIDE_MLP.format(tf32="torch.backends.cuda.matmul.allow_tf32 = True\n"), "GO401").estimate
+    precision = only(WIDE_MLP.format(tf32='torch.set_float32_matmul_precision("high")\n'), "GO401").estimate
+    assert tf32.high > plain.high and precision == tf32
+    assert "TF32 156" in tf32.basis and any("switched on in the code" in a for a in tf32.assumptions)
+
+
+def test_a_resnet_like_conv_net_costs_4x_or_more_on_a100():
+    finding = only(RESNET_LIKE, "GO402")
+    assert finding.estimate.low >= 4 and finding.estimate.high <= 16
+    assert "CNN 3-64-64-128-256-512 channels on 56x56 inputs, batch 128" in finding.estimate.basis
+    assert f"{finding.estimate.low:g}-{finding.estimate.high:g}x slower" in finding.message
+
+
+def test_unsized_model_keeps_the_wide_range_with_its_cases_named():
+    finding = only("import torch\nmodel = model.double()\n", "GO402")
+    assert (finding.estimate.low, finding.estimate.high) == (1.0, 16.0)
+    for words in ("overhead-bound small models ~1x", "memory-bound ops 2x", "matmuls 1-2x", "convolutions 8-16x"):
+        assert words in finding.estimate.basis
+    assert "1-16x slower on NVIDIA A100" in finding.message
+
+
+def test_keras_float64_default_is_judged_with_tensorflow_tf32():
+    source = """
+    from tensorflow import keras
+    keras.backend.set_floatx("float64")
+    inputs = keras.Input(shape=(4096,))
+    h = keras.layers.Dense(4096)(inputs)
+    outputs = keras.layers.Dense(10)(h)
+    """
+    estimate = only(source, "GO401").estimate
+    assert "MLP 4096-4096-10" in estimate.basis and "TF32 156" in estimate.basis
+    assert estimate.high > 2.0
+
+
+# -- GO403: what the tensor feeds decides materiality; look-alikes from real code ------------
+
+
+def test_float64_data_feeding_a_float64_model_carries_the_models_time_factor():
+    source = """
+    import numpy as np
+    import torch
+    from torch import nn
+    model = nn.Sequential(nn.Linear(8192, 8192), nn.ReLU(), nn.Linear(8192, 10)).double()
+    features = np.loadtxt("train.csv", delimiter=",")
+    x = torch.from_numpy(features)
+    out = model(x)
+    """
+    finding = only(source, "GO403")
+    assert finding.severity == "warning" and "feeds model(...)" in finding.message
+    assert finding.estimate.metric == "time_factor" and finding.estimate.unit == "x"
+    assert "MLP 8192-8192-10" in finding.estimate.basis
+
+
+def test_float64_data_feeding_a_float32_model_costs_its_bytes_not_a_model_factor():
+    source = """
+    import numpy as np
+    import torch
+    features = np.loadtxt("train.csv", delimiter=",")
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.from_numpy(features)), batch_size=32)
+    """
+    finding = only(source, "GO403")
+    assert finding.severity == "warning" and "feeds a TensorDataset" in finding.message
+    assert (finding.estimate.metric, finding.estimate.unit, finding.estimate.high) == ("time_factor", "x data-transfer time", 2.0)
+    assert "slower" not in finding.message
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        # A scheduler's timesteps, not seen feeding a model: info.
+        """
+        import numpy as np
+        import torch
+        class Scheduler:
+            def set_timesteps(self, n, device):
+                timesteps = np.linspace(999, 0, n + 1)
+                self.timesteps = torch.from_numpy(timesteps[:-1]).to(device=device)
+        """,
+        # A literal-size array under the 1 MiB materiality threshold, even feeding a model.
+        """
+        import numpy as np
+        import torch
+        out = model(torch.from_numpy(np.random.rand(64, 16)))
+        """,
+    ],
+)
+def test_immaterial_float64_conversions_are_info(source):
+    assert only(source, "GO403").severity == "info"
+
+
+def test_a_large_literal_float64_array_is_material_without_a_seen_use():
+    finding = only("import numpy as np, torch\nx = torch.from_numpy(np.random.rand(1024, 1024))\n", "GO403")
+    assert finding.severity == "warning" and finding.estimate.low == 4 * 1024 * 1024
+
+
+def test_no_go403_in_test_files():
+    source = "import numpy as np, torch\nx = torch.as_tensor(np.random.random((20, 5)))\n"
+    assert [f for f in lint_source(source, path="tests/test_net.py") if f.code == "GO403"] == []
+
+
+def test_go4_lookalikes_from_real_code_stay_silent_even_at_info():
+    from conftest import FIXTURES
+
+    path = FIXTURES / "precision" / "GO403_lookalikes_ok.py"
+    assert [f for f in lint_source(path.read_text()) if f.code.startswith("GO4")] == []

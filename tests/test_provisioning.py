@@ -197,12 +197,27 @@ def test_go302_estimator_bound_earlier_reported_at_the_outer_call():
     assert [(f.code, f.line) for f in findings if f.code.startswith("GO30")] == [("GO302", 6), ("GO303", 11)]
 
 
-def test_go303_is_off_by_default(registry):
-    assert registry.rules["GO303"].default_enabled is False
-    assert registry.rules["GO303"].severity == "info"
+def test_go303_is_on_by_default(registry):
+    # Issue 17: "maxed-out workers" are mission-named waste; on by default since the triage.
+    assert registry.rules["GO303"].default_enabled is True
+    assert registry.rules["GO303"].severity == "warning"
     source = "from sklearn.svm import SVC\nfrom sklearn.model_selection import cross_val_score\ns = cross_val_score(SVC(), X, y, n_jobs=-1)\n"
-    assert codes(lint_source(source, select=("GO3",))) == []
-    assert codes(lint_source(source, select=("GO303",))) == ["GO303"]
+    assert codes(lint_source(source, select=("GO3",))) == ["GO303"]
+
+
+@pytest.mark.parametrize(
+    "call,expected",
+    [
+        ("LogisticRegression(n_jobs=-1)", []),  # lbfgs: one multinomial problem, n_jobs ignored
+        ("LogisticRegression(solver='liblinear', multi_class='ovr', n_jobs=-1)", []),
+        ("LogisticRegression(multi_class='ovr', n_jobs=-1)", ["GO303"]),
+        ("LinearRegression(n_jobs=-1)", []),  # only several sparse targets use it
+        ("LinearRegression(positive=True, n_jobs=-1)", ["GO303"]),
+    ],
+)
+def test_go303_skips_estimators_that_ignore_n_jobs(call, expected):
+    source = f"from sklearn.linear_model import LinearRegression, LogisticRegression\nm = {call}\n"
+    assert codes(lint_source(source, select=("GO303",))) == expected
 
 
 def test_go303_noqa_applies_to_deferred_reports():

@@ -7,7 +7,6 @@ import textwrap
 
 import pytest
 
-from conftest import lint_source
 from greenops_lint.savings import Workload, float64_time_factor, get_hardware, grid_table, hardware_table
 
 REQUIRED_HARDWARE = {

@@ -14,8 +14,8 @@ from collections import defaultdict
 
 from greenops_lint.fileio import rewrite_in_place
 from greenops_lint.finding import Finding
-from greenops_lint.noqa import add_noqa_comments
 from greenops_lint.nbjson import replace_sources
+from greenops_lint.noqa import add_noqa_comments
 from greenops_lint.source import cell_text, decode, parse_python
 
 META = ("GO001", "GO002", "GO003")

@@ -13,18 +13,8 @@ from typing import Optional
 import click
 
 from greenops_lint import __version__
-from greenops_lint.cache import CACHE_DIR_NAME, ResultCache, code_stamp, config_fingerprint
 from greenops_lint.adoption import AdoptionError, add_noqa
-from greenops_lint.config import (
-    Config,
-    ConfigError,
-    check_hardware,
-    check_output_path,
-    check_region,
-    check_selector,
-    disabled_plugins,
-    load_config,
-)
+from greenops_lint.cache import CACHE_DIR_NAME, ResultCache, code_stamp, config_fingerprint
 from greenops_lint.check_options import (
     HUMAN_FORMATS,
     STDIN,
@@ -37,17 +27,26 @@ from greenops_lint.check_options import (
     stdin_name,
     use_color,
 )
+from greenops_lint.config import (
+    Config,
+    ConfigError,
+    check_hardware,
+    check_output_path,
+    check_region,
+    check_selector,
+    disabled_plugins,
+    load_config,
+)
 from greenops_lint.discovery import Discovery, discover
-from greenops_lint.exclusion import exclude_spec, is_excluded
-from greenops_lint.report import sources
-from greenops_lint.report.color import colorize
 from greenops_lint.docs import render_page, write_pages
 from greenops_lint.engine import INTERNAL_ERROR, default_jobs, lint_files
+from greenops_lint.exclusion import exclude_spec, is_excluded
 from greenops_lint.fileio import WriteSkipped, atomic_write
 from greenops_lint.finding import Finding
 from greenops_lint.plugins import RuleRegistry, load_rules, warn
 from greenops_lint.probe.plans import has_probe
-from greenops_lint.report import FORMATTERS
+from greenops_lint.report import FORMATTERS, sources
+from greenops_lint.report.color import colorize
 from greenops_lint.report.text import format_line
 from greenops_lint.savings import grid_table, hardware_table
 from greenops_lint.selection import enabled_rules
@@ -169,7 +168,7 @@ def check(paths, output_format, select, extend_select, ignore, config_file, hard
         config = config.with_overrides(min_severity="info" if show_info else min_severity)
         found = Discovery(files=[name]) if from_stdin else discover(paths, config)
     except ConfigError as exc:
-        raise _fail(str(exc))
+        raise _fail(str(exc)) from None
     if force_exclude:
         spec = exclude_spec(config)
         found.files = [f for f in found.files if not (f != STDIN and is_excluded(f, config, spec))]

@@ -30,7 +30,8 @@ class ConfigError(Exception):
 class Config:
     root: Path = field(default_factory=Path.cwd)
     source: Optional[Path] = None  # the file the settings came from
-    select: tuple[str, ...] = ("ALL",)
+    # DEFAULT: every rule that is on by default; ALL (as in ruff): every rule.
+    select: tuple[str, ...] = ("DEFAULT",)
     extend_select: tuple[str, ...] = ()
     ignore: tuple[str, ...] = ()
     exclude: tuple[str, ...] = DEFAULT_EXCLUDES
@@ -286,8 +287,8 @@ def check_region(value: Any, where: str) -> str:
 
 
 def check_selector(code: str, known_codes: set[str], where: str) -> None:
-    """A selector is a rule code or a prefix of one (`GO4`, `GO401`), or `ALL`."""
-    if code == "ALL" or any(known.startswith(code) for known in known_codes):
+    """A selector is a rule code or a prefix of one (`GO4`, `GO401`), `ALL` or `DEFAULT`."""
+    if code in ("ALL", "DEFAULT") or any(known.startswith(code) for known in known_codes):
         return
     raise ConfigError(f"{where}: unknown rule code or prefix '{code}'")
 

@@ -52,6 +52,18 @@ LONG_LINE = 5000
 _OPERATOR_AT_LINE_END = re.compile(r"[-+*/|&%@^][ \t]*\\?\n")
 _OPERATOR_AT_LINE_START = re.compile(r"\n[ \t]*[-+*/|&%@^]")
 
+# LibCST's tree (and its native parser's working memory) costs about 1-3 KB
+# per token. Measured with `check --jobs 1` (peak RSS of the whole process): a
+# 2 MB generated literal of nested float lists, 970,000 tokens, took 1.8 GB and
+# 50 s; keras' numpy_test.py, the largest file of the 28-wheel real corpus at
+# 125,000 tokens, 410 MB; the same grown to 138,000 tokens, 447 MB (~2.9 KB a
+# token over a ~55 MB base). Above MAX_TOKENS a file is skipped with a GO002
+# finding, which keeps one worker under ~460 MB. Tokens are counted as words
+# and single punctuation characters (`0.5` is three; the words of strings and
+# comments count too): an upper bound, cheap to take (~0.1 s a MB).
+MAX_TOKENS = 140_000
+_TOKEN = re.compile(r"\w+|[^\w\s]")
+
 
 def _walk_methods(analysis_type: type) -> list[tuple[str, str, str]]:
     found = _WALK_METHODS.get(analysis_type)
@@ -139,7 +151,7 @@ class Linter:
         deep = _too_deep(source.text)
         if deep is not None:
             return self._meta_result(path, SYNTAX_ERROR, f"syntax error: {deep.msg}", deep.lineno or 1, deep.offset or 1, ignored)
-        problem = _too_complex(source.text)
+        problem = _too_large(source.text) or _too_complex(source.text)
         if problem:
             return self._meta_result(path, DECODE_ERROR, f"cannot analyse file: {problem}; skipped", 1, 1, ignored)
         try:
@@ -307,6 +319,19 @@ def _too_deep(text: str) -> Optional[SyntaxError]:
     except (ValueError, RecursionError, MemoryError) as exc:
         return SyntaxError(f"file too deeply nested to parse ({type(exc).__name__})")
     return None
+
+
+def _too_large(text: str) -> Optional[str]:
+    """Why the file is too large for LibCST's tree, or None."""
+    if len(text) <= MAX_TOKENS:  # every token is at least one character
+        return None
+    count = sum(1 for _ in _TOKEN.finditer(text))
+    if count <= MAX_TOKENS:
+        return None
+    return (
+        f"{count:,} tokens, over the {MAX_TOKENS:,}-token limit (generated code or a data literal?): "
+        f"its syntax tree would need about {count * 3 // 1024:,} MB"
+    )
 
 
 def _too_complex(text: str) -> Optional[str]:

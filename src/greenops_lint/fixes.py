@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import os
 import re
 from dataclasses import dataclass, field
 from typing import Optional
@@ -24,8 +25,8 @@ from greenops_lint.config import Config
 from greenops_lint.engine import INTERNAL_ERROR, FileResult, Linter
 from greenops_lint.fileio import WriteSkipped, rewrite_in_place
 from greenops_lint.finding import Finding, Fix
-from greenops_lint.rule import Rule
 from greenops_lint.nbjson import replace_sources
+from greenops_lint.rule import Rule
 from greenops_lint.source import SourceError, SourceFile, cell_text, decode, physical_lines, read_bytes
 
 MAX_ROUNDS = 10
@@ -64,13 +65,29 @@ class FixOutcome:
     def changed(self) -> bool:
         return self.fixed is not None and self.fixed != self.original
 
-    def diff(self) -> str:
+    def diff(self) -> bytes:
+        """A unified diff of the file's own bytes that `patch -p1` applies (see `patch_diff`)."""
         if not self.changed:
-            return ""
-        before = self.original.decode("utf-8", "replace").splitlines(keepends=True)
-        after = self.fixed.decode("utf-8", "replace").splitlines(keepends=True)
-        name = self.path.lstrip("/")
-        return "".join(difflib.unified_diff(before, after, f"a/{name}", f"b/{name}"))
+            return b""
+        return patch_diff(self.original, self.fixed, self.path.lstrip("/"))
+
+
+_PATCH_LINE = re.compile(rb"[^\n]*\n|[^\n]+\Z")
+_NO_NEWLINE = b"\\ No newline at end of file\n"
+
+
+def patch_diff(before: bytes, after: bytes, name: str) -> bytes:
+    """A unified diff from `before` to `after` made for `patch -p1`: lines are
+    what patch counts as lines (ended by LF only, so a CRLF line keeps its CR
+    and a CR-only file is one line), bytes are the file's own (latin-1 text
+    stays latin-1; notebooks are diffed as their JSON text, which --fix edits
+    only inside the changed cells' sources), and a last line without a newline
+    gets diff's "\\ No newline at end of file" marker."""
+    lines = difflib.diff_bytes(
+        difflib.unified_diff, _PATCH_LINE.findall(before), _PATCH_LINE.findall(after),
+        b"a/" + os.fsencode(name), b"b/" + os.fsencode(name),
+    )
+    return b"".join(line if line.endswith(b"\n") else line + b"\n" + _NO_NEWLINE for line in lines)
 
 
 class _ApplyFixes(cst.CSTTransformer):
@@ -182,8 +199,16 @@ def _rebuild_notebook(source: SourceFile, text: str) -> bytes:
         cell, line = source.cells[index]
         return originals[cell][line - 1]
 
+    # An indented cell was dedented (as IPython runs it): its lines go back
+    # with the cell's indentation.
+    indents = source.indents or ("",) * len(source.cells)
+    prefixes: dict[int, str] = {}
+    for (cell, _), indent in zip(source.cells, indents):
+        if indent:
+            prefixes.setdefault(cell, indent)
+
     def placeholder(index: int) -> bool:
-        return original_line(index) != old_lines[index]
+        return original_line(index) != indents[index] + old_lines[index]
 
     placed: list[tuple[int, str]] = []  # (cell, line text), in order
     touched: set[int] = set()
@@ -203,7 +228,8 @@ def _rebuild_notebook(source: SourceFile, text: str) -> bytes:
             else:
                 cell = source.cells[-1][0]
             touched.add(cell)
-            placed.append((cell, new_lines[j]))
+            line = new_lines[j]
+            placed.append((cell, prefixes.get(cell, "") + line if line.strip() else line))
     new_sources: dict[int, str] = {}
     for cell in sorted(touched):
         original = cell_text(notebook["cells"][cell - 1], cell)

@@ -2,7 +2,8 @@
 
 The most specific selector wins: with `select = ["GO401"]` and
 `ignore = ["GO4"]`, GO401 runs. A rule that is off by default runs only when a
-selector names its full code.
+selector names its full code, or `ALL` is selected (as in ruff); `DEFAULT` (the
+default selection) is every rule that is on by default.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from greenops_lint.rule import Rule
 def _longest_match(code: str, selectors: Iterable[str]) -> int:
     best = -1
     for selector in selectors:
-        if selector == "ALL":
+        if selector == "ALL" or selector == "DEFAULT":
             best = max(best, 0)
         elif code.startswith(selector):
             best = max(best, len(selector))
@@ -31,7 +32,7 @@ def is_enabled(rule: type[Rule], select: Iterable[str], ignore: Iterable[str]) -
     chosen = _longest_match(rule.code, select)
     if chosen < 0:
         return False
-    if not rule.default_enabled and rule.code not in select:
+    if not rule.default_enabled and rule.code not in select and "ALL" not in select:
         return False
     return chosen > _longest_match(rule.code, ignore)
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import io
 import json
 import os
-import stat
 import re
+import stat
 import tokenize
 from dataclasses import dataclass
 from typing import Optional
@@ -21,6 +21,10 @@ class SourceFile:
     # Notebooks only: for each line of `text` (0-based), its (cell number,
     # line within the cell), both 1-based, cells counted as the notebook shows them.
     cells: Optional[tuple[tuple[int, int], ...]] = None
+    # Notebooks only: for each line of `text`, the indentation IPython removed
+    # from it (a cell whose first line is indented is dedented, as IPython
+    # runs it); "" for most lines.
+    indents: Optional[tuple[str, ...]] = None
 
     def cell_position(self, line: int) -> tuple[Optional[int], int]:
         if self.cells is None or not 1 <= line <= len(self.cells):
@@ -52,8 +56,12 @@ class SourceError(Exception):
 
 
 # Larger files are not linted: LibCST needs ~300-700 times their size in
-# memory, and no hand-written training script is this big.
+# memory, and no hand-written training script is this big. For a notebook the
+# limit applies to its code (the code cells joined), not to the file: outputs
+# (embedded images, long logs) often make a notebook tens of MiB. The file
+# itself may be up to MAX_NOTEBOOK_BYTES (json.loads holds all of it at once).
 MAX_FILE_BYTES = 2 * 1024 * 1024
+MAX_NOTEBOOK_BYTES = 64 * 1024 * 1024
 
 
 def read_bytes(path: str) -> bytes:
@@ -64,8 +72,9 @@ def read_bytes(path: str) -> bytes:
         if not stat.S_ISREG(info.st_mode):
             # A FIFO or a device would block or never end.
             raise SourceError("cannot read file: not a regular file (a FIFO, socket or device)")
-        if info.st_size > MAX_FILE_BYTES:
-            raise SourceError(f"cannot read file: {info.st_size / 2**20:.0f} MiB is over the {MAX_FILE_BYTES // 2**20} MiB limit")
+        limit = MAX_NOTEBOOK_BYTES if path.endswith(".ipynb") else MAX_FILE_BYTES
+        if info.st_size > limit:
+            raise SourceError(f"cannot read file: {info.st_size / 2**20:.0f} MiB is over the {limit // 2**20} MiB limit")
         with open(path, "rb") as handle:
             return handle.read()
     except OSError as exc:
@@ -108,8 +117,11 @@ _LINE_MAGIC = re.compile(r"^(\s*)(%|!|\?)|^(\s*)[\w.,\s\[\]]+=\s*[%!]|\?\s*$")
 
 
 def decode_notebook(path: str, raw: bytes) -> SourceFile:
-    """Code cells joined into one virtual module: IPython magics, shell escapes and
-    help lines become `pass` (keeping indentation), so lines map back to cells."""
+    """Code cells joined into one virtual module, as IPython would run them:
+    a cell whose first line is indented is dedented (IPython's leading_indent);
+    IPython magics, shell escapes and help lines at the start of a logical line
+    become `pass` (keeping indentation) and their backslash continuation lines
+    become blank, so that lines map back to cells."""
     try:
         notebook = json.loads(raw.decode("utf-8-sig"))
         cells = notebook["cells"]
@@ -119,24 +131,150 @@ def decode_notebook(path: str, raw: bytes) -> SourceFile:
         raise SourceError(f"cannot read notebook: {exc}") from None
     lines: list[str] = []
     positions: list[tuple[int, int]] = []
+    indents: list[str] = []
     for number, cell in enumerate(cells, start=1):
         if not isinstance(cell, dict) or cell.get("cell_type") != "code":
             continue
-        text = cell_text(cell, number)
-        cell_lines = physical_lines(text)
-        skip_body = False
-        if cell_lines and cell_lines[0].lstrip().startswith("%%"):
-            magic = cell_lines[0].strip()[2:].split(" ", 1)[0]
-            skip_body = magic not in _PYTHON_CELL_MAGICS
-        for index, line in enumerate(cell_lines):
-            if skip_body or (index == 0 and line.lstrip().startswith("%%")):
-                line = ""
-            elif _LINE_MAGIC.search(line) and not _is_python(line):
-                line = line[: len(line) - len(line.lstrip())] + "pass"
-            lines.append(line)
-            positions.append((number, index + 1))
+        cell_lines, cell_indents = _dedent(physical_lines(cell_text(cell, number)))
+        lines += _python_lines(cell_lines)
+        positions += [(number, index + 1) for index in range(len(cell_lines))]
+        indents += cell_indents
     text = "\n".join(lines) + ("\n" if lines else "")
-    return SourceFile(path=path, raw=raw, text=text, encoding="utf-8", cells=tuple(positions))
+    if len(text) > MAX_FILE_BYTES and len(text.encode("utf-8")) > MAX_FILE_BYTES:
+        raise SourceError(
+            f"cannot read notebook: its code cells hold {len(text.encode('utf-8')) / 2**20:.1f} MiB of code, "
+            f"over the {MAX_FILE_BYTES // 2**20} MiB limit"
+        )
+    return SourceFile(path=path, raw=raw, text=text, encoding="utf-8", cells=tuple(positions),
+                      indents=tuple(indents) if any(indents) else None)
+
+
+def _dedent(lines: list[str]) -> tuple[list[str], list[str]]:
+    """IPython's leading_indent: the indentation of the first non-blank line
+    is removed from every line that starts with it."""
+    first = next((line for line in lines if line.strip()), "")
+    prefix = first[: len(first) - len(first.lstrip(" \t"))]
+    if not prefix:
+        return lines, [""] * len(lines)
+    return ([line[len(prefix):] if line.startswith(prefix) else line for line in lines],
+            [prefix if line.startswith(prefix) else "" for line in lines])
+
+
+def _python_lines(cell_lines: list[str]) -> list[str]:
+    """One cell's lines with IPython's syntax replaced (see decode_notebook)."""
+    if cell_lines and cell_lines[0].lstrip().startswith("%%"):
+        magic = cell_lines[0].strip()[2:].split(" ", 1)[0]
+        if magic not in _PYTHON_CELL_MAGICS:
+            return [""] * len(cell_lines)  # %%bash, %%writefile, ...: not Python
+        return [""] + _python_lines(cell_lines[1:])
+    out: list[str] = []
+    scanner = _LogicalLines()
+    index = 0
+    while index < len(cell_lines):
+        line = cell_lines[index]
+        if scanner.at_start and _is_magic(line, cell_lines, index):
+            out.append(line[: len(line) - len(line.lstrip())] + "pass")
+            # `!pip install a \` goes on on the next line, as in a shell.
+            while line.rstrip().endswith("\\") and index + 1 < len(cell_lines):
+                index += 1
+                line = cell_lines[index]
+                out.append("")
+        else:
+            out.append(line)
+            scanner.feed(line)
+        index += 1
+    return out
+
+
+def _is_magic(line: str, cell_lines: list[str], index: int) -> bool:
+    """Is `line`, which starts a logical line, IPython syntax rather than Python?"""
+    if not _LINE_MAGIC.search(line):
+        return False
+    if _is_python(line):
+        return False
+    if not line.lstrip().startswith(("%", "!", "?")) and not _MAGIC_ASSIGNMENT.match(line) and not _ends_with_help(line):
+        return False  # `# why?` in a comment is not help syntax
+    # The first line of a statement written over several lines (`x = (a` then
+    # `     % b)`): Python if the whole logical line is.
+    scanner = _LogicalLines()
+    scanner.feed(line)
+    end = index + 1
+    while not scanner.at_start and end < len(cell_lines) and end - index < 200:
+        scanner.feed(cell_lines[end])
+        end += 1
+    if end > index + 1 and _is_python("\n".join([line.lstrip()] + cell_lines[index + 1 : end])):
+        return False
+    return True
+
+
+_MAGIC_ASSIGNMENT = re.compile(r"^\s*[\w.,\s\[\]]+=\s*[%!]")
+
+
+def _ends_with_help(line: str) -> bool:
+    """Does the code of `line` (its comment left out) end with `?`?"""
+    scanner = _LogicalLines()
+    scanner.feed(line)
+    return line[: scanner.comment_at].rstrip().endswith("?")
+
+
+class _LogicalLines:
+    """Where Python's logical lines start: brackets, strings, comments and
+    backslash continuations tracked line by line (a light tokenizer)."""
+
+    def __init__(self) -> None:
+        self.depth = 0
+        self.quote: Optional[str] = None  # an open triple-quoted string's delimiter
+        self.backslash = False
+        self.comment_at = 0
+
+    @property
+    def at_start(self) -> bool:
+        return self.depth == 0 and self.quote is None and not self.backslash
+
+    def feed(self, line: str) -> None:
+        i, n = 0, len(line)
+        self.comment_at = n
+        self.backslash = False
+        while i < n:
+            if self.quote is not None:
+                end = line.find(self.quote, i)
+                while end > 0 and _escaped(line, end):
+                    end = line.find(self.quote, end + 1)
+                if end < 0:
+                    return
+                i, self.quote = end + 3, None
+                continue
+            char = line[i]
+            if char == "#":
+                self.comment_at = i
+                return
+            if char in "\"'":
+                if line.startswith(char * 3, i):
+                    self.quote = char * 3
+                    i += 3
+                    continue
+                end = line.find(char, i + 1)
+                while end > 0 and _escaped(line, end):
+                    end = line.find(char, end + 1)
+                if end < 0:  # unterminated (or continued with a backslash)
+                    self.backslash = line.endswith("\\")
+                    return
+                i = end + 1
+                continue
+            if char in "([{":
+                self.depth += 1
+            elif char in ")]}":
+                self.depth = max(0, self.depth - 1)
+            elif char == "\\" and i == n - 1:
+                self.backslash = True
+            i += 1
+
+
+def _escaped(line: str, index: int) -> bool:
+    count = 0
+    while index - count - 1 >= 0 and line[index - count - 1] == "\\":
+        count += 1
+    return count % 2 == 1
 
 
 def cell_text(cell: dict, number: int) -> str:
@@ -150,12 +288,13 @@ def cell_text(cell: dict, number: int) -> str:
 
 
 def _is_python(line: str) -> bool:
-    """`x = a % b`, `print("?")`: lines that only look like magics."""
+    """`x = a % b`, `print("?")`, `for x in y:  # why?`: lines that only look
+    like magics (a compound statement's header is Python too)."""
     try:
         parse_python(line.strip(), "<cell>")
         return True
-    except SyntaxError:
-        return False
+    except SyntaxError as exc:
+        return str(exc.msg).startswith("expected an indented block")
     except ValueError:
         return False
 

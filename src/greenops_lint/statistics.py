@@ -10,7 +10,6 @@ known statically (the probe measures them).
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Optional
 
 from greenops_lint.config import Config
 from greenops_lint.finding import Finding, SavingsEstimate, human_bytes

@@ -26,7 +26,7 @@ _SKIPPED_FIELDS = frozenset(
         "lines_after_decorators", "trailing_whitespace", "header", "footer", "newline",
         "operator", "keyword", "whitespace", "indent", "default_indent", "default_newline",
         "encoding", "has_trailing_newline", "whitespace_before_colon", "first_line",
-        "empty_lines", "prefix", "quote", "relative", "semicolon",
+        "empty_lines", "prefix", "quote", "relative",
     }
 )
 

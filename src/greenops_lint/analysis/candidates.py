@@ -53,7 +53,7 @@ _FRAME_TYPES = (cst.FunctionDef, cst.Lambda)
 # (ancestor, its child on the path down to the candidate), innermost first.
 Path = Sequence[tuple[cst.CSTNode, cst.CSTNode]]
 # guard(node, child, variant names of the loops around) -> is `node` a guard on this path?
-GuardPredicate = Callable[[cst.CSTNode, cst.CSTNode, set[str]], bool]
+GuardPredicate = Callable[[cst.CSTNode, cst.CSTNode, "LoopNames"], bool]
 
 
 @dataclass
@@ -98,17 +98,45 @@ def variant_names(loops: Iterable[LoopInfo]) -> set[str]:
     return names
 
 
+def changes_any(loops: Iterable[LoopInfo], names: Iterable[str]) -> bool:
+    """Does one of `loops` bind or assign one of `names`? (No union of the
+    loops' names is built: a loop of thousands of assignments stays linear.)"""
+    return any(not loop.targets.isdisjoint(names) or not loop.assigned.isdisjoint(names) for loop in loops)
+
+
+class LoopNames:
+    """The names that change in some loops, as a read-only set-like view (built
+    lazily: judging guards for thousands of candidates in one loop stays linear)."""
+
+    def __init__(self, loops: Iterable[LoopInfo]) -> None:
+        self.loops = tuple(loops)
+
+    def __contains__(self, name: object) -> bool:
+        return any(name in loop.targets or name in loop.assigned for loop in self.loops)
+
+    def isdisjoint(self, names: Iterable[str]) -> bool:
+        return not changes_any(self.loops, names)
+
+    def __and__(self, names: Iterable[str]) -> set[str]:
+        return {name for name in names if name in self}
+
+    __rand__ = __and__
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(variant_names(self.loops))
+
+
 def scan_guards(path: Path, loops: tuple[LoopInfo, ...], guard: GuardPredicate) -> Guards:
     """Judge the ancestors on `path` (innermost first, up to the function) with
     `guard(node, child, variant)`: a guard encloses every loop above it."""
     found = Guards()
     loop_ids = {id(loop.node): id(loop) for loop in loops}
-    variant: Optional[set[str]] = None
+    variant: Optional[LoopNames] = None
     seen = False
     for node, child in path:
         if not seen and isinstance(node, GUARD_TYPES):
             if variant is None:
-                variant = variant_names(loops)
+                variant = LoopNames(loops)
             seen = guard(node, child, variant)
         if seen:
             loop_id = loop_ids.get(id(node))
@@ -166,11 +194,11 @@ class CandidateRule(Rule):
         self._site_guards: dict[int, Guards] = {}  # id(call site) -> its guards
 
     # -- guards ----------------------------------------------------------------------
-    def extra_guard(self, node: cst.CSTNode, child: cst.CSTNode, variant: set[str]) -> bool:
+    def extra_guard(self, node: cst.CSTNode, child: cst.CSTNode, variant: "LoopNames") -> bool:
         """Guards this rule accepts beyond `analysis/guards.is_guard` (none)."""
         return False
 
-    def is_guard(self, node: cst.CSTNode, child: cst.CSTNode, variant: set[str]) -> bool:
+    def is_guard(self, node: cst.CSTNode, child: cst.CSTNode, variant: "LoopNames") -> bool:
         return is_guard(node) or self.extra_guard(node, child, variant)
 
     # -- during the walk ---------------------------------------------------------------
@@ -214,11 +242,11 @@ class CandidateRule(Rule):
     ) -> Optional[Repetition]:
         """The first loop that runs the candidate again on every iteration, doing
         the same work, of a kind `accept` (default: `loop_kinds`) takes."""
-        variant: set[str] = set()
+        inner: list[LoopInfo] = []  # the direct loops so far: names they change are variant
         for repetition in self.repetitions(candidate):
             loop = repetition.loop
             if not repetition.via:
-                variant |= loop.variant_names()
+                inner.append(loop)
                 if id(loop) in candidate.guards.loops or (loop.node is candidate.frame and candidate.guards.frame):
                     return None  # a guard inside this loop also guards the outer ones
             else:
@@ -232,7 +260,7 @@ class CandidateRule(Rule):
                 if repetition.via:
                     if not self.invariant_through_calls(candidate, repetition):
                         continue
-                elif candidate.arg_names & variant:
+                elif candidate.arg_names and changes_any(inner, candidate.arg_names):
                     continue
             return repetition
         return None
@@ -295,19 +323,26 @@ class CandidateRule(Rule):
 
 def bound_arguments(function: FrameNode, call: cst.Call, params: set[str]) -> Optional[list[cst.BaseExpression]]:
     """The argument expressions a call passes to the named parameters of
-    `function` (none for a parameter left at its default); None when a name is
-    not a parameter or the call uses *args/**kwargs."""
+    `function` (none for a parameter left at its default; the receiver for
+    `self` in `obj.method(...)`); None when a name is not a parameter or the
+    call uses *args/**kwargs."""
     if not isinstance(function, cst.FunctionDef) or any(arg.star for arg in call.args):
         return None
     positional = [p.name.value for p in (*function.params.posonly_params, *function.params.params)]
+    receiver: Optional[cst.BaseExpression] = None
+    bound_self = ""
     if isinstance(call.func, cst.Attribute) and positional and positional[0] in ("self", "cls"):
+        # `self.make_loader()`: the method's `self` is the caller's receiver.
+        receiver, bound_self = call.func.value, positional[0]
         positional = positional[1:]
     keyword_only = {p.name.value for p in function.params.kwonly_params}
     passed_positional = [arg.value for arg in call.args if arg.keyword is None]
     passed_keyword = {arg.keyword.value: arg.value for arg in call.args if arg.keyword is not None}
     expressions = []
     for name in params:
-        if name in passed_keyword:
+        if receiver is not None and name == bound_self:
+            expressions.append(receiver)
+        elif name in passed_keyword:
             expressions.append(passed_keyword[name])
         elif name in positional:
             index = positional.index(name)

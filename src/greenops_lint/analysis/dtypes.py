@@ -92,7 +92,7 @@ def float64_array_source(ctx: "FileContext", node: cst.BaseExpression, depth: in
             return float64_array_source(ctx, value, depth + 1)
         return None
     if isinstance(node, cst.Attribute) and node.attr.value == "values":
-        return node if _is_dataframe(ctx, node.value, depth) else None
+        return node if _is_float_frame(ctx, node.value, depth) else None
     if isinstance(node, cst.Subscript):
         # A slice of a float64 array is float64 too.
         return node if float64_array_source(ctx, node.value, depth + 1) is not None else None
@@ -119,8 +119,11 @@ def float64_array_source(ctx: "FileContext", node: cst.BaseExpression, depth: in
         if method == "astype":
             arg = get_arg(node, "dtype", 0)
             return node if arg is not None and is_float64_dtype(ctx, arg.value) else None
-        if method == "to_numpy" and _is_dataframe(ctx, func.value, depth) and get_arg(node, "dtype", 0) is None:
-            return node
+        if method == "to_numpy":
+            dtype = get_arg(node, "dtype", 0)
+            if dtype is not None:
+                return node if is_float64_dtype(ctx, dtype.value) else None
+            return node if _is_float_frame(ctx, func.value, depth) else None
         if method in GENERATOR_FLOAT_METHODS and _is_numpy_generator(ctx, func.value):
             return node if get_arg(node, "dtype") is None else None
         return None
@@ -153,20 +156,98 @@ def _is_numpy_generator(ctx: "FileContext", node: cst.BaseExpression) -> bool:
 
 _ARITHMETIC = (cst.Add, cst.Subtract, cst.Multiply, cst.Divide, cst.Power)
 
+# Frame methods that keep the frame's dtypes.
+_FRAME_KEEPING = frozenset(
+    {"drop", "dropna", "fillna", "copy", "head", "tail", "sample", "sort_values", "sort_index", "ffill", "bfill", "clip", "abs", "interpolate"}
+)
+_FLOAT_SELECTORS = frozenset({"float", "float64", "floating", "f8"})
 
-def _is_dataframe(ctx: "FileContext", node: cst.BaseExpression, depth: int) -> bool:
-    """A frame read with a pandas reader, or a sub-frame of one (`df[cols]`);
-    not a single named column, whose dtype may well be integer (labels, ids)."""
+
+def is_explicit_float64(ctx: "FileContext", source: cst.BaseExpression) -> bool:
+    """The author spelled float64 out (`astype("float64")`, `dtype=np.float64`),
+    as opposed to NumPy's default or a casual `float`."""
+    if not isinstance(source, cst.Call):
+        return False
+    func = source.func
+    if isinstance(func, cst.Attribute) and ctx.call_name(source) is None and func.attr.value in ("astype", "to_numpy"):
+        arg = get_arg(source, "dtype", 0)
+        value = arg.value if arg is not None else None
+    else:
+        value = given_dtype(ctx, source) if ctx.call_name(source) is not None else None
+    return value is not None and is_float64_dtype(ctx, value) and ctx.qualified_name(value) != "builtins.float"
+
+
+def _is_float_frame(ctx: "FileContext", node: cst.BaseExpression, depth: int) -> bool:
+    """A pandas frame known to hold floats: read with a float64 `dtype=`,
+    `astype(float)`, `select_dtypes("float")`, a true division or arithmetic
+    with a float literal; or a sub-frame or copy of one. A frame read without a
+    dtype is not: its columns may well be integer (ids, labels, edge lists)."""
+    if depth > 10:
+        return False
     if isinstance(node, cst.Subscript):
-        index = node.slice[0].slice if len(node.slice) == 1 else None
-        if isinstance(index, cst.Index) and isinstance(index.value, (cst.SimpleString, cst.ConcatenatedString)):
-            return False
-        return _is_dataframe(ctx, node.value, depth + 1)
-    if isinstance(node, cst.Call):
-        return ctx.call_name(node) in PANDAS_READERS and get_arg(node, "dtype") is None
-    if isinstance(node, cst.Name) and depth <= 3:
+        value = node.value
+        if isinstance(value, cst.Attribute) and value.attr.value in ("loc", "iloc"):
+            value = value.value
+        return _is_float_frame(ctx, value, depth + 1)
+    if isinstance(node, cst.Name):
         value = ctx.value_of(node)
-        return isinstance(value, cst.BaseExpression) and not isinstance(value, LoopItem) and _is_dataframe(ctx, value, depth + 1)
+        return isinstance(value, cst.BaseExpression) and not isinstance(value, LoopItem) and _is_float_frame(ctx, value, depth + 1)
+    if isinstance(node, cst.BinaryOperation) and isinstance(node.operator, _ARITHMETIC):
+        operands = (node.left, node.right)
+        if not any(_is_frame(ctx, o, depth + 1) for o in operands):
+            return False
+        return isinstance(node.operator, cst.Divide) or any(
+            isinstance(o, cst.Float) or _is_float_frame(ctx, o, depth + 1) for o in operands
+        )
+    if not isinstance(node, cst.Call):
+        return False
+    if ctx.call_name(node) in PANDAS_READERS:
+        dtype = get_arg(node, "dtype")
+        return dtype is not None and is_float64_dtype(ctx, dtype.value)
+    func = node.func
+    if isinstance(func, cst.Name) and ctx.call_name(node) is None:
+        # A helper of this module that returns the frame, one call deep.
+        from greenops_lint.analysis.functions import returned_values
+
+        return any(_is_float_frame(ctx, value, depth + 1) for value in returned_values(ctx, node))
+    if not isinstance(func, cst.Attribute):
+        return False
+    method = func.attr.value
+    if method == "astype":
+        arg = get_arg(node, "dtype", 0)
+        return arg is not None and is_float64_dtype(ctx, arg.value)
+    if method == "select_dtypes":
+        include = get_arg(node, "include", 0)
+        if include is None:
+            return False
+        values = include.value.elements if isinstance(include.value, (cst.List, cst.Tuple)) else [include.value]
+        return bool(values) and all(
+            literal_value(getattr(v, "value", v)) in _FLOAT_SELECTORS or is_float64_dtype(ctx, getattr(v, "value", v)) for v in values
+        )
+    if method in _FRAME_KEEPING:
+        return _is_float_frame(ctx, func.value, depth + 1)
+    return False
+
+
+def _is_frame(ctx: "FileContext", node: cst.BaseExpression, depth: int) -> bool:
+    """Any pandas frame or column of one (whatever its dtype), for arithmetic."""
+    if depth > 10:
+        return False
+    if isinstance(node, cst.Subscript):
+        value = node.value
+        if isinstance(value, cst.Attribute) and value.attr.value in ("loc", "iloc"):
+            value = value.value
+        return _is_frame(ctx, value, depth + 1)
+    if isinstance(node, cst.Name):
+        value = ctx.value_of(node)
+        return isinstance(value, cst.BaseExpression) and not isinstance(value, LoopItem) and _is_frame(ctx, value, depth + 1)
+    if isinstance(node, cst.BinaryOperation):
+        return _is_frame(ctx, node.left, depth + 1) or _is_frame(ctx, node.right, depth + 1)
+    if isinstance(node, cst.Call):
+        if ctx.call_name(node) in PANDAS_READERS:
+            return True
+        func = node.func
+        return isinstance(func, cst.Attribute) and func.attr.value in _FRAME_KEEPING | {"astype", "select_dtypes"} and _is_frame(ctx, func.value, depth + 1)
     return False
 
 
@@ -177,8 +258,13 @@ _FIRST_POSITIONAL_SIZE = frozenset(
 
 
 def literal_numel(ctx: "FileContext", call: cst.Call) -> Optional[int]:
-    """Element count from literal sizes: `rand(1000, 3)`, `zeros((1000, 3))`, `normal(size=(8, 8))`."""
+    """Element count from literal sizes: `rand(1000, 3)`, `zeros((1000, 3))`, `normal(size=(8, 8))`,
+    `linspace(0, 1, 100)`."""
     qualified = ctx.call_name(call)
+    if qualified == "numpy.linspace":
+        num = get_arg(call, "num", 2)
+        value = 50 if num is None else literal_value(num.value)  # NumPy's default `num`
+        return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
     keyword = get_arg(call, "size") or get_arg(call, "shape")
     if keyword is not None:
         sizes_node = keyword.value

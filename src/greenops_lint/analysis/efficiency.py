@@ -3,9 +3,10 @@ node being visited (`ctx.stack`) and the loop facts of `analysis/loops.py`:
 
 - is this module PyTorch code that runs on a GPU (`uses_torch`, `uses_cuda`);
 - is gradient recording switched off around a node (`grad_mode`);
-- does a guard make a node run on some iterations only (`scan_guards` with
-  `rare_guard`: periodic `if step % n == 0`, one-off `if i == last`,
-  early-exit branches, exception handlers);
+- does an `if` test make a node run on some iterations only (`rare_guard`:
+  periodic `if step % n == 0`, one-off `if i == last`; `exits_block`:
+  early-exit branches), the guard tests of the GO5xx rules (the guard scan
+  itself is `analysis/candidates.py`'s, with the rule of `analysis/guards.py`);
 - is a loop a *training* step loop (`TrainingLoops`), as opposed to an
   evaluation loop, an epoch loop or any other loop;
 - does an expression hold a (device) tensor (`tensor_evidence`), a device
@@ -18,8 +19,7 @@ positive would be worse than a miss.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable, Optional
+from typing import TYPE_CHECKING, Optional
 
 import libcst as cst
 
@@ -57,18 +57,23 @@ GRAD_OFF = frozenset(
     }
 )
 GRAD_SET = frozenset({"torch.set_grad_enabled", "torch.autograd.set_grad_enabled", "torch.autograd.grad_mode.set_grad_enabled"})
+# Library contexts that switch gradients off as well: MONAI's `eval_mode(net)` is `net.eval()` + `no_grad()`.
+GRAD_OFF_CONTEXTS = frozenset({"monai.networks.utils.eval_mode", "monai.networks.eval_mode"})
 GRAD_ON = frozenset({"torch.enable_grad", "torch.autograd.enable_grad", "torch.autograd.grad_mode.enable_grad"})
 
 
-def grad_switch(ctx: "FileContext", expr: cst.BaseExpression) -> Optional[str]:
+def grad_switch(ctx: "FileContext", expr: cst.BaseExpression, user: bool = True) -> Optional[str]:
     """'off' for `torch.no_grad()`/`inference_mode()`/`set_grad_enabled(<not True>)`
     (a dynamic flag counts: the author chose the mode), 'on' for `enable_grad()`,
-    None otherwise. Accepts the bare decorator form (`@torch.no_grad`)."""
+    None otherwise. Accepts the bare decorator form (`@torch.no_grad`). With
+    `user` (decorators and `with` items), the author's own switches count too."""
     call = expr if isinstance(expr, cst.Call) else None
     target = call.func if call is not None else expr
     qualified = ctx.qualified_name(target)
     if qualified is None:
-        return None
+        return _user_grad_off(ctx, target) if user else None
+    if qualified in GRAD_OFF_CONTEXTS:
+        return "off"
     if qualified in GRAD_OFF:
         if call is not None:
             mode = get_arg(call, "mode", 0)
@@ -80,6 +85,31 @@ def grad_switch(ctx: "FileContext", expr: cst.BaseExpression) -> Optional[str]:
         return "on" if mode is not None and literal_value(mode.value) is True else "off"
     if qualified in GRAD_ON:
         return "on"
+    return _user_grad_off(ctx, target) if user else None
+
+
+_GRAD_OFF_NAME = re.compile(r"(inference_mode|no_grad)$", re.IGNORECASE)
+_GRAD_OFF_TEXT = re.compile(r"\b(inference_mode|no_grad)\b")
+
+
+def _user_grad_off(ctx: "FileContext", target: cst.BaseExpression) -> Optional[str]:
+    """'off' for what the author wrote to switch gradients off: a decorator or
+    context named like `*inference_mode`/`*no_grad` (ultralytics'
+    `smart_inference_mode()`), a function of the module that wraps them, or a
+    name bound to them (`grad_context = nullcontext if with_grad else torch.no_grad`)."""
+    name = dotted_name(target)
+    if name is not None and _GRAD_OFF_NAME.search(name.rsplit(".", 1)[-1]):
+        return "off"
+    if type(target) is not cst.Name:
+        return None
+    value = ctx.value_of(target)
+    if type(value) is cst.FunctionDef:
+        code = ctx.module.code_for_node(value)
+        return "off" if _GRAD_OFF_TEXT.search(code) and "enable_grad" not in code else None
+    if isinstance(value, cst.BaseExpression):
+        for node in walk_expr(value):
+            if type(node) in (cst.Name, cst.Attribute) and ctx.qualified_name(node) in GRAD_OFF:
+                return "off"
     return None
 
 
@@ -155,42 +185,6 @@ def rare_guard(test: cst.BaseExpression, variant: set[str], min_period: int = 0)
         elif isinstance(node, cst.Attribute) and _RARE_FLAGS.search(node.attr.value):
             return True
     return False
-
-
-@dataclass
-class Guards:
-    """Guards between a node and the loops around it (in its own function)."""
-
-    loops: set[int] = field(default_factory=set)  # id(loop) inside which a guard encloses the node
-    frame: bool = False  # a guard between the node and the top of its function
-
-
-def scan_guards(ctx: "FileContext", direct: tuple[LoopInfo, ...], is_guard: Callable[[cst.If, set[str]], bool]) -> Guards:
-    """Walk the ancestors of the node being visited up to its function: an `if`
-    whose body holds the node and `is_guard(if_node, variant_names)` says so,
-    an exception handler, or an early-exit branch guards every loop above it."""
-    guards = Guards()
-    loop_nodes = {id(loop.node): loop for loop in direct}
-    variant: set[str] = set()
-    for loop in direct:
-        variant |= loop.variant_names()
-    seen = False
-    stack = ctx.stack
-    for index in range(len(stack) - 2, -1, -1):
-        node = stack[index]
-        if isinstance(node, (cst.FunctionDef, cst.Lambda)):
-            break
-        child = stack[index + 1]
-        if isinstance(node, cst.If) and child is node.body:
-            if is_guard(node, variant) or exits_block(node.body):
-                seen = True
-        elif isinstance(node, cst.ExceptHandler):
-            seen = True
-        loop = loop_nodes.get(id(node))
-        if loop is not None and seen:
-            guards.loops.add(id(loop))
-    guards.frame = seen
-    return guards
 
 
 # -- training loops ------------------------------------------------------------------------------

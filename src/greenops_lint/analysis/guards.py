@@ -12,6 +12,25 @@ a statement is guarded in a loop when, between it and that loop, there is
 
 Other exception handlers are not guards: `try: ... except Exception:` around a
 load still loads on every iteration.
+
+Which rule applies where (one scan, `analysis/candidates.py`; the predicate is
+the rule's `is_guard(node, child, variant)`):
+
+- The caching rules (GO1xx, "does the same work again") use the rule above,
+  widened per rule with `extra_guard`: work done once is the point there.
+- The efficiency loop rules (GO501, GO505, GO508: "costs something on every
+  step") replace it (`rules/efficiency/_shared.LoopBoundRule.is_guard`): an
+  `if` body whose test makes it run on a *fraction* of the iterations
+  (`analysis/efficiency.rare_guard`: periodic tests, `==`/`in` on a counter
+  or a name that changes in the loop, flags such as `sync_gradients`), an
+  `if` body that ends in raise/break/return, or *any* exception handler (an
+  OOM-recovery or error path). Once-guards and `FileNotFoundError` tries do
+  not silence them, except GO508 (a compiled wrapper created once under
+  `if fn is None:` is the fix); GO505 asks a literal period of 100 steps or
+  more. GO503 uses no guard (a guard does not make evaluation need gradients).
+- A guard counts between the candidate and the loop that repeats it: in the
+  candidate's function it guards every loop above it and every call of the
+  function; around a call site, only the loops of that site outside it.
 """
 
 from __future__ import annotations

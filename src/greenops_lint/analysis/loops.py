@@ -101,6 +101,7 @@ class LoopInfo:
     calls: set[str] = field(default_factory=set)
     children: list["LoopInfo"] = field(default_factory=list)
     kind: str = "loop"  # "epoch", "step" or "loop", set by finish()
+    names_epoch: bool = False  # a `while` test that names an epoch (`while epoch < max_epochs`): wording only
     framework: str = ""  # set for a method the framework calls per batch
 
     @property
@@ -112,13 +113,31 @@ class LoopInfo:
         return set(self.targets) | self.assigned
 
     def describe(self) -> str:
+        """The loop in words. "epoch loop" only for a loop over epochs (its
+        variable, its range or its `while` test names an epoch); any other loop
+        around training (CV folds, hyperparameter generations, a test matrix)
+        is named by what it iterates: "loop over fold"."""
         if self.framework:
             return f"training step ({self.framework} runs for every batch)"
         if self.kind == "epoch":
-            return "epoch loop"
+            if self.epochish or self.names_epoch:
+                return "epoch loop"
+            subject = self.subject()
+            return f"loop over {subject}" if subject else "outer loop"
         if self.kind == "step":
             return "training step loop"
         return "loop"
+
+    def subject(self) -> str:
+        """What a `for` loop binds, as written (`fold`, `split_batches`; the first
+        name of a tuple: `fold` for `fold, (train_idx, val_idx)`)."""
+        target = getattr(self.node, "target", None) or getattr(getattr(self.node, "for_in", None), "target", None)
+        if isinstance(target, (cst.Tuple, cst.List)) and target.elements and isinstance(target.elements[0].value, cst.Name):
+            target = target.elements[0].value  # `for fold, (train_idx, val_idx) in ...`: the fold
+        if target is None:
+            return ""
+        text = " ".join(cst.Module([]).code_for_node(target).split())
+        return text if len(text) <= 40 else ""
 
 
 @dataclass(eq=False)
@@ -218,6 +237,7 @@ class LoopAnalysis:
 
     def visit_While(self, node: cst.While) -> None:
         self._push(node, None, None)
+        self.current_loops[-1].names_epoch = any(_EPOCH.search(part) for part in _expression_names(node.test))
 
     def leave_While(self, node: cst.While) -> None:
         self._pop()
@@ -439,6 +459,17 @@ def _descendants(loop: LoopInfo) -> Iterator[LoopInfo]:
         child = stack.pop()
         yield child
         stack.extend(child.children)
+
+
+def _expression_names(node: cst.BaseExpression) -> Iterator[str]:
+    """Names and attribute names an expression reads (`self.epoch < self.max_epochs`)."""
+    from greenops_lint.analysis.tree import walk_expr
+
+    for current in walk_expr(node):
+        if isinstance(current, cst.Name):
+            yield current.value
+        elif isinstance(current, cst.Attribute):
+            yield current.attr.value
 
 
 def _dotted_parts(node: cst.BaseExpression) -> list[str]:

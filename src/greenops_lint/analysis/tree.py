@@ -37,6 +37,12 @@ def is_self_attr(node: cst.CSTNode) -> bool:
     return isinstance(node, cst.Attribute) and isinstance(node.value, cst.Name) and node.value.value == "self"
 
 
+def param_names(function: cst.FunctionDef) -> set[str]:
+    """The names of a function's parameters (not *args / **kwargs)."""
+    params = function.params
+    return {p.name.value for p in (*params.posonly_params, *params.params, *params.kwonly_params)}
+
+
 def display_name(qualified: str) -> str:
     """`numpy.concatenate` -> `np.concatenate`, `torch.nn.Linear` -> `nn.Linear`."""
     for prefix, short in _DISPLAY_PREFIXES:

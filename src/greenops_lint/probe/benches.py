@@ -690,6 +690,12 @@ def bench_hang(params: dict, variant: str) -> dict:
         time.sleep(1)
 
 
+def _pandas_rows_bench() -> Callable[[dict, str], dict]:
+    from greenops_lint.probe.pandas_rows import bench_pandas_rows
+
+    return bench_pandas_rows
+
+
 BENCHES: dict[str, Callable[[dict, str], dict]] = {
     "dtype": bench_dtype,
     "array": bench_array,
@@ -700,6 +706,7 @@ BENCHES: dict[str, Callable[[dict, str], dict]] = {
     "workers": bench_workers,
     "threads": bench_threads,
     "device_creation": bench_device_creation,
+    "pandas_rows": lambda params, variant: _pandas_rows_bench()(params, variant),
     "detect": bench_detect,
     "hang": bench_hang,
 }

@@ -94,7 +94,7 @@ def probe(paths, rule_codes, output_format, repeats, timeout, threads, min_time,
         check_output_path(output_file, "--output-file")
         check_output_path(plot_file, "--plot")
     except ConfigError as exc:
-        raise _fail(str(exc))
+        raise _fail(str(exc)) from None
     if plot_file:
         from greenops_lint.probe.plot import PLOT_HINT, matplotlib_missing
 
@@ -111,7 +111,7 @@ def probe(paths, rule_codes, output_format, repeats, timeout, threads, min_time,
                 progress=_Progress,
             )
         except (RunError, ConfigError) as exc:
-            raise _fail(str(exc))
+            raise _fail(str(exc)) from None
         _finish(records, output_format, output_file, plot_file)
         return
     if cwd:
@@ -173,7 +173,7 @@ def _template_mode(paths, codes, repeats, timeout, threads, min_time, tolerance,
     try:
         config, rules, _ = load_project(paths, config_file, codes)
     except ConfigError as exc:
-        raise _fail(str(exc))
+        raise _fail(str(exc)) from None
     workdir = tempfile.mkdtemp(prefix="greenops-probe-")
     try:
         try:
@@ -181,9 +181,9 @@ def _template_mode(paths, codes, repeats, timeout, threads, min_time, tolerance,
             host, info = detect_host(server, threads, workdir)
             found = collect_findings(paths, config, rules, host.profile)
         except ProbeError as exc:
-            raise _fail(str(exc))
+            raise _fail(str(exc)) from None
         except ConfigError as exc:
-            raise _fail(str(exc))
+            raise _fail(str(exc)) from None
         words = describe_host(host, info)
         plans = plans_for(found, host)
         # Findings whose plans are identical (two casts in one script) share one measurement.
@@ -201,7 +201,7 @@ def _template_mode(paths, codes, repeats, timeout, threads, min_time, tolerance,
                         outcomes[key] = execute(plan, server, host, repeats, timeout, min_time, progress.tick)
                     except ProbeError as exc:
                         discard_shared(server)
-                        raise _fail(str(exc))
+                        raise _fail(str(exc)) from None
                 outcome = outcomes[key]
                 configured = found.configured.get((plan.finding.path, plan.finding.line, plan.finding.column, plan.finding.code))
                 if len(shared[key]) > 1:

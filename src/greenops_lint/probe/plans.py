@@ -10,12 +10,13 @@ is used and the plan says so (`sized: default`).
 from __future__ import annotations
 
 import ast
-import math
 import os
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional
+from importlib import import_module
+from typing import Callable, Optional
 
 from greenops_lint.finding import Finding, SavingsEstimate
+from greenops_lint.probe.sourceindex import SourceIndex
 from greenops_lint.probe.stats import Claim
 from greenops_lint.savings import Workload, float64_time_factor, get_hardware
 
@@ -42,7 +43,6 @@ WORKER_CLAIM = Claim(
     "ratio", 1.0, 1.4, "x",
     "GO301's measurement: more workers than CPUs were never faster and took up to 1.4x as long",
 )
-DEVICE_CLAIM = Claim("ratio", 1.05, math.inf, "x", "GO502: creating a tensor on the device skips the host tensor and the copy")
 
 
 @dataclass
@@ -103,139 +103,7 @@ def claim_from_estimate(estimate: Optional[SavingsEstimate]) -> Optional[Claim]:
     return None
 
 
-# -- reading sizes from the source ----------------------------------------------------------
-
-
-class SourceIndex:
-    """The module's AST with import aliases resolved, for literal sizes."""
-
-    def __init__(self, path: str, text: Optional[str] = None) -> None:
-        self.path = path
-        if text is None:
-            try:
-                with open(path, encoding="utf-8", errors="replace") as handle:
-                    text = handle.read()
-            except OSError:
-                text = ""
-        try:
-            self.tree: Optional[ast.Module] = ast.parse(text)
-        except (SyntaxError, ValueError):
-            self.tree = None
-        self.aliases: dict[str, str] = {}
-        self.constants: dict[str, Any] = {}
-        self.calls: list[ast.Call] = []
-        if self.tree is None:
-            return
-        for node in ast.walk(self.tree):
-            if isinstance(node, ast.Import):
-                for alias in node.names:
-                    if alias.asname:
-                        self.aliases[alias.asname] = alias.name
-                    else:
-                        self.aliases.setdefault(alias.name.split(".")[0], alias.name.split(".")[0])
-            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
-                for alias in node.names:
-                    self.aliases[alias.asname or alias.name] = f"{node.module}.{alias.name}"
-            elif isinstance(node, ast.Call):
-                self.calls.append(node)
-        for node in self.tree.body:
-            if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
-                self.constants[node.targets[0].id] = node.value
-            elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and node.value is not None:
-                self.constants[node.target.id] = node.value
-        self.calls.sort(key=lambda c: (c.lineno, c.col_offset))
-
-    def qualified(self, node: ast.AST) -> Optional[str]:
-        if isinstance(node, ast.Name):
-            return self.aliases.get(node.id, node.id)
-        if isinstance(node, ast.Attribute):
-            base = self.qualified(node.value)
-            return f"{base}.{node.attr}" if base else None
-        return None
-
-    def call_name(self, call: ast.Call) -> str:
-        return self.qualified(call.func) or ""
-
-    def literal(self, node: Optional[ast.AST], depth: int = 0) -> Any:
-        """A literal value, following a module-level constant one name deep."""
-        if node is None:
-            return None
-        if isinstance(node, ast.Name) and depth == 0 and node.id in self.constants:
-            return self.literal(self.constants[node.id], depth + 1)
-        try:
-            return ast.literal_eval(node)
-        except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
-            return None
-
-    def int_arg(self, call: ast.Call, index: int, keyword: Optional[str] = None) -> Optional[int]:
-        node = None
-        if keyword:
-            node = next((k.value for k in call.keywords if k.arg == keyword), None)
-        if node is None and index < len(call.args) and not any(isinstance(a, ast.Starred) for a in call.args[: index + 1]):
-            node = call.args[index]
-        value = self.literal(node)
-        if isinstance(value, (tuple, list)) and value and all(isinstance(v, int) for v in value):
-            value = value[0]
-        return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
-
-    def calls_named(self, *names: str) -> list[ast.Call]:
-        return [c for c in self.calls if self.call_name(c) in names]
-
-    def call_at(self, line: int, column: int) -> Optional[ast.Call]:
-        """The call that starts at a finding's position (LibCST columns are 1-based)."""
-        on_line = [c for c in self.calls if c.lineno == line]
-        exact = [c for c in on_line if c.col_offset == column - 1]
-        return (exact or on_line or [None])[0]
-
-    def nodes_at(self, line: int) -> list[ast.AST]:
-        if self.tree is None:
-            return []
-        return [n for n in ast.walk(self.tree) if getattr(n, "lineno", None) == line]
-
-    def batch_size(self) -> Optional[int]:
-        """A literal batch size: `batch_size=64` in a call, a BATCH_SIZE
-        constant, or an argparse `--batch-size` default."""
-        for call in self.calls:
-            for keyword in call.keywords:
-                if keyword.arg in ("batch_size", "per_device_train_batch_size", "train_batch_size"):
-                    value = self.literal(keyword.value)
-                    if isinstance(value, int) and value > 0:
-                        return value
-            if isinstance(call.func, ast.Attribute) and call.func.attr == "add_argument":
-                names = [self.literal(a) for a in call.args]
-                if any(isinstance(n, str) and "batch" in n.replace("-", "_").lower() for n in names):
-                    default = next((self.literal(k.value) for k in call.keywords if k.arg == "default"), None)
-                    if isinstance(default, int) and default > 0:
-                        return default
-        for name, node in self.constants.items():
-            if "batch" in name.lower():
-                value = self.literal(node)
-                if isinstance(value, int) and value > 0:
-                    return value
-        return None
-
-    def shapes(self) -> list[tuple[int, ...]]:
-        """Literal shapes of torch/NumPy tensor factories, in source order."""
-        shapes = []
-        factories = {f"torch.{n}" for n in ("randn", "rand", "zeros", "ones", "empty", "full", "randint")}
-        factories |= {f"numpy.{n}" for n in ("zeros", "ones", "empty")} | {"numpy.random.rand", "numpy.random.randn"}
-        for call in self.calls:
-            name = self.call_name(call)
-            if name not in factories:
-                continue
-            if name == "torch.randint":
-                args = call.args[2:3] if len(call.args) >= 3 else []
-                values = [self.literal(a) for a in args]
-                values = list(values[0]) if values and isinstance(values[0], (tuple, list)) else []
-            elif len(call.args) == 1 and isinstance(self.literal(call.args[0]), (tuple, list)):
-                values = list(self.literal(call.args[0]))
-            else:
-                values = [self.literal(a) for a in call.args if not isinstance(a, ast.Starred)]
-                if name == "torch.full":
-                    values = list(values[0]) if values and isinstance(values[0], (tuple, list)) else []
-            if values and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in values):
-                shapes.append(tuple(values))
-        return shapes
+# -- reading sizes from the source: probe/sourceindex.py ---------------------------------
 
 
 def _chain(layers: list[tuple[int, ...]]) -> list[tuple[int, ...]]:
@@ -719,41 +587,41 @@ def plan_workers(finding: Finding, index: SourceIndex, host: Host, claim: Option
     )
 
 
-# -- a CPU tensor moved to the device vs created there (GO502) -----------------------------------
+# -- a DataLoader without workers vs with a few (GO509) -------------------------------------------
+
+# The worker count GO509's message suggests starting from, capped by the CPUs this process may use.
+NO_WORKERS_AFTER = 4
 
 
-_SHAPE_FACTORIES = frozenset({"zeros", "ones", "empty", "rand", "randn"})
-
-
-def plan_device(finding: Finding, index: SourceIndex, host: Host, claim: Optional[Claim]) -> Plan:
-    shape, factory = None, "randn"
-    for node in index.nodes_at(finding.line):
-        if isinstance(node, ast.Call) and index.call_name(node).startswith("torch."):
-            values = [index.literal(a) for a in node.args]
-            if len(values) == 1 and isinstance(values[0], (tuple, list)):
-                values = list(values[0])
-            if values and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in values):
-                shape = values
-                name = index.call_name(node).rsplit(".", 1)[-1]
-                factory = name if name in _SHAPE_FACTORIES else "randn"
-                break
-    sized = "literal" if shape else "default"
-    shape = shape or [1024, 1024]
+def plan_no_workers(finding: Finding, index: SourceIndex, host: Host, claim: Optional[Claim]) -> Plan:
+    """0 workers (as written) against a few, on a synthetic dataset with a
+    per-sample transform: a CPU measurement of the loading time saved (the
+    GPU's share of the step is not measured here)."""
+    after = max(1, min(NO_WORKERS_AFTER, host.usable_cpus))
+    problem = None
+    if after < 2:
+        problem = (
+            f"not applicable on this hardware: this process may use {host.usable_cpus} CPU, so workers cannot "
+            "load in parallel with it"
+        )
+    params = {"counts": {"before": 0, "after": after}, "items": 128, "size": 64, "rounds": 6, "batch": 16}
     return Plan(
         finding=finding,
-        title="tensor created on the CPU and moved vs created on the device",
-        bench="device_creation",
+        title=f"DataLoader with 0 workers (as written) vs {after}",
+        bench="workers",
         variants=("before", "after"),
-        labels={"before": f"torch.{factory} on the CPU, then .to(device)", "after": f"torch.{factory}(..., device=)"},
-        params={"shape": shape, "factory": factory},
-        sized=sized,
-        sizes=f"shape {tuple(shape)}" + ("" if sized == "literal" else " (default)"),
-        series="step",
+        labels={"before": "num_workers=0", "after": f"num_workers={after}"},
+        params=params,
+        sized="default",
+        sizes=f"DataLoader epoch, 128 synthetic 3x64x64 images with 6 FFT rounds per sample, batch 16 (default), "
+        f"0 vs {after} workers; measured on CPU: the loading time saved, not the GPU's share of the step",
+        series="epoch",
         clock="wall",
         measure="ratio",
-        unit="tensor",
-        claim=claim if claim is not None and claim.metric == "time_factor" else DEVICE_CLAIM,
-        problem=None if host.cuda else "not applicable on this hardware: no CUDA device (the saving is a host-to-device copy)",
+        unit="epoch",
+        claim=claim,
+        problem=problem,
+        notes=["measured on CPU"],
     )
 
 
@@ -774,7 +642,9 @@ PLANNERS: dict[str, Callable[..., Plan]] = {
     "GO401": _dtype_or_array,
     "GO402": _dtype_or_array,
     "GO403": _dtype_or_array,
-    "GO502": lambda f, i, h, c, s: plan_device(f, i, h, c),
+    "GO502": lambda f, i, h, c, s: import_module("greenops_lint.probe.plan_device").plan_device(f, i, h, c),
+    "GO509": lambda f, i, h, c, s: plan_no_workers(f, i, h, c),
+    "GO515": lambda f, i, h, c, s: import_module("greenops_lint.probe.pandas_rows").plan_pandas_rows(f, i, h, c),
 }
 PROBED_CODES = tuple(PLANNERS)
 

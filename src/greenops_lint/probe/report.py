@@ -69,12 +69,15 @@ _MEMORY = (
 )
 
 
+def _signed_bytes(value, sign: str) -> str:
+    return "n/a" if value is None else sign + human_bytes(value)
+
+
 def _memory_words(before: dict, after: dict) -> str:
     parts = []
     for key, label, sign in _MEMORY:
         if key in before or key in after:
-            show = lambda v: "n/a" if v is None else sign + human_bytes(v)  # noqa: E731
-            parts.append(f"{label} {show(before.get(key))} -> {show(after.get(key))}")
+            parts.append(f"{label} {_signed_bytes(before.get(key), sign)} -> {_signed_bytes(after.get(key), sign)}")
     return "; ".join(parts) or "n/a"
 
 

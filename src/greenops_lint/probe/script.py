@@ -2,6 +2,15 @@
 
 Both variants run on temporary copies of the project, so the user's files are
 never touched (not even by what the command itself writes: checkpoints, logs).
+What the copies hold (`copy_project`): regular files and symbolic links (as
+links); FIFOs, sockets and devices are skipped (reading one would block or
+never end). A file of `LINK_BYTES` or more (a data set, a checkpoint) is not
+copied byte by byte: it becomes a copy-on-write clone where the filesystem
+has them (btrfs, XFS), else a hard link, else a symbolic link to the original.
+A hard or symbolic link shares the original's bytes: a command that rewrites
+such a file in place changes the user's file, which the fingerprint taken
+before and after the runs reports ("project changed"); a command that
+replaces it (writes a new file under the same name) does not.
 The fixes come from `greenops_lint.fixes.fix_paths`, applied to the "after"
 copy only; which findings they fixed is read by linting the copy again. Runs
 alternate A B B A, each in its own session, stopped with its children at the
@@ -14,10 +23,16 @@ import hashlib
 import math
 import os
 import shutil
+import stat
 import tempfile
 from collections import Counter
 from pathlib import Path
 from typing import Callable, Optional, Sequence
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not POSIX
+    fcntl = None
 
 from greenops_lint.config import DEFAULT_EXCLUDES
 from greenops_lint.probe import stats
@@ -59,20 +74,97 @@ def _ignore(directory: str, names: list[str]) -> set[str]:
     return {n for n in names if n in _SKIP_DIRS or n.endswith(".egg-info")}
 
 
-def copy_project(root: Path, target: Path) -> None:
-    shutil.copytree(root, target, symlinks=True, ignore=_ignore)
+LINK_BYTES = 8 * 1024 * 1024
+_FICLONE = 0x40049409  # linux/fs.h: _IOW(0x94, 9, int)
+
+
+class CopySummary:
+    """What `copy_project` did besides copying: links made, files skipped."""
+
+    def __init__(self) -> None:
+        self.linked: dict[str, str] = {}  # path -> "clone", "hard link" or "symbolic link"
+        self.skipped: list[str] = []  # FIFOs, sockets, devices
+
+    def notes(self, root: Path) -> list[str]:
+        notes = []
+        if self.linked:
+            kinds = sorted(set(self.linked.values()))
+            notes.append(
+                f"{len(self.linked)} file(s) of {LINK_BYTES // 2**20} MiB or more linked into the copies, not copied "
+                f"({', '.join(kinds)})"
+            )
+        if self.skipped:
+            names = ", ".join(os.path.relpath(p, root) for p in self.skipped[:5])
+            more = f" and {len(self.skipped) - 5} more" if len(self.skipped) > 5 else ""
+            notes.append(f"not copied (FIFO, socket or device): {names}{more}")
+        return notes
+
+
+def _link_large(source: str, target: str) -> Optional[str]:
+    """Put `source` at `target` without copying its bytes; the kind of link, or None."""
+    try:
+        if fcntl is None:
+            raise OSError("no ioctl")
+        with open(source, "rb") as src, open(target, "wb") as dst:
+            fcntl.ioctl(dst.fileno(), _FICLONE, src.fileno())
+        shutil.copystat(source, target)
+        return "clone"
+    except OSError:
+        try:
+            os.unlink(target)
+        except OSError:
+            pass
+    try:
+        os.link(source, target)
+        return "hard link"
+    except OSError:
+        pass
+    try:
+        os.symlink(os.path.abspath(source), target)
+        return "symbolic link"
+    except OSError:
+        return None
+
+
+def copy_project(root: Path, target: Path) -> CopySummary:
+    """Copy the project for one variant (see the module docstring)."""
+    summary = CopySummary()
+
+    def copy(source: str, destination: str) -> str:
+        info = os.lstat(source)
+        if not stat.S_ISREG(info.st_mode):
+            summary.skipped.append(source)
+            return destination
+        if info.st_size >= LINK_BYTES:
+            kind = _link_large(source, destination)
+            if kind is not None:
+                summary.linked[source] = kind
+                return destination
+        return shutil.copy2(source, destination)
+
+    shutil.copytree(root, target, symlinks=True, ignore=_ignore, copy_function=copy)
+    return summary
 
 
 def fingerprint(root: Path) -> dict[str, str]:
-    """Content digests of the project's files (what --run promises not to touch)."""
+    """What --run promises not to touch: content digests of the project's
+    files; size and modification time for files of LINK_BYTES or more (hashing
+    a data set twice would cost more than the runs); FIFOs, sockets and devices
+    are left out (opening a FIFO blocks)."""
     digests = {}
     for directory, dirnames, filenames in os.walk(root):
         dirnames[:] = [d for d in dirnames if d not in _SKIP_DIRS]
         for name in filenames:
             path = os.path.join(directory, name)
             try:
-                if os.path.islink(path):
+                info = os.lstat(path)
+                if stat.S_ISLNK(info.st_mode):
                     digests[path] = "link:" + os.readlink(path)
+                    continue
+                if not stat.S_ISREG(info.st_mode):
+                    continue
+                if info.st_size >= LINK_BYTES:
+                    digests[path] = f"stat:{info.st_size}:{info.st_mtime_ns}:{info.st_ino}"
                     continue
                 digest = hashlib.sha256()
                 with open(path, "rb") as handle:
@@ -134,14 +226,15 @@ def run_mode(
 
 
 class Variant:
-    def __init__(self, name: str, directory: Path, findings: list = (), label: str = "") -> None:
+    def __init__(self, name: str, directory: Path, findings: list = (), label: str = "", notes: Sequence[str] = ()) -> None:
         self.name, self.directory, self.findings, self.label = name, directory, list(findings), label
+        self.notes = list(notes)  # about the copies (links made, files skipped)
 
 
 def _prepare(root, workdir, paths, codes, unsafe, config_file, profile, fix_paths) -> list[Variant]:
     before_dir = workdir / "before" / root.name
     after_dir = workdir / "after" / root.name
-    copy_project(root, before_dir)
+    copied = copy_project(root, before_dir)
     copy_project(root, after_dir)
 
     def inside(directory: Path) -> list[str]:
@@ -166,7 +259,8 @@ def _prepare(root, workdir, paths, codes, unsafe, config_file, profile, fix_path
         hint = "" if unsafe else " (only safe fixes were applied; drop --safe-fixes-only to apply unsafe ones)"
         raise RunError(f"the fixer changed none of the {len(found.findings)} findings{hint}: nothing to compare")
     fixed = [(relative, f) for (relative, _), group in sorted(fixed_groups.items()) for f in group]
-    variants = [Variant("before", before_dir, label="as it is"), Variant("after", after_dir, fixed, "all fixes applied")]
+    variants = [Variant("before", before_dir, label="as it is", notes=copied.notes(root)),
+                Variant("after", after_dir, fixed, "all fixes applied")]
     if len(fixed_groups) > 1:
         # One more copy per (file, rule), with only that fix, to attribute the saving.
         for number, ((relative, code), group) in enumerate(sorted(fixed_groups.items()), start=1):
@@ -232,6 +326,7 @@ def _measure(command, root, variants, repeats, timeout, tolerance, words, profil
                "command": command, "order": " ".join("ABCDEFGHIJKLMNOPQRSTUVWXYZ"[names.index(n)] for n in sequence),
                "root": root}
     records = [_record(samples["before"], samples["after"], None, context, "all fixes")]
+    records[0]["notes"].extend(variants[0].notes)
     separate = len(variants) > 2
     for variant in variants[1:]:
         if variant.name == "after" and separate:

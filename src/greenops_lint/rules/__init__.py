@@ -36,10 +36,6 @@ def builtin_rules() -> tuple[type[Rule], ...]:
     found: list[type[Rule]] = []
     for family in FAMILIES:
         package = importlib.import_module(f"{__name__}.{family}")
-        if not hasattr(package, "__path__"):
-            # A family not yet split into one module per rule.
-            found.extend(package.RULES)
-            continue
         for info in pkgutil.iter_modules(package.__path__):
             if RULE_MODULE.match(info.name):
                 found.extend(_rules_of(importlib.import_module(f"{package.__name__}.{info.name}")))

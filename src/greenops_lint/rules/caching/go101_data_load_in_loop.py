@@ -8,10 +8,11 @@ from typing import Iterable, Optional
 import libcst as cst
 
 from greenops_lint.analysis.calls import get_arg, literal_value
-from greenops_lint.analysis.candidates import Candidate
-from greenops_lint.analysis.loops import Repetition, referenced_names
-from greenops_lint.analysis.tree import display_name
+from greenops_lint.analysis.candidates import Candidate, bound_arguments
+from greenops_lint.analysis.loops import LoopInfo, Repetition, referenced_names
+from greenops_lint.analysis.tree import display_name, param_names
 from greenops_lint.finding import Fix
+from greenops_lint.noqa import is_suppressed, noqa_lines
 from greenops_lint.rule import Invalid
 from greenops_lint.rules.caching._shared import RepeatedWorkRule
 from greenops_lint.walker import children
@@ -34,9 +35,12 @@ DATA_LOADERS = frozenset(
 )
 # Calls that write a file: a load of the same path in the same loop reads what
 # the loop just wrote (a checkpoint, a metrics file), which is not repeated work.
-_WRITERS_FIRST_ARG = frozenset({"numpy.save", "numpy.savez", "numpy.savez_compressed", "numpy.savetxt", "h5py.File"})
+_WRITERS_FIRST_ARG = frozenset({"numpy.save", "numpy.savez", "numpy.savez_compressed", "numpy.savetxt"})
+# Calls that write only in a writing mode (`open(p, "a")`, `h5py.File(p, "w")`).
+_OPENERS = frozenset({"builtins.open", "io.open", "gzip.open", "h5py.File"})
 _WRITERS_SECOND_ARG = frozenset({"torch.save", "pickle.dump", "json.dump", "joblib.dump", "yaml.dump", "yaml.safe_dump"})
 _WRITER_METHODS = frozenset({"to_csv", "to_parquet", "to_json", "to_pickle", "to_feather", "to_hdf", "save_pretrained", "write_text", "write_bytes", "save"})
+_RECEIVER_WRITERS = frozenset({"write_text", "write_bytes"})  # `Path(p).write_text(data)`
 # Loaders that read a file object: given a handle opened outside the loop they
 # read the next record each time (`while True: pickle.load(f)`), which is fine.
 _STREAM_LOADERS = frozenset({"pickle.load", "json.load", "numpy.load", "torch.load", "joblib.load", "yaml.safe_load", "yaml.load"})
@@ -72,9 +76,14 @@ class DataLoadInLoop(RepeatedWorkRule):
     once-guard (`if data is None:`, `if key not in cache:`, `if epoch == 0:`,
     `if args.resume:`) or a periodic guard (`if step % 100 == 0:`), retry loops
     (`for attempt in range(3)`), `pickle.load(f)` / `json.load(f)` reading
-    successive records from a handle opened before the loop, and a path that
+    successive records from a handle opened before the loop, a path that
     the same loop writes (`torch.save(..., "last.pt")` then
-    `torch.load("last.pt")`, `to_csv`, `open(p, "w")`): that is new data.
+    `torch.load("last.pt")`, `to_csv(p, mode="a")`, `open(p, "w")`, also in a
+    helper of the module it calls, or through a handle its function opens
+    for writing or appending: a results log re-read each generation): that
+    is new data; a branch that loads once and then leaves the loop with
+    `return`, `break` or `raise` (restoring the best checkpoint on the
+    early-stop path); and test files.
 
     ## Fix
     Load once before the loop and reuse the object (copy it if the loop
@@ -150,6 +159,23 @@ class DataLoadInLoop(RepeatedWorkRule):
             cfg = load_cfg()
             optimizer.step()
         """,
+        """
+        import torch
+        for epoch in range(num_epochs):
+            for x, y in loader:
+                model(x, y).backward()
+            if stopper.should_stop(epoch):
+                model.load_state_dict(torch.load("best.pt"))
+                return losses
+        """,
+        """
+        import pandas as pd
+        for generation in range(generations):
+            for x, y in loader:
+                model(x, y).backward()
+            pd.DataFrame([scores]).to_csv("results.csv", mode="a", header=False)
+            history = pd.read_csv("results.csv")
+        """,
     ]
 
     def __init__(self, ctx, options=None) -> None:
@@ -157,13 +183,26 @@ class DataLoadInLoop(RepeatedWorkRule):
         # id(loop) -> source texts of the paths written inside it: a file saved
         # and read back in the same loop (a checkpoint, metrics) is new data.
         self.written: dict[int, set[str]] = {}
+        # id(frame) -> paths opened for writing or appending anywhere in it (a
+        # log handle opened before the loop and written in it).
+        self.opened: dict[int, set[str]] = {}
+        # function name -> (function, path text) it writes: a helper that
+        # appends to a results file, called from the loop.
+        self.helper_writes: dict[str, list[tuple[cst.FunctionDef, str]]] = {}
+        self._written_by_loop: dict[int, set[str]] = {}
+        self._bodies: dict[int, _LoopBody] = {}  # id(loop) -> what the hoist fix needs, computed once
 
     def visit_Call(self, node: cst.Call) -> None:
         qualified = self.ctx.call_name(node)
         written = self._written_path(node, qualified)
         if written is not None:
-            for loop in self.ctx.loops.loops_at():
+            loops = self.ctx.loops
+            for loop in loops.loops_at():
                 self.written.setdefault(id(loop), set()).add(written)
+            frame = loops.current_frame
+            self.opened.setdefault(id(frame), set()).add(written)
+            if isinstance(frame, cst.FunctionDef):
+                self.helper_writes.setdefault(frame.name.value, []).append((frame, written))
             return
         if qualified not in DATA_LOADERS:
             return
@@ -184,15 +223,19 @@ class DataLoadInLoop(RepeatedWorkRule):
 
     def _written_path(self, node: cst.Call, qualified: Optional[str]) -> Optional[str]:
         """The path a call writes, as source text, or None."""
-        if qualified in _WRITERS_FIRST_ARG or (
-            qualified is None and isinstance(node.func, cst.Attribute) and node.func.attr.value in _WRITER_METHODS
-        ):
+        method = node.func.attr.value if isinstance(node.func, cst.Attribute) else None
+        if qualified in _WRITERS_FIRST_ARG or (qualified is None and method in _WRITER_METHODS):
             arg = get_arg(node, None, 0)
+            if method in _RECEIVER_WRITERS and qualified is None:
+                receiver = node.func.value  # Path(p).write_text(data): the path is the receiver
+                if isinstance(receiver, cst.Call) and receiver.args:
+                    receiver = receiver.args[0].value
+                return self.ctx.module.code_for_node(receiver)
         elif qualified in _WRITERS_SECOND_ARG:
             arg = get_arg(node, None, 1)
             if arg is not None and self._is_open(arg.value) and arg.value.args:
                 arg = arg.value.args[0]  # json.dump(obj, open(path, "w"))
-        elif qualified == "builtins.open":
+        elif qualified in _OPENERS:
             mode = get_arg(node, "mode", 1)
             if mode is None or not any(c in str(literal_value(mode.value)) for c in "wax+"):
                 return None
@@ -206,7 +249,28 @@ class DataLoadInLoop(RepeatedWorkRule):
         repetitions = super().repetitions(candidate)
         if path is None:
             return repetitions
-        return [r for r in repetitions if path not in self.written.get(id(r.loop), ())]
+        return [r for r in repetitions if path not in self.written_by(r.loop)]
+
+    def written_by(self, loop: LoopInfo) -> set[str]:
+        """The paths a loop writes: in its body, in a function of the module it
+        calls (a helper appending to a results file, with its path parameter
+        bound at the call site), or through a handle its function opens for
+        writing or appending (a log written each generation and read back)."""
+        found = self._written_by_loop.get(id(loop))
+        if found is not None:
+            return found
+        found = set(self.written.get(id(loop), ())) | self.opened.get(id(loop.frame), set())
+        for name in loop.calls:
+            for function, text in self.helper_writes.get(name, ()):
+                found.add(text)
+                if text not in param_names(function):
+                    continue
+                for site in self.ctx.loops.call_sites.get(name, ()):
+                    if loop in site.loops:
+                        for expression in bound_arguments(function, site.call, {text}) or ():
+                            found.add(self.ctx.module.code_for_node(expression))
+        self._written_by_loop[id(loop)] = found
+        return found
 
     def _reads_open_handle(self, node: cst.Call) -> bool:
         first = get_arg(node, None, 0) or get_arg(node, "f") or get_arg(node, "file") or get_arg(node, "fp")
@@ -231,11 +295,62 @@ class DataLoadInLoop(RepeatedWorkRule):
             "load it once before the loop (or cache it) and reuse it",
             self.repeated_estimate(repetition, REPEATED),
             statement=candidate.statement,
-            fix=hoist_fix(candidate, repetition),
+            fix=hoist_fix(candidate, repetition, self._bodies),
         )
 
 
-def hoist_fix(candidate: Candidate, repetition: Repetition) -> Optional[Fix]:
+_EMPTY_MODULE = cst.Module(body=[])
+
+
+def _code(node: cst.CSTNode) -> str:
+    return _EMPTY_MODULE.code_for_node(node)
+
+
+def _suppressed(code: str) -> bool:
+    """Does a `# noqa` in the statement's own lines cover GO101?"""
+    table = noqa_lines(code)
+    return bool(table) and is_suppressed(DataLoadInLoop.code, tuple(table), table)
+
+
+class _LoopBody:
+    """The hoists of one `for` body, computed once per loop (not once per
+    load: a loop of 5,000 loads stays linear) and applied together: the fix
+    pass applies one fix per node and round, so every hoist fix of a loop
+    moves all the loop's hoistable loads at once, in their order."""
+
+    def __init__(self, loop: cst.For) -> None:
+        self.index = {id(s): i for i, s in enumerate(loop.body.body)}
+        self.assignments = _assignment_counts(loop.body)
+        self.moved: dict[int, str] = {}  # index in the original body -> the statement's code
+
+    def add(self, index: int, code: str) -> None:
+        if not _suppressed(code):  # a suppressed load stays where it is (its own fix is not collected)
+            self.moved[index] = code
+
+    def hoist(self, updated: cst.For, own_code: str):
+        body = list(updated.body.body)
+        codes = [_code(s) for s in body]
+        # The fix pass hands over the loop with inner fixes applied: find the
+        # statements by their code, in order (an inner hoist may have added lines).
+        wanted = [own_code] if _suppressed(own_code) else [self.moved[i] for i in sorted(self.moved)]
+        chosen: list[int] = []
+        start = 0
+        for code in wanted:
+            try:
+                position = codes.index(code, start)
+            except ValueError:
+                continue
+            chosen.append(position)
+            start = position + 1
+        if not chosen or len(chosen) == len(body):
+            return updated  # nothing found, or the loop would be left empty
+        taken = set(chosen)
+        moved = [body[i] for i in chosen]
+        rest = [s for i, s in enumerate(body) if i not in taken]
+        return cst.FlattenSentinel([*moved, updated.with_changes(body=updated.body.with_changes(body=rest))])
+
+
+def hoist_fix(candidate: Candidate, repetition: Repetition, bodies: Optional[dict[int, _LoopBody]] = None) -> Optional[Fix]:
     """Move `name = load(...)` from the top level of a `for` body to before the loop."""
     loop = repetition.loop.node
     statement = candidate.statement
@@ -247,33 +362,31 @@ def hoist_fix(candidate: Candidate, repetition: Repetition) -> Optional[Fix]:
     if not (isinstance(assign, cst.Assign) and assign.value is candidate.node and len(assign.targets) == 1):
         return None
     target = assign.targets[0].target
-    if not isinstance(target, cst.Name) or _assignments_of(loop.body, target.value) != 1:
+    if not isinstance(target, cst.Name):
         return None
-    try:
-        index = next(i for i, s in enumerate(loop.body.body) if s is statement)
-    except StopIteration:
+    bodies = {} if bodies is None else bodies
+    body = bodies.get(id(loop))
+    if body is None:
+        body = bodies[id(loop)] = _LoopBody(loop)
+    index = body.index.get(id(statement))
+    if index is None or body.assignments.get(target.value, 0) != 1:
         return None
-
-    def hoist(updated: cst.For):
-        body = list(updated.body.body)
-        moved = body.pop(index)
-        if not body:
-            return updated
-        return cst.FlattenSentinel([moved, updated.with_changes(body=updated.body.with_changes(body=body))])
-
-    return Fix(loop, hoist, safe=False, title="load once before the loop")
+    own_code = _code(statement)
+    body.add(index, own_code)
+    return Fix(loop, lambda updated: body.hoist(updated, own_code), safe=False, title="load once before the loop")
 
 
-def _assignments_of(block: cst.CSTNode, name: str) -> int:
-    """How often `name` is assigned under `block` (2 for any assignment other than `name = ...`)."""
-    count = 0
+def _assignment_counts(block: cst.CSTNode) -> dict[str, int]:
+    """How often each name is assigned under `block` (2 for any assignment other
+    than `name = ...`), in one pass."""
+    counts: dict[str, int] = {}
     stack = [block]
     while stack:
         node = stack.pop()
-        if isinstance(node, cst.AssignTarget) and isinstance(node.target, cst.Name) and node.target.value == name:
-            count += 1
+        if isinstance(node, cst.AssignTarget) and isinstance(node.target, cst.Name):
+            counts[node.target.value] = counts.get(node.target.value, 0) + 1
         elif isinstance(node, (cst.AugAssign, cst.AnnAssign, cst.For, cst.NamedExpr)):
-            if name in referenced_names(node.target):
-                count += 2  # assigned another way too: leave the loop alone
+            for name in referenced_names(node.target):
+                counts[name] = counts.get(name, 0) + 2  # assigned another way too: leave the loop alone
         stack.extend(children(node))
-    return count
+    return counts

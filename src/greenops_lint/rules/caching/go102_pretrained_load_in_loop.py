@@ -9,14 +9,14 @@ import libcst as cst
 
 from greenops_lint.analysis.calls import get_arg, literal_value
 from greenops_lint.analysis.candidates import Candidate
-from greenops_lint.analysis.loops import Repetition
+from greenops_lint.analysis.loops import LoopInfo, Repetition
 from greenops_lint.analysis.tree import display_name, last_part
 from greenops_lint.finding import SavingsEstimate
 from greenops_lint.rule import Invalid
 from greenops_lint.rules.caching._shared import UNKNOWN_REPEATS, RepeatedWorkRule
 
-# -- estimate (`## Estimate`): (iterations - 1) extra model loads in a loop; per call or request,
-# `UNKNOWN_REPEATS` (the number of calls is not known statically).
+# -- estimate (`## Estimate`): (iterations - 1) extra model (tokenizer, processor, config) loads in a
+# loop; per call or request, `UNKNOWN_REPEATS` (the number of calls is not known statically).
 REPEATED = "model loads"
 PER_CALL_BASIS = "one model load per call instead of one per process"
 
@@ -29,6 +29,14 @@ PRETRAINED_LOADERS = frozenset(
     }
 )
 _ROUTE_DECORATOR = re.compile(r"\.(route|get|post|put|patch|delete|websocket)$")
+# `X.from_pretrained` that loads files without weights: the message names them.
+_NO_WEIGHTS = (
+    (re.compile(r"Tokeni[sz]er", re.IGNORECASE), "tokenizer"),
+    (re.compile(r"(Processor|FeatureExtractor)$"), "processor"),
+    (re.compile(r"(Config|GenerationConfig)$"), "config"),
+)
+# A loop body that trains a model (when the loop kind does not already say so).
+_TRAINS = re.compile(r"\.backward\(|\.fit\(|\.train\(|Trainer\(|optimizer\.step\(|\.step\(\)")
 
 
 class PretrainedLoadInLoop(RepeatedWorkRule):
@@ -55,7 +63,15 @@ class PretrainedLoadInLoop(RepeatedWorkRule):
 
     Not flagged: a model id or checkpoint path that changes with the loop
     (evaluating several checkpoints, ensembles), a once-guard around the load
-    (`if model is None:`), and memoised loader functions.
+    (`if model is None:`), a branch that loads once and leaves the loop
+    (`return`/`break`), memoised loader functions, test files (a test matrix
+    of settings starts each case from scratch), and model weights reloaded by
+    a loop whose every iteration trains (cross-validation folds, a
+    hyperparameter or seed sweep, `for lr in lrs: ... trainer.train()`): each
+    run must start from the pretrained weights, and reloading them is how it
+    does. Tokenizers, processors and configs are not trained: reloading them
+    in such a loop is still flagged, and the message names what is reloaded
+    (a tokenizer reloads its vocabulary files, not weights).
 
     ## Fix
     Load the model once (at start-up, before the loop, or in `__init__`) and
@@ -75,13 +91,26 @@ class PretrainedLoadInLoop(RepeatedWorkRule):
     INVALID = [
         Invalid(
             """
-            from transformers import AutoTokenizer
+            from transformers import AutoModelForSequenceClassification
             for text in texts:
-                tok = AutoTokenizer.from_pretrained("bert-base-uncased")
-                ids = tok(text)
+                model = AutoModelForSequenceClassification.from_pretrained("distilbert-base-uncased")
+                scores.append(model(**encode(text)).logits)
             """,
             line=3,
-            message="from_pretrained() reloads pretrained weights on every iteration of the loop",
+            message="AutoModelForSequenceClassification.from_pretrained() reloads pretrained weights on every "
+            "iteration of the loop",
+        ),
+        Invalid(
+            """
+            from transformers import AutoModel, AutoTokenizer
+            for fold, (train_idx, val_idx) in enumerate(folds):
+                tok = AutoTokenizer.from_pretrained("bert-base-uncased")
+                model = AutoModel.from_pretrained("bert-base-uncased")
+                for batch in make_loader(tok, train_idx):
+                    model(**batch).loss.backward()
+            """,
+            line=3,
+            message="AutoTokenizer.from_pretrained() reloads the tokenizer files on every iteration of the loop over fold",
         ),
         """
         from transformers import pipeline
@@ -103,18 +132,39 @@ class PretrainedLoadInLoop(RepeatedWorkRule):
         for text in texts:
             ids = tok(text)
         """,
+        """
+        from transformers import AutoModel, Trainer
+        for lr in (1e-5, 3e-5, 5e-5):
+            model = AutoModel.from_pretrained("bert-base-uncased")
+            Trainer(model=model, args=make_args(lr), train_dataset=train_ds).train()
+        """,
     ]
+
+    def __init__(self, ctx, options=None) -> None:
+        super().__init__(ctx, options)
+        self._training: dict[int, bool] = {}  # id(loop) -> its body trains a model
 
     def visit_Call(self, node: cst.Call) -> None:
         what = self._pretrained_load(node)
         if what is not None:
-            self.record(node, what)
+            self.record(node, what, loads=self._loaded_kind(node))
+
+    def _loaded_kind(self, node: cst.Call) -> str:
+        """"tokenizer", "processor", "config" (files without weights) or "model"."""
+        func = node.func
+        if isinstance(func, cst.Attribute) and func.attr.value == "from_pretrained":
+            receiver = self.ctx.qualified_name(func.value) or self.ctx.module.code_for_node(func.value)
+            for pattern, kind in _NO_WEIGHTS:
+                if pattern.search(receiver.rsplit(".", 1)[-1]):
+                    return kind
+        return "model"
 
     def _pretrained_load(self, node: cst.Call) -> Optional[str]:
         qualified = self.ctx.call_name(node)
         func = node.func
         if isinstance(func, cst.Attribute) and func.attr.value == "from_pretrained":
-            return "from_pretrained()"
+            receiver = self.ctx.snippet(func.value, 40)
+            return f"{receiver}.from_pretrained()" if "(" not in receiver else "from_pretrained()"
         if qualified is None:
             return None
         if qualified in PRETRAINED_LOADERS:
@@ -140,11 +190,30 @@ class PretrainedLoadInLoop(RepeatedWorkRule):
         for candidate in self.candidates:
             if self.memoised(candidate):
                 continue
-            repetition = self.repetition(candidate)
+            if candidate.extra.get("loads") == "model":
+                repetition = self.repetition(candidate, accept=self._reload_is_waste)
+            else:
+                repetition = self.repetition(candidate)
             if repetition is not None:
                 self.emit(candidate, repetition)
             elif not candidate.direct and not candidate.guards.frame:
                 self._per_call(candidate)
+
+    def _reload_is_waste(self, loop: LoopInfo) -> bool:
+        """A loop whose every iteration trains (CV folds, a hyperparameter or
+        seed sweep, a test matrix of settings) needs fresh pretrained weights
+        each time: reloading them is how each run starts from the same point.
+        Epoch loops, step loops and loops that only run the model do not."""
+        if loop.kind not in self.loop_kinds or loop.is_retry:
+            return False
+        if loop.kind == "step" or loop.epochish or loop.names_epoch:
+            return True
+        return loop.kind != "epoch" and not self._trains(loop)
+
+    def _trains(self, loop: LoopInfo) -> bool:
+        if id(loop) not in self._training:
+            self._training[id(loop)] = bool(_TRAINS.search(self.ctx.module.code_for_node(loop.node)))
+        return self._training[id(loop)]
 
     def _per_call(self, candidate: Candidate) -> None:
         frame = candidate.frame
@@ -159,11 +228,12 @@ class PretrainedLoadInLoop(RepeatedWorkRule):
             where = f"on every request handled by {frame.name.value}()"
         else:
             return
+        loads = candidate.extra.get("loads", "model")
         self.report(
             candidate.node,
-            f"{candidate.label} loads the model {where}; load it once at start-up and reuse it",
+            f"{candidate.label} loads the {loads} {where}; load it once at start-up and reuse it",
             SavingsEstimate(
-                metric="repeated_work", low=UNKNOWN_REPEATS[0], high=UNKNOWN_REPEATS[1], unit=f"extra {REPEATED}",
+                metric="repeated_work", low=UNKNOWN_REPEATS[0], high=UNKNOWN_REPEATS[1], unit=f"extra {loads} loads",
                 basis=PER_CALL_BASIS,
                 hardware=self.ctx.hardware.key,
                 assumptions=("the number of calls is not known statically",),
@@ -172,10 +242,12 @@ class PretrainedLoadInLoop(RepeatedWorkRule):
         )
 
     def emit(self, candidate: Candidate, repetition: Repetition) -> None:
+        loads = candidate.extra.get("loads", "model")
+        what = {"model": "pretrained weights", "config": "the config"}.get(loads, f"the {loads} files")
         self.report(
             candidate.node,
-            f"{candidate.label} reloads pretrained weights {self.where(repetition)}; "
-            "load the model once before the loop and reuse it",
-            self.repeated_estimate(repetition, REPEATED),
+            f"{candidate.label} reloads {what} {self.where(repetition)}; "
+            f"load the {loads} once before the loop and reuse it",
+            self.repeated_estimate(repetition, REPEATED if loads == "model" else f"{loads} loads"),
             statement=candidate.statement,
         )

@@ -6,13 +6,14 @@ import libcst as cst
 
 from greenops_lint.analysis.calls import get_arg, literal_value
 from greenops_lint.analysis.candidates import Candidate
-from greenops_lint.analysis.loops import Repetition
-from greenops_lint.analysis.tree import last_part
+from greenops_lint.analysis.loops import Repetition, referenced_names
+from greenops_lint.analysis.tree import last_part, walk_expr
 from greenops_lint.rule import Invalid
 from greenops_lint.rules.caching._shared import RepeatedWorkRule
 
 # -- estimate (`## Estimate`): (epochs - 1) extra worker start-ups or dataset scans
 REPEATED = "loader start-ups"
+_ORDERING = (cst.GreaterThan, cst.GreaterThanEqual, cst.LessThan, cst.LessThanEqual, cst.NotEqual)
 
 
 class DataLoaderRebuiltPerEpoch(RepeatedWorkRule):
@@ -33,6 +34,11 @@ class DataLoaderRebuiltPerEpoch(RepeatedWorkRule):
 
     Not flagged: loaders whose inputs change with the epoch (curriculum
     learning, progressive resizing: the arguments use the epoch variable),
+    loaders rebuilt under a test of the epoch (`if epoch > 0:` switching from
+    an ordered first epoch to shuffled ones: a deliberate schedule, and
+    without `persistent_workers` the workers restart every epoch anyway, so
+    the rebuild costs only the construction), a branch that builds once and
+    leaves the loop (`return`/`break`), test files,
     DataLoaders with `num_workers=0` or no `num_workers` (no workers to
     restart; building the object itself is cheap), and loaders built inside
     a step loop for other reasons.
@@ -82,7 +88,33 @@ class DataLoaderRebuiltPerEpoch(RepeatedWorkRule):
             for x, y in loader:
                 model(x, y).backward()
         """,
+        """
+        from torch.utils.data import DataLoader
+        loader = DataLoader(corpus.train, shuffle=False, num_workers=4)
+        for epoch in range(start_epoch, max_epochs):
+            if epoch > 0:
+                loader = DataLoader(corpus.train, shuffle=True, num_workers=4)
+            for x, y in loader:
+                model(x, y).backward()
+        """,
     ]
+
+    def extra_guard(self, node: cst.CSTNode, child: cst.CSTNode, variant) -> bool:
+        """`if epoch > 0:` (any ordering test on a name that changes in the loop):
+        a deliberate schedule, such as an ordered first epoch and shuffled ones
+        after it. Without `persistent_workers` the workers restart every epoch
+        anyway, so the rebuild costs only the construction."""
+        if super().extra_guard(node, child, variant):
+            return True
+        if not isinstance(node, cst.If) or child is not node.body:
+            return False
+        for current in walk_expr(node.test):
+            if isinstance(current, cst.Comparison) and any(
+                isinstance(c.operator, _ORDERING) for c in current.comparisons
+            ):
+                if any(name in variant for name in referenced_names(current)):
+                    return True
+        return False
 
     def visit_Call(self, node: cst.Call) -> None:
         qualified = self.ctx.call_name(node)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
 from typing import Optional
 
 import libcst as cst
@@ -13,34 +11,14 @@ from greenops_lint.analysis.candidates import Candidate
 from greenops_lint.analysis.loops import Repetition
 from greenops_lint.finding import SavingsEstimate
 from greenops_lint.rule import Invalid
-from greenops_lint.rules.caching._shared import UNKNOWN_REPEATS, RepeatedWorkRule
+from greenops_lint.rules.caching._shared import UNKNOWN_REPEATS, RepeatedWorkRule, TFDataPipelines, TFPipeline
+
+# Wrappers through which `for step, batch in enumerate(ds)` still iterates the pipeline.
+_ITERATION_WRAPPERS = frozenset({"builtins.enumerate", "tqdm.tqdm", "tqdm.auto.tqdm", "builtins.iter"})
 
 # -- estimate (`## Estimate`): (epochs - 1) extra passes when the epoch count is literal, else `UNKNOWN_REPEATS`
 REPEATED = "passes over the files"
 BASIS = "tf.data guide: with .cache() file opening and reading run only in the first epoch"
-
-_TF_FILE_SOURCES = frozenset(
-    {
-        "tensorflow.data.TFRecordDataset", "tensorflow.data.TextLineDataset", "tensorflow.data.FixedLengthRecordDataset",
-        "tensorflow_datasets.load", "tensorflow.data.experimental.make_csv_dataset",
-    }
-)
-_TF_MEMORY_SOURCES = frozenset(
-    {"tensorflow.data.Dataset.from_tensor_slices", "tensorflow.data.Dataset.from_tensors", "tensorflow.data.Dataset.list_files"}
-)
-_READS = re.compile(r"(read|decode|load|parse|open|imread)", re.IGNORECASE)
-
-
-@dataclass
-class TFPipeline:
-    """What a tf.data chain does, followed through `ds = ds.map(...)` reassignments."""
-
-    node: cst.BaseExpression  # the last expression that extended it
-    statement: Optional[cst.CSTNode]
-    reads_files: bool
-    has_cache: bool
-    lists_files: bool = False
-
 
 class TFDataNoCache(RepeatedWorkRule):
     """Reads and decodes the same files in every epoch of a tf.data pipeline.
@@ -50,7 +28,9 @@ class TFDataNoCache(RepeatedWorkRule):
     `TextLineDataset`, `tfds.load`, or `list_files`/`from_tensor_slices`
     followed by a `.map()` or `.interleave()` that reads or decodes) and is
     consumed for several epochs (`model.fit(ds, epochs=N)` with N > 1 or not
-    literal, or a `for batch in ds:` inside an epoch loop) with no `.cache()`
+    literal, a `for batch in ds:` inside an epoch loop, or a chain that
+    repeats its reads with `.repeat(epochs)` and is iterated by one loop,
+    `for step, batch in enumerate(ds)`) with no `.cache()`
     anywhere in the chain, following `ds = ds.map(...)` reassignments and
     pipelines that a function of the module builds and returns.
 
@@ -105,78 +85,16 @@ class TFDataNoCache(RepeatedWorkRule):
 
     def __init__(self, ctx, options=None) -> None:
         super().__init__(ctx, options)
-        self.pipelines: dict[str, TFPipeline] = {}
-        self.returned: dict[str, TFPipeline] = {}  # function name -> the pipeline it returns
+        self.tf = TFDataPipelines(ctx)
         self.reported: set[int] = set()
 
     def visit_Return(self, node: cst.Return) -> None:
-        function = self.ctx.enclosing_function()
-        if function is not None and node.value is not None:
-            found = self.pipeline(node.value) if not isinstance(node.value, cst.Name) else self.pipelines.get(node.value.value)
-            if found is not None:
-                self.returned[function.name.value] = found
-
-    def pipeline(self, node: cst.BaseExpression) -> Optional[TFPipeline]:
-        """Follow a method chain down to its source."""
-        methods: list[cst.Call] = []
-        current = node
-        while isinstance(current, cst.Call) and isinstance(current.func, cst.Attribute) and self.ctx.call_name(current) is None:
-            methods.append(current)
-            current = current.func.value
-        lists_files = False
-        if isinstance(current, cst.Name) and current.value in self.pipelines:
-            base = self.pipelines[current.value]
-            reads, cached, lists_files = base.reads_files, base.has_cache, base.lists_files
-        elif isinstance(current, cst.Call) and isinstance(current.func, cst.Name) and current.func.value in self.returned:
-            # `train_ds = make_dataset(files)`: the pipeline a helper returns,
-            # reported in the helper (where .cache() goes) unless extended here.
-            base = self.returned[current.func.value]
-            if not methods:
-                return base
-            reads, cached, lists_files = base.reads_files, base.has_cache, base.lists_files
-        elif isinstance(current, cst.Call):
-            qualified = self.ctx.call_name(current)
-            if qualified in _TF_FILE_SOURCES:
-                reads, cached = True, False
-            elif qualified in _TF_MEMORY_SOURCES:
-                reads, cached = False, False
-                lists_files = qualified.endswith("list_files")
-            else:
-                return None
-        else:
-            return None
-        for call in reversed(methods):  # source first
-            method = call.func.attr.value
-            if method == "cache":
-                cached = True
-            elif method in ("map", "interleave", "flat_map", "parallel_interleave") and call.args:
-                # A map over file names reads the files; other maps read when
-                # their function does (a lambda, a def or a factory of the module).
-                if lists_files or _READS.search(self._function_text(call.args[0].value)):
-                    reads = True
-                    cached = False  # a cache before the reading step does not save the reading
-        return TFPipeline(node, self.ctx.enclosing_statement(), reads, cached, lists_files)
-
-    def _function_text(self, node: cst.BaseExpression) -> str:
-        target = node
-        if isinstance(node, cst.Call) and isinstance(node.func, cst.Name):
-            target = node.func  # a factory: make_parser(...) returns the map function
-        if isinstance(target, cst.Name):
-            bound = self.ctx.names.lookup(target.value)
-            if isinstance(bound, cst.FunctionDef):
-                return self.ctx.module.code_for_node(bound)
-        return self.ctx.module.code_for_node(node)
+        self.tf.on_return(node)
 
     def visit_Assign(self, node: cst.Assign) -> None:
         # Runs before the walker rebinds the target, so `ds = ds.map(...)`
         # still sees the previous pipeline.
-        if len(node.targets) == 1 and isinstance(node.targets[0].target, cst.Name):
-            found = self.pipeline(node.value)
-            name = node.targets[0].target.value
-            if found is not None:
-                self.pipelines[name] = found
-            else:
-                self.pipelines.pop(name, None)
+        self.tf.on_assign(node)
 
     def visit_Call(self, node: cst.Call) -> None:
         func = node.func
@@ -197,15 +115,25 @@ class TFDataNoCache(RepeatedWorkRule):
             self._emit_pipeline(pipe, f"each of the {count} epochs of .fit()" if isinstance(count, int) else "every epoch of .fit()", count if isinstance(count, int) else None)
 
     def visit_For(self, node: cst.For) -> None:
-        pipe = self._consumed(node.iter)
-        if pipe is not None:
-            self.record(node, "pipeline", outer_only=True, pipe=pipe)  # the loops around this for, not itself
+        iterable = node.iter
+        while isinstance(iterable, cst.Call) and self.ctx.call_name(iterable) in _ITERATION_WRAPPERS and iterable.args:
+            iterable = iterable.args[0].value  # for step, batch in enumerate(ds)
+        pipe = self._consumed(iterable)
+        if pipe is None:
+            return
+        repeat = _repeat(pipe)
+        if repeat is not None:
+            # `ds.repeat(epochs)` iterated in one loop: the epochs are the repeats.
+            count = literal_value(repeat.args[0].value) if repeat.args else None
+            count = count if isinstance(count, int) and not isinstance(count, bool) else None
+            text = self.ctx.snippet(repeat.args[0].value, 30) if repeat.args else ""
+            where = f"each of the {count} passes of .repeat({count})" if count else f"every pass of .repeat({text})"
+            self._emit_pipeline(pipe, where, count)
+            return
+        self.record(node, "pipeline", outer_only=True, pipe=pipe)  # the loops around this for, not itself
 
     def _consumed(self, node: cst.BaseExpression) -> Optional[TFPipeline]:
-        if isinstance(node, cst.Name):
-            pipe = self.pipelines.get(node.value)
-        else:
-            pipe = self.pipeline(node)
+        pipe = self.tf.lookup(node)
         return pipe if pipe is not None and pipe.reads_files and not pipe.has_cache else None
 
     def emit(self, candidate: Candidate, repetition: Repetition) -> None:
@@ -229,3 +157,15 @@ class TFDataNoCache(RepeatedWorkRule):
             ),
             statement=pipe.statement,
         )
+
+
+def _repeat(pipe: TFPipeline) -> Optional[cst.Call]:
+    """The `.repeat(n)` (n not literal, or more than 1; or none: forever) of an
+    uncached reading chain: every pass reads the files again."""
+    for call in reversed(pipe.steps):
+        if isinstance(call.func, cst.Attribute) and call.func.attr.value == "repeat":
+            count = literal_value(call.args[0].value) if call.args else None
+            if isinstance(count, int) and not isinstance(count, bool) and count <= 1:
+                return None
+            return call
+    return None

@@ -10,7 +10,7 @@ from greenops_lint.analysis.calls import get_arg, literal_value
 from greenops_lint.analysis.candidates import Candidate, bound_arguments
 from greenops_lint.analysis.loops import LoopInfo, Repetition
 from greenops_lint.analysis.rewrite import with_keyword
-from greenops_lint.analysis.tree import is_self_attr
+from greenops_lint.analysis.tree import is_self_attr, param_names
 from greenops_lint.finding import Fix
 from greenops_lint.rule import Invalid
 from greenops_lint.rules.caching._shared import RepeatedWorkRule
@@ -40,7 +40,9 @@ class DataLoaderNotPersistent(RepeatedWorkRule):
     (pytorch/ignite #1938, open-mmlab/mmhuman3d PR #233).
 
     Not flagged: `num_workers=0`, `persistent_workers=True`, a loader
-    iterated once.
+    iterated once, a loader that a function builds and iterates once per
+    call (`hash_dataset(ds)` called for each experience: every call builds a
+    new loader, so persistent workers could not be reused), and test files.
 
     ## Fix
     Pass `persistent_workers=True` (PyTorch >= 1.7). If the dataset changes
@@ -104,6 +106,7 @@ class DataLoaderNotPersistent(RepeatedWorkRule):
         self.loaders: dict[tuple[int, str], tuple[cst.Call, Optional[cst.CSTNode], frozenset[int]]] = {}
         self.param_iterations: dict[int, list[tuple[str, tuple[LoopInfo, ...]]]] = {}
         self.passes: list[tuple] = []
+        self.local_to: dict[tuple[int, str], object] = {}  # function-local loader -> the function that builds it
 
     def visit_Assign(self, node: cst.Assign) -> None:
         if len(node.targets) != 1:
@@ -113,6 +116,7 @@ class DataLoaderNotPersistent(RepeatedWorkRule):
         if key is None:
             return
         self.loaders.pop(key, None)
+        self.local_to.pop(key, None)
         if not isinstance(call, cst.Call) or self.ctx.call_name(call) != "torch.utils.data.DataLoader":
             return
         workers = get_arg(call, "num_workers", 6)
@@ -125,19 +129,27 @@ class DataLoaderNotPersistent(RepeatedWorkRule):
         # new on each pass of that loop (GO103's concern, not this rule's).
         built_in = frozenset(id(loop) for loop in self.ctx.loops.loops_at())
         self.loaders[key] = (call, self.ctx.enclosing_statement(), built_in)
+        if not key[1].startswith("self."):
+            self.local_to[key] = self.ctx.loops.current_frame
 
     def visit_For(self, node: cst.For) -> None:
         iterable = node.iter
         while isinstance(iterable, cst.Call) and self.ctx.call_name(iterable) in _ITERATION_WRAPPERS and iterable.args:
             iterable = iterable.args[0].value
         frame = self.ctx.loops.current_frame
-        if isinstance(iterable, cst.Name) and isinstance(frame, cst.FunctionDef) and iterable.value in _param_names(frame):
+        if isinstance(iterable, cst.Name) and isinstance(frame, cst.FunctionDef) and iterable.value in param_names(frame):
             # `def train(loader): for x in loader` -- resolved against call sites at the end.
             self.param_iterations.setdefault(id(frame), []).append((iterable.value, self.ctx.loops.loops_at()[1:]))
         key = self._key(iterable)
         if key in self.loaders:
             call, statement, built_in = self.loaders[key]
-            self.record(node, key[1], outer_only=True, statement=statement, loader=call, built_in=built_in)
+            candidate = self.record(node, key[1], outer_only=True, statement=statement, loader=call, built_in=built_in)
+            frame = self.ctx.loops.current_frame
+            if frame is not None and self.local_to.get(key) is frame:
+                # Built and iterated in the same function: each call of it builds a
+                # new loader (`hash_dataset(ds)` per experience), so only loops of
+                # this function repeat the passes, not the loops around its calls.
+                candidate.frame = None
 
     def visit_Call(self, node: cst.Call) -> None:
         # A loader handed to a function of the module that iterates it.
@@ -222,10 +234,6 @@ class DataLoaderNotPersistent(RepeatedWorkRule):
                 if id(loader) in reported:
                     break
 
-
-def _param_names(function: cst.FunctionDef) -> set[str]:
-    params = function.params
-    return {p.name.value for p in (*params.posonly_params, *params.params, *params.kwonly_params)}
 
 
 def _target_key(node: cst.BaseExpression) -> Optional[str]:

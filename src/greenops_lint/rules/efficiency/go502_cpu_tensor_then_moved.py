@@ -2,20 +2,28 @@
 
 from __future__ import annotations
 
+import re
 from typing import Optional
 
 import libcst as cst
 
 from greenops_lint.analysis.calls import get_arg, has_star_kwargs, literal_value
+from greenops_lint.analysis.candidates import Candidate, CandidateRule
 from greenops_lint.analysis.efficiency import is_device_expr
+from greenops_lint.analysis.guards import is_guard
+from greenops_lint.analysis.loops import LoopInfo, Repetition
 from greenops_lint.analysis.rewrite import with_keyword
 from greenops_lint.finding import Fix, SavingsEstimate
-from greenops_lint.rule import Invalid, Rule
+from greenops_lint.rule import Invalid
+from greenops_lint.rules.efficiency._shared import is_few_items, is_setup_frame, is_small_fixed_loop, is_test_code
 
 # ## Estimate: repeated work, one extra host allocation and host-to-device copy each time the line runs; the
 # size is stated (at float32) when the shape is literal.
 EXTRA_COPIES = 1.0
 FLOAT32_BYTES = 4
+# ## When it is material: a copy that runs on every training step or forward pass (or every iteration of a loop
+# that is not a small fixed collection), or one of at least this many bytes at float32 (literal shape).
+MATERIAL_BYTES = 16 * 1024 * 1024
 
 # `torch.tensor(data)` is not here: with `device=` PyTorch still builds the
 # tensor on the host and copies it (torch/csrc/utils/tensor_new.cpp), so there
@@ -31,6 +39,9 @@ _FACTORIES = (
 )
 # Factories whose size the arguments give (`torch.full(size, value)`: the first only).
 _SIZED_FACTORIES = ("zeros", "ones", "empty", "rand", "randn", "full")
+# A plain name tested against None is an argument's default (built on every call
+# without it), unless the name says it is a cache.
+_ONCE_NAME = re.compile(r"(first|once|cache|cached|loaded|init)", re.IGNORECASE)
 _PURE_METHODS = frozenset(
     {
         "float", "long", "int", "half", "bfloat16", "double", "bool", "byte", "unsqueeze", "squeeze", "view",
@@ -41,7 +52,7 @@ _PURE_METHODS = frozenset(
 )
 
 
-class CpuTensorThenMoved(Rule):
+class CpuTensorThenMoved(CandidateRule):
     """Creates a tensor on the CPU and then copies it to the GPU.
 
     ## What it does
@@ -85,6 +96,25 @@ class CpuTensorThenMoved(Rule):
     Repeated work: one extra host allocation and host-to-device copy each
     time the line runs (the size is stated when the shape is literal); the
     probe times the copy.
+
+    ## When it is material
+    A blocking copy from pageable host memory waits for the GPU stream to
+    drain, so what matters is how often it runs, not its size. A finding is
+    reported as a warning when the line runs on every training step or
+    forward pass: inside a model's `forward()` (or Lightning/Keras step
+    method), in a loop (a step, epoch or data loop, or any loop other than
+    one over a small fixed collection: a literal list, `range(8)` or fewer,
+    modules, dict items, channels, the batch dimension `range(x.shape[0])`),
+    or in a function the module calls from such a loop (two calls deep).
+    It is also material when its literal shape is at least 16 MiB at
+    float32. Everything else is reported at severity info (hidden unless
+    `--show-info`): a tensor built once (module level; set-up code such as
+    `__init__`, weight initialisation, loading, fusing or re-parameterising
+    a model, even in a loop there), once per call of a function that no
+    loop of the module repeats (a pipeline's `encode_prompt()`), under a
+    lazy-initialisation
+    guard (`if len(state) == 0:`, `if self.cache is None:`), and in tests,
+    where the API is what is tested.
     """
 
     code = "GO502"
@@ -135,6 +165,27 @@ class CpuTensorThenMoved(Rule):
         """,
     ]
 
+    def is_guard(self, node: cst.CSTNode, child: cst.CSTNode, variant: set[str]) -> bool:
+        """Lazy initialisation (`if len(state) == 0:`, `if self.mask is None:`)
+        and periodic tests run the copy rarely; `if mask is None:` on a plain
+        argument is a default that is built on every call without one."""
+        if not is_guard(node):
+            return False
+        if isinstance(node, cst.If):
+            test = node.test
+            if isinstance(test, cst.UnaryOperation) and isinstance(test.operator, cst.Not):
+                return not isinstance(test.expression, cst.Name)
+            if (
+                isinstance(test, cst.Comparison)
+                and isinstance(test.left, cst.Name)
+                and len(test.comparisons) == 1
+                and isinstance(test.comparisons[0].operator, (cst.Is, cst.IsNot))
+                and literal_value(test.comparisons[0].comparator) is None
+                and not _ONCE_NAME.search(test.left.value)
+            ):
+                return False
+        return True
+
     def visit_Call(self, node: cst.Call) -> None:
         func = node.func
         if not isinstance(func, cst.Attribute) or func.attr.value not in ("to", "cuda"):
@@ -174,24 +225,82 @@ class CpuTensorThenMoved(Rule):
             fix = f"pass device= to torch.{factory}() (this changes the random stream: CUDA and CPU generators differ)"
         else:
             fix = "create it with torch.empty(..., device=...) (or zeros)"
-        numel = self._literal_numel(inner, factory)
-        size = f" ({numel * FLOAT32_BYTES:,} bytes at float32)" if numel else ""
-        self.report(
-            node,
-            f"torch.{factory}(...) is built in host memory and then copied to the GPU{size}; {fix} "
-            "to create it there directly",
-            SavingsEstimate(
-                metric="repeated_work",
-                low=EXTRA_COPIES,
-                high=EXTRA_COPIES,
-                unit="extra host allocation and host-to-device copy per execution",
-                basis="PyTorch tuning guide: create tensors directly on the target device; "
-                "profiler ExtraCUDACopyPattern times torch.ones(n).to('cuda') against torch.ones(n, device='cuda')",
-                hardware=self.ctx.hardware.key,
-                assumptions=("the shape is literal" if numel else "the size is not literal; the probe times the copy",),
-            ),
-            fix=self._fix(node, inner) if factory in self.safe_fix_factories else None,
-        )
+        self.record(node, factory=factory, fix=fix, inner=inner, numel=self._literal_numel(inner, factory))
+
+    def _repeats(self, loop: LoopInfo) -> bool:
+        """A loop that runs the copy again and again: not one over a small fixed
+        collection, not a loop of set-up code (`__init__`) unless it trains."""
+        if loop.framework:
+            return True
+        if is_small_fixed_loop(self.ctx, loop):
+            return False
+        if loop.kind == "loop" and is_few_items(self.ctx, loop.iterable):
+            return False  # modules, dict items, the batch dimension: a few items per call
+        return loop.kind in ("step", "epoch") or not is_setup_frame(loop.frame)
+
+    def _per_forward(self, candidate: Candidate) -> Optional[str]:
+        """A `forward()` of a class that the module does not know as a model
+        (its base is imported): it still runs for every batch."""
+        frame = candidate.frame
+        if (
+            isinstance(frame, cst.FunctionDef)
+            and frame.name.value == "forward"
+            and not candidate.guards.frame
+            and id(frame) in self.ctx.loops.frame_class
+        ):
+            return f"on every call of {self.ctx.loops.frame_class[id(frame)].name.value}.forward() (every batch)"
+        return None
+
+    def _once(self, candidate: Candidate) -> str:
+        frame = candidate.frame
+        if is_test_code(self.ctx.path):
+            return "in test code, where the API is what is tested"
+        if candidate.guards.frame or any(id(loop) in candidate.guards.loops for loop in candidate.direct):
+            return "under a guard that builds it once (lazy initialisation)"
+        if is_setup_frame(frame):
+            return f"once, in set-up code ({frame.name.value}())"
+        if isinstance(frame, cst.FunctionDef):
+            return f"once per call of {frame.name.value}()"
+        return "once"
+
+    def leave_Module(self, node: cst.Module) -> None:
+        for candidate in self.candidates:
+            factory = candidate.extra["factory"]
+            numel = candidate.extra["numel"]
+            repetition: Optional[Repetition] = None
+            where: Optional[str] = None
+            if not is_test_code(self.ctx.path):
+                repetition = self.repetition(candidate, self._repeats)
+                if repetition is not None and any(
+                    is_setup_frame(frame) for frame in (candidate.frame, *(site.frame for site in repetition.via))
+                ) and repetition.loop.kind not in ("step", "epoch"):
+                    repetition = None  # set-up code (building, fusing, loading a model) runs once
+                where = self.where(repetition) if repetition is not None else self._per_forward(candidate)
+            nbytes = numel * FLOAT32_BYTES if numel is not None else None
+            material = where is not None or (nbytes is not None and nbytes >= MATERIAL_BYTES)
+            size = f" ({nbytes:,} bytes at float32)" if nbytes is not None else ""
+            runs = where if where is not None else self._once(candidate)
+            self.report(
+                candidate.node,
+                f"torch.{factory}(...) is built in host memory and then copied to the GPU{size} {runs}; "
+                f"{candidate.extra['fix']} to create it there directly",
+                SavingsEstimate(
+                    metric="repeated_work",
+                    low=EXTRA_COPIES,
+                    high=EXTRA_COPIES,
+                    unit="extra host allocation and host-to-device copy per execution",
+                    basis="PyTorch tuning guide: create tensors directly on the target device; "
+                    "profiler ExtraCUDACopyPattern times torch.ones(n).to('cuda') against torch.ones(n, device='cuda')",
+                    hardware=self.ctx.hardware.key,
+                    assumptions=(
+                        "the shape is literal" if numel else "the size is not literal; the probe times the copy",
+                        f"runs {runs}" + ("" if material else ": below the materiality threshold"),
+                    ),
+                ),
+                statement=candidate.statement,
+                fix=self._fix(candidate.node, candidate.extra["inner"]) if factory in self.safe_fix_factories else None,
+                severity=None if material else "info",
+            )
 
     @staticmethod
     def _fix(move: cst.Call, factory: cst.Call) -> Optional[Fix]:
@@ -249,6 +358,8 @@ class CpuTensorThenMoved(Rule):
         if factory == "full":
             args = args[:1]
         if len(args) == 1 and isinstance(args[0], (cst.Tuple, cst.List)):
+            if not args[0].elements:
+                return 1  # torch.zeros([]): a scalar
             args = [e.value for e in args[0].elements]
         numel = 1
         for arg in args:

@@ -9,12 +9,14 @@ from typing import Optional
 import libcst as cst
 
 from greenops_lint.analysis.calls import literal_value
+from greenops_lint.analysis.candidates import Candidate
 from greenops_lint.analysis.efficiency import grad_mode, grad_switch, is_model_callee, uses_torch
 from greenops_lint.analysis.loops import FrameNode
-from greenops_lint.analysis.tree import is_test_file
+from greenops_lint.analysis.names import dotted_name
+from greenops_lint.analysis.tree import is_test_file, param_names, walk_expr
 from greenops_lint.finding import SavingsEstimate
 from greenops_lint.rule import Invalid
-from greenops_lint.rules.efficiency._shared import Candidate, LoopBoundRule, calls_module_function
+from greenops_lint.rules.efficiency._shared import LoopBoundRule, backward_inputs, calls_module_function
 
 # ## Estimate: the time factor of the evaluation work (not of training); the main saving is activation memory,
 # measured by the probe. fairchem PR #199: validation memory in GB without and with no_grad.
@@ -38,14 +40,16 @@ _FRAMEWORK_NO_GRAD = frozenset(
 )
 # Hugging Face Trainer methods (in a Trainer subclass) that run under no_grad.
 _TRAINER_NO_GRAD = frozenset({"evaluate", "prediction_step", "evaluation_loop", "predict"})
+# `encoder_class()`, `model_cls()`: instantiating a class held in a variable, not running a model.
+_CONSTRUCTOR_NAME = re.compile(r"(^|_)(class|cls|type|factory)$")
+# Libraries whose model objects run prediction in inference mode when called (`YOLO(path)(image)`).
+_PREDICTOR_WRAPPERS = ("ultralytics.",)
 _GRAD_NEEDED = re.compile(
     r"\.backward\(|autograd\.grad\b|requires_grad|enable_grad|\.grad\b|torch\.func\.grad|functorch"
 )
 _FROZEN = re.compile(r"requires_grad_\(\s*False\s*\)|requires_grad\s*=\s*False")
 
 
-def _gb(span: tuple[float, float]) -> str:
-    return f"{span[0]}-{span[1]} GB"
 
 
 def _is_eval_name(name: str) -> bool:
@@ -70,7 +74,11 @@ class EvalWithoutNoGrad(LoopBoundRule):
     that repeats (inside a loop, or in such a function called from a loop)
     without `torch.no_grad()`,
     `torch.inference_mode()`, `set_grad_enabled(False)` or a
-    `@torch.no_grad()` decorator around it, here or at every call site.
+    `@torch.no_grad()` decorator around it, here or at a call site. The
+    author's own switches count: decorators and contexts named like
+    `*inference_mode`/`*no_grad` (ultralytics' `@smart_inference_mode()`),
+    a decorator of the module that wraps them, and a name bound to them
+    (`grad_context = nullcontext if with_grad else torch.no_grad`).
 
     ## Why is this bad
     `model.eval()` only switches dropout and batch-norm behaviour; it does not
@@ -80,9 +88,21 @@ class EvalWithoutNoGrad(LoopBoundRule):
     during validation went from 3.4-8.1 GB to 1.1-2.3 GB with `no_grad`) and spends time on
     bookkeeping; smaller batches and OOMs follow.
 
-    Not flagged: Lightning `validation_step`/`test_step`/`predict_step` and
-    HF `Trainer.evaluate`/`prediction_step` (the framework disables
-    gradients), loops that train (`.backward()`, `optimizer.step()`),
+    Not flagged: Lightning `validation_step`/`test_step`/`predict_step`,
+    HF `Trainer.evaluate`/`prediction_step`, a transformers `Pipeline`'s
+    `_forward` (run under `inference_context()`), the sampling methods of a
+    `GenerationMixin` model (called by `generate()`, decorated
+    `@torch.no_grad()`), and what those call (the framework disables
+    gradients); ultralytics model objects (`YOLO(path)(image)` predicts in
+    inference mode); a network that an inferer's `__call__` receives as an
+    argument (MONAI's `inferer(inputs, network)`: its caller sets the grad
+    mode, no_grad to evaluate and gradients to train); functions whose
+    callers decide (one calls it under no_grad, two calls up; a model's
+    `forward` calls it, as for a `predict` head; a caller trains through its
+    result: `masks = self._generate_masks(...)` then a loss and
+    `.backward()`); MONAI's `eval_mode(net)` context (eval + no_grad);
+    `encoder_class()`/`model_cls()` (a class instantiated, not a model
+    run); loops that train (`.backward()`, `optimizer.step()`),
     functions that need gradients (saliency maps, adversarial examples:
     `autograd.grad`, `requires_grad`, `.backward()`), modules that freeze
     parameters (`requires_grad_(False)`), explicit `torch.enable_grad()`,
@@ -102,8 +122,6 @@ class EvalWithoutNoGrad(LoopBoundRule):
 
     code = "GO503"
     name = "eval-without-no-grad"
-    track_call_sites = False
-    uses_guards = False
     tokens = ("eval", "test", "valid", "predict", "infer", "sample", "generat")
     INVALID = [
         Invalid(
@@ -157,6 +175,11 @@ class EvalWithoutNoGrad(LoopBoundRule):
         self.site_no_grad: set[int] = set()
         self.site_eval: set[int] = set()  # calls made after model.eval() in the calling function
         self.frozen = bool(_FROZEN.search(ctx.text))
+        self._base_text: dict[int, str] = {}
+        self._backward_inputs: dict[int, tuple] = {}
+
+    def is_guard(self, node: cst.CSTNode, child: cst.CSTNode, variant: set[str]) -> bool:
+        return False  # a guard does not make evaluation need gradients
 
     def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
         self.states.append(_FrameState())
@@ -177,13 +200,21 @@ class EvalWithoutNoGrad(LoopBoundRule):
                 mode = literal_value(node.args[0].value) if node.args else True
                 state.eval_mode = mode is False
         parent = self.ctx.parent()
-        if type(parent) is cst.Expr and grad_switch(self.ctx, node) == "off":
+        if type(parent) is cst.Expr and grad_switch(self.ctx, node, user=False) == "off":
             state.grad_off = True  # torch.set_grad_enabled(False) as a statement
         helper = calls_module_function(func)
-        model = type(parent) is not cst.Expr and is_model_callee(self.ctx, func)
+        model = (
+            type(parent) is not cst.Expr
+            and is_model_callee(self.ctx, func)
+            and not _CONSTRUCTOR_NAME.search(dotted_name(func) or "")
+            and not self._predictor_wrapper(func)
+            and not self._inferer_network(func)
+        )
         if not (helper or model):
             return
         mode = "off" if (state.grad_off or self.states[0].grad_off) else grad_mode(self.ctx)
+        if mode is None and self._framework_no_grad():
+            mode = "off"
         if helper:
             if mode == "off":
                 self.site_no_grad.add(id(node))
@@ -194,21 +225,73 @@ class EvalWithoutNoGrad(LoopBoundRule):
             names = [n.name.value for n in self.ctx.stack if type(n) is cst.FunctionDef]
             self.record(node, mode=mode, eval_mode=state.eval_mode, functions=names)
 
+    def _bases(self, cls: cst.ClassDef) -> str:
+        text = self._base_text.get(id(cls))
+        if text is None:
+            text = self._base_text[id(cls)] = " ".join(self.ctx.module.code_for_node(b.value) for b in cls.bases)
+        return text
+
+    def _framework_no_grad(self) -> bool:
+        """A function around the call is one a framework runs under no_grad:
+        Lightning's validation/test/predict steps, HF `Trainer.evaluate`/
+        `prediction_step`, a transformers `Pipeline._forward` (under
+        `inference_context()`), and the sampling/generation methods of a
+        `GenerationMixin` model (called by `generate()`, decorated
+        `@torch.no_grad()`)."""
+        stack = self.ctx.stack
+        for index in range(len(stack) - 2, 1, -1):
+            function = stack[index]
+            if type(function) is not cst.FunctionDef:
+                continue
+            name = function.name.value
+            if name in _FRAMEWORK_NO_GRAD:
+                return True
+            cls = stack[index - 2]
+            if type(cls) is not cst.ClassDef:
+                continue
+            bases = self._bases(cls)
+            if (
+                (name in _TRAINER_NO_GRAD and "Trainer" in bases)
+                or (name == "_forward" and "Pipeline" in bases)
+                or ("GenerationMixin" in bases and _is_eval_name(name))
+            ):
+                return True
+        return False
+
+    def _predictor_wrapper(self, func: cst.BaseExpression) -> bool:
+        """`self.model = YOLO(path)`: ultralytics' model objects predict in
+        inference mode when called."""
+        value = self.ctx.value_of(func)
+        if not isinstance(value, cst.Call):
+            return False
+        qualified = self.ctx.call_name(value)
+        return qualified is not None and qualified.startswith(_PREDICTOR_WRAPPERS)
+
+    def _inferer_network(self, func: cst.BaseExpression) -> bool:
+        """`network(patch)` where `network` is a parameter that the class's
+        `__call__` receives (MONAI's inferers: `inferer(inputs, network)`):
+        the caller of the inferer sets the grad mode (no_grad to evaluate,
+        gradients to train through it)."""
+        if type(func) is not cst.Name:
+            return False
+        function = self.ctx.enclosing_function()
+        cls = self.ctx.enclosing_class()
+        if function is None or cls is None or func.value not in param_names(function):
+            return False
+        body = cls.body.body if isinstance(cls.body, cst.IndentedBlock) else ()
+        return any(
+            type(item) is cst.FunctionDef and item.name.value == "__call__" and func.value in param_names(item)
+            for item in body
+        )
+
     def leave_Module(self, node: cst.Module) -> None:
         if not self.candidates or self.frozen:
             return
-        loops = self.ctx.loops
         reported: set[int] = set()
         for candidate in self.candidates:
             if candidate.extra["mode"] is not None:
                 continue
             frame = candidate.frame
-            if any(name in _FRAMEWORK_NO_GRAD for name in candidate.extra["functions"]):
-                continue
-            if isinstance(frame, cst.FunctionDef) and frame.name.value in _TRAINER_NO_GRAD:
-                cls = loops.frame_class.get(id(frame))
-                if cls is not None and any("Trainer" in self.ctx.module.code_for_node(b.value) for b in cls.bases):
-                    continue
             if not (
                 candidate.extra["eval_mode"]
                 or any(_is_eval_name(n) for n in candidate.extra["functions"])
@@ -234,7 +317,7 @@ class EvalWithoutNoGrad(LoopBoundRule):
                     unit="x eval time",
                     basis="autograd bookkeeping and retained activations (PyTorch tuning guide: no_grad accelerates "
                     "execution and reduces memory); fairchem PR #199: validation memory "
-                    f"{_gb(FAIRCHEM_GB_RECORDING)} -> {_gb(FAIRCHEM_GB_NO_GRAD)}",
+                    "{}-{} GB -> {}-{} GB".format(*FAIRCHEM_GB_RECORDING, *FAIRCHEM_GB_NO_GRAD),
                     hardware=self.ctx.hardware.key,
                     assumptions=(
                         "the time share is an assumption (small for large kernels); "
@@ -284,7 +367,32 @@ class EvalWithoutNoGrad(LoopBoundRule):
         sites = [site for site in self.ctx.loops.call_sites.get(frame.name.value, ()) if site.frame is not frame]
         return bool(sites) and all(id(site.call) in self.site_eval for site in sites)
 
-    def _sites_no_grad(self, frame: cst.FunctionDef) -> bool:
-        """Some caller already runs this function under no_grad: the author
-        handles it there."""
-        return any(id(site.call) in self.site_no_grad for site in self.ctx.loops.call_sites.get(frame.name.value, ()))
+    def _sites_no_grad(self, frame: cst.FunctionDef, depth: int = 0) -> bool:
+        """The callers decide: some caller already runs this function under
+        no_grad (itself, or its own callers, two calls up: `__call__` under
+        `@torch.no_grad()` -> `encode_prompt` -> this), calls it from a model's
+        `forward` (a prediction head of the forward pass, which trains), or
+        trains through its result (`masks = self._generate_masks(...)` then a
+        loss on `masks` and `.backward()`)."""
+        for site in self.ctx.loops.call_sites.get(frame.name.value, ()):
+            if id(site.call) in self.site_no_grad:
+                return True
+            caller = site.frame
+            if type(caller) is not cst.FunctionDef or caller is frame:
+                continue
+            if caller.name.value == "forward" or self._trains_through(caller, site.call):
+                return True
+            if depth < 1 and self._sites_no_grad(caller, depth + 1):
+                return True
+        return False
+
+    def _trains_through(self, caller: cst.FunctionDef, call: cst.Call) -> bool:
+        """The result of `call` flows (through assignments) into a backward pass in `caller`."""
+        flows = self._backward_inputs.get(id(caller))
+        if flows is None:
+            flows = self._backward_inputs[id(caller)] = backward_inputs(caller)
+        names, assignments = flows
+        return any(
+            targets & names and any(node is call for node in walk_expr(value)) for targets, value in assignments
+        )
+

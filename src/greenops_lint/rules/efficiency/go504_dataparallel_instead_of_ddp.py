@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import re
+
 import libcst as cst
 
+from greenops_lint.analysis.loops import referenced_names
+from greenops_lint.analysis.tree import is_test_file, walk_expr
 from greenops_lint.finding import SavingsEstimate
 from greenops_lint.rule import Invalid, Rule
 
@@ -21,6 +25,14 @@ _DATA_PARALLEL = frozenset(
         "torch.nn.parallel.data_parallel",
     }
 )
+_DISTRIBUTED = frozenset(
+    {
+        "torch.nn.parallel.DistributedDataParallel", "torch.nn.parallel.distributed.DistributedDataParallel",
+        "torch.nn.DistributedDataParallel",
+    }
+)
+# An option that names DataParallel: `if args.dp:`, `self.data_parallel_backend`, `use_data_parallel`.
+_DP_OPTION = re.compile(r"(^|_)(dp|data_?parallel)(_|$)", re.IGNORECASE)
 
 
 class DataParallelInsteadOfDDP(Rule):
@@ -39,8 +51,14 @@ class DataParallelInsteadOfDDP(Rule):
     measured DP 110 s vs DDP 101 s for the same 200 GPT-2 steps on two
     NVLinked GPUs, and the gap grows with the GPU count.
 
-    Not flagged: `DistributedDataParallel`, and `isinstance(m, nn.DataParallel)`
-    checks (handling models that others wrapped).
+    Not flagged: `DistributedDataParallel`; `isinstance(m, nn.DataParallel)`
+    checks (handling models that others wrapped); DataParallel that the user
+    chose by name (under `if args.dp:` or a `data_parallel_backend` option)
+    or as a framework's opt-in strategy class (Lightning's "dp"
+    `DataParallelStrategy`); DataParallel as the fallback of a function that
+    also wraps in DistributedDataParallel (HF `Trainer`, ignite's
+    `auto_model`, SpeechBrain: DDP when launched with `torchrun`, DP when
+    not, so the fix is how you launch, not the code); and test files.
 
     ## Fix
     Launch one process per GPU with `torchrun` and wrap the model in
@@ -79,10 +97,19 @@ class DataParallelInsteadOfDDP(Rule):
         import torch.nn as nn
         inner = model.module if isinstance(model, nn.DataParallel) else model
         """,
+        """
+        import torch
+        def wrap(model, world_size):
+            if world_size > 1:
+                return torch.nn.parallel.DistributedDataParallel(model)
+            return torch.nn.DataParallel(model)
+        """,
     ]
 
     def visit_Call(self, node: cst.Call) -> None:
-        if self.ctx.call_name(node) not in _DATA_PARALLEL:
+        if self.ctx.call_name(node) not in _DATA_PARALLEL or is_test_file(self.ctx.path):
+            return
+        if self._chosen_by_user() or self._offers_ddp():
             return
         self.report(
             node,
@@ -100,3 +127,34 @@ class DataParallelInsteadOfDDP(Rule):
                 assumptions=(f"{HF_GPUS} GPUs with NVLink; the gap grows with the GPU count (not quantified)",),
             ),
         )
+
+    def _chosen_by_user(self) -> bool:
+        """Under an `if` that tests an option naming DataParallel, or in a
+        strategy class the user selects by name."""
+        stack = self.ctx.stack
+        for index in range(len(stack) - 2, -1, -1):
+            node = stack[index]
+            if type(node) is cst.If and stack[index + 1] is node.body:
+                if any(_DP_OPTION.search(name) for name in _attribute_names(node.test)):
+                    return True
+            elif type(node) is cst.ClassDef:
+                bases = " ".join(self.ctx.module.code_for_node(b.value) for b in node.bases)
+                return "Strategy" in bases
+        return False
+
+    def _offers_ddp(self) -> bool:
+        """The function also wraps in DistributedDataParallel: DataParallel is
+        its fallback when nothing launched one process per GPU."""
+        function = self.ctx.enclosing_function()
+        if function is None:
+            return False
+        return any(
+            type(node) is cst.Call and self.ctx.call_name(node) in _DISTRIBUTED for node in walk_expr(function.body)
+        )
+
+
+def _attribute_names(test: cst.BaseExpression) -> set[str]:
+    """The names and attribute names a test reads (`args.dp` -> {"args", "dp"})."""
+    names = set(referenced_names(test))
+    names.update(node.attr.value for node in walk_expr(test) if type(node) is cst.Attribute)
+    return names

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import re
+
 import libcst as cst
 
 from greenops_lint.analysis.efficiency import rare_guard
-from greenops_lint.analysis.loops import Repetition
+from greenops_lint.analysis.loops import Repetition, referenced_names
+from greenops_lint.analysis.tree import walk_expr
 from greenops_lint.finding import SavingsEstimate
 from greenops_lint.rule import Invalid
 from greenops_lint.rules.efficiency._shared import LoopBoundRule
@@ -16,6 +19,11 @@ HF_SLOWDOWN_PERCENT = 10
 TIME_FACTOR = 1 + HF_SLOWDOWN_PERCENT / 100
 # A periodic guard with a literal period of at least this many steps makes the call rare enough.
 MIN_PERIOD = 100
+
+# A test that reads a user option: `args.empty_unused_memory_level >= 1`, `self.args.batch_eval_metrics`,
+# `save_mem`, `self.low_vram`: the user switched the memory-saving mode on.
+_OPTION_ROOTS = frozenset({"args", "config", "cfg", "conf", "opt", "opts", "options", "hparams", "hp", "settings"})
+_MEMORY_FLAG = re.compile(r"(mem|memory|cache|empty|release|vram|offload)", re.IGNORECASE)
 
 _EMPTY_CACHE = frozenset(
     {
@@ -46,7 +54,13 @@ class EmptyCacheInLoop(LoopBoundRule):
 
     Not flagged: once per epoch (outside the step loop), under a periodic
     guard of 100 steps or more (or a non-literal period), in an exception
-    handler (the OOM-recovery pattern), or under a one-off test.
+    handler (the OOM-recovery pattern), under a one-off test, behind a user
+    option (an `if` on `args.*`/`config.*`/`self.args.*` or on a memory flag
+    such as `save_mem`, `empty_unused_memory_level`: the user chose to trade
+    speed for memory), and in a model's `forward` right after it drops a
+    reference (`x = None`, `del x`: a deliberate release of a huge
+    activation, e.g. in 3D segmentation models, where the alternative is an
+    OOM).
 
     ## Fix
     Remove it. For fragmentation use
@@ -92,10 +106,18 @@ class EmptyCacheInLoop(LoopBoundRule):
             if step % 500 == 0:
                 torch.cuda.empty_cache()
         """,
+        """
+        import torch
+        for step, (x, y) in enumerate(train_loader):
+            loss = model(x).sum()
+            loss.backward()
+            if args.empty_cache_level >= 2:
+                torch.cuda.empty_cache()
+        """,
     ]
 
-    def is_guard(self, node: cst.If, variant: set[str]) -> bool:
-        return rare_guard(node.test, variant, min_period=MIN_PERIOD)
+    def guard_test(self, test: cst.BaseExpression, variant: set[str]) -> bool:
+        return rare_guard(test, variant, min_period=MIN_PERIOD) or _user_option(test, variant)
 
     def where(self, repetition: Repetition) -> str:
         loop = repetition.loop
@@ -106,8 +128,27 @@ class EmptyCacheInLoop(LoopBoundRule):
         return f"on every batch of the data loop{count}{via}"
 
     def check_call(self, node: cst.Call) -> None:
-        if self.ctx.call_name(node) in _EMPTY_CACHE:
+        if self.ctx.call_name(node) in _EMPTY_CACHE and not self._releases_in_forward():
             self.record(node)
+
+    def _releases_in_forward(self) -> bool:
+        """In a `forward`, the statement before drops a reference (`out = None`,
+        `del out`): the model's author releases a huge activation on purpose."""
+        function = self.ctx.enclosing_function()
+        statement = self.ctx.enclosing_statement()
+        if function is None or function.name.value != "forward" or statement is None:
+            return False
+        stack = self.ctx.stack
+        block = next((stack[i - 1] for i in range(len(stack) - 1, 0, -1) if stack[i] is statement), None)
+        body = list(getattr(block, "body", ()))
+        if statement not in body or body.index(statement) == 0:
+            return False
+        previous = body[body.index(statement) - 1]
+        small = previous.body if type(previous) is cst.SimpleStatementLine else ()
+        return any(
+            type(s) is cst.Del or (type(s) is cst.Assign and type(s.value) is cst.Name and s.value.value == "None")
+            for s in small
+        )
 
     def leave_Module(self, node: cst.Module) -> None:
         for candidate in self.candidates:
@@ -131,3 +172,14 @@ class EmptyCacheInLoop(LoopBoundRule):
                 ),
                 statement=candidate.statement,
             )
+
+
+def _user_option(test: cst.BaseExpression, variant: set[str]) -> bool:
+    """A loop-invariant test of a user option or a memory-saving flag."""
+    names = referenced_names(test)
+    if (names - {"self"}) & variant:
+        return False  # (`self.args.flag`: a loop that sets some `self.x` does not change the option)
+    attributes = {node.attr.value for node in walk_expr(test) if type(node) is cst.Attribute}
+    return bool(names & _OPTION_ROOTS or attributes & _OPTION_ROOTS) or any(
+        _MEMORY_FLAG.search(name) for name in names | attributes
+    )

@@ -7,16 +7,26 @@ from typing import Optional
 import libcst as cst
 
 from greenops_lint.analysis.calls import get_arg, literal_value
+from greenops_lint.analysis.loops import LoopInfo
 from greenops_lint.analysis.tree import display_name, walk_expr
 from greenops_lint.finding import SavingsEstimate
 from greenops_lint.rule import Invalid, Rule
+from greenops_lint.rules.efficiency._shared import is_few_items, literal_length
 from greenops_lint.walker import children
 
 # ## Estimate: repeated work. n concatenations onto a growing buffer copy each chunk (n - 1) / 2 extra times on
-# average; n is the literal loop count, otherwise this range of iterations is assumed.
+# average; n is the literal loop count, otherwise a range of iterations is assumed from the loop's kind:
+# a data loop (over a DataLoader, a dataset, batches; a training step or epoch loop) runs this many times,
+DATA_ITERATIONS = (100, 10000)
+# a loop over a small fixed collection (modules, dict keys, channels, `range(self.num_layers)`) this many,
+FEW_ITERATIONS = (2, 20)
+# and any other loop this many.
 ASSUMED_ITERATIONS = (10, 1000)
 # Loops of at most this many iterations are not worth a finding.
 MAX_TINY_ITERATIONS = 2
+# ## When it is material: at least this many extra copies of each chunk for certain (the low end of the
+# estimate), i.e. 21 iterations or more: a data loop, or a literal count over 20. The rest is info.
+MATERIAL_EXTRA_COPIES = 10.0
 
 
 def extra_copies(iterations: int) -> float:
@@ -67,13 +77,30 @@ class GrowingConcatInLoop(Rule):
 
     ## Estimate
     Repeated work: each chunk is copied (n - 1) / 2 extra times on average
-    for n iterations (literal counts), otherwise 4.5-499.5 (10-1000
-    iterations assumed).
+    for n iterations. n is the literal count (`range(64)`, a literal list);
+    otherwise it is assumed from the kind of loop: 100-10000 iterations
+    (49.5-4999.5 extra copies) for a data loop (over a DataLoader, a
+    dataset or batches, or a training step or epoch loop), 2-20 (0.5-9.5)
+    for a loop over a small fixed collection (modules, dict items,
+    channels, `range(self.num_layers)`, reference images, keyframes), and
+    4.5-499.5 (10-1000 iterations assumed) for any other loop. When the
+    accumulator is not reset in an outer loop, the growth spans it too and
+    the counts multiply.
+
+    ## When it is material
+    Quadratic copying matters over a data-sized loop: a finding is a
+    warning when its estimate is at least 10 extra copies of each chunk for
+    certain (the low end), that is a data loop or a literal count over 20.
+    Loops over a few items (channels, keyframes, eight edge templates,
+    twenty VAE chunks) and loops of unknown size are reported at severity
+    info (hidden unless `--show-info`): the copies are small next to the
+    work of each iteration.
     """
 
     code = "GO506"
     name = "growing-concat-in-loop"
     family = "efficiency"
+    analyses = ("loops",)
     tokens = ("cat(", "concat", "append(", "stack(")
     INVALID = [
         Invalid(
@@ -156,29 +183,85 @@ class GrowingConcatInLoop(Rule):
         loop = self._innermost_loop()
         if loop is None or self._tiny(loop) or self._read_elsewhere(loop, [target, *accumulators], target, target_code):
             return
-        count = self._count(loop)
-        if count:
-            low = high = extra_copies(count)
-            assumption = f"the loop runs {count} times (literal)"
-        else:
-            low, high = (extra_copies(n) for n in ASSUMED_ITERATIONS)
-            fewest, most = ASSUMED_ITERATIONS
-            assumption = f"the iteration count is not literal: {fewest}-{most} iterations assumed"
-        self.report(
-            node,
-            f"{shape} copies everything gathered so far on every iteration "
-            "(quadratic in the number of iterations); append the pieces to a list and concatenate once after the loop",
-            SavingsEstimate(
-                metric="repeated_work",
-                low=low,
-                high=high,
-                unit="extra copies of each chunk",
-                basis="n concatenations onto a growing buffer copy about n^2/2 chunks instead of n "
-                "(pandas docs: concat makes a full copy of the data each time)",
-                hardware=self.ctx.hardware.key,
-                assumptions=(assumption,),
-            ),
-        )
+        # Sized once the loops are classified (leave_Module).
+        self.pending.append((node, shape, target_code, self.ctx.loops.loops_at()))
+
+    def __init__(self, ctx, options=None) -> None:
+        super().__init__(ctx, options)
+        self.pending: list[tuple] = []
+
+    def _size(self, loop: LoopInfo) -> tuple[int, int, str]:
+        """(fewest, most) iterations of one loop, and what they rest on."""
+        count = loop.count if loop.count is not None else literal_length(self.ctx, loop.iterable)
+        if count is not None:
+            return count, count, f"{count} (literal)"
+        if loop.iterates_data or loop.kind in ("step", "epoch"):
+            return (*DATA_ITERATIONS, "a data loop")
+        if is_few_items(self.ctx, loop.iterable):
+            return (*FEW_ITERATIONS, "a loop over a small fixed collection")
+        return (*ASSUMED_ITERATIONS, "not literal")
+
+    def _spanned_loops(self, loops: tuple[LoopInfo, ...], target_code: str) -> list[LoopInfo]:
+        """The innermost loop, and the loops outside it in which the accumulator
+        is not reset (the growth spans them too)."""
+        spanned = [loops[0]]
+        for outer in loops[1:]:
+            if self._reset_in(outer.node, spanned[-1].node, target_code):
+                break
+            spanned.append(outer)
+        return spanned
+
+    def _reset_in(self, outer: cst.CSTNode, inner: cst.CSTNode, target_code: str) -> bool:
+        stack: list[cst.CSTNode] = list(children(outer))
+        while stack:
+            node = stack.pop()
+            if node is inner or isinstance(node, (cst.FunctionDef, cst.Lambda, cst.ClassDef)):
+                continue
+            if isinstance(node, cst.Assign) and any(
+                self.ctx.module.code_for_node(t.target) == target_code for t in node.targets
+            ):
+                return True
+            stack.extend(children(node))
+        return False
+
+    def leave_Module(self, node: cst.Module) -> None:
+        for assign, shape, target_code, loops in self.pending:
+            if not loops:
+                continue
+            fewest = most = 1
+            reasons = []
+            for loop in self._spanned_loops(loops, target_code):
+                low, high, why = self._size(loop)
+                fewest, most = fewest * low, most * high
+                reasons.append(why)
+            low, high = extra_copies(fewest), extra_copies(most)
+            if len(reasons) == 1 and reasons[0].endswith("(literal)"):
+                assumption = f"the loop runs {fewest} times (literal)"
+            elif reasons == ["not literal"]:
+                first, last = ASSUMED_ITERATIONS
+                assumption = f"the iteration count is not literal: {first}-{last} iterations assumed"
+            else:
+                span = f"{fewest}" if fewest == most else f"{fewest}-{most}"
+                assumption = f"{span} iterations assumed ({'; '.join(reasons)})"
+            material = low >= MATERIAL_EXTRA_COPIES
+            copies = f"{low:g}" if low == high else f"{low:g}-{high:g}"
+            self.report(
+                assign,
+                f"{shape} copies everything gathered so far on every iteration "
+                f"(quadratic in the number of iterations: {copies} extra copies of each chunk); "
+                "append the pieces to a list and concatenate once after the loop",
+                SavingsEstimate(
+                    metric="repeated_work",
+                    low=low,
+                    high=high,
+                    unit="extra copies of each chunk",
+                    basis="n concatenations onto a growing buffer copy about n^2/2 chunks instead of n "
+                    "(pandas docs: concat makes a full copy of the data each time)",
+                    hardware=self.ctx.hardware.key,
+                    assumptions=(assumption,) if material else (assumption, "below the materiality threshold"),
+                ),
+                severity=None if material else "info",
+            )
 
     def _innermost_loop(self) -> Optional[cst.CSTNode]:
         for node in reversed(self.ctx.stack[:-1]):

@@ -7,13 +7,14 @@ from typing import Optional
 import libcst as cst
 
 from greenops_lint.analysis.calls import get_arg
+from greenops_lint.analysis.candidates import Candidate
 from greenops_lint.analysis.efficiency import rare_guard
 from greenops_lint.analysis.guards import is_once_guard
 from greenops_lint.analysis.loops import LoopInfo, referenced_names
 from greenops_lint.analysis.tree import walk_expr
 from greenops_lint.finding import SavingsEstimate
 from greenops_lint.rule import Invalid
-from greenops_lint.rules.efficiency._shared import Candidate, LoopBoundRule
+from greenops_lint.rules.efficiency._shared import LoopBoundRule
 from greenops_lint.walker import children
 
 # ## Estimate: repeated work, (iterations - 1) extra compilations where the loop count is literal, otherwise
@@ -70,7 +71,6 @@ class CompileInLoop(LoopBoundRule):
 
     code = "GO508"
     name = "compile-in-loop"
-    track_call_sites = False
     tokens = ("jit", "function", "compile", "pmap", "trace")
     INVALID = [
         Invalid(
@@ -121,8 +121,8 @@ class CompileInLoop(LoopBoundRule):
         # Decorated defs inside a loop: (def, compiler, statement, ids of the loop nodes around it).
         self._decorated: list[tuple[cst.FunctionDef, str, Optional[cst.CSTNode], list[int]]] = []
 
-    def is_guard(self, node: cst.If, variant: set[str]) -> bool:
-        return is_once_guard(node.test) or rare_guard(node.test, variant)
+    def guard_test(self, test: cst.BaseExpression, variant: set[str]) -> bool:
+        return is_once_guard(test) or rare_guard(test, variant)
 
     def check_call(self, node: cst.Call) -> None:
         qualified = self.ctx.call_name(node)

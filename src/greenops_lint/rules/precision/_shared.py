@@ -1,13 +1,17 @@
-"""What only the GO4xx rules share: the unsafe fix that puts float32 where float64 was."""
+"""What only the GO4xx rules share: the unsafe fix that puts float32 where float64 was, and the
+file's float64 workload (literal layer sizes, batch, framework, TF32) for the estimate."""
 
 from __future__ import annotations
 
-from typing import Optional
+import ast
+import re
+from typing import Any, Iterator, Optional
 
 import libcst as cst
 
 from greenops_lint.analysis.rewrite import float32_like, replace_with
-from greenops_lint.finding import Fix
+from greenops_lint.finding import Fix, SavingsEstimate
+from greenops_lint.savings import HardwareProfile, Workload, float64_time_factor
 
 
 def float32_fix(value: cst.BaseExpression, new: Optional[cst.BaseExpression] = None) -> Optional[Fix]:
@@ -16,3 +20,366 @@ def float32_fix(value: cst.BaseExpression, new: Optional[cst.BaseExpression] = N
     if new is None:
         new = float32_like(value)
     return Fix(value, replace_with(new), safe=False, title="use float32") if new is not None else None
+
+
+# -- what the file says about the float64 work: layers, batch, framework, TF32 ------------
+
+
+_TORCH_LAYERS = {
+    "Linear": ("in_features", "out_features"),
+    "Conv2d": ("in_channels", "out_channels"),
+}
+_KERAS_PREFIXES = ("keras.layers.", "tensorflow.keras.layers.", "tf_keras.layers.")
+_BATCH_KEYWORDS = ("batch_size", "per_device_train_batch_size", "train_batch_size")
+
+
+class _SourceSizes:
+    """The module's AST with import aliases resolved, for literal sizes: the
+    same reading as the probe's (`probe/plans.py`), kept here so that rules do
+    not import the probe."""
+
+    def __init__(self, text: str) -> None:
+        self.aliases: dict[str, str] = {}
+        self.constants: dict[str, ast.AST] = {}
+        self.calls: list[ast.Call] = []
+        self.assigns: list[ast.Assign] = []
+        try:
+            tree = ast.parse(text)
+        except (SyntaxError, ValueError, MemoryError, RecursionError):
+            return
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                for alias in node.names:
+                    if alias.asname:
+                        self.aliases[alias.asname] = alias.name
+                    else:
+                        head = alias.name.split(".")[0]
+                        self.aliases.setdefault(head, head)
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                for alias in node.names:
+                    self.aliases[alias.asname or alias.name] = f"{node.module}.{alias.name}"
+            elif isinstance(node, ast.Call):
+                self.calls.append(node)
+            elif isinstance(node, ast.Assign):
+                self.assigns.append(node)
+        for node in tree.body:
+            if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+                self.constants[node.targets[0].id] = node.value
+        self.calls.sort(key=lambda c: (c.lineno, c.col_offset))
+
+    def qualified(self, node: ast.AST) -> Optional[str]:
+        if isinstance(node, ast.Name):
+            return self.aliases.get(node.id, node.id)
+        if isinstance(node, ast.Attribute):
+            base = self.qualified(node.value)
+            return f"{base}.{node.attr}" if base else None
+        return None
+
+    def name(self, call: ast.Call) -> str:
+        return self.qualified(call.func) or ""
+
+    def literal(self, node: Optional[ast.AST], depth: int = 0) -> Any:
+        if node is None:
+            return None
+        if isinstance(node, ast.Name) and depth == 0 and node.id in self.constants:
+            return self.literal(self.constants[node.id], depth + 1)
+        try:
+            return ast.literal_eval(node)
+        except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+            return None
+
+    def arg(self, call: ast.Call, index: int, keyword: Optional[str] = None) -> Any:
+        node = next((k.value for k in call.keywords if keyword and k.arg == keyword), None)
+        if node is None and index < len(call.args) and not any(isinstance(a, ast.Starred) for a in call.args[: index + 1]):
+            node = call.args[index]
+        return self.literal(node)
+
+    def int_arg(self, call: ast.Call, index: int, keyword: Optional[str] = None) -> Optional[int]:
+        value = self.arg(call, index, keyword)
+        if isinstance(value, (tuple, list)) and value and all(isinstance(v, int) for v in value):
+            value = value[0]
+        return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
+
+    def modules(self) -> set[str]:
+        return {q.split(".")[0] for q in self.aliases.values()}
+
+
+def _chain(layers: list[tuple]) -> list[tuple]:
+    """The longest run of layers whose sizes connect (out -> in)."""
+    best: list[tuple] = []
+    for start in range(len(layers)):
+        chain = [layers[start]]
+        for layer in layers[start + 1 :]:
+            if layer[0] == chain[-1][1]:
+                chain.append(layer)
+        if len(chain) > len(best):
+            best = chain
+    return best
+
+
+def _torch_layers(index: _SourceSizes, kind: str) -> tuple[list[tuple], bool]:
+    """Literal (in, out[, kernel]) sizes of `nn.<kind>` calls, and whether any
+    such layer exists at all (sized or not)."""
+    layers, seen = [], False
+    first, second = _TORCH_LAYERS[kind]
+    for call in index.calls:
+        name = index.name(call)
+        if name not in (f"torch.nn.{kind}", f"torch.nn.modules.{kind.lower()}.{kind}"):
+            continue
+        seen = True
+        a, b = index.int_arg(call, 0, first), index.int_arg(call, 1, second)
+        if a and b:
+            layers.append((a, b, index.int_arg(call, 2, "kernel_size") or 3) if kind == "Conv2d" else (a, b))
+    return layers, seen
+
+
+def _keras_layers(index: _SourceSizes) -> tuple[list[tuple], list[tuple], bool, bool, Optional[tuple]]:
+    """Keras Dense/Conv2D sizes chained in source order: a layer's input is
+    the previous layer's units (or a literal `Input(shape=...)`/`input_shape=`)."""
+    linears, convs, dense_seen, conv_seen = [], [], False, False
+    width: Optional[int] = None
+    channels: Optional[int] = None
+    image: Optional[tuple] = None
+    for call in index.calls:
+        name = index.name(call)
+        tail = name.rsplit(".", 1)[-1]
+        if tail in ("Input", "InputLayer") and name.startswith(("keras.", "tensorflow.keras.", "tf_keras.")):
+            shape = index.arg(call, 0, "shape")
+            if isinstance(shape, (tuple, list)) and shape and all(isinstance(v, int) for v in shape):
+                if len(shape) == 1:
+                    width = shape[0]
+                elif len(shape) == 3:
+                    image, channels = (shape[0], shape[1]), shape[2]
+            continue
+        if not name.startswith(_KERAS_PREFIXES):
+            continue
+        declared = None
+        for keyword in call.keywords:
+            if keyword.arg in ("input_shape", "input_dim"):
+                declared = index.literal(keyword.value)
+        if tail == "Dense":
+            dense_seen = True
+            units = index.int_arg(call, 0, "units")
+            if isinstance(declared, int):
+                width = declared
+            elif isinstance(declared, (tuple, list)) and len(declared) == 1 and isinstance(declared[0], int):
+                width = declared[0]
+            if units and width:
+                linears.append((width, units))
+            width = units
+        elif tail == "Conv2D":
+            conv_seen = True
+            filters, kernel = index.int_arg(call, 0, "filters"), index.int_arg(call, 1, "kernel_size") or 3
+            if isinstance(declared, (tuple, list)) and len(declared) == 3 and all(isinstance(v, int) for v in declared):
+                image, channels = (declared[0], declared[1]), declared[2]
+            if filters and channels:
+                convs.append((channels, filters, kernel))
+            channels = filters
+    return linears, convs, dense_seen, conv_seen, image
+
+
+def _batch_size(index: _SourceSizes) -> Optional[int]:
+    """A literal batch size: `batch_size=64` in a call, an argparse
+    `--batch-size` default, or a BATCH_SIZE constant."""
+    for call in index.calls:
+        for keyword in call.keywords:
+            if keyword.arg in _BATCH_KEYWORDS:
+                value = index.literal(keyword.value)
+                if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+                    return value
+        if isinstance(call.func, ast.Attribute) and call.func.attr == "add_argument":
+            names = [index.literal(a) for a in call.args]
+            if any(isinstance(n, str) and "batch" in n.replace("-", "_").lower() for n in names):
+                default = next((index.literal(k.value) for k in call.keywords if k.arg == "default"), None)
+                if isinstance(default, int) and default > 0:
+                    return default
+    for name, node in index.constants.items():
+        if "batch" in name.lower():
+            value = index.literal(node)
+            if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+                return value
+    return None
+
+
+def _torch_image(index: _SourceSizes, channels: int) -> Optional[tuple[tuple, Optional[int]]]:
+    """(H, W) and batch of a literal 4-D tensor whose channels match the first convolution."""
+    factories = {f"torch.{n}" for n in ("randn", "rand", "zeros", "ones", "empty")}
+    for call in index.calls:
+        if index.name(call) not in factories:
+            continue
+        values = [index.literal(a) for a in call.args]
+        if len(values) == 1 and isinstance(values[0], (tuple, list)):
+            values = list(values[0])
+        if len(values) == 4 and all(isinstance(v, int) and v > 0 for v in values) and values[1] == channels:
+            return (values[2], values[3]), values[0]
+    return None
+
+
+def _tf32_matmul(index: _SourceSizes) -> bool:
+    """The file switches TF32 on for float32 matmuls."""
+    for call in index.calls:
+        if index.name(call) == "torch.set_float32_matmul_precision" and index.arg(call, 0, "precision") in ("high", "medium"):
+            return True
+    for assign in index.assigns:
+        for target in assign.targets:
+            if index.qualified(target) == "torch.backends.cuda.matmul.allow_tf32" and index.literal(assign.value) is True:
+                return True
+    return False
+
+
+def file_workload(ctx: Any, framework: Optional[str] = None) -> Workload:
+    """The float64 work of this file as far as its code says: literal layer
+    shapes (`nn.Linear(in, out)`, `nn.Conv2d(in, out, k)`, Keras `Dense`/`Conv2D`
+    chained from a literal input), a literal batch size, the framework (the
+    caller's when it knows: `keras...set_floatx` is TensorFlow's) and whether
+    TF32 is switched on for matmuls."""
+    cache = ctx.__dict__.setdefault("_precision_workloads", {})
+    if framework in cache:
+        return cache[framework]
+    index = _SourceSizes(ctx.text)
+    modules = index.modules()
+    linears, linear_seen = _torch_layers(index, "Linear")
+    convs, conv_seen = _torch_layers(index, "Conv2d")
+    image: Optional[tuple] = None
+    batch = _batch_size(index)
+    if framework is None:
+        if linear_seen or conv_seen or "torch" in modules:
+            framework = "torch"
+        elif modules & {"tensorflow", "keras", "tf_keras"}:
+            framework = "tensorflow"
+        elif modules & {"jax", "flax"}:
+            framework = "jax"
+        else:
+            framework = "torch"
+    if not (linear_seen or conv_seen) and framework == "tensorflow":
+        linears, convs, linear_seen, conv_seen, image = _keras_layers(index)
+    linears, convs = _chain(linears), _chain(convs)
+    if convs and image is None:
+        found = _torch_image(index, convs[0][0])
+        if found is not None:
+            image, batch = found[0], batch or found[1]
+    if conv_seen and not convs:
+        # Convolutions whose sizes are not literal: a literal MLP head alone
+        # would understate the work, so the range spans the cases.
+        linears = []
+    kind = "conv" if conv_seen else "mlp" if linear_seen else "unknown"
+    workload = Workload(
+        kind,
+        linears=tuple(linears),
+        convs=tuple(convs),
+        image=image or (32, 32),
+        batch=batch,
+        framework=framework,
+        tf32_matmul=_tf32_matmul(index),
+    )
+    cache[framework] = workload
+    return workload
+
+
+_FLOAT64_SPELLINGS = frozenset({"torch.float64", "torch.double", "torch.DoubleTensor", "torch.cuda.DoubleTensor"})
+
+
+def float64_model_in_file(ctx: Any) -> bool:
+    """The file runs its model in float64: a float64 default (GO401) or a
+    `.double()` / `.to(torch.float64)` cast (GO402)."""
+    cache = ctx.__dict__.setdefault("_precision_workloads", {})
+    if "float64_model" not in cache:
+        index = _SourceSizes(ctx.text)
+        found = False
+        for call in index.calls:
+            name = index.name(call)
+            method = call.func.attr if isinstance(call.func, ast.Attribute) else ""
+            args = [index.qualified(a) or index.literal(a) for a in call.args]
+            if method == "double" and not call.args:
+                found = True
+            elif name in ("torch.set_default_dtype", "torch.set_default_tensor_type") or method in ("to", "type"):
+                found = any(a in _FLOAT64_SPELLINGS or a in ("torch.DoubleTensor", "torch.cuda.DoubleTensor") for a in args)
+            elif name.endswith("set_floatx"):
+                found = args[:1] == ["float64"]
+            elif name.endswith("config.update"):
+                found = args[:1] == ["jax_enable_x64"] and index.literal(call.args[1]) is True if len(call.args) > 1 else False
+            if found:
+                break
+        cache["float64_model"] = found
+    return cache["float64_model"]
+
+
+def float64_estimate(ctx: Any, framework: Optional[str] = None) -> SavingsEstimate:
+    """The float64 time factor of this file's work on the selected hardware."""
+    return float64_time_factor(ctx.hardware, file_workload(ctx, framework))
+
+
+def cost_words(estimate: SavingsEstimate, hardware: HardwareProfile) -> str:
+    """The time factor in a few words, from the estimate itself, so that a
+    message never claims more than the estimate it carries."""
+    low, high = estimate.low, estimate.high
+    where = "depending on the GPU and the work" if hardware.is_generic else f"on {hardware.label}"
+    if high <= 1.05:
+        return f"2x memory; about the same step time as float32 {where}"
+    span = f"{low:g}" if low == high else f"{low:g}-{high:g}"
+    return f"2x memory; {span}x slower {where}"
+
+
+# -- GO403: where a tensor goes (a model, a data set, a training loop, a plot), by name ---------
+
+
+def is_self_attr(node: cst.BaseExpression) -> bool:
+    return isinstance(node, cst.Attribute) and isinstance(node.value, cst.Name) and node.value.value == "self"
+
+
+def trains(loop: cst.CSTNode) -> bool:
+    """A loop whose body calls `.backward()` or an optimizer's `.step()`."""
+    for node in children(loop.body):
+        if isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute):
+            method = node.func.attr.value
+            if method == "backward" or (method in ("step", "apply_gradients") and callee_word(node.func.value).lower().startswith(("opt", "self.opt"))):
+                return True
+    return False
+
+
+TRANSPARENT_METHODS = frozenset(
+    {"to", "cuda", "cpu", "requires_grad_", "reshape", "view", "unsqueeze", "squeeze", "contiguous", "pin_memory", "clone", "detach", "permute", "transpose", "flatten"}
+)
+DATA_SINKS = frozenset(
+    {
+        "torch.utils.data.TensorDataset",
+        "torch.utils.data.DataLoader",
+        "torch.utils.data.dataset.TensorDataset",
+        "tensorflow.data.Dataset.from_tensor_slices",
+        "tensorflow.data.Dataset.from_tensors",
+    }
+)
+FIT_METHODS = frozenset({"fit", "partial_fit", "train_on_batch", "fit_generator", "forward"})
+PLOT_PREFIXES = ("matplotlib.", "seaborn.", "plotly.", "sklearn.metrics.", "torchmetrics.", "scipy.stats.")
+PLOT_METHODS = frozenset({"plot", "scatter", "imshow", "hist", "bar", "savefig", "add_scalar", "add_histogram", "add_image", "fill_between"})
+PLOT_WORDS = re.compile(r"plot|metric|score|demo|visuali[sz]|figure|accuracy", re.IGNORECASE)
+SHAPE_ATTRIBUTES = frozenset({"shape", "size", "dtype", "device", "ndim", "nbytes"})
+
+
+def children(node: cst.CSTNode) -> Iterator[cst.CSTNode]:
+    stack = list(node.children)
+    while stack:
+        child = stack.pop()
+        yield child
+        stack.extend(child.children)
+
+
+def callee_word(func: cst.BaseExpression) -> str:
+    if isinstance(func, cst.Name):
+        return func.value
+    if isinstance(func, cst.Attribute):
+        return func.attr.value
+    return ""
+
+
+def target_keys(target: cst.BaseExpression) -> list[str]:
+    """`x` -> ["x"], `self.x` -> ["self.x"], `store[i]` -> its base, tuples element-wise."""
+    if isinstance(target, cst.Name):
+        return [target.value]
+    if isinstance(target, cst.Attribute) and isinstance(target.value, cst.Name) and target.value.value == "self":
+        return [f"self.{target.attr.value}"]
+    if isinstance(target, cst.Subscript):
+        return target_keys(target.value)
+    if isinstance(target, (cst.Tuple, cst.List)):
+        return [k for e in target.elements for k in target_keys(e.value)]
+    return []

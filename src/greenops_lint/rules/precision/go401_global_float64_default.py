@@ -11,11 +11,10 @@ from greenops_lint.analysis.dtypes import DOUBLE_TENSOR_TYPES, is_float64_dtype
 from greenops_lint.analysis.rewrite import replace_with, string_like
 from greenops_lint.finding import Fix
 from greenops_lint.rule import Invalid, Rule
-from greenops_lint.rules.precision._shared import float32_fix
-from greenops_lint.savings import float64_cost_words, float64_time_factor
+from greenops_lint.rules.precision._shared import cost_words, float32_fix, float64_estimate
 
-# The page's `## Estimate` is `savings.float64_time_factor`: FLOAT64_BYTES_RATIO (2x)
-# for memory-bound work up to the hardware's FP32:FP64 peak ratio (data/hardware.toml).
+# The page's `## Estimate` is `savings.float64_time_factor` of the file's workload
+# (`_shared.file_workload`: literal layer sizes, batch, framework, TF32 switch).
 
 
 class GlobalFloat64Default(Rule):
@@ -31,10 +30,15 @@ class GlobalFloat64Default(Rule):
 
     ## Why is this bad
     Every tensor and layer created afterwards is float64: twice the memory and
-    memory traffic, and on GPUs the math runs at the FP64 rate, which is 1/2 of
-    FP32 on V100/A100/H100/H200 and 1/32 to 1/64 on T4, A10, L4 and RTX cards.
-    float64 never uses tensor cores (TF32/BF16), which are another 8-16x on
-    A100/H100. JAX keeps x64 off by default for exactly this reason.
+    memory traffic, and the math runs at the FP64 rate. How much slower that
+    is depends on the GPU and on the work: on A100/H100/H200 float64 matmuls
+    run on FP64 tensor cores at about the FP32 rate (but never as TF32/BF16),
+    float64 convolutions compare with the TF32 convolutions PyTorch and
+    TensorFlow use by default (8-16x on A100), and T4, A10, L4 and RTX cards
+    run FP64 at 1/32 to 1/64 of FP32. A tiny model (an RL policy, a 4-wide
+    MLP) is bound by per-op overhead and costs about the same in either dtype;
+    it still takes twice the memory. JAX keeps x64 off by default for exactly
+    this reason.
 
     Not flagged: `set_floatx("float32")`, `jax_enable_x64` set to False, and
     modules that call `gradcheck`/`gradgradcheck` (numerical gradient checks
@@ -49,9 +53,21 @@ class GlobalFloat64Default(Rule):
     `jax_enable_x64` False, `JAX_ENABLE_X64="0"`).
 
     ## Estimate
-    Time factor of the float64 work: 2x for memory-bound operations, up to the
-    FP32:FP64 peak ratio of the selected hardware for compute-bound ones
-    (datasheet figures in `data/hardware.toml`).
+    Time factor of a training step in float64 vs float32 on the selected
+    hardware (`--hardware`), sized from what the file says: literal layer
+    shapes (`nn.Linear(in, out)`, `nn.Conv2d(in, out, k)`, Keras `Dense` and
+    `Conv2D` chained from a literal `Input(shape=...)`), a literal batch size
+    (`batch_size=64`, an argparse default, a `BATCH_SIZE` constant), the
+    framework (PyTorch matmuls in full FP32 unless the file switches TF32 on
+    with `torch.backends.cuda.matmul.allow_tf32 = True` or
+    `torch.set_float32_matmul_precision("high")`; TensorFlow and JAX in TF32
+    by default) and the datasheet rates in `data/hardware.toml`. With literal
+    shapes a per-kernel roofline gives the range (on `a100-80gb`: ~1x for a
+    4-wide MLP, 1.3-2x for an 8192-wide one, 6.5-13x for a ResNet-like conv
+    net); without them the range spans the cases (overhead-bound ~1x,
+    memory-bound 2x, matmuls, convolutions) and the estimate names each. The
+    message quotes the same range. Always material: float64 doubles the
+    model's memory whatever the time factor.
     """
 
     code = "GO401"
@@ -140,7 +156,8 @@ class GlobalFloat64Default(Rule):
         else:
             return
         if hit:
-            self._report(node, self.ctx.snippet(node, 60), self._fix(name, node))
+            framework = "torch" if name.startswith("torch.") else "tensorflow" if "keras" in name else "jax"
+            self._report(node, self.ctx.snippet(node, 60), self._fix(name, node), framework)
 
     def _fix(self, name: str, node: cst.Call) -> Optional[Fix]:
         """Switch the call to float32 (or x64 off), keeping its spelling."""
@@ -160,14 +177,14 @@ class GlobalFloat64Default(Rule):
             fix = None
             if isinstance(value, cst.SimpleString):
                 fix = Fix(value, replace_with(string_like(value, "0")), safe=False, title="JAX_ENABLE_X64=0")
-            self._report(node, "JAX_ENABLE_X64=1", fix)
+            self._report(node, "JAX_ENABLE_X64=1", fix, "jax")
 
-    def _report(self, node: cst.CSTNode, what: str, fix: Optional[Fix] = None) -> None:
-        hardware = self.ctx.hardware
+    def _report(self, node: cst.CSTNode, what: str, fix: Optional[Fix], framework: str) -> None:
+        estimate = float64_estimate(self.ctx, framework)
         self.report(
             node,
-            f"{what} makes float64 the default for the whole process ({float64_cost_words(hardware)}); "
+            f"{what} makes float64 the default for the whole process ({cost_words(estimate, self.ctx.hardware)}); "
             "keep the float32 default and cast locally where float64 is needed",
-            float64_time_factor(hardware),
+            estimate,
             fix=fix,
         )

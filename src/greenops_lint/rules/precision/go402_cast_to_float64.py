@@ -15,10 +15,9 @@ from greenops_lint.analysis.rewrite import replace_with
 from greenops_lint.analysis.tree import is_self_attr, last_part
 from greenops_lint.finding import Fix
 from greenops_lint.rule import Invalid, Rule
-from greenops_lint.rules.precision._shared import float32_fix
-from greenops_lint.savings import float64_cost_words, float64_time_factor
+from greenops_lint.rules.precision._shared import cost_words, float32_fix, float64_estimate
 
-# The page's `## Estimate` is GO401's: `savings.float64_time_factor` of the selected hardware.
+# The page's `## Estimate` is GO401's: `savings.float64_time_factor` of the file's workload.
 
 
 class CastToFloat64(Rule):
@@ -35,10 +34,12 @@ class CastToFloat64(Rule):
 
     ## Why is this bad
     A float64 model stores twice the parameter, gradient and optimizer bytes
-    and runs every layer at the FP64 rate: 2x slower on V100/A100/H100, 32-64x
-    on T4/A10/L4/RTX GPUs, and without tensor cores. `.double()` is often added
-    to silence "expected scalar type Float but found Double", which comes from
-    float64 NumPy input (GO403): fix the input instead.
+    and runs every layer at the FP64 rate, without TF32/BF16 tensor cores:
+    about the FP32 rate for matmuls on A100/H100/H200 (FP64 tensor cores),
+    8-16x slower than PyTorch's default TF32 convolutions there, and 32-64x on
+    T4/A10/L4/RTX GPUs. `.double()` is often added to silence "expected
+    scalar type Float but found Double", which comes from float64 NumPy input
+    (GO403): fix the input instead.
 
     Not flagged: scalar losses and metrics (`loss.double()`,
     `total.double()`), accumulators outside model code, and modules that call
@@ -52,8 +53,11 @@ class CastToFloat64(Rule):
     a dtype imported as a bare name (`from torch import float64`) is left alone.
 
     ## Estimate
-    Time factor of the model's work, as GO401: 2x (memory-bound) up to the
-    FP32:FP64 peak ratio of the selected hardware (compute-bound).
+    As GO401: the float64/float32 step-time factor on the selected hardware,
+    sized from the file's literal layer shapes, batch size, framework and TF32
+    switch (a tiny model ~1x, a wide MLP 1-2x, a conv net 4x or more on
+    `a100-80gb`); the range spans the cases when the sizes are not literal.
+    Always material: the model's memory doubles whatever the time factor.
     """
 
     code = "GO402"
@@ -124,7 +128,8 @@ class CastToFloat64(Rule):
             return
         fix = float32_fix(dtype.value)
         if qualified.startswith(("torch.nn.", "keras.layers.")) and last_part(qualified)[:1].isupper():
-            self._report(node, f"{last_part(qualified)}(..., dtype=float64) builds a float64 layer", fix)
+            framework = "tensorflow" if qualified.startswith("keras.") else "torch"
+            self._report(node, f"{last_part(qualified)}(..., dtype=float64) builds a float64 layer", fix, framework)
         elif qualified in self._FACTORIES and self._in_model_method():
             self._report(node, f"{qualified}(..., dtype=float64) inside model code creates float64 activations", fix)
 
@@ -186,12 +191,13 @@ class CastToFloat64(Rule):
         cls = self.ctx.enclosing_class()
         return cls is not None and self.ctx.model_classes.is_model_class(cls.name.value)
 
-    def _report(self, node: cst.CSTNode, what: str, fix: Optional[Fix] = None) -> None:
-        hardware = self.ctx.hardware
+    def _report(self, node: cst.CSTNode, what: str, fix: Optional[Fix] = None, framework: Optional[str] = None) -> None:
+        estimate = float64_estimate(self.ctx, framework)
+        mixed = "a mixed_bfloat16 dtype policy" if framework == "tensorflow" else "torch.autocast for bf16/fp16"
         self.report(
             node,
-            f"{what} ({float64_cost_words(hardware)}); keep float32 and use torch.autocast for bf16/fp16",
-            float64_time_factor(hardware),
+            f"{what} ({cost_words(estimate, self.ctx.hardware)}); keep float32 and use {mixed}",
+            estimate,
             fix=fix,
         )
 

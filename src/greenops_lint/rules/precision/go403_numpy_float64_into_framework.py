@@ -7,16 +7,39 @@ from typing import Optional
 import libcst as cst
 
 from greenops_lint.analysis.calls import get_arg
-from greenops_lint.analysis.dtypes import float64_array_source, is_float64_dtype, literal_numel
+from greenops_lint.analysis.classes import MODEL_NAME
+from greenops_lint.analysis.dtypes import float64_array_source, is_explicit_float64, is_float64_dtype, literal_numel
 from greenops_lint.analysis.rewrite import method_call, with_keyword
-from greenops_lint.analysis.tree import display_name
-from greenops_lint.finding import Fix
+from greenops_lint.analysis.tree import display_name, is_test_file
+from greenops_lint.finding import Fix, SavingsEstimate, human_bytes
 from greenops_lint.rule import Invalid, Rule
-from greenops_lint.savings import extra_bytes_estimate, float64_cost_words, float64_time_factor
+from greenops_lint.rules.precision._shared import (
+    DATA_SINKS,
+    FIT_METHODS,
+    PLOT_METHODS,
+    PLOT_PREFIXES,
+    PLOT_WORDS,
+    SHAPE_ATTRIBUTES,
+    TRANSPARENT_METHODS,
+    callee_word,
+    children,
+    cost_words,
+    float64_estimate,
+    float64_model_in_file,
+    is_self_attr,
+    target_keys,
+    trains,
+)
+from greenops_lint.savings import FLOAT64_BYTES_RATIO, SOURCE_DERIVED, extra_bytes_estimate
 
 # The page's `## Estimate`: with a literal shape, the extra bytes of the float64
-# copy, FLOAT64_BYTES - FLOAT32_BYTES an element; otherwise GO401's time factor.
+# copy, FLOAT64_BYTES - FLOAT32_BYTES an element; where the file runs its model
+# in float64, GO401's time factor of the file's workload; otherwise the data's
+# bytes, FLOAT64_BYTES_RATIO (2x) of float32 through memory and host-to-device copies.
 FLOAT64_BYTES, FLOAT32_BYTES = 8, 4
+# Materiality: a float64 copy under 1 MiB of extra bytes (262,144 elements) is
+# reported at info severity, whatever its use.
+MATERIAL_EXTRA_BYTES = 1 << 20
 
 
 class NumpyFloat64IntoFramework(Rule):
@@ -25,22 +48,45 @@ class NumpyFloat64IntoFramework(Rule):
     ## What it does
     Flags `torch.from_numpy(x)`, `torch.tensor(x)`, `torch.as_tensor(x)`,
     `tf.convert_to_tensor(x)` and `tf.constant(x)` without a float32 `dtype=`,
-    where `x` is float64 by NumPy's default: `np.random.rand/randn/random/...`,
+    where `x` is float64: NumPy's default (`np.random.rand/randn/random/...`,
     `rng.random()` of `np.random.default_rng()`, `np.zeros/ones/empty/eye/
     linspace` without a dtype, `np.arange` or `np.array` of float literals,
-    `np.loadtxt/genfromtxt`, `.astype(float)` / `.astype(np.float64)`, and the
-    `.values` / `.to_numpy()` of a frame read with a pandas reader. The array
-    may be the argument itself or a name assigned from one of these.
+    `np.loadtxt/genfromtxt`), `.astype(float)` / `.astype(np.float64)`,
+    `np.asarray(..., dtype=float)`, and the `.values` / `.to_numpy()` of a
+    pandas frame known to hold floats (read with a float64 `dtype=`,
+    `astype(float)`, `select_dtypes("float")`, a division or arithmetic with a
+    float literal). The array may be the argument itself, a name assigned from
+    one of these, or what a helper of the module returns (one call deep).
+
+    It then follows the tensor through names in the module (and through a
+    helper that returns it, one call deep) to what it feeds: a model call
+    (`model(x)`, `self.policy(x)`), a `TensorDataset`/`DataLoader`/
+    `tf.data.Dataset.from_tensor_slices`, a data set class of the module, a
+    `.fit()`, or a loop that calls `.backward()` or `optimizer.step()`.
 
     ## Why is this bad
-    NumPy creates float64 by default and the conversion keeps the dtype: the
-    tensor takes twice the host memory and host-to-device bytes of float32.
-    Then either the model fails with "expected Float but found Double" (and
-    somebody adds `.double()`, GO402) or the data is cast on every batch.
+    The conversion keeps the dtype: the tensor takes twice the host memory and
+    host-to-device bytes of float32. Then either a float32 model fails with
+    "expected Float but found Double" (and somebody adds `.double()`, GO402)
+    or the data is cast on every batch.
 
-    Not flagged: integer data (`np.arange(10)`, `np.random.randint`), a dtype
-    given to the factory or the conversion, and a conversion followed at once
-    by `.float()`, `.half()`, `.bfloat16()` or `.to(torch.float32)`.
+    Not flagged: integer data (`np.arange(10)`, `np.random.randint`, a frame
+    read without a dtype: edge lists, ids and labels are int64), a dtype given
+    to the factory or the conversion, a conversion cast back in the same
+    expression (`.float()`, `.half()`, `.bfloat16()`, `.to(torch.float32)`,
+    `.type(torch.FloatTensor)`, also after `.to(device)`), an explicit
+    `astype("float64")` / `dtype=np.float64` the author chose and that is not
+    seen feeding a model (a noise schedule kept in float64 for its log
+    precision, a timestamp column), tensors for plots and metrics
+    (matplotlib, `sklearn.metrics`, functions named `plot_*`, `*_metrics`,
+    `demo_*`), test files, and modules that call `gradcheck`.
+
+    ## When it is material
+    A finding is reported at warning severity when the tensor is seen feeding
+    a model, a data set or a training loop, or when its literal size makes the
+    float64 copy 1 MiB or more larger than float32 (`MATERIAL_EXTRA_BYTES`);
+    a smaller literal array, or one whose use is not seen in the module, is
+    reported at info severity (shown with `--show-info`).
 
     ## Fix
     Create float32 at the source (`rng.random(size, dtype=np.float32)`,
@@ -51,8 +97,14 @@ class NumpyFloat64IntoFramework(Rule):
     `torch.from_numpy(x).float()`.
 
     ## Estimate
-    Extra bytes of the float64 copy (4 bytes an element) when the array's shape
-    is literal; otherwise the float64 time factor of GO401 for the tensor's use.
+    The extra bytes of the float64 copy (4 bytes an element) when the array's
+    shape is literal. Otherwise, where the file runs its model in float64 (a
+    float64 default or a `.double()` cast: GO401/GO402), GO401's time factor of
+    the file's workload on the selected hardware, since the data is that
+    model's input. Otherwise the model runs in float32 and the cost is the
+    data's: 1-2x the data-transfer time (2x the bytes through host memory and
+    host-to-device copies; 1x where the tensor is cast before the copy), a
+    factor on part of the step that `--statistics` does not convert.
     """
 
     code = "GO403"
@@ -113,35 +165,64 @@ class NumpyFloat64IntoFramework(Rule):
 
     def visit_Call(self, node: cst.Call) -> None:
         name = self.ctx.call_name(node)
-        if name not in self._CONVERTERS or self.ctx.calls_gradcheck:
+        if name not in self._CONVERTERS or self.ctx.calls_gradcheck or is_test_file(self.ctx.path):
             return
         if name != "torch.from_numpy" and get_arg(node, "dtype") is not None:
             return
         data = get_arg(node, None, 0)
-        if data is None or self._narrowed_at_once(node):
+        if data is None:
             return
         source = float64_array_source(self.ctx, data.value)
         if source is None:
             return
-        hardware = self.ctx.hardware
+        use = self._use(node)
+        if use == "narrowed" or use == "plot":
+            return
         numel = literal_numel(self.ctx, source) if isinstance(source, cst.Call) else None
-        if numel:
-            estimate = extra_bytes_estimate(
-                numel * (FLOAT64_BYTES - FLOAT32_BYTES),
-                f"{numel} float64 elements take {FLOAT64_BYTES} bytes each instead of {FLOAT32_BYTES}",
-                hardware,
-            )
-        else:
-            estimate = float64_time_factor(hardware)
+        if use is None and is_explicit_float64(self.ctx, source):
+            # `astype("float64")` chosen by the author (a noise schedule's log
+            # precision, a timestamp) and not seen feeding a model: not waste.
+            return
+        estimate, cost = self._estimate(numel, use is not None)
+        material = numel * (FLOAT64_BYTES - FLOAT32_BYTES) >= MATERIAL_EXTRA_BYTES if numel else use is not None
         short = display_name(name)
+        feeds = f" that feeds {use}" if use else ""
         self.report(
             node,
-            f"{short}() of a float64 NumPy array ({self.ctx.snippet(source, 40)}) makes a float64 tensor "
-            f"({float64_cost_words(hardware)}); create float32 data or pass "
-            f"dtype={'tf' if name.startswith('tensorflow.') else 'torch'}.float32",
+            f"{short}() of a float64 NumPy array ({self.ctx.snippet(source, 40)}) makes a float64 tensor{feeds} "
+            f"({cost}); create float32 data or pass dtype={'tf' if name.startswith('tensorflow.') else 'torch'}.float32",
             estimate,
             fix=self._fix(name, node),
+            severity=None if material else "info",
         )
+
+    def _estimate(self, numel: Optional[int], fed: bool) -> tuple[SavingsEstimate, str]:
+        hardware = self.ctx.hardware
+        if numel:
+            extra = numel * (FLOAT64_BYTES - FLOAT32_BYTES)
+            estimate = extra_bytes_estimate(
+                extra, f"{numel} float64 elements take {FLOAT64_BYTES} bytes each instead of {FLOAT32_BYTES}", hardware
+            )
+            return estimate, f"{human_bytes(extra)} more than float32"
+        if fed and float64_model_in_file(self.ctx):
+            # The file runs its model in float64 (GO401/GO402): the data is its input.
+            estimate = float64_estimate(self.ctx)
+            return estimate, cost_words(estimate, hardware)
+        estimate = SavingsEstimate(
+            metric="time_factor",
+            low=1.0,
+            high=FLOAT64_BYTES_RATIO,
+            unit="x data-transfer time",
+            basis=(
+                f"a float64 tensor moves {FLOAT64_BYTES_RATIO:g}x the bytes of float32 through host memory and "
+                "host-to-device copies (memory-bound); 1x where it is cast to float32 before the copy. The model "
+                "itself runs in float32 (no float64 default or cast in this file), so the cast costs a pass per batch"
+            ),
+            hardware=hardware.key,
+            assumptions=("the array's size is not literal in the code",),
+            source=SOURCE_DERIVED,
+        )
+        return estimate, f"{FLOAT64_BYTES_RATIO:g}x the bytes of float32 in memory and host-to-device copies"
 
     @staticmethod
     def _fix(name: str, node: cst.Call) -> Optional[Fix]:
@@ -151,18 +232,167 @@ class NumpyFloat64IntoFramework(Rule):
         dtype = cst.Attribute(value=func.value, attr=cst.Name("float32"))
         return Fix(node, lambda updated: with_keyword(updated, "dtype", dtype), safe=False, title="dtype=float32")
 
-    def _narrowed_at_once(self, node: cst.Call) -> bool:
-        """`torch.from_numpy(x).float()` or `.to(torch.float32)`: only a transient copy."""
-        attribute, call = self.ctx.parent(1), self.ctx.parent(2)
-        if not (isinstance(attribute, cst.Attribute) and attribute.value is node and isinstance(call, cst.Call)):
-            return False
-        method = attribute.attr.value
+    # -- where the tensor goes ---------------------------------------------------------------
+
+    def _narrowing(self, method: str, call: cst.Call) -> bool:
+        """`.float()`, `.half()`, `.to(torch.float32)`, `.type(torch.FloatTensor)`."""
         if method in self._NARROWING:
             return True
         if method in ("to", "type", "astype"):
             return any(
                 (a.keyword is None or a.keyword.value == "dtype") and not is_float64_dtype(self.ctx, a.value)
-                and (self.ctx.qualified_name(a.value) or "").startswith(("torch.float", "torch.half", "torch.bfloat", "tensorflow.float"))
+                and (self.ctx.qualified_name(a.value) or "").startswith(("torch.float", "torch.half", "torch.bfloat", "torch.FloatTensor", "torch.cuda.FloatTensor", "tensorflow.float"))
                 for a in call.args
             )
         return False
+
+    def _widening(self, method: str, call: cst.Call) -> bool:
+        """`.double()` or `.to(torch.float64)`: the author asks for float64 in so many words."""
+        if method == "double" and not call.args:
+            return True
+        return method in ("to", "type") and any(
+            (a.keyword is None or a.keyword.value == "dtype") and is_float64_dtype(self.ctx, a.value) for a in call.args
+        )
+
+    def _use(self, node: cst.Call) -> Optional[str]:
+        """'narrowed' (cast back to float32 in the same expression), 'plot'
+        (a plot, a metric, a demo), a few words naming the model or training
+        loop the tensor feeds, or None when no such use is seen in the module."""
+        stack = self.ctx.stack
+        index = len(stack) - 1
+        while stack[index] is not node:
+            index -= 1
+        child: cst.CSTNode = node
+        for ancestor in reversed(stack[:index]):
+            if isinstance(ancestor, cst.Attribute) and ancestor.value is child:
+                pass
+            elif isinstance(ancestor, cst.Call) and isinstance(ancestor.func, cst.Attribute) and ancestor.func is child:
+                if self._narrowing(ancestor.func.attr.value, ancestor) or self._widening(ancestor.func.attr.value, ancestor):
+                    # Cast back to float32, or to float64 on purpose (`.to(torch.float64)`): no default at work.
+                    return "narrowed"
+                if ancestor.func.attr.value not in TRANSPARENT_METHODS:
+                    sink = self._sink(ancestor)
+                    if sink is not None:
+                        return sink
+            elif isinstance(ancestor, cst.Call):
+                sink = self._sink(ancestor)
+                if sink is not None:
+                    return sink
+            elif isinstance(ancestor, (cst.Assign, cst.AnnAssign, cst.AugAssign)):
+                targets = [t.target for t in ancestor.targets] if isinstance(ancestor, cst.Assign) else [ancestor.target]
+                keys = {k for t in targets for k in target_keys(t)}
+                return self._flows(keys, self._scope(stack[:index], keys)) if keys else None
+            elif isinstance(ancestor, cst.Return):
+                return self._returned(stack[:index])
+            elif isinstance(ancestor, (cst.SimpleStatementLine, cst.BaseCompoundStatement, cst.Lambda)):
+                break
+            child = ancestor
+        return self._context_words(stack[:index])
+
+    def _context_words(self, ancestors: list) -> Optional[str]:
+        for ancestor in ancestors:
+            if isinstance(ancestor, (cst.FunctionDef, cst.ClassDef)) and PLOT_WORDS.search(ancestor.name.value):
+                return "plot"
+        return None
+
+    def _scope(self, ancestors: list, keys: set) -> cst.CSTNode:
+        """Where the assigned names live: the class for `self.x`, else the function, else the module."""
+        kinds = (cst.ClassDef,) if any(k.startswith("self.") for k in keys) else (cst.FunctionDef,)
+        for ancestor in reversed(ancestors):
+            if isinstance(ancestor, kinds):
+                return ancestor
+        return self.ctx.module
+
+    def _returned(self, ancestors: list) -> Optional[str]:
+        """A helper returns the tensor: follow its calls, one call deep."""
+        function = next((a for a in reversed(ancestors) if isinstance(a, cst.FunctionDef)), None)
+        if function is None or self._context_words(ancestors) == "plot":
+            return self._context_words(ancestors)
+        marker = f"call:{function.name.value}"
+        for scope in [self.ctx.module, *(n for n in children(self.ctx.module) if isinstance(n, cst.FunctionDef))]:
+            if scope is function:
+                continue
+            use = self._flows({marker}, scope, top_only=scope is self.ctx.module)
+            if use is not None:
+                return use
+        return None
+
+    def _flows(self, keys: set, scope: cst.CSTNode, top_only: bool = False) -> Optional[str]:
+        """Follow the names through assignments in `scope` to a model, a data
+        set or loader, a `.fit`, or a loop that calls `.backward()`."""
+        tainted = set(keys)
+        if top_only and isinstance(scope, cst.Module):
+            # The module's own statements, not the functions' (they are scopes of their own).
+            statements = [s for s in scope.body if not isinstance(s, (cst.FunctionDef, cst.ClassDef))]
+            nodes = [n for statement in statements for n in (statement, *children(statement))]
+        else:
+            nodes = list(children(scope))
+        for _ in range(3):
+            before = len(tainted)
+            for node in nodes:
+                if isinstance(node, cst.Assign) and self._carries(node.value, tainted):
+                    tainted.update(k for t in node.targets for k in target_keys(t.target))
+                elif isinstance(node, (cst.For, cst.CompFor)) and self._carries(node.iter, tainted):
+                    tainted.update(target_keys(node.target))
+            if len(tainted) == before:
+                break
+        plot = None
+        for node in nodes:
+            if isinstance(node, cst.Call) and any(self._carries(a.value, tainted) for a in node.args):
+                sink = self._sink(node)
+                if sink == "plot":
+                    plot = sink
+                elif sink is not None:
+                    return sink
+        for node in nodes:
+            if isinstance(node, (cst.For, cst.While)) and trains(node) and any(
+                isinstance(n, (cst.Name, cst.Attribute)) and self._carries(n, tainted) for n in children(node.body)
+            ):
+                return "a training loop"
+        return plot
+
+    def _carries(self, node: cst.BaseExpression, tainted: set) -> bool:
+        """Does the value of `node` hold the float64 tensor (not a float32 cast, a shape or a length)?"""
+        if isinstance(node, cst.Name):
+            return node.value in tainted
+        if isinstance(node, cst.Attribute):
+            if isinstance(node.value, cst.Name) and node.value.value == "self" and f"self.{node.attr.value}" in tainted:
+                return True
+            return node.attr.value not in SHAPE_ATTRIBUTES and self._carries(node.value, tainted)
+        if isinstance(node, cst.Subscript):
+            return self._carries(node.value, tainted)
+        if isinstance(node, cst.BinaryOperation):
+            return self._carries(node.left, tainted) or self._carries(node.right, tainted)
+        if isinstance(node, (cst.Tuple, cst.List)):
+            return any(self._carries(e.value, tainted) for e in node.elements)
+        if isinstance(node, cst.Call):
+            func = node.func
+            if f"call:{callee_word(func)}" in tainted and (isinstance(func, cst.Name) or is_self_attr(func)):
+                return True
+            if isinstance(func, cst.Attribute):
+                if self._narrowing(func.attr.value, node):
+                    return False
+                if func.attr.value in TRANSPARENT_METHODS:
+                    return self._carries(func.value, tainted)
+            name = self.ctx.call_name(node) or ""
+            if name.startswith("torch.") and name.rsplit(".", 1)[-1] in ("cat", "stack", "vstack", "hstack", "concat"):
+                return any(self._carries(a.value, tainted) for a in node.args)
+        return False
+
+    def _sink(self, call: cst.Call) -> Optional[str]:
+        """A model, a data set or loader, a fit method: a few words; a plot or metric: 'plot'."""
+        name = self.ctx.call_name(call) or ""
+        func = call.func
+        word = callee_word(func)
+        if name in DATA_SINKS:
+            return f"a {name.rsplit('.', 1)[-1]}"
+        if name.startswith(PLOT_PREFIXES) or word in PLOT_METHODS or PLOT_WORDS.search(word):
+            return "plot"
+        if isinstance(func, cst.Attribute) and word in FIT_METHODS:
+            return f"{self.ctx.snippet(func, 30)}()"
+        if word and MODEL_NAME.search(word) and not name.startswith(("torch.", "numpy.", "tensorflow.")):
+            return f"{self.ctx.snippet(func, 30)}(...)"
+        if isinstance(func, cst.Name) and self.ctx.dataset_classes.is_model_class(word):
+            return f"the data set {word}"
+        return None
+

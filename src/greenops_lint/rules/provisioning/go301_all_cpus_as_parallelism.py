@@ -143,6 +143,9 @@ class AllCpusAsParallelism(Rule):
     `min(8, len(os.sched_getaffinity(0)) // local_world_size)` (on Python 3.13,
     `os.process_cpu_count()`); for threads, leave PyTorch's default or set it
     per rank. Measure throughput at 2, 4 and 8 workers before going higher.
+    Size workers to what the job needs, not the machine's maximum and not the
+    minimum: GO509 is the other side (no workers while loading is the
+    bottleneck), and a loader is only ever flagged one way.
     Autofix (unsafe: fewer workers or threads than before): where the count
     is written at the use site, `os.cpu_count()` becomes
     `min(os.cpu_count() or 1, 8)` (the cap is the `cap` option).

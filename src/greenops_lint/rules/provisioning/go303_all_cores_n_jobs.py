@@ -1,4 +1,4 @@
-"""GO303: a single-level scikit-learn / joblib / GBDT job on every core (off by default)."""
+"""GO303: a single-level scikit-learn / joblib / GBDT job on every core."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from typing import Optional
 
 import libcst as cst
 
-from greenops_lint.analysis.calls import get_arg
+from greenops_lint.analysis.calls import get_arg, literal_value
 from greenops_lint.analysis.parallelism import all_cores_jobs
 from greenops_lint.analysis.tree import last_part
 from greenops_lint.rule import Invalid, Rule
@@ -25,6 +25,26 @@ _MESSAGE = (
 )
 
 
+def _ignores_n_jobs(node: cst.Call, name: str) -> bool:
+    """Estimators on which `n_jobs` does nothing in the configuration written:
+    scikit-learn's `LogisticRegression` uses it only with `multi_class="ovr"`
+    and a solver other than liblinear (lbfgs, the default, fits one
+    multinomial problem: the cores stay idle), and `LinearRegression` only for several targets on
+    sparse data or with `positive=True`."""
+    estimator = last_part(name)
+    if not name.startswith("sklearn."):
+        return False
+    if estimator == "LogisticRegression":
+        multi_class, solver = get_arg(node, "multi_class"), get_arg(node, "solver")
+        if solver is not None and literal_value(solver.value) == "liblinear":
+            return True  # ignored with liblinear in any case
+        return multi_class is None or literal_value(multi_class.value) != "ovr"
+    if estimator == "LinearRegression":
+        positive = get_arg(node, "positive")
+        return positive is None or literal_value(positive.value) is not True
+    return False
+
+
 class AllCoresNJobs(Rule):
     """Runs a single-level scikit-learn / joblib / GBDT job on every core.
 
@@ -33,13 +53,20 @@ class AllCoresNJobs(Rule):
     lightgbm `num_threads=`, catboost `thread_count=-1`) in calls to
     scikit-learn, joblib, xgboost, lightgbm, catboost and imbalanced-learn,
     when GO302 does not already report the same call as part of nested
-    parallelism. Off by default and at info level: run it when the code is
-    meant for shared machines (CI runners, notebook servers, Kubernetes pods
-    with CPU limits). Enable with `extend-select = ["GO303"]`.
+    parallelism. On by default since the triage of issue 17: the product
+    brief names "maxed-out workers", and on 28 wheels of real ML code its
+    findings were explicit all-core choices once the estimators that ignore
+    `n_jobs` were left out (see below). On a dedicated machine all cores may
+    be what you want: say so with `# noqa: GO303` or `ignore = ["GO303"]`.
 
     Not flagged: `n_jobs=1`, a small fixed count, `None`/absent (the library's
     own default, even where that is all cores: the rule reports explicit
-    choices only), values from config, and calls of other libraries.
+    choices only), values from config, calls of other libraries, and
+    estimators on which `n_jobs` has no effect as written: scikit-learn's
+    `LogisticRegression` without `multi_class="ovr"` or with liblinear (the
+    default lbfgs solver fits one multinomial problem and ignores `n_jobs`), and
+    `LinearRegression` without `positive=True` (`n_jobs` only splits several
+    targets of a sparse problem).
 
     ## Why is this bad
     On a dedicated machine all cores is often right. On a shared one the job
@@ -61,8 +88,6 @@ class AllCoresNJobs(Rule):
     code = "GO303"
     name = "all-cores-n-jobs"
     family = "provisioning"
-    severity = "info"
-    default_enabled = False
     tokens = ("n_jobs", "thread_count", "nthread", "num_threads")
     INVALID = [
         Invalid(
@@ -96,6 +121,11 @@ class AllCoresNJobs(Rule):
         import xgboost as xgb
         model = xgb.XGBClassifier(n_jobs=args.jobs)
         """,
+        """
+        from sklearn.linear_model import LinearRegression, LogisticRegression
+        classifier = LogisticRegression(max_iter=1000, n_jobs=-1)
+        regressor = LinearRegression(n_jobs=-1)
+        """,
     ]
 
     def __init__(self, ctx, options=None) -> None:
@@ -109,6 +139,8 @@ class AllCoresNJobs(Rule):
             self.covered.update((id(nested.inner_jobs), id(nested.outer_jobs)))
         name = self.ctx.call_name(node)
         if name is None or not name.startswith(ESTIMATOR_ROOTS) or name == "joblib.delayed":
+            return
+        if _ignores_n_jobs(node, name):
             return
         for keyword in JOBS_KEYWORDS:
             arg = get_arg(node, keyword, 0 if name == "joblib.Parallel" and keyword == "n_jobs" else None)

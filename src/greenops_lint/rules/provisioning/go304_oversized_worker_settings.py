@@ -68,7 +68,10 @@ class OversizedWorkerSettings(Rule):
     Start from 2-8 workers (at most the CPUs the job has), measure samples/s,
     and stop when it stops rising; keep `prefetch_factor` at its default of 2
     (raise it only when measured loading is bursty). Raise the thresholds for
-    machines that are really that large.
+    machines that are really that large. Size workers to what the job needs,
+    not the machine's maximum and not the minimum: GO509 is the other side
+    (no workers while loading is the bottleneck), and a loader is only ever
+    flagged one way.
 
     ## Estimate
     Worker counts: 1.0-1.4x data-loading time, as GO301. `prefetch_factor`:

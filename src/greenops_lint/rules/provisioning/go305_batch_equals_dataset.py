@@ -8,6 +8,8 @@ from typing import Optional
 import libcst as cst
 
 from greenops_lint.analysis.calls import get_arg, literal_value
+from greenops_lint.analysis.dataloaders import DATALOADER_CLASSES as _DATALOADERS
+from greenops_lint.analysis.dataloaders import EVAL_MARKERS as _EVAL_MARKERS
 from greenops_lint.rule import Invalid, Rule
 from greenops_lint.rules.provisioning._shared import method_name
 from greenops_lint.walker import children
@@ -16,9 +18,6 @@ from greenops_lint.walker import children
 # The mini-batch sizes the message suggests.
 MINI_BATCH_LOW, MINI_BATCH_HIGH = 32, 512
 
-# "val", "valid", "test", "eval", "dev", "pred", "infer", "holdout" at the start
-# of a word (not "interval", "device", "value", "latest").
-_EVAL_MARKERS = re.compile(r"(?<![a-z])(val(?!ue)|test|eval|dev(?!ice)|pred|infer|holdout|calib)", re.IGNORECASE)
 # Methods that need the full batch by design (second-order optimisers, exact
 # or variational GPs, HMC/MCMC samplers, physics-informed nets, Cox models).
 _FULL_BATCH_BY_DESIGN = re.compile(
@@ -29,7 +28,6 @@ _FULL_BATCH_COMMENT = re.compile(
     r"|at once)",
     re.IGNORECASE,
 )
-_DATALOADERS = frozenset({"torch.utils.data.DataLoader", "torch_geometric.loader.DataLoader"})
 _MESSAGE = (
     "batch_size={batch} makes the whole training set ({data}) one batch: one optimizer step per epoch and "
     "activation memory that grows with the dataset; "
@@ -74,9 +72,13 @@ class BatchEqualsDataset(Rule):
     full-batch gradient descent is intended (L-BFGS, some physics-informed
     models), keep it and add `# noqa: GO305`.
 
-    Off by default (info): what it costs depends on the dataset size and on
-    convergence, which neither the code nor a micro-benchmark shows, so the
-    finding carries no estimate; turn it on with `extend-select = ["GO305"]`.
+    Off by default (info), kept off after the issue 17 triage although the
+    product brief names "maxed-out batch settings": on 28 wheels of real ML
+    code (transformers, lightning, keras, ...) it had no finding, so its
+    precision on real code is not measured, and what a finding costs depends
+    on the dataset size and on convergence, which neither the code nor a
+    micro-benchmark shows: the finding carries no estimate, and default-on
+    rules must. Turn it on with `extend-select = ["GO305"]`.
     """
 
     code = "GO305"

@@ -8,7 +8,9 @@ from typing import Optional
 import libcst as cst
 
 from greenops_lint.analysis.calls import get_arg, literal_value
+from greenops_lint.analysis.loops import referenced_names
 from greenops_lint.analysis.parallelism import literal_int, literal_str
+from greenops_lint.analysis.tree import is_test_file
 from greenops_lint.finding import SavingsEstimate
 from greenops_lint.rule import Invalid, Rule
 from greenops_lint.rules.provisioning._shared import identifier
@@ -73,7 +75,11 @@ class PadToMaxLength(Rule):
     training loader or dataset).
 
     Not flagged: `padding=True` / `"longest"` / `False`, a padding mode chosen
-    at run time (`"max_length" if args.pad_to_max_length else False`),
+    at run time (`"max_length" if args.pad_to_max_length else False`), a
+    single text (a string literal or f-string, or a name bound to one, built
+    from no parameter of its function: a demo query after training, padded
+    once), test files (a toy tokenizer exercised
+    on a dozen tokens),
     inference-only modules, functions named like `predict`/`infer`/`export`,
     calls under `torch.no_grad()` / `torch.inference_mode()`, modules that
     need static shapes: TPU/XLA (`torch_xla`), JAX/Flax, TensorFlow/Keras
@@ -151,12 +157,23 @@ class PadToMaxLength(Rule):
         padding = "max_length" if data_args.pad_to_max_length else False
         enc = tokenizer(texts, padding=padding, max_length=128, truncation=True)
         """,
+        """
+        from transformers import AutoTokenizer, Trainer
+        trainer.train()
+        input_text = f"answer_me: {question} context: {context} </s>"
+        query = tokenizer(input_text, return_tensors="pt", pad_to_max_length=True, max_length=250)
+        answer = model.generate(query["input_ids"], max_length=50)
+        """,
     ]
 
     def __init__(self, ctx, options=None) -> None:
         super().__init__(ctx, options)
         text = ctx.text
-        self.active = any(m in text for m in _TRAINING_MARKERS) and not any(m in text for m in _STATIC_SHAPE_MARKERS)
+        self.active = (
+            any(m in text for m in _TRAINING_MARKERS)
+            and not any(m in text for m in _STATIC_SHAPE_MARKERS)
+            and not is_test_file(ctx.path)
+        )
 
     def visit_Call(self, node: cst.Call) -> None:
         if not self.active:
@@ -176,6 +193,8 @@ class PadToMaxLength(Rule):
             return
         if self._under_no_grad():
             return  # features for a frozen encoder or inference, not training data
+        if self._single_text(node):
+            return  # one query (a demo after training): not every training example
         max_length = get_arg(node, "max_length")
         length = literal_int(self.ctx, max_length.value) if max_length is not None else None
         if length is not None:
@@ -203,6 +222,27 @@ class PadToMaxLength(Rule):
                 ),
             ),
         )
+
+    def _single_text(self, node: cst.Call) -> bool:
+        """The text is one string (a literal, an f-string, or a name bound to
+        one) built from no parameter of its function: a single query, padded
+        once, not a dataset."""
+        first = get_arg(node, "text", 0)
+        if first is None:
+            return False
+        value = first.value
+        if isinstance(value, cst.Name):
+            bound = self.ctx.value_of(value)
+            value = bound if isinstance(bound, cst.BaseExpression) else value
+        if not isinstance(value, (cst.SimpleString, cst.FormattedString, cst.ConcatenatedString)):
+            return False
+        # An f-string of the parameters of a preprocessing function is one
+        # example of many (`f"question: {example['question']}"` in a .map()).
+        function = self.ctx.enclosing_function()
+        if function is None:
+            return True
+        params = {p.name.value for p in (*function.params.params, *function.params.kwonly_params)}
+        return not (referenced_names(value) & params)
 
     def _under_no_grad(self) -> bool:
         for ancestor in self.ctx.stack:

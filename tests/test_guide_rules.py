@@ -1,0 +1,236 @@
+"""The rules from the performance guides (issue 20): GO404, GO512, GO515-GO518 beyond their own examples:
+hardware-aware estimates, materiality, one finding per module, and the GO515 probe."""
+
+from __future__ import annotations
+
+import importlib.util
+import textwrap
+
+import pytest
+
+from conftest import lint_source
+from greenops_lint.plugins import load_rules
+from greenops_lint.probe.plans import Host, SourceIndex, has_probe, make_plan
+
+FP32_LOOP = """
+import torch
+from torch import nn
+model = nn.Linear(1024, 1024).cuda()
+for x, y in train_loader:
+    loss = criterion(model(x.cuda()), y.cuda())
+    loss.backward()
+    optimizer.step()
+for x, y in other_loader:
+    loss = criterion(model(x.cuda()), y.cuda())
+    loss.backward()
+    optimizer.step()
+"""
+
+
+def only(code, source, **kwargs):
+    return [f for f in lint_source(source, **kwargs) if f.code == code]
+
+
+# -- GO404 ------------------------------------------------------------------------------------
+
+
+def test_go404_one_finding_per_module_at_the_first_training_loop():
+    findings = only("GO404", FP32_LOOP)
+    assert [f.line for f in findings] == [5]
+
+
+@pytest.mark.parametrize(
+    "hardware,low,high,severity",
+    [
+        ("a100-80gb", 1.0, 2.25, "warning"),  # TF32 156 vs 19.5: capped at the t5-base end-to-end anchor
+        ("h100-sxm", 1.0, 2.25, "warning"),
+        ("a10", 1.0, 2.0, "warning"),  # TF32 peak only 2x FP32
+        ("v100", 1.0, 1.0, "info"),  # no TF32 units
+        ("t4", 1.0, 1.0, "info"),
+        ("rtx-3090", 1.0, 1.0, "info"),  # TF32 rate equals FP32
+        ("generic-gpu", 1.0, 2.25, "warning"),
+    ],
+)
+def test_go404_estimate_follows_the_hardware_table(hardware, low, high, severity):
+    (finding,) = only("GO404", FP32_LOOP, hardware=hardware)
+    assert (finding.estimate.low, finding.estimate.high) == (low, high)
+    assert finding.severity == severity
+    assert finding.estimate.source == "cited"
+
+
+def test_go404_convolutional_model_is_info():
+    source = FP32_LOOP.replace("nn.Linear(1024, 1024)", "nn.Conv2d(3, 64, 3)")
+    (finding,) = only("GO404", source, hardware="a100-80gb")
+    assert finding.severity == "info"
+    assert "convolutions already use TF32" in finding.message
+
+
+def test_go404_silent_with_hf_tf32_and_lightning_precision():
+    for line in ("args = TrainingArguments(output_dir='o', tf32=True)", "trainer = L.Trainer(precision='32-true')"):
+        assert not only("GO404", FP32_LOOP + line + "\n")
+
+
+def test_go404_silent_in_tests():
+    assert not only("GO404", FP32_LOOP, path="tests/test_training.py")
+
+
+# -- GO512 ------------------------------------------------------------------------------------
+
+
+def test_go512_is_info_and_skips_a_helper_called_under_a_flag_only():
+    source = """
+    import torch
+
+    def seed_all(seed):
+        torch.manual_seed(seed)
+        torch.backends.cudnn.deterministic = True
+
+    def main(args):
+        if args.reproducible:
+            seed_all(args.seed)
+        model = Net().cuda()
+        for x, y in loader:
+            criterion(model(x.cuda()), y.cuda()).backward()
+            optimizer.step()
+    """
+    assert not only("GO512", source)
+    (finding,) = only("GO512", source.replace("        if args.reproducible:\n            seed_all", "        seed_all"))
+    assert finding.severity == "info" and finding.line == 6
+
+
+def test_go512_lightning_trainer_deterministic():
+    source = """
+    import lightning as L
+    import torch
+    trainer = L.Trainer(accelerator="cuda", deterministic=True)
+    trainer.fit(model, loader)
+    """
+    (finding,) = only("GO512", source)
+    assert "Trainer(deterministic=True)" in finding.message
+
+
+# -- GO515 ------------------------------------------------------------------------------------
+
+
+def test_go515_itertuples_is_info_unless_repeated_per_epoch():
+    once = """
+    import pandas as pd
+    df = pd.read_csv("x.csv")
+    for row in df.itertuples():
+        total += row.a * row.b
+    """
+    (finding,) = only("GO515", once)
+    assert finding.severity == "info"
+    assert finding.estimate.source == "measured on CPU" and "measured on CPU" in finding.message
+    per_epoch = """
+    import pandas as pd
+    df = pd.read_csv("x.csv")
+    for epoch in range(10):
+        for row in df.itertuples():
+            total += row.a * row.b
+        train_one_epoch(model, loader)
+    """
+    (finding,) = only("GO515", per_epoch)
+    assert finding.severity == "warning" and "epoch loop" in finding.message
+
+
+def test_go515_helper_function_for_apply_one_call_deep():
+    source = """
+    import pandas as pd
+    def log_ratio(row):
+        return row.get("clicks", 0) / (row["views"] + 1)
+    def io_per_row(row):
+        return open(row["path"]).read().count("x") * 2
+    df = pd.read_parquet("events.parquet")
+    df["ctr"] = df.apply(log_ratio, axis=1)
+    df["n"] = df.apply(io_per_row, axis="columns")
+    """
+    assert [f.line for f in only("GO515", source)] == [8]
+
+
+# -- GO517 / GO518 -------------------------------------------------------------------------------
+
+
+def test_go517_and_go518_follow_a_pipeline_built_in_a_helper():
+    source = """
+    import tensorflow as tf
+    def make(files):
+        ds = tf.data.TFRecordDataset(files)
+        ds = ds.map(parse_example)
+        return ds.batch(32)
+    train = make(files)
+    model.fit(train, epochs=3)
+    """
+    assert [f.line for f in only("GO518", source)] == [5]
+    assert [f.line for f in only("GO517", source)] == [6]
+
+
+def test_go518_fix_uses_the_tensorflow_alias(tmp_path):
+    from greenops_lint.config import Config
+    from greenops_lint.fixes import fix_paths
+
+    path = tmp_path / "pipe.py"
+    path.write_text("import tensorflow as T\nds = T.data.TextLineDataset(f).map(decode_line)\n")
+    fix_paths([str(path)], Config(root=tmp_path, select=("GO518",)), {"GO518": load_rules().rules["GO518"]}, unsafe=False)
+    assert "map(decode_line, num_parallel_calls=T.data.AUTOTUNE)" in path.read_text()
+
+
+# -- the GO515 probe -------------------------------------------------------------------------------
+
+PANDAS = importlib.util.find_spec("pandas") is not None
+PREP = textwrap.dedent(
+    """
+    import pandas as pd
+    df = pd.read_csv("x.csv")
+    df["s"] = df.apply(lambda r: r["a"] * 2 + r["b"], axis=1)
+    """
+)
+
+
+def test_go515_has_a_cpu_probe_plan():
+    assert has_probe(load_rules().rules["GO515"])
+    finding = only("GO515", PREP)[0]
+    plan = make_plan(finding, Host(), [finding], SourceIndex("prep.py", PREP))
+    assert plan.bench == "pandas_rows" and plan.params["method"] == "apply"
+    assert plan.sized == "default" and "rows" in plan.sizes
+    assert plan.claim is not None and plan.claim.metric == "time_factor"
+
+
+@pytest.mark.skipif(not PANDAS, reason="pandas is not installed")
+def test_go515_probe_bench_measures_a_large_ratio():
+    torch = pytest.importorskip("torch")  # noqa: F841 - the bench module imports it
+    from greenops_lint.probe.benches import run
+
+    cpu = {}
+    for variant in ("before", "after"):
+        out = run({"bench": "pandas_rows", "variant": variant,
+                   "params": {"method": "apply", "rows": 2000, "min_time": 0.05, "min_samples": 2}})
+        cpu[variant] = min(out["series"]["pass"]["cpu"])
+    assert cpu["before"] > 5 * cpu["after"]
+
+
+def test_go515_probe_bench_is_not_applicable_without_pandas(monkeypatch):
+    pytest.importorskip("torch")
+    import builtins
+
+    from greenops_lint.probe.benches import run
+
+    real_import = builtins.__import__
+
+    def no_pandas(name, *args, **kwargs):
+        if name == "pandas":
+            raise ImportError("no pandas")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_pandas)
+    out = run({"bench": "pandas_rows", "variant": "before", "params": {"method": "apply", "rows": 10}})
+    assert out == {"not_applicable": "pandas is not installed"}
+
+
+def test_go404_small_batches_of_a_model_without_attention_are_info():
+    source = FP32_LOOP + "train_loader = DataLoader(ds, batch_size=32)\n"
+    (finding,) = only("GO404", source, hardware="a100-80gb")
+    assert finding.severity == "info" and "gains little" in finding.message
+    heavy = source.replace("nn.Linear(1024, 1024)", "nn.TransformerEncoderLayer(512, 8)")
+    (finding,) = only("GO404", heavy, hardware="a100-80gb")
+    assert finding.severity == "warning"
