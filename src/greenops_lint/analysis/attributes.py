@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Iterator, Optional
 
 import libcst as cst
 
-from greenops_lint.analysis.calls import NOT_LITERAL, get_arg, has_star_kwargs, literal_value
+from greenops_lint.analysis.calls import NOT_LITERAL, get_arg, has_star_kwargs, literal_value, name_prefix
 from greenops_lint.analysis.classes import MODEL_BASES, MODEL_FACTORIES
 from greenops_lint.analysis.names import Imported, canonical, dotted_name
 from greenops_lint.walker import children as _children, is_leaf
@@ -427,31 +427,6 @@ def _mentions_self(node: cst.BaseExpression) -> bool:
         return _mentions_self(node.left) or _mentions_self(node.right)
     return False
 
-
-def name_prefix(node: cst.BaseExpression) -> Optional[str]:
-    """The literal start of a computed attribute name: `f"adapter{i}"`,
-    `"adapter" + str(i)`, `"adapter{}".format(i)`, `"adapter%d" % i` -> "adapter"."""
-    if isinstance(node, cst.FormattedString):
-        first = node.parts[0] if node.parts else None
-        if isinstance(first, cst.FormattedStringText) and first.value:
-            return first.value
-        return None
-    if isinstance(node, cst.BinaryOperation):
-        if isinstance(node.operator, cst.Add):
-            left = literal_value(node.left)
-            return left if isinstance(left, str) and left else name_prefix(node.left)
-        if isinstance(node.operator, cst.Modulo):
-            left = literal_value(node.left)
-            if isinstance(left, str):
-                head = left.split("%", 1)[0]
-                return head or None
-        return None
-    if isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute) and node.func.attr.value == "format":
-        template = literal_value(node.func.value)
-        if isinstance(template, str):
-            head = template.split("{", 1)[0]
-            return head or None
-    return None
 
 
 def _string_words(node: cst.CSTNode, words: set[str]) -> None:
