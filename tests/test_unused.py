@@ -274,3 +274,103 @@ def test_messages_and_bases_are_built_from_the_constants(monkeypatch):
     (finding,) = go(lint_source(source), "GO202")
     assert "3.7x" in finding.message and "3.7x" in finding.estimate.basis and finding.estimate.high == 3.7
     assert "2.4" not in finding.message + finding.estimate.basis
+
+
+# -- issue 17 / 18: real-code false positives, CPU-measured estimates, GO206 --------------
+def test_parameter_free_and_buffer_attributes_are_not_reported():
+    source = """
+    import torch
+    from torch import nn
+    class Net(nn.Module):
+        def __init__(self, d):
+            super().__init__()
+            self.fc = nn.Linear(d, d)
+            self.norm = nn.LayerNorm(d, elementwise_affine=False)
+            self.bn = nn.BatchNorm1d(d, affine=False)
+            self.drop = nn.Dropout(0.1)
+            self.original = nn.Buffer(torch.ones(d))
+        def forward(self, x):
+            return self.fc(x)
+    """
+    assert go(lint_source(source), "GO201") == []
+
+
+def test_unused_layer_time_factor_is_labelled_measured_on_cpu():
+    source = """
+    from torch import nn
+    class Net(nn.Module):
+        def __init__(self, d):
+            super().__init__()
+            self.a = nn.Linear(d, d)
+            self.b = nn.Linear(d, d)
+        def forward(self, x):
+            return self.a(x)
+    """
+    (finding,) = go(lint_source(source, hardware="a100-80gb"), "GO201")
+    assert finding.estimate.source == "measured on CPU" and finding.estimate.measured_on_cpu
+    assert "measured on CPU" in finding.estimate.headline()
+
+
+def test_small_unused_layer_is_info_and_a_pretrained_port_is_info_with_the_caveat():
+    small = """
+    from torch import nn
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(768, 768)
+            self.ln = nn.LayerNorm(768)
+        def forward(self, x):
+            return self.fc(x)
+    """
+    (finding,) = go(lint_source(small), "GO201")
+    assert finding.severity == "info"
+    port = """
+    from torch import nn
+    from transformers import PreTrainedModel
+    class Base(PreTrainedModel):
+        pass
+    class Head(nn.Module):
+        def __init__(self, config):
+            super().__init__()
+            self.fc = nn.Linear(config.h, config.h)
+            self.project_q = nn.Linear(config.h, config.h)
+        def forward(self, x):
+            return self.fc(x)
+    """
+    (finding,) = go(lint_source(port), "GO201")
+    assert finding.severity == "info" and "released checkpoints" in finding.message
+
+
+def test_ddp_and_debug_estimates_say_they_were_measured_on_cpu():
+    ddp = lint_source("from torch.nn.parallel import DistributedDataParallel as DDP\nm = DDP(net, find_unused_parameters=True)\n", hardware="a100-80gb")
+    (finding,) = go(ddp, "GO202")
+    assert finding.estimate.source == "measured on CPU" and "measured on CPU" in finding.message
+    anomaly = go(lint_source("import torch\ntorch.autograd.set_detect_anomaly(True)\n"), "GO205")
+    assert anomaly[0].estimate.source == "measured on CPU"
+    blocking = go(lint_source('import os\nos.environ["CUDA_LAUNCH_BLOCKING"] = "1"\n'), "GO205")
+    assert blocking[0].estimate.source == "derived"
+
+
+def test_go206_reports_a_script_import_and_leaves_libraries_at_info():
+    script = "import numpy as np\nimport torch\n\nif __name__ == '__main__':\n    print(np.ones(2))\n"
+    (finding,) = go(lint_source(script), "GO206")
+    assert finding.severity == "warning" and finding.estimate.source == "measured on CPU"
+    assert finding.estimate.metric == "startup_time" and finding.estimate.unit == "s per process start"
+    library = "import torch\n\ndef f(x):\n    return x\n"
+    (finding,) = go(lint_source(library), "GO206")
+    assert finding.severity == "info"
+    assert go(lint_source(script, path="pkg/__init__.py"), "GO206") == []
+    # A used import of the same framework stays: removing the unused one saves nothing.
+    assert go(lint_source("import torch\nimport torchvision\nprint(torchvision.__version__)\n"), "GO206") == []
+
+
+def test_a_copy_rebound_to_its_own_name_does_not_recurse():
+    source = """
+    import copy
+
+    def f(model):
+        model = copy.deepcopy(model)
+        model = copy.deepcopy(model)
+        return model
+    """
+    assert [f.code for f in lint_source(source) if f.code.startswith("GO00")] == []

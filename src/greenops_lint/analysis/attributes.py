@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Iterator, Optional
 
 import libcst as cst
 
-from greenops_lint.analysis.calls import NOT_LITERAL, get_arg, has_star_kwargs, literal_value
+from greenops_lint.analysis.calls import NOT_LITERAL, get_arg, has_star_kwargs, literal_value, name_prefix
 from greenops_lint.analysis.classes import MODEL_BASES, MODEL_FACTORIES
 from greenops_lint.analysis.names import Imported, canonical, dotted_name
 from greenops_lint.walker import children as _children, is_leaf
@@ -79,8 +79,17 @@ _PARAM_FREE_TORCH = frozenset(
         "PixelShuffle", "PixelUnshuffle", "ChannelShuffle", "Fold", "Unfold", "CosineSimilarity",
         "PairwiseDistance", "LocalResponseNorm", "CrossMapLRN2d", "InstanceNorm1d", "InstanceNorm2d",
         "InstanceNorm3d", "Parameter", "ParameterList", "ParameterDict", "Module",
+        # A buffer has no parameters and no gradient: no DDP effect, no optimizer state.
+        "Buffer",
     }
 )
+# Containers: one built from a list that `self` keeps elsewhere
+# (`self.fc_stack = nn.ModuleList(self.layers)`) registers layers used through it.
+_CONTAINERS = frozenset({"ModuleList", "ModuleDict", "Sequential", "ParameterList", "ParameterDict"})
+# Decorators that do not read the instance's attributes: a method decorated
+# with anything else imported from another module may have its attributes
+# read there (transformers' `@dynamic_rope_update` reads `self.original_inv_freq`).
+_INERT_DECORATOR_ROOTS = ("torch.", "functools.", "typing.", "typing_extensions.", "abc.", "contextlib.", "builtins.")
 _PARAM_FREE_SUFFIXES = ("Loss", "Pool1d", "Pool2d", "Pool3d", "Dropout", "Dropout1d", "Dropout2d", "Dropout3d", "Pad1d", "Pad2d", "Pad3d")
 _PARAM_FREE_KERAS = frozenset(
     {
@@ -127,6 +136,12 @@ class ClassInfo:
     stored: set[str] = field(default_factory=set)  # assigned anywhere in the class
     store_counts: Counter = field(default_factory=Counter)
     self_reads: Counter = field(default_factory=Counter)
+    # `getattr(self, f"adapter{i}")`: every attribute with one of these prefixes is read.
+    read_prefixes: set[str] = field(default_factory=set)
+    # Attributes assigned only after a `raise` or `return` (unreachable).
+    unreachable: set[str] = field(default_factory=set)
+    # A method carries a decorator imported from another module, which may read attributes.
+    foreign_decorators: list[str] = field(default_factory=list)
     dynamic: bool = False
 
 
@@ -153,7 +168,7 @@ class ModuleAttributes:
         self._groups = self._group_classes()
         for info in self.classes.values():
             if info.kind is not None:
-                _ClassScan(info).run()
+                _ClassScan(info, ctx.names.scopes[0].names).run()
         self._external: Optional[tuple[Counter, set[str]]] = None
 
     # -- bases -----------------------------------------------------------------
@@ -294,13 +309,31 @@ class ModuleAttributes:
             scan = _ExternalScan(self.classes)
             scan.run(self.ctx.module)
             self._external = (scan.reads, scan.words)
+            self._external_prefixes = scan.prefixes
         return self._external
 
     def is_read_anywhere(self, class_name: str, attr: str) -> bool:
         if self.group_reads(class_name)[attr]:
             return True
+        prefixes = set(self.external_prefixes())
+        for member in self._groups[class_name]:
+            prefixes |= self.classes[member].read_prefixes
+        if any(attr.startswith(prefix) for prefix in prefixes):
+            return True
         reads, words = self.external_reads()
         return bool(reads[attr]) or attr in words
+
+    def external_prefixes(self) -> set[str]:
+        """Prefixes of `getattr(x, f"adapter{i}")` names on any receiver, module-wide."""
+        self.external_reads()
+        return self._external_prefixes
+
+    def foreign_decorators(self, class_name: str) -> list[str]:
+        """Decorators imported from another module on methods of the class's group."""
+        found: list[str] = []
+        for member in self._groups[class_name]:
+            found.extend(self.classes[member].foreign_decorators)
+        return found
 
     def unused_submodules(self, class_name: str) -> Iterator[tuple[str, Assignment, Layer]]:
         """Submodules assigned in an init method of `class_name` that nothing reads."""
@@ -312,6 +345,8 @@ class ModuleAttributes:
             if reads[attr] or attr.startswith("__"):
                 continue
             if any(a.multiple_targets for a in assignments):
+                continue
+            if attr in info.unreachable:
                 continue
             for assignment in assignments:
                 layer = self.layer_of(assignment.value)
@@ -347,11 +382,15 @@ class ModuleAttributes:
                     return None
                 if kind == "torch" and (rest in _PARAM_FREE_TORCH or rest.endswith(_PARAM_FREE_SUFFIXES)):
                     return None
+                if kind == "torch" and rest in _CONTAINERS and any(_mentions_self(a.value) for a in value.args):
+                    return None
                 if kind == "keras" and (rest in _PARAM_FREE_KERAS or any(p in rest for p in _PARAM_FREE_KERAS_PARTS)):
                     return None
                 if kind == "flax" and rest in _PARAM_FREE_FLAX:
                     return None
                 params = torch_param_count(value, rest) if kind == "torch" else None
+                if params == 0:
+                    return None  # LayerNorm(elementwise_affine=False), BatchNorm(affine=False)...: nothing to waste
                 return Layer(value, label, params)
         if qualified in ("keras.Sequential", "keras.models.Sequential", "keras.Model", "keras.models.Model"):
             return Layer(value, label, None)
@@ -376,6 +415,18 @@ def module_attributes(ctx: "FileContext") -> ModuleAttributes:
 # -- scans ------------------------------------------------------------------------
 def _is_self(node: cst.BaseExpression) -> bool:
     return type(node) is cst.Name and node.value == "self"
+
+
+def _mentions_self(node: cst.BaseExpression) -> bool:
+    """`self.x`, `[*self.x]`, `self.x + [...]`: an expression built from an attribute of self."""
+    if isinstance(node, cst.Attribute):
+        return _is_self(node.value) or _mentions_self(node.value)
+    if isinstance(node, (cst.List, cst.Tuple)):
+        return any(_mentions_self(e.value) for e in node.elements)
+    if isinstance(node, cst.BinaryOperation):
+        return _mentions_self(node.left) or _mentions_self(node.right)
+    return False
+
 
 
 def _string_words(node: cst.CSTNode, words: set[str]) -> None:
@@ -420,13 +471,33 @@ def _is_abstract(function: cst.FunctionDef) -> bool:
 class _ClassScan:
     """Assignments, reads and dynamic use of `self.<attr>` in one class body."""
 
-    def __init__(self, info: ClassInfo) -> None:
+    def __init__(self, info: ClassInfo, names: Optional[dict] = None) -> None:
         self.info = info
+        self.names = names or {}
+        self.unreachable = False
+        self.reachable_stores: set[str] = set()
+
+    def _decorators(self, function: cst.FunctionDef) -> None:
+        for decorator in function.decorators:
+            expr = decorator.decorator
+            if isinstance(expr, cst.Call):
+                expr = expr.func
+            dotted = dotted_name(expr)
+            if dotted is None:
+                continue
+            head, _, rest = dotted.partition(".")
+            binding = self.names.get(head)
+            if not isinstance(binding, Imported):
+                continue  # builtins (`property`, `staticmethod`), `x.setter`, same-module functions (scanned)
+            qualified = canonical(binding.qualified + ("." + rest if rest else ""))
+            if not (qualified + ".").startswith(_INERT_DECORATOR_ROOTS):
+                self.info.foreign_decorators.append(qualified)
 
     def run(self) -> None:
         body = self.info.node.body
         for stmt in body.body if isinstance(body, cst.IndentedBlock) else ():
             if isinstance(stmt, cst.FunctionDef):
+                self._decorators(stmt)
                 if not _is_abstract(stmt):
                     self.info.methods.add(stmt.name.value)
                 if stmt.name.value in ("__getattr__", "__getattribute__", "__setattr__"):
@@ -442,6 +513,12 @@ class _ClassScan:
             self.info.store_counts[attr] += 1
             if method in INIT_METHODS and value is not None:
                 self.info.assigned.setdefault(attr, []).append(Assignment(target, value, method, multiple))
+                if self.unreachable:
+                    if attr not in self.reachable_stores:
+                        self.info.unreachable.add(attr)
+                else:
+                    self.reachable_stores.add(attr)
+                    self.info.unreachable.discard(attr)
             return
         if isinstance(target, (cst.Tuple, cst.List)):
             for element in target.elements:
@@ -475,6 +552,15 @@ class _ClassScan:
                 return
             self._walk(node.value, method)
             return
+        if node_type is cst.IndentedBlock:
+            # Statements after a `raise` or `return` in the same block never run.
+            outer = self.unreachable
+            for stmt in node.body:
+                self._walk(stmt, method)
+                if isinstance(stmt, cst.SimpleStatementLine) and any(isinstance(s, (cst.Raise, cst.Return)) for s in stmt.body):
+                    self.unreachable = True
+            self.unreachable = outer
+            return
         if node_type is cst.Call:
             self._check_call(node)
         elif node_type is cst.Name:
@@ -502,6 +588,10 @@ class _ClassScan:
         attr = literal_value(call.args[1].value) if len(call.args) > 1 else NOT_LITERAL
         if isinstance(attr, str):
             self.info.self_reads[attr] += 1
+            return
+        prefix = name_prefix(call.args[1].value) if len(call.args) > 1 else None
+        if prefix:
+            self.info.read_prefixes.add(prefix)
         else:
             self.info.dynamic = True
 
@@ -513,6 +603,7 @@ class _ExternalScan:
         self.model_class_nodes = {id(info.node) for info in classes.values() if info.kind is not None}
         self.reads: Counter = Counter()
         self.words: set[str] = set()
+        self.prefixes: set[str] = set()
 
     def run(self, module: cst.Module) -> None:
         for stmt in module.body:
@@ -543,6 +634,10 @@ class _ExternalScan:
             attr = literal_value(node.args[1].value)
             if isinstance(attr, str):
                 self.reads[attr] += 1
+            else:
+                prefix = name_prefix(node.args[1].value)
+                if prefix:
+                    self.prefixes.add(prefix)
         elif node_type is cst.IndentedBlock:
             for stmt in node.body:
                 if not _is_docstring(stmt):
@@ -636,6 +731,11 @@ def torch_param_count(call: cst.Call, cls: str) -> Optional[int]:
     if cls == "Embedding":
         num, dim = _arg_int(call, "num_embeddings", 0), _arg_int(call, "embedding_dim", 1)
         return None if num is None or dim is None else num * dim
+    if cls in ("LayerNorm", "RMSNorm", "GroupNorm") or _BATCHNORM.match(cls):
+        # Without affine parameters a norm layer holds none, whatever its size.
+        affine_keyword, position = ("elementwise_affine", 2) if cls in ("LayerNorm", "RMSNorm") else ("affine", 3)
+        if _flag(call, affine_keyword, position, True) is False:
+            return 0
     if cls == "LayerNorm":
         shape_arg = get_arg(call, "normalized_shape", 0)
         shape = _sizes(shape_arg.value, 1) if shape_arg is not None else None

@@ -78,3 +78,29 @@ def environ_assignment(ctx: "FileContext", node: cst.Assign) -> Optional[tuple[s
             if isinstance(name, str):
                 return name, node.value
     return None
+
+
+def name_prefix(node: cst.BaseExpression) -> Optional[str]:
+    """The literal start of a computed attribute name: `f"adapter{i}"`,
+    `"adapter" + str(i)`, `"adapter{}".format(i)`, `"adapter%d" % i` -> "adapter"."""
+    if isinstance(node, cst.FormattedString):
+        first = node.parts[0] if node.parts else None
+        if isinstance(first, cst.FormattedStringText) and first.value:
+            return first.value
+        return None
+    if isinstance(node, cst.BinaryOperation):
+        if isinstance(node.operator, cst.Add):
+            left = literal_value(node.left)
+            return left if isinstance(left, str) and left else name_prefix(node.left)
+        if isinstance(node.operator, cst.Modulo):
+            left = literal_value(node.left)
+            if isinstance(left, str):
+                head = left.split("%", 1)[0]
+                return head or None
+        return None
+    if isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute) and node.func.attr.value == "format":
+        template = literal_value(node.func.value)
+        if isinstance(template, str):
+            head = template.split("{", 1)[0]
+            return head or None
+    return None

@@ -4,16 +4,30 @@ from __future__ import annotations
 
 import libcst as cst
 
-from greenops_lint.analysis.attributes import module_attributes
+from greenops_lint.analysis.attributes import int_value, module_attributes
 from greenops_lint.finding import SavingsEstimate, human_bytes
 from greenops_lint.rule import Invalid, Rule
-from greenops_lint.rules.unused._shared import DDP_MEASURED_ON, DDP_STEP_TIME_FACTOR, FLOAT32_BYTES
-from greenops_lint.savings import extra_bytes_estimate
+from greenops_lint.rules.unused._shared import (
+    DDP_MEASURED_ON,
+    DDP_STEP_TIME_FACTOR,
+    FLOAT32_BYTES,
+    pretrained_port_signal,
+)
+from greenops_lint.savings import SOURCE_CPU, extra_bytes_estimate
 
 # The page's `## Estimate`: with literal sizes, the parameter count x FLOAT32_BYTES;
 # otherwise a time factor from NO_COMPUTE_FACTOR (the layer does no work) to
 # DDP_STEP_TIME_FACTOR (the measured cost of the flag DDP then needs).
 NO_COMPUTE_FACTOR = 1.0
+# `## When it is material`: an unused layer whose literal parameters take less
+# than this (a LayerNorm(768), a BatchNorm2d(1), a 2-channel conv) is reported
+# at info severity.
+MATERIAL_BYTES = 1024 * 1024
+# A Linear or Embedding with a literal side this small (`nn.Embedding(n, 4)` of box
+# coordinates) holds at most SMALL_SIDE x the other side: kilobytes for any plausible size.
+SMALL_SIDE = 16
+# Norm layers hold 2 x channels parameters: kilobytes, whatever the channel count.
+_NORM_LAYERS = ("BatchNorm", "LayerNorm", "GroupNorm", "RMSNorm", "SyncBatchNorm")
 
 
 class UnusedSubmodule(Rule):
@@ -35,7 +49,13 @@ class UnusedSubmodule(Rule):
     real attribute unused and is reported.
 
     Not flagged: layers without parameters (activations, dropout, pooling,
-    `Identity`, losses); a layer read anywhere (including conditionally, in a
+    `Identity`, losses, `LayerNorm(elementwise_affine=False)`,
+    `BatchNorm(affine=False)`), buffers (`nn.Buffer(...)`: no parameters, no
+    gradient, no DDP effect), an assignment after a `raise` or `return`
+    (it never runs), a container built from a list that `self` keeps
+    (`self.stack = nn.ModuleList(self.layers)`: it registers layers used
+    through the list), attributes whose names a computed `getattr`
+    builds (`getattr(self, f"adapter{i}")` reads every `adapter*`); a layer read anywhere (including conditionally, in a
     helper method, in an inherited `forward`, through a `ModuleList`/`ModuleDict`
     or `Sequential`, or as `getattr(self, "name")`); classes that use their
     attributes dynamically (`getattr(self, name)`, `setattr`, `self.__dict__`,
@@ -43,6 +63,19 @@ class UnusedSubmodule(Rule):
     `named_modules()`, `get_submodule`); classes with a base class from another
     module (a subclass there may use the layer); classes without a `forward`
     (`call`, `__call__`), whose layers are read from outside.
+
+    Reported at info severity (shown with `--show-info`): layers below the
+    materiality threshold (see `## When it is material`); layers of a module
+    that ports a pretrained model (a class deriving from a `*PreTrainedModel`
+    or `ModelMixin` base, `_keys_to_ignore_on_load*`, `_tied_weights_keys`,
+    `base_model_prefix`, timm's `pretrained_cfg`, `load_state_dict_from_url`,
+    or code that says it is adapted from a published repository: "Adapted
+    from `https://github.com/...`", a Meta/Facebook/DeepMind/OpenAI copyright line),
+    where a layer nothing uses is often kept so that released checkpoints load
+    without unexpected keys (`project_q` of wav2vec2-style pretraining heads);
+    and classes whose methods carry a decorator imported from another module
+    (transformers' `@dynamic_rope_update` reads `self.original_inv_freq`), which
+    may read the attribute where this module cannot see.
 
     ## Why is this bad
     An unused PyTorch layer still holds its parameters in host and GPU memory and is
@@ -64,13 +97,23 @@ class UnusedSubmodule(Rule):
     create it only under the same flag that gates its use. The state-dict keys
     change: load old checkpoints with `strict=False`. Autofix: none.
 
+    ## When it is material
+    When the unused layer's literal parameters take 1 MiB or more in float32
+    (262,144 parameters), or its size is not literal and it is not a norm
+    layer (BatchNorm, LayerNorm, GroupNorm, RMSNorm hold 2 x channels
+    parameters: kilobytes) nor a `Linear`/`Embedding` with a literal side of
+    16 or less (`nn.Embedding(n, 4)`: 4 x n parameters). Smaller layers are
+    reported at info severity.
+
     ## Estimate
     When the constructor has literal sizes (`nn.Linear(4096, 4096)`,
     `nn.Conv2d(256, 256, 3)`, `nn.Embedding`, norms, RNNs,
     `nn.MultiheadAttention`), the parameter count and its float32 bytes
     (4 bytes a parameter) held in memory and in every checkpoint. Otherwise a
-    time factor of 1x (no compute) to 2.4x (under DDP, the measured cost of
-    the `find_unused_parameters=True` it forces).
+    time factor of 1x (no compute) to 2.4x (under DDP, the cost of the
+    `find_unused_parameters=True` it forces, measured on CPU with two gloo
+    ranks: labelled "measured on CPU", so it is never converted to a GPU's
+    hours). Parameter-free layers are not reported, so they get no time factor.
     """
 
     code = "GO201"
@@ -126,6 +169,60 @@ class UnusedSubmodule(Rule):
         ),
     ]
     VALID = [
+        """
+        import torch
+        from torch import nn
+
+        class RotaryEmbedding(nn.Module):
+            def __init__(self, inv_freq):
+                super().__init__()
+                self.inv_freq = nn.Buffer(inv_freq, persistent=False)
+                self.original_inv_freq = nn.Buffer(inv_freq.clone(), persistent=False)  # a buffer: no parameters
+
+            def forward(self, x):
+                return x * self.inv_freq
+        """,
+        """
+        from torch import nn
+
+        class Adapters(nn.Module):
+            def __init__(self, n):
+                super().__init__()
+                self.adapter0 = nn.Linear(64, 64)
+                self.adapter1 = nn.Linear(64, 64)
+
+            def forward(self, x, i):
+                return getattr(self, f"adapter{i}")(x)
+        """,
+        """
+        from torch import nn
+
+        class Head(nn.Module):
+            def __init__(self, kind):
+                super().__init__()
+                self.body = nn.Linear(64, 64)
+                if kind != "linear":
+                    raise ValueError(kind)
+                    self.extra = nn.Linear(64, 64)  # unreachable
+
+            def forward(self, x):
+                return self.body(x)
+        """,
+        """
+        from torch import nn
+
+        class Block(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.layers = [nn.Linear(64, 64), nn.Linear(64, 64)]
+                self.stack = nn.ModuleList(self.layers)  # registers the layers used through the list
+                self.norm = nn.LayerNorm(64, elementwise_affine=False)  # no parameters
+
+            def forward(self, x):
+                for layer in self.layers:
+                    x = layer(x)
+                return x
+        """,
         """
         import flax.linen as nn
 
@@ -198,14 +295,15 @@ class UnusedSubmodule(Rule):
             if info.kind is None:
                 continue
             for attr, assignment, layer in analysis.unused_submodules(class_name):
-                self._report(class_name, info.kind, attr, assignment, layer)
+                self._report(class_name, info.kind, attr, assignment, layer, analysis)
 
-    def _report(self, class_name, kind, attr, assignment, layer) -> None:
+    def _report(self, class_name, kind, attr, assignment, layer, analysis) -> None:
         if kind != "torch":
             # Keras and Flax create a layer's weights on its first call: an
             # unused layer there holds no memory and costs nothing.
             return
         where = f"self.{attr} = {layer.label} is created in {class_name}.{assignment.method}() but never used"
+        severity, caveat = self._severity(class_name, layer, analysis)
         if layer.params:
             size = layer.params * FLOAT32_BYTES
             cost = f" ({layer.params:,} parameters, {human_bytes(size)} in float32)"
@@ -229,10 +327,34 @@ class UnusedSubmodule(Rule):
                 ),
                 hardware=self.ctx.hardware.key,
                 assumptions=("the high end applies only to DDP training",),
+                source=SOURCE_CPU,
             )
         self.report(
             assignment.target,
             f"{where}{cost}: its parameters take memory and checkpoint space, and under DDP it forces "
-            "find_unused_parameters=True or a crash; delete it, or create it only when it is used",
+            f"find_unused_parameters=True or a crash; delete it, or create it only when it is used{caveat}",
             estimate,
+            severity=severity,
         )
+
+    def _severity(self, class_name, layer, analysis) -> tuple[str, str]:
+        """('info', why) for a finding below the materiality threshold or of
+        lower confidence; (the rule's severity, '') otherwise."""
+        port = pretrained_port_signal(self.ctx)
+        if port:
+            return "info", (
+                f" (this module ports a pretrained model: {port}; if released checkpoints carry this layer, "
+                "deleting it makes them load with unexpected keys)"
+            )
+        decorators = analysis.foreign_decorators(class_name)
+        if decorators:
+            return "info", f" (unless @{decorators[0]}, from another module, reads it)"
+        if layer.params is not None and layer.params * FLOAT32_BYTES < MATERIAL_BYTES:
+            return "info", ""
+        if layer.params is None and any(norm in layer.label.split("(", 1)[0] for norm in _NORM_LAYERS):
+            return "info", ""
+        if layer.params is None and layer.label.split("(", 1)[0].rsplit(".", 1)[-1] in ("Linear", "Embedding"):
+            sides = [int_value(arg.value) for arg in layer.call.args[:2] if arg.keyword is None]
+            if any(side is not None and side <= SMALL_SIDE for side in sides):
+                return "info", ""
+        return self.severity, ""

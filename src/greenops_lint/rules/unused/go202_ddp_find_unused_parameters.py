@@ -6,9 +6,11 @@ import libcst as cst
 
 from greenops_lint.analysis.calls import get_arg, literal_value
 from greenops_lint.analysis.names import dotted_name
+from greenops_lint.analysis.tree import is_test_file
 from greenops_lint.finding import SavingsEstimate
 from greenops_lint.rule import Invalid, Rule
 from greenops_lint.rules.unused._shared import DDP_MEASURED_ON, DDP_STEP_TIME_FACTOR
+from greenops_lint.savings import SOURCE_CPU
 
 # The page's `## Estimate`: from one extra graph traversal a step (no parameter
 # really unused: about NO_UNUSED_FACTOR) up to the measured DDP_STEP_TIME_FACTOR.
@@ -30,7 +32,20 @@ class DdpFindUnusedParameters(Rule):
     (`find_unused_parameters=args.find_unused`), a call under an `if` whose
     test is about unused parameters or that has an `else` branch building the
     same wrapper without the flag, and calls that also pass `static_graph=True`
-    (the search then runs once, not every step).
+    (the search then runs once, not every step); test files (the API is
+    what they test); a value chosen by a conditional expression
+    (`DistributedDataParallelKwargs(find_unused_parameters=True) if fusion
+    else None`, `{...} if multi_task else {}`: built only under a flag); and
+    registry entries that name the setting so that users opt in by name
+    (Lightning's `strategy_registry.register("ddp_find_unused_parameters_true",
+    cls, find_unused_parameters=True)`: a call whose first argument is a
+    string, or a `register*` call).
+
+    Reported at info severity: a trainer class that wraps the model it is
+    given (`DistributedDataParallel(self.model, find_unused_parameters=True)`
+    in a class, as flair's generic trainer does under `multi_gpu=True`): the
+    model is the user's, unknown here, and some models need the flag; the fix
+    there is to expose it as an option, off by default.
 
     ## Why is this bad
     With the flag, DDP walks the autograd graph from the outputs after every
@@ -50,7 +65,10 @@ class DdpFindUnusedParameters(Rule):
 
     ## Estimate
     1x to 2.4x step time: from one extra graph traversal per step (no unused
-    parameters) up to the measured 2.4x with a 64 MiB unused layer.
+    parameters) up to 2.4x with a 64 MiB unused layer, measured on CPU (two
+    gloo ranks). The estimate's source is "measured on CPU": on a GPU profile
+    it is shown as a CPU figure and never converted to GPU-hours, since no
+    GPU measurement supports it.
     """
 
     code = "GO202"
@@ -100,12 +118,29 @@ class DdpFindUnusedParameters(Rule):
         import lightning as L
         trainer = L.Trainer(strategy="ddp")
         """,
+        """
+        from accelerate import Accelerator, DistributedDataParallelKwargs
+
+        def build(fusion):
+            handlers = [DistributedDataParallelKwargs(find_unused_parameters=True)] if fusion else []
+            return Accelerator(kwargs_handlers=handlers)
+        """,
+        """
+        from lightning.fabric.strategies import DDPStrategy
+
+        def register_strategies(strategy_registry):
+            strategy_registry.register(
+                "ddp_find_unused_parameters_true", DDPStrategy, find_unused_parameters=True, start_method="popen"
+            )
+        """,
     ]
 
     _KEYWORDS = ("find_unused_parameters", "ddp_find_unused_parameters")
     _STRATEGIES = ("ddp_find_unused_parameters_true", "ddp_spawn_find_unused_parameters_true")
 
     def visit_Call(self, node: cst.Call) -> None:
+        if self._registry_entry(node):
+            return
         for arg in node.args:
             if arg.keyword is None:
                 continue
@@ -116,9 +151,9 @@ class DdpFindUnusedParameters(Rule):
                 if static is not None and literal_value(static.value) is True:
                     return
                 if not self._conditional(node):
-                    self._report(arg, f"{keyword}=True")
+                    self._report(arg, f"{keyword}=True", node)
             elif keyword == "strategy" and value in self._STRATEGIES and not self._conditional(node):
-                self._report(arg, f'strategy="{value}"')
+                self._report(arg, f'strategy="{value}"', node)
 
     def visit_DictElement(self, node: cst.DictElement) -> None:
         key, value = literal_value(node.key), literal_value(node.value)
@@ -126,12 +161,27 @@ class DdpFindUnusedParameters(Rule):
             if not self._conditional(node):
                 self._report(node, f"{key}={node.value.value if hasattr(node.value, 'value') else value}")
 
+    @staticmethod
+    def _registry_entry(node: cst.Call) -> bool:
+        """`registry.register("ddp_find_unused_parameters_true", cls, find_unused_parameters=True)`."""
+        if isinstance(node.func, cst.Attribute) and node.func.attr.value.startswith("register"):
+            return True
+        first = node.args[0] if node.args else None
+        return first is not None and first.keyword is None and isinstance(literal_value(first.value), str) and (
+            "unused" in literal_value(first.value)
+        )
+
     def _conditional(self, node: cst.CSTNode) -> bool:
-        """Under an `if` about unused parameters, or an if/else choosing between wrappers."""
+        """Under an `if` about unused parameters, or an if/else choosing between
+        wrappers, or in a conditional expression; and anywhere in a test file."""
+        if is_test_file(self.ctx.path):
+            return True
         call_text = None
         if isinstance(node, cst.Call):
             call_text = dotted_name(node.func)
         for ancestor in reversed(self.ctx.stack[:-1]):
+            if isinstance(ancestor, cst.IfExp):
+                return True
             if isinstance(ancestor, (cst.FunctionDef, cst.ClassDef)):
                 return False
             if isinstance(ancestor, cst.If):
@@ -144,7 +194,7 @@ class DdpFindUnusedParameters(Rule):
                         return True
         return False
 
-    def _report(self, node: cst.CSTNode, what: str) -> None:
+    def _report(self, node: cst.CSTNode, what: str, call: cst.Call = None) -> None:
         estimate = SavingsEstimate(
             metric="time_factor",
             low=NO_UNUSED_FACTOR,
@@ -157,11 +207,36 @@ class DdpFindUnusedParameters(Rule):
             ),
             hardware=self.ctx.hardware.key,
             assumptions=("the model has no parameters that are really unused in some steps",),
+            source=SOURCE_CPU,
         )
+        generic = self._wraps_given_model(call)
+        if generic:
+            advice = (
+                f"this trainer wraps whatever model it is given ({generic}): expose the flag as an option, off by "
+                "default, so that models without unused parameters do not pay for the search"
+            )
+        else:
+            advice = (
+                "remove the unused parameters (GO201) and drop the flag, or use static_graph=True if the unused set "
+                "never changes"
+            )
         self.report(
             node,
             f"{what} makes DDP search the autograd graph for unused parameters on every step "
-            f"(measured up to {DDP_STEP_TIME_FACTOR:g}x step time); remove the unused parameters (GO201) and drop "
-            "the flag, or use static_graph=True if the unused set never changes",
+            f"(up to {DDP_STEP_TIME_FACTOR:g}x step time, measured on CPU); {advice}",
             estimate,
+            severity="info" if generic else self.severity,
         )
+
+    def _wraps_given_model(self, call) -> str:
+        """`DistributedDataParallel(self.model, ...)` inside a class: the text of
+        the wrapped model, or ''."""
+        if not isinstance(call, cst.Call) or not call.args or self.ctx.enclosing_class() is None:
+            return ""
+        first = call.args[0]
+        if first.keyword is not None or not isinstance(first.value, cst.Attribute):
+            return ""
+        value = first.value
+        if isinstance(value.value, cst.Name) and value.value.value == "self" and "model" in value.attr.value.lower():
+            return f"self.{value.attr.value}"
+        return ""

@@ -10,20 +10,38 @@ import libcst as cst
 from greenops_lint.analysis.attributes import module_attributes
 from greenops_lint.analysis.calls import get_arg, literal_value
 from greenops_lint.analysis.names import dotted_name
-from greenops_lint.analysis.tree import last_part
+from greenops_lint.analysis.tree import is_test_file, last_part
 from greenops_lint.analysis.unused_names import is_module_script, module_exports, scope_reads
 from greenops_lint.finding import SavingsEstimate
 from greenops_lint.rule import Invalid, Rule
 
 # The page's `## Estimate`: one wasted load (or construction) each time the statement runs.
 WASTED_PER_RUN = 1.0
-_UNITS = {"model": "wasted loads", "tokenizer": "wasted loads", "built": "wasted model builds"}
+_UNITS = {
+    "model": "wasted loads", "tokenizer": "wasted loads", "built": "wasted model builds", "copy": "wasted model copies",
+}
 _CHEAP = "constructing an optimizer or scheduler is cheap; the finding is that nothing uses it"
 _BASES = {
     "optimizer": _CHEAP,
     "scheduler": _CHEAP,
     "built": "one model construction (parameter allocation and initialisation) whose result is never used",
+    "tokenizer": "one tokenizer or processor load (vocabulary and configuration files, typically a few MB and "
+    "under a second) whose result is never used",
+    "copy": "one full copy of the model's parameters and buffers (as large as the model), allocated and kept for "
+    "the rest of the process, never used",
 }
+# Copies of a model: `copy.deepcopy(model)` and the EMA / weight-averaging wrappers,
+# each holding a second set of the model's weights.
+_COPIERS = frozenset(
+    {
+        "torch.optim.swa_utils.AveragedModel", "timm.utils.ModelEma", "timm.utils.ModelEmaV2",
+        "timm.utils.ModelEmaV3", "timm.utils.model_ema.ModelEmaV2", "timm.utils.model_ema.ModelEmaV3",
+        "torch_ema.ExponentialMovingAverage", "ema_pytorch.EMA",
+    }
+)
+# What a copied name must look like to be a model when its value is not known here.
+_MODEL_NAME = re.compile(r"model|net|teacher|student|encoder|decoder|backbone|policy|critic|actor|generator|discriminator", re.IGNORECASE)
+_NOT_A_MODEL_NAME = re.compile(r"conf|cfg|arg|kwarg|param|state|dict|opt|setting|spec|name|path|dir|list|info", re.IGNORECASE)
 _LOAD_BASIS = (
     "one whole load (read, deserialise, keep in memory) whose result is never used; the probe measures its time"
 )
@@ -62,7 +80,14 @@ class LoadedNeverUsed(Rule):
     in-place calls (`model.to(device)`, `model.eval()`,
     `model.load_state_dict(sd)`) is unused too.
 
-    Not flagged: a name read anywhere in its scope (inside an f-string, a
+    Copies of a model are flagged too: `copy.deepcopy(model)` (of a name
+    bound to a model here, or named like one: `model`, `net`, `teacher`,
+    `encoder`...) and EMA / weight-averaging wrappers
+    (`torch.optim.swa_utils.AveragedModel`, timm's `ModelEmaV2`/`V3`,
+    `torch_ema.ExponentialMovingAverage`) assigned and never used: each holds
+    a second copy of the weights.
+
+    Not flagged: test files (a load there checks an API); a name read anywhere in its scope (inside an f-string, a
     closure, a nested function), names starting with `_` or naming a
     deliberate warm-up (`warm`, `cache`, `prefetch`, `preload`, `download`:
     loaded for the download or the page cache), names listed in
@@ -79,6 +104,11 @@ class LoadedNeverUsed(Rule):
     never stepped costs little, but usually means the training loop does not do
     what was intended (the schedule is never applied).
 
+    ## When it is material
+    Model loads, builds and copies are material: each holds a model's weights.
+    A tokenizer or processor load (a few MB, under a second) is reported at
+    info severity.
+
     ## Fix
     Delete the load, or use the object; for a scheduler that should apply,
     call `scheduler.step()`. Autofix: none.
@@ -92,7 +122,10 @@ class LoadedNeverUsed(Rule):
     code = "GO203"
     name = "loaded-never-used"
     family = "unused"
-    tokens = ("from_pretrained", "load", "create_model", "optim", "pipeline", "SentenceTransformer", "schedule", "models")
+    tokens = (
+        "from_pretrained", "load", "create_model", "optim", "pipeline", "SentenceTransformer", "schedule", "models",
+        "deepcopy", "Ema", "EMA", "AveragedModel", "ExponentialMovingAverage",
+    )
     INVALID = [
         Invalid(
             """
@@ -131,6 +164,19 @@ class LoadedNeverUsed(Rule):
             """,
             line=5,
             message="is created but never stepped, so its learning-rate schedule is never applied",
+        ),
+        Invalid(
+            """
+            import copy
+
+            def train(model, loader, opt):
+                ema_model = copy.deepcopy(model)
+                for x, y in loader:
+                    model(x, y).backward()
+                    opt.step()
+            """,
+            line=4,
+            message="ema_model = copy.deepcopy(model) is a copy of the model that is never used",
         ),
     ]
     VALID = [
@@ -195,6 +241,8 @@ class LoadedNeverUsed(Rule):
         reads = scope_reads(self.ctx, scope_node)
         if reads is None or name in reads.used or name in reads.declared:
             return
+        if is_test_file(self.ctx.path):
+            return
         kind, call = what
         label = self.ctx.snippet(call, 50)
         messages = {
@@ -202,8 +250,10 @@ class LoadedNeverUsed(Rule):
             "for nothing; delete the load, or use it",
             "built": "is built but never used: its parameters are allocated and initialised for nothing; "
             "delete it, or use it",
-            "tokenizer": "is loaded but never used: loading reads its files (from disk or the hub) and keeps it in "
-            "memory for nothing; delete the load, or use it",
+            "tokenizer": "is loaded but never used: loading reads its vocabulary and configuration files (from disk "
+            "or the hub) for nothing; delete the load, or use it",
+            "copy": "is a copy of the model that is never used: it holds a second set of the model's weights for "
+            "nothing; delete it, or use it (an EMA copy must be updated and evaluated to be of use)",
             "optimizer": "is created but never used: nothing steps it; delete it, or use it",
             "scheduler": f"is created but never stepped, so its learning-rate schedule is never applied; call "
             f"{name}.step() in the training loop, or delete it",
@@ -217,9 +267,10 @@ class LoadedNeverUsed(Rule):
             hardware=self.ctx.hardware.key,
             assumptions=("the statement runs once",),
         )
-        self.report(target, f"{name} = {label} {messages[kind]}", estimate)
+        self.report(target, f"{name} = {label} {messages[kind]}", estimate,
+                    severity="info" if kind == "tokenizer" else self.severity)
 
-    def _loaded(self, value: cst.BaseExpression) -> Optional[tuple[Optional[str], cst.Call]]:
+    def _loaded(self, value: cst.BaseExpression, copies: bool = True) -> Optional[tuple[Optional[str], cst.Call]]:
         """(kind, the call) when `value` loads or builds a model, tokenizer, optimizer or scheduler."""
         while isinstance(value, cst.Call) and isinstance(value.func, cst.Attribute) and value.func.attr.value in _WEAK_METHODS and isinstance(value.func.value, cst.Call):
             if self.ctx.qualified_name(value.func) is not None:
@@ -240,6 +291,10 @@ class LoadedNeverUsed(Rule):
             return None
         if qualified in _LOADERS:
             return "model", value
+        if qualified in _COPIERS:
+            return "copy", value
+        if copies and qualified == "copy.deepcopy" and value.args and self._is_model(value.args[0].value):
+            return "copy", value
         if qualified.endswith(".from_pretrained"):
             return self._pretrained_kind(qualified.rsplit(".", 2)[-2]), value
         if qualified.startswith("torchvision.models."):
@@ -258,6 +313,20 @@ class LoadedNeverUsed(Rule):
         if _SCHEDULE_FACTORIES.match(qualified):
             return "scheduler", value
         return None
+
+    def _is_model(self, node: cst.BaseExpression) -> bool:
+        """A name (or `self.<attr>`) bound to a loaded or built model here, or named like a model."""
+        if isinstance(node, cst.Attribute) and isinstance(node.value, cst.Name) and node.value.value == "self":
+            attr = node.attr.value
+            return bool(_MODEL_NAME.search(attr)) and not _NOT_A_MODEL_NAME.search(attr)
+        if not isinstance(node, cst.Name):
+            return False
+        bound = self.ctx.value_of(node)
+        if isinstance(bound, cst.BaseExpression):
+            found = self._loaded(bound, copies=False)  # `model = copy.deepcopy(model)`: no recursion
+            if found is not None and found[0] in ("model", "built", "copy"):
+                return True
+        return bool(_MODEL_NAME.search(node.value)) and not _NOT_A_MODEL_NAME.search(node.value)
 
     @staticmethod
     def _pretrained_kind(owner: str) -> Optional[str]:

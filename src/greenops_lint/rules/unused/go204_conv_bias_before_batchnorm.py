@@ -13,7 +13,7 @@ from greenops_lint.analysis.rewrite import with_keyword
 from greenops_lint.analysis.tree import is_self_attr
 from greenops_lint.finding import Fix, SavingsEstimate
 from greenops_lint.rule import Invalid, Rule
-from greenops_lint.rules.unused._shared import FLOAT32_BYTES
+from greenops_lint.rules.unused._shared import FLOAT32_BYTES, pretrained_port_signal
 from greenops_lint.savings import extra_bytes_estimate
 
 # The page's `## Estimate`: `out_channels` x FLOAT32_BYTES; when the channel count
@@ -45,7 +45,15 @@ class ConvBiasBeforeBatchNorm(Rule):
     Not flagged: `bias=False` / `use_bias=False`, a bias given as a variable,
     an activation between the two, Keras convolutions with an `activation=`
     or a `data_format=`, BatchNorm over a different dimension, GroupNorm and
-    LayerNorm, and a conv whose output is also used elsewhere.
+    LayerNorm, a conv whose output is also used elsewhere, and modules that
+    port a pretrained model (a class deriving from a `*PreTrainedModel` or
+    `ModelMixin` base, `_keys_to_ignore_on_load*`, `_tied_weights_keys`,
+    `base_model_prefix`, timm's `pretrained_cfg` / `build_model_with_cfg`,
+    `load_state_dict_from_url`, "Adapted from `https://github.com/...`"):
+    released checkpoints carry the bias, and
+    BatchNorm's running mean was accumulated with it, so `bias=False` makes
+    them load with an unexpected key and changes eval outputs unless the bias
+    is folded into the running mean. The fix is not offered there.
 
     ## Why is this bad
     BatchNorm subtracts the per-channel mean of its input, so a per-channel
@@ -124,6 +132,19 @@ class ConvBiasBeforeBatchNorm(Rule):
         from tensorflow.keras import layers, Sequential
         model = Sequential([layers.Conv2D(32, 3, activation="relu"), layers.BatchNormalization()])
         """,
+        """
+        import torch.nn as nn
+        from transformers import PreTrainedModel
+
+        class GLPNPreTrainedModel(PreTrainedModel):
+            base_model_prefix = "glpn"
+
+        class SelectiveFeatureFusion(nn.Module):
+            def __init__(self, in_channel=64):
+                super().__init__()
+                # The released checkpoints carry this bias: bias=False breaks loading them.
+                self.block = nn.Sequential(nn.Conv2d(in_channel * 2, in_channel, 3, padding=1), nn.BatchNorm2d(in_channel))
+        """,
     ]
 
     def __init__(self, ctx, options=None) -> None:
@@ -191,6 +212,8 @@ class ConvBiasBeforeBatchNorm(Rule):
         # Reported where the conv is built: the fix and a noqa belong there,
         # also when the pair was found in `forward`.
         node = conv
+        if pretrained_port_signal(self.ctx):
+            return  # bias=False would break loading the released checkpoints
         if id(node) in self._reported:
             return
         self._reported.add(id(node))

@@ -11,6 +11,7 @@ from greenops_lint.analysis.calls import TRUTHY_LITERALS, environ_assignment, ge
 from greenops_lint.analysis.tree import display_name, is_test_file
 from greenops_lint.finding import SavingsEstimate
 from greenops_lint.rule import Invalid, Rule
+from greenops_lint.savings import SOURCE_CPU, SOURCE_DERIVED
 
 # The page's `## Estimate`: time factors of the training step, measured here on CPU
 # (1 thread, process time, 15 interleaved repetitions; medians) with a CNN (2 conv +
@@ -59,7 +60,9 @@ _DEBUG_COSTS = {
     ),
 }
 _GUARD = re.compile(r"debug|anomal|profil|nvtx|trace|verbose|eager|sanity|detect", re.IGNORECASE)
-_GUARD_FUNCTION = re.compile(r"debug|profil|^test|bench|trace", re.IGNORECASE)
+# Functions that are themselves the opt-in: `enable_full_determinism()`,
+# `debug_step()`, `profile_epoch()`; calling one is the user's choice.
+_GUARD_FUNCTION = re.compile(r"debug|profil|^test|bench|trace|^_?enable_|determinis|reproducib", re.IGNORECASE)
 
 
 class DebugModeLeftOn(Rule):
@@ -77,8 +80,11 @@ class DebugModeLeftOn(Rule):
     `jax.config.update("jax_disable_jit", True)`.
 
     Not flagged: a value from configuration (`set_detect_anomaly(args.debug)`),
-    `enabled=False`, calls inside functions named like `debug_*`, `profile_*`,
-    `benchmark_*`, and test files.
+    `enabled=False`, a conditional expression, calls inside functions that
+    are themselves the opt-in (named like `debug_*`, `profile_*`,
+    `benchmark_*`, `enable_*`, `*determinism*`: transformers' and diffusers'
+    `enable_full_determinism()` sets `CUDA_LAUNCH_BLOCKING` only when the
+    user asks for full determinism), and test files.
 
     ## Why is this bad
     Anomaly detection records a stack trace for every autograd node in forward
@@ -99,6 +105,8 @@ class DebugModeLeftOn(Rule):
     1.25x (CNN) to 2.3x (MLP); the autograd profiler 1.2x to 1.5x; TF eager
     execution up to 6.8x; `jax.disable_jit()` up to 18x. `CUDA_LAUNCH_BLOCKING=1`:
     up to 2x, derived from losing the overlap of kernel launches with GPU work.
+    The measured figures carry the source "measured on CPU": on a GPU profile
+    they are shown as CPU figures and never converted to GPU-hours.
     """
 
     code = "GO205"
@@ -157,6 +165,14 @@ class DebugModeLeftOn(Rule):
         """
         import os
         os.environ["CUDA_LAUNCH_BLOCKING"] = "0"
+        """,
+        """
+        import os
+        import torch
+
+        def enable_full_determinism(seed: int):
+            os.environ["CUDA_LAUNCH_BLOCKING"] = "1"
+            torch.use_deterministic_algorithms(True)
         """,
     ]
 
@@ -243,6 +259,7 @@ class DebugModeLeftOn(Rule):
             metric="time_factor", low=low, high=high, unit="x", basis=basis,
             hardware=self.ctx.hardware.key,
             assumptions=("the switch is on for the whole training run",),
+            source=SOURCE_DERIVED if key == "CUDA_LAUNCH_BLOCKING" else SOURCE_CPU,
         )
         self.report(
             node,

@@ -1,0 +1,369 @@
+"""GO206: a heavy ML framework is imported and never used in the module."""
+
+from __future__ import annotations
+
+import re
+import sys
+from typing import Optional
+
+import libcst as cst
+
+from greenops_lint.analysis.names import dotted_name
+from greenops_lint.analysis.tree import is_test_file
+from greenops_lint.analysis.unused_names import is_module_script, module_exports
+from greenops_lint.finding import Fix, SavingsEstimate
+from greenops_lint.rule import Invalid, Rule
+from greenops_lint.savings import SOURCE_CITED, SOURCE_CPU
+from greenops_lint.walker import children
+
+# The page's `## Estimate`: seconds one process start spends importing the framework.
+# torch: measured by benchmarks/import_startup.py on this CPU (2 vCPUs, warm page cache,
+# torch 2.13.0+cpu, 7 interleaved fresh interpreters): CPU time (user + system) of the
+# import 1.86-2.02 s, median 1.92 s, an empty interpreter 0.02 s (benchmarks/results/import_startup.txt).
+TORCH_IMPORT_S = (1.8, 2.0)
+# TensorFlow: cited, not measured here (not installed): 4.3 s for TF 2.1 on a laptop
+# (tensorflow/tensorflow#37729) to about 10 s for TF 2.20 (tensorflow/tensorflow#110143).
+TF_IMPORT_S = (4.3, 10.0)
+TF_SOURCE = "tensorflow/tensorflow#37729 (TF 2.1: 4.3 s) and #110143 (TF 2.20: about 10 s)"
+# JAX: cited: about 0.5 s after lazy scipy (jax-ml/jax#12679), 0.34 s for jax.numpy (jax-ml/jax#24967).
+JAX_IMPORT_S = (0.3, 0.5)
+JAX_SOURCE = "jax-ml/jax#24967 (jax.numpy: 0.34 s) and #12679 (import jax: about 0.5 s)"
+# `## When it is material`: a finding whose saving reaches this many seconds a
+# start, in a script whose other imports cannot load the framework anyway.
+MATERIAL_SECONDS = 1.0
+
+# Top-level package -> the framework its import loads.
+_LOADS = {
+    "torch": "torch", "torchvision": "torch", "torchaudio": "torch", "torchtext": "torch", "timm": "torch",
+    "lightning": "torch", "pytorch_lightning": "torch", "diffusers": "torch", "accelerate": "torch",
+    "peft": "torch", "sentence_transformers": "torch", "transformers": "torch",
+    "tensorflow": "tensorflow", "keras": "tensorflow", "tf_keras": "tensorflow", "tensorflow_hub": "tensorflow",
+    "tensorflow_probability": "tensorflow", "jax": "jax", "flax": "jax",
+    # Side-effect imports (never reported) that load a framework themselves.
+    "torch_xla": "torch", "intel_extension_for_pytorch": "torch", "habana_frameworks": "torch", "torch_npu": "torch",
+    "tensorflow_addons": "tensorflow", "tensorflow_text": "tensorflow",
+}
+# The packages GO206 reports (the others above only tell what a used import loads).
+_REPORTED = frozenset(
+    {"torch", "torchvision", "torchaudio", "timm", "lightning", "pytorch_lightning", "transformers", "diffusers",
+     "tensorflow", "keras", "tf_keras", "tensorflow_hub", "jax", "flax"}
+)
+# Third-party packages that load none of the frameworks on import.
+_LIGHT = frozenset(
+    {"numpy", "pandas", "scipy", "sklearn", "matplotlib", "seaborn", "tqdm", "yaml", "requests", "PIL", "cv2",
+     "rich", "click", "typer", "omegaconf", "hydra", "wandb", "mlflow", "h5py", "pyarrow", "einops", "__future__"}
+)
+_DELIBERATE = re.compile(r"#\s*(noqa\s*:[^#\n]*\bF401\b|pylint:\s*disable=[^#\n]*unused-import|type:\s*ignore)", re.IGNORECASE)
+_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_STDLIB = frozenset(getattr(sys, "stdlib_module_names", ()))
+
+
+class UnusedHeavyImport(Rule):
+    """A heavy ML framework is imported and never used in the module.
+
+    ## What it does
+    Flags a module-level `import torch`, `import tensorflow as tf`,
+    `from transformers import AutoModel`... (torch, torchvision, torchaudio,
+    timm, Lightning, transformers, diffusers, TensorFlow, Keras,
+    TensorFlow Hub, JAX, Flax) whose names nothing in the module reads.
+
+    Not flagged (the policy): `__init__.py` files (re-exports); test files
+    (the test runner has imported the framework already); names listed
+    in `__all__`; imports marked `# noqa: F401`, `# pylint:
+    disable=unused-import` or `# type: ignore` (and, as for every rule, a bare
+    `# noqa`); imports that are not at module level: under `if
+    TYPE_CHECKING:`, in `try: import torch / except ImportError:`
+    availability checks, inside functions; a name used only in annotations,
+    string annotations included (the annotation needs it, also with `from
+    __future__ import annotations` for tools that evaluate it); imports
+    whose framework another used import of the module loads anyway (`import
+    torch` next to a used `from torch import nn` or `import torchvision`):
+    removing them saves nothing; modules that read names dynamically
+    (`globals()`, `eval`, `exec`, a module `__getattr__`). Packages imported
+    for their side effects (`torch_xla`, `tensorflow_addons`,
+    `tensorflow_text`, `intel_extension_for_pytorch`, `habana_frameworks`:
+    they register devices or ops) are never flagged. scikit-learn is left
+    out: `import sklearn` loads its subpackages lazily and costs a fraction
+    of torch's start-up.
+
+    ## Why is this bad
+    Importing a framework loads hundreds of Python modules and its native
+    libraries (CUDA, cuDNN, MKL, XLA) in every process that runs the file:
+    every script start, every DataLoader worker started with `spawn`, every
+    test and CLI invocation. TensorFlow also initialises its runtime on
+    import, and later maps nearly all GPU memory on its first device use
+    unless memory growth is set.
+
+    ## Fix
+    Remove the import. Autofix: safe, when every name of the statement is
+    unused and the file is not an `__init__.py`; otherwise none.
+
+    ## When it is material
+    In a script or notebook (an entry point: an `if __name__ == "__main__":`
+    block, no definitions, or a top-level loop) whose other imports are the
+    standard library or known light packages (numpy, pandas, scipy...), so
+    that removing the import really removes the framework from start-up, and
+    the framework costs at least 1 s a start (torch, TensorFlow). Others are
+    reported at info severity: a library module (the package usually imports
+    the framework elsewhere), a script that imports its own modules (they may
+    import it), a plain `import transformers` (lazy until a model class is
+    used), and JAX (0.3-0.5 s).
+
+    ## Estimate
+    Seconds per process start. torch: 1.8-2.0 s of CPU time (user + system),
+    measured on CPU by `benchmarks/import_startup.py` (torch 2.13 CPU build,
+    fresh interpreters, warm page cache; a cold start, or a CUDA build that
+    loads more native libraries, is slower; wall time on a busy host is
+    longer); the torch-based packages cost at least as much.
+    TensorFlow and Keras: 4.3-10 s, cited from tensorflow/tensorflow#37729
+    and #110143. JAX and Flax: 0.3-0.5 s, cited from jax-ml/jax#24967 and
+    #12679.
+    """
+
+    code = "GO206"
+    name = "unused-heavy-import"
+    family = "unused"
+    default_enabled = False
+    fixable = True
+    fix_safety = "safe"
+    tokens = ("torch", "tensorflow", "keras", "jax", "flax", "transformers", "timm", "lightning", "diffusers")
+    INVALID = [
+        Invalid(
+            """
+            import argparse
+
+            import numpy as np
+            import torch
+
+            def main():
+                parser = argparse.ArgumentParser()
+                print(np.zeros(3))
+
+            if __name__ == "__main__":
+                main()
+            """,
+            line=4,
+            message="import torch: torch is imported but never used in this module",
+            fixed="""
+            import argparse
+
+            import numpy as np
+
+            def main():
+                parser = argparse.ArgumentParser()
+                print(np.zeros(3))
+
+            if __name__ == "__main__":
+                main()
+            """,
+        ),
+        Invalid(
+            """
+            import pandas as pd
+            import tensorflow as tf
+
+            df = pd.read_csv("train.csv")
+            print(df.describe())
+            """,
+            line=2,
+            message="TensorFlow",
+        ),
+    ]
+    VALID = [
+        """
+        from typing import TYPE_CHECKING
+
+        if TYPE_CHECKING:
+            import torch
+
+        def size(x: "torch.Tensor") -> int:
+            return x.numel()
+        """,
+        """
+        try:
+            import torch
+        except ImportError:
+            torch = None
+        """,
+        """
+        import torch  # noqa: F401  (registers the CUDA allocator first)
+        import torch_xla
+        """,
+        """
+        import torch
+        import torch.nn as nn
+
+        model = nn.Linear(4, 4)
+        """,
+        """
+        import torch
+
+        def scale(x: torch.Tensor) -> torch.Tensor:
+            return x * 2
+        """,
+        """
+        import tensorflow as tf
+
+        __all__ = ["tf"]
+        """,
+    ]
+
+    def leave_Module(self, node: cst.Module) -> None:
+        path = self.ctx.path.replace("\\", "/")
+        if path.rsplit("/", 1)[-1] == "__init__.py" or is_test_file(path):
+            return
+        scan = _Uses()
+        scan.walk(node)
+        if scan.dynamic or any(isinstance(s, cst.FunctionDef) and s.name.value == "__getattr__" for s in node.body):
+            return
+        used = scan.names | scan.annotation_words | module_exports(self.ctx)
+        # The candidates: module-level, not deliberate, a reported package, never read.
+        candidates: list[tuple[cst.SimpleStatementLine, cst.CSTNode, list]] = []
+        removable: set[tuple[int, str]] = set()
+        for stmt in node.body:
+            if not isinstance(stmt, cst.SimpleStatementLine) or self._deliberate(stmt):
+                continue
+            for small in stmt.body:
+                if isinstance(small, (cst.Import, cst.ImportFrom)):
+                    unused = [(b, t) for b, t in _aliases(small) if b is not None and b not in used and t in _REPORTED]
+                    if unused:
+                        candidates.append((stmt, small, unused))
+                        removable.update((id(small), b) for b, _ in unused)
+        # What the imports that stay load (used ones, deliberate ones, and any
+        # import not at module level that may run): removing a candidate of
+        # the same framework then saves nothing.
+        loaded: set[str] = set()
+        unknown_imports = False
+        for imp in scan.imports:
+            for bound, top in _aliases(imp):
+                framework = _LOADS.get(top)
+                if framework and (id(imp), bound) not in removable:
+                    loaded.add(framework)
+                if framework is None and top not in _LIGHT and top not in _STDLIB:
+                    unknown_imports = True  # the project's own modules, other packages: may load one
+        script = is_module_script(self.ctx)
+        for stmt, small, unused in candidates:
+            aliases = _aliases(small)
+            for bound, top in unused:
+                framework = _LOADS[top]
+                if framework in loaded:
+                    continue  # another import that stays loads it anyway: nothing saved
+                whole = len(stmt.body) == 1 and len(unused) == len(aliases)
+                self._report(small, stmt if whole else None, bound, top, framework, script, unknown_imports)
+                break  # one finding per statement
+
+    def _deliberate(self, stmt: cst.SimpleStatementLine) -> bool:
+        comment = stmt.trailing_whitespace.comment
+        return comment is not None and bool(_DELIBERATE.search(comment.value))
+
+    def _report(self, small, stmt, bound, top, framework, script, unknown_imports) -> None:
+        text = " ".join(self.ctx.module.code_for_node(small).split())
+        if len(text) > 60:
+            text = text[:57] + "..."
+        low, high, basis, source, label = _cost(top, framework)
+        estimate = SavingsEstimate(
+            metric="startup_time", low=low, high=high, unit="s per process start", basis=basis,
+            hardware=self.ctx.hardware.key,
+            assumptions=("nothing else the process imports loads the framework",),
+            source=source,
+        )
+        lazy = top == "transformers" and isinstance(small, cst.Import)
+        material = script and not unknown_imports and low >= MATERIAL_SECONDS and not lazy
+        why = ""
+        if not material:
+            if not script:
+                why = " (a library module: the package may import it elsewhere, and then nothing is saved)"
+            elif unknown_imports:
+                why = " (if the modules this script imports do not load it too)"
+            elif lazy:
+                why = " (`import transformers` is lazy until a model class is used)"
+        fix = None
+        if stmt is not None:
+            fix = Fix(stmt, lambda updated: cst.RemovalSentinel.REMOVE, safe=True, title=f"remove `{text}`")
+        self.report(
+            small,
+            f"{text}: {bound} is imported but never used in this module; importing {label} costs "
+            f"{low:g}-{high:g} s at every process start{why}; remove the import",
+            estimate,
+            severity=self.severity if material else "info",
+            fix=fix,
+        )
+
+
+def _cost(top: str, framework: str) -> tuple[float, float, str, str, str]:
+    """(low, high, basis, source, label) of one start's import cost."""
+    if framework == "tensorflow":
+        label = "TensorFlow" if top in ("tensorflow", "tensorflow_hub", "tensorflow_probability") else f"{top} (TensorFlow)"
+        return (*TF_IMPORT_S, f"cited: `import tensorflow` took {TF_SOURCE}", SOURCE_CITED, label)
+    if framework == "jax":
+        return (*JAX_IMPORT_S, f"cited: {JAX_SOURCE}", SOURCE_CITED, top)
+    label = "torch" if top == "torch" else f"{top} (which loads torch)"
+    basis = (
+        f"measured on CPU: `import torch` cost {TORCH_IMPORT_S[0]:g}-{TORCH_IMPORT_S[1]:g} s of CPU time per fresh "
+        "interpreter (benchmarks/import_startup.py, torch 2.13 CPU build, warm page cache)"
+        + ("" if top == "torch" else f"; {top} loads torch, so it costs at least that")
+    )
+    return (*TORCH_IMPORT_S, basis, SOURCE_CPU, label)
+
+
+def _aliases(node) -> list[tuple[Optional[str], str]]:
+    """(name bound, top-level package) per alias; the bound name is None for
+    a star import or a relative import."""
+    if isinstance(node, cst.Import):
+        found = []
+        for alias in node.names:
+            dotted = dotted_name(alias.name) or ""
+            top = dotted.split(".")[0]
+            bound = alias.asname.name.value if alias.asname is not None and isinstance(alias.asname.name, cst.Name) else top
+            found.append((bound, top))
+        return found
+    if node.relative or node.module is None:
+        return [(None, "")]
+    top = (dotted_name(node.module) or "").split(".")[0]
+    if isinstance(node.names, cst.ImportStar):
+        return [(None, top)]
+    found = []
+    for alias in node.names:
+        name = alias.asname.name if alias.asname is not None else alias.name
+        found.append((name.value if isinstance(name, cst.Name) else None, top))
+    return found
+
+
+class _Uses:
+    """Names read anywhere in a module (import statements aside), words of
+    string annotations, every import statement, and dynamic name access."""
+
+    def __init__(self) -> None:
+        self.names: set[str] = set()
+        self.annotation_words: set[str] = set()
+        self.imports: list = []
+        self.dynamic = False
+
+    def walk(self, node: cst.CSTNode, in_annotation: bool = False) -> None:
+        node_type = type(node)
+        if node_type is cst.Import or node_type is cst.ImportFrom:
+            self.imports.append(node)
+            return
+        if node_type is cst.If and "TYPE_CHECKING" in (dotted_name(node.test) or ""):
+            # Never runs: its imports load nothing (names read in it still count).
+            self._walk_type_checking(node.body)
+            if node.orelse is not None:
+                self.walk(node.orelse, in_annotation)
+            return
+        if node_type is cst.Name:
+            self.names.add(node.value)
+            return
+        if node_type is cst.Annotation:
+            in_annotation = True
+        elif in_annotation and node_type is cst.SimpleString:
+            self.annotation_words.update(_WORD.findall(node.value))
+            return
+        elif node_type is cst.Call and isinstance(node.func, cst.Name) and node.func.value in ("globals", "eval", "exec"):
+            self.dynamic = True
+        for child in children(node):
+            self.walk(child, in_annotation)
+
+    def _walk_type_checking(self, body: cst.CSTNode) -> None:
+        before = len(self.imports)
+        self.walk(body)
+        del self.imports[before:]
