@@ -59,3 +59,43 @@ def test_modules_stay_small():
 def test_rule_modules_keep_no_hand_kept_lists():
     for path in (SRC / "rules").rglob("*.py"):
         assert "\nRULES = " not in path.read_text(encoding="utf-8"), path
+
+
+def test_rules_declare_the_shared_analyses_they_read(monkeypatch):
+    """Run every rule over its examples and the fixtures, recording which shared
+    analyses each rule reads (directly or through a helper): each must be
+    declared in its `analyses`, so that a crashing analysis skips exactly them."""
+    from conftest import FIXTURES, fixture_files, lint_source
+    from greenops_lint.context import FileContext
+    from greenops_lint.plugins import load_rules
+    from greenops_lint.rule import Rule
+    from greenops_lint.walker import TreeWalk
+
+    owner: list = [None]
+    read: set[tuple[str, str]] = set()
+    original_call, original_analysis = TreeWalk._call, FileContext.analysis
+
+    def call(self, handlers, node):
+        for handler in list(handlers):
+            owner[0] = getattr(handler, "__self__", None)
+            original_call(self, [handler], node)
+        owner[0] = None
+
+    def analysis(self, name, building=False):
+        if isinstance(owner[0], Rule):
+            read.add((owner[0].code, name))
+        return original_analysis(self, name, building)
+
+    monkeypatch.setattr(TreeWalk, "_call", call)
+    monkeypatch.setattr(FileContext, "analysis", analysis)
+    rules = [r for r in load_rules().rules.values() if r.family != "core"]
+    for rule in rules:
+        invalid, valid = rule.examples()
+        for snippet in invalid + valid:
+            lint_source(snippet)
+    for path in fixture_files():
+        if path.suffix == ".py":
+            lint_source(path.read_text(encoding="utf-8"), path=str(path.relative_to(FIXTURES)))
+    registry = load_rules().rules
+    undeclared = sorted(f"{code} reads '{name}'" for code, name in read if name not in registry[code].analyses)
+    assert not undeclared, "; ".join(undeclared)

@@ -119,6 +119,7 @@ class UnusedSubmodule(Rule):
     code = "GO201"
     name = "unused-submodule"
     family = "unused"
+    analyses = ("module_attributes",)
     tokens = ("Module", "Layer", "Model", "linen")
     INVALID = [
         Invalid(

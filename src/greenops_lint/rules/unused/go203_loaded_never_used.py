@@ -122,6 +122,7 @@ class LoadedNeverUsed(Rule):
     code = "GO203"
     name = "loaded-never-used"
     family = "unused"
+    analyses = ("module_attributes", "scope_reads")
     tokens = (
         "from_pretrained", "load", "create_model", "optim", "pipeline", "SentenceTransformer", "schedule", "models",
         "deepcopy", "Ema", "EMA", "AveragedModel", "ExponentialMovingAverage",

@@ -80,6 +80,7 @@ class ConvBiasBeforeBatchNorm(Rule):
     fixable = True
     fix_safety = "unsafe"
     severity = "info"
+    analyses = ("module_attributes",)
     tokens = ("BatchNorm", "SyncBatchNorm")
     INVALID = [
         Invalid(
