@@ -19,7 +19,7 @@ positive would be worse than a miss.
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Iterator, Optional
 
 import libcst as cst
 
@@ -227,6 +227,17 @@ class TrainingLoops:
             return True  # (a loop over the DataLoader is a step loop even when a nested loop looks like one)
         # An epoch loop that is itself the step (full-batch training).
         return not any(d.kind == "step" for d in _descendants(loop)) and not (loop.calls & self.step_frames)
+
+    def optimizer_loops(self, module: cst.Module) -> Iterator[tuple[LoopInfo, str]]:
+        """The `for`/`while` training step loops that run `.backward(` and
+        `.step(` in their own code or call a training function of the module
+        (not a saliency map or an adversarial attack), with their code."""
+        for loop in self.loops.loops:
+            if not isinstance(loop.node, (cst.For, cst.While)) or not self.is_training_step_loop(loop):
+                continue
+            code = module.code_for_node(loop.node)
+            if (".backward(" in code and ".step(" in code) or (loop.calls & self.train_frames):
+                yield loop, code
 
 
 # -- what an expression holds --------------------------------------------------------------------
