@@ -27,7 +27,7 @@ from greenops_lint.analysis.calls import NOT_LITERAL, get_arg, literal_value
 from greenops_lint.analysis.classes import MODEL_NAME, is_model_constructor
 from greenops_lint.analysis.loops import LoopInfo, _descendants, referenced_names  # (one copy of the loop walk)
 from greenops_lint.analysis.names import LoopItem, Opaque, dotted_name
-from greenops_lint.analysis.tree import walk_expr
+from greenops_lint.analysis.tree import names_word, walk_expr
 
 if TYPE_CHECKING:  # pragma: no cover
     from greenops_lint.context import FileContext
@@ -180,9 +180,7 @@ def rare_guard(test: cst.BaseExpression, variant: set[str], min_period: int = 0)
                     names = referenced_names(node.left) | referenced_names(target.comparator)
                     if names & variant or any(_COUNTER.search(n) for n in names):
                         return True
-        elif isinstance(node, cst.Name) and _RARE_FLAGS.search(node.value):
-            return True
-        elif isinstance(node, cst.Attribute) and _RARE_FLAGS.search(node.attr.value):
+        elif names_word(node, _RARE_FLAGS):
             return True
     return False
 

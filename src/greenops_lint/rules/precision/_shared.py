@@ -11,6 +11,7 @@ import libcst as cst
 
 from greenops_lint.analysis.ast_index import AstIndex, chain, torch_layers
 from greenops_lint.analysis.rewrite import float32_like, replace_with
+from greenops_lint.analysis.tree import last_word
 from greenops_lint.finding import Fix, SavingsEstimate
 from greenops_lint.savings import HardwareProfile, Workload, float64_time_factor
 
@@ -196,16 +197,12 @@ def cost_words(estimate: SavingsEstimate, hardware: HardwareProfile) -> str:
 # -- GO403: where a tensor goes (a model, a data set, a training loop, a plot), by name ---------
 
 
-def is_self_attr(node: cst.BaseExpression) -> bool:
-    return isinstance(node, cst.Attribute) and isinstance(node.value, cst.Name) and node.value.value == "self"
-
-
 def trains(loop: cst.CSTNode) -> bool:
     """A loop whose body calls `.backward()` or an optimizer's `.step()`."""
     for node in children(loop.body):
         if isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute):
             method = node.func.attr.value
-            if method == "backward" or (method in ("step", "apply_gradients") and callee_word(node.func.value).lower().startswith(("opt", "self.opt"))):
+            if method == "backward" or (method in ("step", "apply_gradients") and last_word(node.func.value).lower().startswith(("opt", "self.opt"))):
                 return True
     return False
 
@@ -235,14 +232,6 @@ def children(node: cst.CSTNode) -> Iterator[cst.CSTNode]:
         child = stack.pop()
         yield child
         stack.extend(child.children)
-
-
-def callee_word(func: cst.BaseExpression) -> str:
-    if isinstance(func, cst.Name):
-        return func.value
-    if isinstance(func, cst.Attribute):
-        return func.attr.value
-    return ""
 
 
 def target_keys(target: cst.BaseExpression) -> list[str]:
