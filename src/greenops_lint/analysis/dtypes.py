@@ -177,6 +177,18 @@ def is_explicit_float64(ctx: "FileContext", source: cst.BaseExpression) -> bool:
     return value is not None and is_float64_dtype(ctx, value) and ctx.qualified_name(value) != "builtins.float"
 
 
+def _frame_of(ctx: "FileContext", node: cst.BaseExpression) -> Optional[cst.BaseExpression]:
+    """What a sub-frame or a name stands for: `df[...]`, `df.loc[...]` -> `df`;
+    a name -> its bound value (None when unknown or a loop item)."""
+    if isinstance(node, cst.Subscript):
+        value = node.value
+        if isinstance(value, cst.Attribute) and value.attr.value in ("loc", "iloc"):
+            value = value.value
+        return value
+    value = ctx.value_of(node)
+    return value if isinstance(value, cst.BaseExpression) and not isinstance(value, LoopItem) else None
+
+
 def _is_float_frame(ctx: "FileContext", node: cst.BaseExpression, depth: int) -> bool:
     """A pandas frame known to hold floats: read with a float64 `dtype=`,
     `astype(float)`, `select_dtypes("float")`, a true division or arithmetic
@@ -184,14 +196,9 @@ def _is_float_frame(ctx: "FileContext", node: cst.BaseExpression, depth: int) ->
     dtype is not: its columns may well be integer (ids, labels, edge lists)."""
     if depth > 10:
         return False
-    if isinstance(node, cst.Subscript):
-        value = node.value
-        if isinstance(value, cst.Attribute) and value.attr.value in ("loc", "iloc"):
-            value = value.value
-        return _is_float_frame(ctx, value, depth + 1)
-    if isinstance(node, cst.Name):
-        value = ctx.value_of(node)
-        return isinstance(value, cst.BaseExpression) and not isinstance(value, LoopItem) and _is_float_frame(ctx, value, depth + 1)
+    if isinstance(node, (cst.Subscript, cst.Name)):
+        inner = _frame_of(ctx, node)
+        return inner is not None and _is_float_frame(ctx, inner, depth + 1)
     if isinstance(node, cst.BinaryOperation) and isinstance(node.operator, _ARITHMETIC):
         operands = (node.left, node.right)
         if not any(_is_frame(ctx, o, depth + 1) for o in operands):
@@ -233,14 +240,9 @@ def _is_frame(ctx: "FileContext", node: cst.BaseExpression, depth: int) -> bool:
     """Any pandas frame or column of one (whatever its dtype), for arithmetic."""
     if depth > 10:
         return False
-    if isinstance(node, cst.Subscript):
-        value = node.value
-        if isinstance(value, cst.Attribute) and value.attr.value in ("loc", "iloc"):
-            value = value.value
-        return _is_frame(ctx, value, depth + 1)
-    if isinstance(node, cst.Name):
-        value = ctx.value_of(node)
-        return isinstance(value, cst.BaseExpression) and not isinstance(value, LoopItem) and _is_frame(ctx, value, depth + 1)
+    if isinstance(node, (cst.Subscript, cst.Name)):
+        inner = _frame_of(ctx, node)
+        return inner is not None and _is_frame(ctx, inner, depth + 1)
     if isinstance(node, cst.BinaryOperation):
         return _is_frame(ctx, node.left, depth + 1) or _is_frame(ctx, node.right, depth + 1)
     if isinstance(node, cst.Call):

@@ -19,7 +19,7 @@ positive would be worse than a miss.
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Iterator, Optional
 
 import libcst as cst
 
@@ -27,7 +27,7 @@ from greenops_lint.analysis.calls import NOT_LITERAL, get_arg, literal_value
 from greenops_lint.analysis.classes import MODEL_NAME, is_model_constructor
 from greenops_lint.analysis.loops import LoopInfo, _descendants, referenced_names  # (one copy of the loop walk)
 from greenops_lint.analysis.names import LoopItem, Opaque, dotted_name
-from greenops_lint.analysis.tree import walk_expr
+from greenops_lint.analysis.tree import names_word, walk_expr
 
 if TYPE_CHECKING:  # pragma: no cover
     from greenops_lint.context import FileContext
@@ -180,9 +180,7 @@ def rare_guard(test: cst.BaseExpression, variant: set[str], min_period: int = 0)
                     names = referenced_names(node.left) | referenced_names(target.comparator)
                     if names & variant or any(_COUNTER.search(n) for n in names):
                         return True
-        elif isinstance(node, cst.Name) and _RARE_FLAGS.search(node.value):
-            return True
-        elif isinstance(node, cst.Attribute) and _RARE_FLAGS.search(node.attr.value):
+        elif names_word(node, _RARE_FLAGS):
             return True
     return False
 
@@ -227,6 +225,17 @@ class TrainingLoops:
             return True  # (a loop over the DataLoader is a step loop even when a nested loop looks like one)
         # An epoch loop that is itself the step (full-batch training).
         return not any(d.kind == "step" for d in _descendants(loop)) and not (loop.calls & self.step_frames)
+
+    def optimizer_loops(self, module: cst.Module) -> Iterator[tuple[LoopInfo, str]]:
+        """The `for`/`while` training step loops that run `.backward(` and
+        `.step(` in their own code or call a training function of the module
+        (not a saliency map or an adversarial attack), with their code."""
+        for loop in self.loops.loops:
+            if not isinstance(loop.node, (cst.For, cst.While)) or not self.is_training_step_loop(loop):
+                continue
+            code = module.code_for_node(loop.node)
+            if (".backward(" in code and ".step(" in code) or (loop.calls & self.train_frames):
+                yield loop, code
 
 
 # -- what an expression holds --------------------------------------------------------------------

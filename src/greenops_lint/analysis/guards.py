@@ -40,7 +40,7 @@ import re
 import libcst as cst
 
 from greenops_lint.analysis.calls import literal_value
-from greenops_lint.analysis.tree import walk_expr
+from greenops_lint.analysis.tree import names_word, walk_expr
 
 _ONCE_WORDS = re.compile(r"(first|once|resume|cache|cached|loaded|init|best|reload|refresh)", re.IGNORECASE)
 _ONCE_EXCEPTIONS = frozenset({"FileNotFoundError", "EOFError"})
@@ -60,9 +60,7 @@ def is_once_guard(test: cst.BaseExpression) -> bool:
             return True
         elif isinstance(node, cst.Call) and isinstance(node.func, cst.Name) and node.func.value in ("hasattr", "isinstance"):
             return True
-        elif isinstance(node, cst.Name) and _ONCE_WORDS.search(node.value):
-            return True
-        elif isinstance(node, cst.Attribute) and _ONCE_WORDS.search(node.attr.value):
+        elif names_word(node, _ONCE_WORDS):
             return True
     return False
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Iterator
 
 import libcst as cst
@@ -35,6 +36,22 @@ def walk_expr(node: cst.CSTNode) -> Iterator[cst.CSTNode]:
 def is_self_attr(node: cst.CSTNode) -> bool:
     """`self.x`."""
     return isinstance(node, cst.Attribute) and isinstance(node.value, cst.Name) and node.value.value == "self"
+
+
+def last_word(node: cst.CSTNode) -> str:
+    """A name's or an attribute's own word: `opt` for `opt`, `optimizer` for
+    `self.optimizer`; "" for anything else."""
+    if isinstance(node, cst.Name):
+        return node.value
+    if isinstance(node, cst.Attribute):
+        return node.attr.value
+    return ""
+
+
+def names_word(node: cst.CSTNode, pattern: "re.Pattern[str]") -> bool:
+    """A name or an attribute whose own word matches `pattern` (`first_epoch`, `self.loaded`)."""
+    word = last_word(node)
+    return bool(word) and bool(pattern.search(word))
 
 
 def param_names(function: cst.FunctionDef) -> set[str]:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from importlib import import_module
 from typing import Callable, Optional
 
+from greenops_lint.analysis.ast_index import chain, torch_layers
 from greenops_lint.finding import Finding, SavingsEstimate
 from greenops_lint.probe.sourceindex import SourceIndex
 from greenops_lint.probe.stats import Claim
@@ -103,43 +104,13 @@ def claim_from_estimate(estimate: Optional[SavingsEstimate]) -> Optional[Claim]:
     return None
 
 
-# -- reading sizes from the source: probe/sourceindex.py ---------------------------------
-
-
-def _chain(layers: list[tuple[int, ...]]) -> list[tuple[int, ...]]:
-    """The longest run of consecutive layers whose sizes connect (out -> in)."""
-    best: list[tuple[int, ...]] = []
-    for start in range(len(layers)):
-        chain = [layers[start]]
-        for layer in layers[start + 1 :]:
-            if layer[0] == chain[-1][1]:
-                chain.append(layer)
-        if len(chain) > len(best):
-            best = chain
-    return best
-
-
-def _torch_layers(index: SourceIndex, kind: str) -> list[tuple[int, ...]]:
-    layers = []
-    for call in index.calls_named(f"torch.nn.{kind}", f"torch.nn.modules.{kind.lower()}.{kind}"):
-        a, b = index.int_arg(call, 0, "in_features" if kind == "Linear" else "in_channels"), index.int_arg(
-            call, 1, "out_features" if kind == "Linear" else "out_channels"
-        )
-        if a and b:
-            if kind == "Conv2d":
-                layers.append((a, b, index.int_arg(call, 2, "kernel_size") or 3))
-            else:
-                layers.append((a, b))
-    return layers
-
-
 # -- float64 vs float32 (GO401, GO402, GO403 without a literal shape) ------------------------
 
 
 def plan_dtype(finding: Finding, index: SourceIndex, host: Host, claim: Optional[Claim]) -> Plan:
     notes: list[str] = []
-    convs = _chain(_torch_layers(index, "Conv2d"))
-    linears = _chain(_torch_layers(index, "Linear"))
+    convs = chain(torch_layers(index, "Conv2d")[0])
+    linears = chain(torch_layers(index, "Linear")[0])
     literal_batch = index.batch_size()
     sized = "literal"
     if convs:
@@ -152,7 +123,7 @@ def plan_dtype(finding: Finding, index: SourceIndex, host: Host, claim: Optional
                 literal_batch = literal_batch or shape[0]
                 image_note = f"{image[1]}x{image[2]} input"
                 break
-        classes = next((b for a, b in _torch_layers(index, "Linear") if a == convs[-1][1]), 10)
+        classes = next((b for a, b in torch_layers(index, "Linear")[0] if a == convs[-1][1]), 10)
         batch = literal_batch or DEFAULT_CNN_BATCH
         flops = 6 * sum(image[1] * image[2] * c_in * c_out * k * k for c_in, c_out, k in convs)
         params = {"model": "cnn", "convs": [list(c) for c in convs], "image": image, "classes": classes}

@@ -9,18 +9,16 @@ import libcst as cst
 from greenops_lint.analysis.calls import get_arg, literal_value
 from greenops_lint.analysis.candidates import Candidate
 from greenops_lint.analysis.loops import Repetition
+from greenops_lint.analysis.tfdata import TFDataPipelines, TFPipeline, TracksTFData, fit_data
 from greenops_lint.finding import SavingsEstimate
 from greenops_lint.rule import Invalid
-from greenops_lint.rules.caching._shared import UNKNOWN_REPEATS, RepeatedWorkRule, TFDataPipelines, TFPipeline
-
-# Wrappers through which `for step, batch in enumerate(ds)` still iterates the pipeline.
-_ITERATION_WRAPPERS = frozenset({"builtins.enumerate", "tqdm.tqdm", "tqdm.auto.tqdm", "builtins.iter"})
+from greenops_lint.rules.caching._shared import UNKNOWN_REPEATS, RepeatedWorkRule
 
 # -- estimate (`## Estimate`): (epochs - 1) extra passes when the epoch count is literal, else `UNKNOWN_REPEATS`
 REPEATED = "passes over the files"
 BASIS = "tf.data guide: with .cache() file opening and reading run only in the first epoch"
 
-class TFDataNoCache(RepeatedWorkRule):
+class TFDataNoCache(TracksTFData, RepeatedWorkRule):
     """Reads and decodes the same files in every epoch of a tf.data pipeline.
 
     ## What it does
@@ -88,19 +86,8 @@ class TFDataNoCache(RepeatedWorkRule):
         self.tf = TFDataPipelines(ctx)
         self.reported: set[int] = set()
 
-    def visit_Return(self, node: cst.Return) -> None:
-        self.tf.on_return(node)
-
-    def visit_Assign(self, node: cst.Assign) -> None:
-        # Runs before the walker rebinds the target, so `ds = ds.map(...)`
-        # still sees the previous pipeline.
-        self.tf.on_assign(node)
-
     def visit_Call(self, node: cst.Call) -> None:
-        func = node.func
-        if not (isinstance(func, cst.Attribute) and func.attr.value == "fit"):
-            return
-        data = get_arg(node, "x", 0)
+        data = fit_data(node)
         epochs = get_arg(node, "epochs", 2)
         if data is None or epochs is None:
             return
@@ -115,10 +102,7 @@ class TFDataNoCache(RepeatedWorkRule):
             self._emit_pipeline(pipe, f"each of the {count} epochs of .fit()" if isinstance(count, int) else "every epoch of .fit()", count if isinstance(count, int) else None)
 
     def visit_For(self, node: cst.For) -> None:
-        iterable = node.iter
-        while isinstance(iterable, cst.Call) and self.ctx.call_name(iterable) in _ITERATION_WRAPPERS and iterable.args:
-            iterable = iterable.args[0].value  # for step, batch in enumerate(ds)
-        pipe = self._consumed(iterable)
+        pipe = self._consumed(self.tf.iterated(node))
         if pipe is None:
             return
         repeat = _repeat(pipe)

@@ -23,7 +23,7 @@ from greenops_lint.analysis.dataloaders import (  # noqa: F401 - the positions a
 from greenops_lint.analysis.efficiency import is_device_expr, uses_cuda, uses_torch
 from greenops_lint.analysis.functions import returned_values
 from greenops_lint.analysis.names import dotted_name
-from greenops_lint.analysis.tree import is_test_file, walk_expr
+from greenops_lint.analysis.tree import is_test_file, last_word, walk_expr
 from greenops_lint.finding import SavingsEstimate
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -164,14 +164,6 @@ def sample_method(cls: cst.ClassDef) -> Optional[cst.FunctionDef]:
     return None
 
 
-def _callee_label(func: cst.BaseExpression) -> str:
-    if isinstance(func, cst.Name):
-        return func.value
-    if isinstance(func, cst.Attribute):
-        return func.attr.value
-    return ""
-
-
 def per_sample_work(ctx: "FileContext", cls: cst.ClassDef) -> Optional[str]:
     """What the dataset's `__getitem__` does per sample: 'reads a file' or
     'transforms it' (`self.transform(x)`, a tokenizer, an augmentation);
@@ -184,7 +176,7 @@ def per_sample_work(ctx: "FileContext", cls: cst.ClassDef) -> Optional[str]:
         if not isinstance(node, cst.Call):
             continue
         qualified = ctx.qualified_name(node.func)
-        label = _callee_label(node.func)
+        label = last_word(node.func)
         if qualified in _READERS or (qualified is None and _READER_NAMES.search(label)):
             return f"reads a file per sample ({ctx.snippet(node.func, 40)})"
         if transform is None and (

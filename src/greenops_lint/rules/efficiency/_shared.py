@@ -14,18 +14,9 @@ from greenops_lint.analysis.calls import literal_value
 from greenops_lint.analysis.candidates import CandidateRule
 from greenops_lint.analysis.efficiency import exits_block, rare_guard
 from greenops_lint.analysis.loops import FrameNode, LoopInfo, referenced_names
-from greenops_lint.analysis.tree import is_test_file, walk_expr
+from greenops_lint.analysis.tree import is_test_file, last_word, walk_expr
 
 OPTIMIZER_RECEIVER = re.compile(r"(opt|optim|optimizer|optimiser|scaler)", re.IGNORECASE)
-
-
-def receiver_name(node: cst.BaseExpression) -> str:
-    """`opt` for `opt.step()`, `optimizer` for `self.optimizer.step()`."""
-    if isinstance(node, cst.Name):
-        return node.value
-    if isinstance(node, cst.Attribute):
-        return node.attr.value
-    return ""
 
 
 def is_train_call(node: cst.Call) -> bool:
@@ -37,7 +28,7 @@ def is_train_call(node: cst.Call) -> bool:
     if method in ("backward", "gradient"):
         return True
     if method == "step":
-        name = receiver_name(func.value)
+        name = last_word(func.value)
         return bool(OPTIMIZER_RECEIVER.search(name)) and "sched" not in name.lower()
     return False
 

@@ -17,10 +17,10 @@ from greenops_lint.analysis.efficiency import (
     uses_torch,
 )
 from greenops_lint.analysis.loops import Repetition
-from greenops_lint.analysis.tree import walk_expr
+from greenops_lint.analysis.tree import last_word, walk_expr
 from greenops_lint.finding import SavingsEstimate
 from greenops_lint.rule import Invalid
-from greenops_lint.rules.efficiency._shared import OPTIMIZER_RECEIVER, LoopBoundRule, receiver_name
+from greenops_lint.rules.efficiency._shared import OPTIMIZER_RECEIVER, LoopBoundRule
 
 # ## Estimate: the time factor of the training step. One sync per step stops host/device overlap: near 1x when
 # GPU kernels dominate the step, up to 2x when host and device times are equal (launch-bound steps).
@@ -307,7 +307,7 @@ class HostSyncInStepLoop(LoopBoundRule):
         for index in range(len(stack) - 2, max(len(stack) - 6, 0), -1):
             node = stack[index]
             if isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute) and node.func.attr.value == "step":
-                return not OPTIMIZER_RECEIVER.search(receiver_name(node.func.value))
+                return not OPTIMIZER_RECEIVER.search(last_word(node.func.value))
             if isinstance(node, (cst.BaseSmallStatement, cst.BaseCompoundStatement)):
                 break
         return False

@@ -192,12 +192,7 @@ class NoMixedPrecision(LoopBoundRule):
         if "Accelerator(" in ctx.text or "LightningCLI" in ctx.text:
             return  # precision comes from `accelerate config` / the command line
         training = TrainingLoops(ctx.loops, self.train_frames)
-        for loop in ctx.loops.loops:
-            if not isinstance(loop.node, (cst.For, cst.While)) or not training.is_training_step_loop(loop):
-                continue
-            code = ctx.module.code_for_node(loop.node)
-            if not (".backward(" in code and ".step(" in code) and not (loop.calls & self.train_frames):
-                continue  # an optimizer step, not a saliency map or an attack
+        for loop, code in training.optimizer_loops(ctx.module):
             if _RL_NAMES.search(code):
                 continue  # an RL policy update: a small MLP, bound by the environment
             self._report(

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import libcst as cst
 
-from greenops_lint.analysis.calls import get_arg
 from greenops_lint.analysis.efficiency import TrainingLoops
+from greenops_lint.analysis.tfdata import TF_MAPS, TFDataPipelines, TFPipeline, TracksTFData, fit_data
 from greenops_lint.analysis.tree import is_test_file
 from greenops_lint.finding import SavingsEstimate
 from greenops_lint.rule import Invalid
-from greenops_lint.rules.caching._shared import TF_MAPS, TFDataPipelines, TFPipeline
 from greenops_lint.rules.efficiency._shared import LoopBoundRule
 
 # -- estimate (`## Estimate`): the tf.data guide's model of prefetching. Without it the step takes the sum of the
@@ -20,10 +19,9 @@ TIME_FACTOR_HIGH = 2.0
 _AFTER_PREFETCH_OK = frozenset({"prefetch", "repeat", "take", "skip", "with_options", "cache", "apply"})
 # Sources that prefetch themselves when used as they come.
 _SELF_PREFETCHING = frozenset({"tensorflow_datasets.load"})
-_WRAPPERS = frozenset({"builtins.enumerate", "tqdm.tqdm", "tqdm.auto.tqdm", "builtins.iter"})
 
 
-class TFDataNoPrefetch(LoopBoundRule):
+class TFDataNoPrefetch(TracksTFData, LoopBoundRule):
     """Feeds a tf.data pipeline to training without `.prefetch()` at its end.
 
     ## What it does
@@ -113,26 +111,14 @@ class TFDataNoPrefetch(LoopBoundRule):
         self.fed: list[tuple[TFPipeline, str]] = []  # pipelines passed to fit
         self.loops: list[tuple[cst.For, TFPipeline]] = []  # pipelines iterated by a for loop
 
-    def visit_Return(self, node: cst.Return) -> None:
-        self.tf.on_return(node)
-
-    def visit_Assign(self, node: cst.Assign) -> None:
-        self.tf.on_assign(node)
-
     def check_call(self, node: cst.Call) -> None:
-        func = node.func
-        if not (isinstance(func, cst.Attribute) and func.attr.value == "fit"):
-            return
-        data = get_arg(node, "x", 0)
+        data = fit_data(node)
         pipe = self.tf.lookup(data.value) if data is not None else None
         if pipe is not None:
             self.fed.append((pipe, ".fit()"))
 
     def visit_For(self, node: cst.For) -> None:
-        iterable = node.iter
-        while isinstance(iterable, cst.Call) and self.ctx.call_name(iterable) in _WRAPPERS and iterable.args:
-            iterable = iterable.args[0].value
-        pipe = self.tf.lookup(iterable)
+        pipe = self.tf.lookup(self.tf.iterated(node))
         if pipe is not None:
             self.loops.append((node, pipe))
 

@@ -9,10 +9,10 @@ import libcst as cst
 from greenops_lint.analysis.calls import get_arg, has_star_kwargs
 from greenops_lint.analysis.names import Imported
 from greenops_lint.analysis.rewrite import with_keyword
+from greenops_lint.analysis.tfdata import TFDataPipelines, TracksTFData
 from greenops_lint.analysis.tree import is_test_file
 from greenops_lint.finding import Fix, SavingsEstimate
 from greenops_lint.rule import Invalid, Rule
-from greenops_lint.rules.caching._shared import TFDataPipelines
 
 # -- estimate (`## Estimate`): a parallel map runs up to one element per core at a time. The input stage gains
 # up to the cores it gets (8 assumed, a typical share of a GPU host's cores per GPU); the training step gains
@@ -24,7 +24,7 @@ ASSUMED_CORES = 8
 _POSITION = {"map": 1, "interleave": 3}
 
 
-class TFDataSequentialMap(Rule):
+class TFDataSequentialMap(TracksTFData, Rule):
     """Maps a file-reading tf.data pipeline one element at a time (no `num_parallel_calls`).
 
     ## What it does
@@ -127,12 +127,6 @@ class TFDataSequentialMap(Rule):
         super().__init__(ctx, options)
         self.tf = TFDataPipelines(ctx)
         self.seen: set[int] = set()
-
-    def visit_Return(self, node: cst.Return) -> None:
-        self.tf.on_return(node)
-
-    def visit_Assign(self, node: cst.Assign) -> None:
-        self.tf.on_assign(node)
 
     def visit_Call(self, node: cst.Call) -> None:
         func = node.func

@@ -9,7 +9,9 @@ from typing import Any, Iterator, Optional
 
 import libcst as cst
 
+from greenops_lint.analysis.ast_index import AstIndex, chain, torch_layers
 from greenops_lint.analysis.rewrite import float32_like, replace_with
+from greenops_lint.analysis.tree import last_word
 from greenops_lint.finding import Fix, SavingsEstimate
 from greenops_lint.savings import HardwareProfile, Workload, float64_time_factor
 
@@ -25,115 +27,10 @@ def float32_fix(value: cst.BaseExpression, new: Optional[cst.BaseExpression] = N
 # -- what the file says about the float64 work: layers, batch, framework, TF32 ------------
 
 
-_TORCH_LAYERS = {
-    "Linear": ("in_features", "out_features"),
-    "Conv2d": ("in_channels", "out_channels"),
-}
 _KERAS_PREFIXES = ("keras.layers.", "tensorflow.keras.layers.", "tf_keras.layers.")
-_BATCH_KEYWORDS = ("batch_size", "per_device_train_batch_size", "train_batch_size")
 
 
-class _SourceSizes:
-    """The module's AST with import aliases resolved, for literal sizes: the
-    same reading as the probe's (`probe/plans.py`), kept here so that rules do
-    not import the probe."""
-
-    def __init__(self, text: str) -> None:
-        self.aliases: dict[str, str] = {}
-        self.constants: dict[str, ast.AST] = {}
-        self.calls: list[ast.Call] = []
-        self.assigns: list[ast.Assign] = []
-        try:
-            tree = ast.parse(text)
-        except (SyntaxError, ValueError, MemoryError, RecursionError):
-            return
-        for node in ast.walk(tree):
-            if isinstance(node, ast.Import):
-                for alias in node.names:
-                    if alias.asname:
-                        self.aliases[alias.asname] = alias.name
-                    else:
-                        head = alias.name.split(".")[0]
-                        self.aliases.setdefault(head, head)
-            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
-                for alias in node.names:
-                    self.aliases[alias.asname or alias.name] = f"{node.module}.{alias.name}"
-            elif isinstance(node, ast.Call):
-                self.calls.append(node)
-            elif isinstance(node, ast.Assign):
-                self.assigns.append(node)
-        for node in tree.body:
-            if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
-                self.constants[node.targets[0].id] = node.value
-        self.calls.sort(key=lambda c: (c.lineno, c.col_offset))
-
-    def qualified(self, node: ast.AST) -> Optional[str]:
-        if isinstance(node, ast.Name):
-            return self.aliases.get(node.id, node.id)
-        if isinstance(node, ast.Attribute):
-            base = self.qualified(node.value)
-            return f"{base}.{node.attr}" if base else None
-        return None
-
-    def name(self, call: ast.Call) -> str:
-        return self.qualified(call.func) or ""
-
-    def literal(self, node: Optional[ast.AST], depth: int = 0) -> Any:
-        if node is None:
-            return None
-        if isinstance(node, ast.Name) and depth == 0 and node.id in self.constants:
-            return self.literal(self.constants[node.id], depth + 1)
-        try:
-            return ast.literal_eval(node)
-        except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
-            return None
-
-    def arg(self, call: ast.Call, index: int, keyword: Optional[str] = None) -> Any:
-        node = next((k.value for k in call.keywords if keyword and k.arg == keyword), None)
-        if node is None and index < len(call.args) and not any(isinstance(a, ast.Starred) for a in call.args[: index + 1]):
-            node = call.args[index]
-        return self.literal(node)
-
-    def int_arg(self, call: ast.Call, index: int, keyword: Optional[str] = None) -> Optional[int]:
-        value = self.arg(call, index, keyword)
-        if isinstance(value, (tuple, list)) and value and all(isinstance(v, int) for v in value):
-            value = value[0]
-        return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
-
-    def modules(self) -> set[str]:
-        return {q.split(".")[0] for q in self.aliases.values()}
-
-
-def _chain(layers: list[tuple]) -> list[tuple]:
-    """The longest run of layers whose sizes connect (out -> in)."""
-    best: list[tuple] = []
-    for start in range(len(layers)):
-        chain = [layers[start]]
-        for layer in layers[start + 1 :]:
-            if layer[0] == chain[-1][1]:
-                chain.append(layer)
-        if len(chain) > len(best):
-            best = chain
-    return best
-
-
-def _torch_layers(index: _SourceSizes, kind: str) -> tuple[list[tuple], bool]:
-    """Literal (in, out[, kernel]) sizes of `nn.<kind>` calls, and whether any
-    such layer exists at all (sized or not)."""
-    layers, seen = [], False
-    first, second = _TORCH_LAYERS[kind]
-    for call in index.calls:
-        name = index.name(call)
-        if name not in (f"torch.nn.{kind}", f"torch.nn.modules.{kind.lower()}.{kind}"):
-            continue
-        seen = True
-        a, b = index.int_arg(call, 0, first), index.int_arg(call, 1, second)
-        if a and b:
-            layers.append((a, b, index.int_arg(call, 2, "kernel_size") or 3) if kind == "Conv2d" else (a, b))
-    return layers, seen
-
-
-def _keras_layers(index: _SourceSizes) -> tuple[list[tuple], list[tuple], bool, bool, Optional[tuple]]:
+def _keras_layers(index: AstIndex) -> tuple[list[tuple], list[tuple], bool, bool, Optional[tuple]]:
     """Keras Dense/Conv2D sizes chained in source order: a layer's input is
     the previous layer's units (or a literal `Input(shape=...)`/`input_shape=`)."""
     linears, convs, dense_seen, conv_seen = [], [], False, False
@@ -141,7 +38,7 @@ def _keras_layers(index: _SourceSizes) -> tuple[list[tuple], list[tuple], bool, 
     channels: Optional[int] = None
     image: Optional[tuple] = None
     for call in index.calls:
-        name = index.name(call)
+        name = index.call_name(call)
         tail = name.rsplit(".", 1)[-1]
         if tail in ("Input", "InputLayer") and name.startswith(("keras.", "tensorflow.keras.", "tf_keras.")):
             shape = index.arg(call, 0, "shape")
@@ -178,34 +75,11 @@ def _keras_layers(index: _SourceSizes) -> tuple[list[tuple], list[tuple], bool, 
     return linears, convs, dense_seen, conv_seen, image
 
 
-def _batch_size(index: _SourceSizes) -> Optional[int]:
-    """A literal batch size: `batch_size=64` in a call, an argparse
-    `--batch-size` default, or a BATCH_SIZE constant."""
-    for call in index.calls:
-        for keyword in call.keywords:
-            if keyword.arg in _BATCH_KEYWORDS:
-                value = index.literal(keyword.value)
-                if isinstance(value, int) and not isinstance(value, bool) and value > 0:
-                    return value
-        if isinstance(call.func, ast.Attribute) and call.func.attr == "add_argument":
-            names = [index.literal(a) for a in call.args]
-            if any(isinstance(n, str) and "batch" in n.replace("-", "_").lower() for n in names):
-                default = next((index.literal(k.value) for k in call.keywords if k.arg == "default"), None)
-                if isinstance(default, int) and default > 0:
-                    return default
-    for name, node in index.constants.items():
-        if "batch" in name.lower():
-            value = index.literal(node)
-            if isinstance(value, int) and not isinstance(value, bool) and value > 0:
-                return value
-    return None
-
-
-def _torch_image(index: _SourceSizes, channels: int) -> Optional[tuple[tuple, Optional[int]]]:
+def _torch_image(index: AstIndex, channels: int) -> Optional[tuple[tuple, Optional[int]]]:
     """(H, W) and batch of a literal 4-D tensor whose channels match the first convolution."""
     factories = {f"torch.{n}" for n in ("randn", "rand", "zeros", "ones", "empty")}
     for call in index.calls:
-        if index.name(call) not in factories:
+        if index.call_name(call) not in factories:
             continue
         values = [index.literal(a) for a in call.args]
         if len(values) == 1 and isinstance(values[0], (tuple, list)):
@@ -215,10 +89,10 @@ def _torch_image(index: _SourceSizes, channels: int) -> Optional[tuple[tuple, Op
     return None
 
 
-def _tf32_matmul(index: _SourceSizes) -> bool:
+def _tf32_matmul(index: AstIndex) -> bool:
     """The file switches TF32 on for float32 matmuls."""
     for call in index.calls:
-        if index.name(call) == "torch.set_float32_matmul_precision" and index.arg(call, 0, "precision") in ("high", "medium"):
+        if index.call_name(call) == "torch.set_float32_matmul_precision" and index.arg(call, 0, "precision") in ("high", "medium"):
             return True
     for assign in index.assigns:
         for target in assign.targets:
@@ -236,12 +110,12 @@ def file_workload(ctx: Any, framework: Optional[str] = None) -> Workload:
     cache = ctx.__dict__.setdefault("_precision_workloads", {})
     if framework in cache:
         return cache[framework]
-    index = _SourceSizes(ctx.text)
+    index = AstIndex(ctx.text)
     modules = index.modules()
-    linears, linear_seen = _torch_layers(index, "Linear")
-    convs, conv_seen = _torch_layers(index, "Conv2d")
+    linears, linear_seen = torch_layers(index, "Linear")
+    convs, conv_seen = torch_layers(index, "Conv2d")
     image: Optional[tuple] = None
-    batch = _batch_size(index)
+    batch = index.batch_size()
     if framework is None:
         if linear_seen or conv_seen or "torch" in modules:
             framework = "torch"
@@ -253,7 +127,7 @@ def file_workload(ctx: Any, framework: Optional[str] = None) -> Workload:
             framework = "torch"
     if not (linear_seen or conv_seen) and framework == "tensorflow":
         linears, convs, linear_seen, conv_seen, image = _keras_layers(index)
-    linears, convs = _chain(linears), _chain(convs)
+    linears, convs = chain(linears), chain(convs)
     if convs and image is None:
         found = _torch_image(index, convs[0][0])
         if found is not None:
@@ -284,10 +158,10 @@ def float64_model_in_file(ctx: Any) -> bool:
     `.double()` / `.to(torch.float64)` cast (GO402)."""
     cache = ctx.__dict__.setdefault("_precision_workloads", {})
     if "float64_model" not in cache:
-        index = _SourceSizes(ctx.text)
+        index = AstIndex(ctx.text)
         found = False
         for call in index.calls:
-            name = index.name(call)
+            name = index.call_name(call)
             method = call.func.attr if isinstance(call.func, ast.Attribute) else ""
             args = [index.qualified(a) or index.literal(a) for a in call.args]
             if method == "double" and not call.args:
@@ -323,16 +197,12 @@ def cost_words(estimate: SavingsEstimate, hardware: HardwareProfile) -> str:
 # -- GO403: where a tensor goes (a model, a data set, a training loop, a plot), by name ---------
 
 
-def is_self_attr(node: cst.BaseExpression) -> bool:
-    return isinstance(node, cst.Attribute) and isinstance(node.value, cst.Name) and node.value.value == "self"
-
-
 def trains(loop: cst.CSTNode) -> bool:
     """A loop whose body calls `.backward()` or an optimizer's `.step()`."""
     for node in children(loop.body):
         if isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute):
             method = node.func.attr.value
-            if method == "backward" or (method in ("step", "apply_gradients") and callee_word(node.func.value).lower().startswith(("opt", "self.opt"))):
+            if method == "backward" or (method in ("step", "apply_gradients") and last_word(node.func.value).lower().startswith(("opt", "self.opt"))):
                 return True
     return False
 
@@ -362,14 +232,6 @@ def children(node: cst.CSTNode) -> Iterator[cst.CSTNode]:
         child = stack.pop()
         yield child
         stack.extend(child.children)
-
-
-def callee_word(func: cst.BaseExpression) -> str:
-    if isinstance(func, cst.Name):
-        return func.value
-    if isinstance(func, cst.Attribute):
-        return func.attr.value
-    return ""
 
 
 def target_keys(target: cst.BaseExpression) -> list[str]:

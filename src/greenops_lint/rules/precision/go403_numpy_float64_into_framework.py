@@ -10,7 +10,7 @@ from greenops_lint.analysis.calls import get_arg
 from greenops_lint.analysis.classes import MODEL_NAME
 from greenops_lint.analysis.dtypes import float64_array_source, is_explicit_float64, is_float64_dtype, literal_numel
 from greenops_lint.analysis.rewrite import method_call, with_keyword
-from greenops_lint.analysis.tree import display_name, is_test_file
+from greenops_lint.analysis.tree import display_name, is_self_attr, is_test_file, last_word
 from greenops_lint.finding import Fix, SavingsEstimate, human_bytes
 from greenops_lint.rule import Invalid, Rule
 from greenops_lint.rules.precision._shared import (
@@ -21,12 +21,10 @@ from greenops_lint.rules.precision._shared import (
     PLOT_WORDS,
     SHAPE_ATTRIBUTES,
     TRANSPARENT_METHODS,
-    callee_word,
     children,
     cost_words,
     float64_estimate,
     float64_model_in_file,
-    is_self_attr,
     target_keys,
     trains,
 )
@@ -367,7 +365,7 @@ class NumpyFloat64IntoFramework(Rule):
             return any(self._carries(e.value, tainted) for e in node.elements)
         if isinstance(node, cst.Call):
             func = node.func
-            if f"call:{callee_word(func)}" in tainted and (isinstance(func, cst.Name) or is_self_attr(func)):
+            if f"call:{last_word(func)}" in tainted and (isinstance(func, cst.Name) or is_self_attr(func)):
                 return True
             if isinstance(func, cst.Attribute):
                 if self._narrowing(func.attr.value, node):
@@ -383,7 +381,7 @@ class NumpyFloat64IntoFramework(Rule):
         """A model, a data set or loader, a fit method: a few words; a plot or metric: 'plot'."""
         name = self.ctx.call_name(call) or ""
         func = call.func
-        word = callee_word(func)
+        word = last_word(func)
         if name in DATA_SINKS:
             return f"a {name.rsplit('.', 1)[-1]}"
         if name.startswith(PLOT_PREFIXES) or word in PLOT_METHODS or PLOT_WORDS.search(word):

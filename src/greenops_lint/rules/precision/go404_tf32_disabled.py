@@ -327,13 +327,7 @@ class TF32Disabled(LoopBoundRule):
 
     def _training_loop(self):
         training = TrainingLoops(self.ctx.loops, self.train_frames)
-        for loop in self.ctx.loops.loops:
-            if not isinstance(loop.node, (cst.For, cst.While)) or not training.is_training_step_loop(loop):
-                continue
-            code = self.ctx.module.code_for_node(loop.node)
-            if (".backward(" in code and ".step(" in code) or (loop.calls & self.train_frames):
-                return loop
-        return None
+        return next((loop for loop, _code in training.optimizer_loops(self.ctx.module)), None)
 
     def _insert_fix(self, loop_node: cst.CSTNode) -> Optional[Fix]:
         if not re.search(r"^\s*import torch\s*$", self.ctx.text, re.MULTILINE):
