@@ -27,6 +27,7 @@ import libcst as cst
 
 from greenops_lint.analysis.calls import literal_value
 from greenops_lint.analysis.functions import statements
+from greenops_lint.analysis.tree import descendants
 
 if TYPE_CHECKING:  # pragma: no cover
     from greenops_lint.context import FileContext
@@ -454,11 +455,11 @@ class LoopAnalysis:
 
 
 def _descendants(loop: LoopInfo) -> Iterator[LoopInfo]:
-    stack = list(loop.children)
-    while stack:
-        child = stack.pop()
-        yield child
-        stack.extend(child.children)
+    return descendants(loop, _loop_children)
+
+
+def _loop_children(loop: LoopInfo) -> list[LoopInfo]:
+    return loop.children
 
 
 def _expression_names(node: cst.BaseExpression) -> Iterator[str]:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import re
-from typing import Iterator
+from typing import Callable, Iterable, Iterator, TypeVar
 
 import libcst as cst
+
+T = TypeVar("T")
 
 # How messages spell well-known modules: the names people import them as.
 _DISPLAY_PREFIXES = (
@@ -31,6 +33,16 @@ def walk_expr(node: cst.CSTNode) -> Iterator[cst.CSTNode]:
             if type(child) is cst.FunctionDef or type(child) is cst.Lambda:
                 continue
             stack.append(child)
+
+
+def descendants(root: T, children_of: Callable[[T], Iterable[T]]) -> Iterator[T]:
+    """Everything below `root` (not `root` itself), depth-first: CST nodes with
+    the walker's `children`, loops with `lambda loop: loop.children`, ..."""
+    stack = list(children_of(root))
+    while stack:
+        child = stack.pop()
+        yield child
+        stack.extend(children_of(child))
 
 
 def is_self_attr(node: cst.CSTNode) -> bool:

@@ -11,7 +11,8 @@ import libcst as cst
 
 from greenops_lint.analysis.ast_index import AstIndex, chain, torch_layers
 from greenops_lint.analysis.rewrite import float32_like, replace_with
-from greenops_lint.analysis.tree import last_word
+from greenops_lint.analysis.tree import descendants, last_word
+from greenops_lint.walker import children as walker_children
 from greenops_lint.finding import Fix, SavingsEstimate
 from greenops_lint.savings import HardwareProfile, Workload, float64_time_factor
 
@@ -227,11 +228,8 @@ SHAPE_ATTRIBUTES = frozenset({"shape", "size", "dtype", "device", "ndim", "nbyte
 
 
 def children(node: cst.CSTNode) -> Iterator[cst.CSTNode]:
-    stack = list(node.children)
-    while stack:
-        child = stack.pop()
-        yield child
-        stack.extend(child.children)
+    """Every meaningful node below `node` (the walker's fast children)."""
+    return descendants(node, walker_children)
 
 
 def target_keys(target: cst.BaseExpression) -> list[str]:
