@@ -29,8 +29,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def checkout(rev: str, where: Path) -> Path:
-    subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", "-f", str(where), rev],
-                   check=True, capture_output=True)
+    subprocess.run(
+        ["git", "-C", str(ROOT), "worktree", "add", "--detach", "-f", str(where), rev], check=True, capture_output=True
+    )
     return where
 
 
@@ -41,8 +42,22 @@ SELECT = "ALL,GO105,GO303,GO305,GO507"
 
 def run(tree: Path, paths: list[str], select: str = SELECT) -> tuple[float, list]:
     env = {**os.environ, "PYTHONPATH": str(tree / "src")}
-    cmd = [sys.executable, "-m", "greenops_lint", "check", "--no-cache", "--jobs", "1", "--select", select,
-           "--format", "json", "--exit-zero", "-q", *paths]
+    cmd = [
+        sys.executable,
+        "-m",
+        "greenops_lint",
+        "check",
+        "--no-cache",
+        "--jobs",
+        "1",
+        "--select",
+        select,
+        "--format",
+        "json",
+        "--exit-zero",
+        "-q",
+        *paths,
+    ]
     start = time.perf_counter()
     result = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
     seconds = time.perf_counter() - start
@@ -74,12 +89,17 @@ def main() -> None:
                     found[label] = findings
         finally:
             for tree in trees.values():
-                subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tree)],
-                               check=False, capture_output=True)
+                subprocess.run(
+                    ["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tree)],
+                    check=False,
+                    capture_output=True,
+                )
     for label, rev in (("A", args.rev_a), ("B", args.rev_b)):
         series = times[label]
-        print(f"{label} {rev:12} median {statistics.median(series):6.2f} s  "
-              f"range {min(series):.2f}-{max(series):.2f} s  ({len(series)} runs, {len(found[label])} findings)")
+        print(
+            f"{label} {rev:12} median {statistics.median(series):6.2f} s  "
+            f"range {min(series):.2f}-{max(series):.2f} s  ({len(series)} runs, {len(found[label])} findings)"
+        )
     print(f"ratio B/A: {statistics.median(times['B']) / statistics.median(times['A']):.3f}")
     only_a = sorted(set(found["A"]) - set(found["B"]))
     only_b = sorted(set(found["B"]) - set(found["A"]))

@@ -59,7 +59,9 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=150, help="files at most")
     args = parser.parse_args()
     dirs = args.dirs or [Path.home() / ".cache" / "greenops-lint-bench" / "corpus"]
-    files = sorted(p for d in dirs for p in d.rglob("*.py") if "/timm/models/" in p.as_posix() or args.dirs)[: args.limit]
+    files = sorted(p for d in dirs for p in d.rglob("*.py") if "/timm/models/" in p.as_posix() or args.dirs)[
+        : args.limit
+    ]
     texts = [p.read_text(encoding="utf-8", errors="replace") for p in files]
     rules = [cls for cls in load_rules().rules.values() if cls.family != "core"]
     variants = {

@@ -122,8 +122,11 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--scale", action="store_true", help="every .py file of the wheels (monorepo scale)")
     parser.add_argument("--no-torchfix", action="store_true")
-    parser.add_argument("--wheels", help="comma-separated pins replacing the default set, e.g. "
-                        "transformers==4.57.6,timm==1.0.20,diffusers==0.35.2,lightning==2.5.5")
+    parser.add_argument(
+        "--wheels",
+        help="comma-separated pins replacing the default set, e.g. "
+        "transformers==4.57.6,timm==1.0.20,diffusers==0.35.2,lightning==2.5.5",
+    )
     args = parser.parse_args()
 
     folders = build_corpus(args.cache, args.wheels.split(",") if args.wheels else WHEELS)
@@ -183,13 +186,17 @@ def main() -> None:
 
     medians = {name: statistics.median(values) for name, values in samples.items()}
     print(f"corpus: {len(files)} files, {lines} lines ({'scale' if args.scale else 'default'}), findings: {findings}")
-    print(f"edited file for (f)/(g): {next(edited.relative_to(f) for f in folders if f in edited.parents)} ({edited_lines} lines)")
+    print(
+        f"edited file for (f)/(g): {next(edited.relative_to(f) for f in folders if f in edited.parents)} ({edited_lines} lines)"
+    )
     print(f"{'run':10} {'median s':>9} {'min s':>8} {'max s':>8} {'peak MiB':>9}")
     for name, values in samples.items():
         print(f"{name:10} {medians[name]:9.2f} {min(values):8.2f} {max(values):8.2f} {peaks[name] / 1024:9.0f}")
     print("ratios:")
     print(f"  cold --jobs 1 / parse only (b/a): {medians['cold1'] / medians['parse']:.2f}  (target <= 1.5)")
-    print(f"  cold --jobs 1 / fast parse (b/a'): {medians['cold1'] / medians['parse-fast']:.2f}  (the engine's own floor)")
+    print(
+        f"  cold --jobs 1 / fast parse (b/a'): {medians['cold1'] / medians['parse-fast']:.2f}  (the engine's own floor)"
+    )
     if "torchfix" in medians:
         print(f"  torchfix / cold --jobs 1  (e/b): {medians['torchfix'] / medians['cold1']:.1f}  (target >= 10)")
     print(f"  --jobs 1 / --jobs 2        (b/c): {medians['cold1'] / medians['cold2']:.2f}  (target >= 1.7)")

@@ -59,16 +59,20 @@ def main() -> int:
         findings = linter.lint_bytes(str(path), text.encode()).findings
         check_s, check_cpu = time.perf_counter() - start, time.process_time() - cpu
         ok &= check_cpu < CHECK_TARGET_S
-        print(f"check: {args.loads} loads in one loop, {len(findings)} findings, {check_s:.2f} s wall, "
-              f"{check_cpu:.2f} s CPU (target < {CHECK_TARGET_S:g} s)")
+        print(
+            f"check: {args.loads} loads in one loop, {len(findings)} findings, {check_s:.2f} s wall, "
+            f"{check_cpu:.2f} s CPU (target < {CHECK_TARGET_S:g} s)"
+        )
         if not args.no_fix:
             start, cpu = time.perf_counter(), time.process_time()
             (outcome,) = fix_paths([str(path)], Config(root=Path(folder)), rules, unsafe=True, write=True)
             fix_s, fix_cpu = time.perf_counter() - start, time.process_time() - cpu
             ok &= fix_cpu < FIX_TARGET_S
             hoisted = sum(1 for line in path.read_text().splitlines() if line.startswith(("w", "df")))
-            print(f"fix:   {len(outcome.applied)} fixes applied, {hoisted} loads moved before the loop, "
-                  f"{fix_s:.2f} s wall, {fix_cpu:.2f} s CPU (target < {FIX_TARGET_S:g} s)")
+            print(
+                f"fix:   {len(outcome.applied)} fixes applied, {hoisted} loads moved before the loop, "
+                f"{fix_s:.2f} s wall, {fix_cpu:.2f} s CPU (target < {FIX_TARGET_S:g} s)"
+            )
     return 0 if ok else 1
 
 

@@ -25,16 +25,16 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
 
-TINY = '''\
+TINY = """\
 import torch
 from torch import nn
 
 model = nn.Sequential(nn.Linear(4, 4), nn.Tanh(), nn.Linear(4, 4), nn.Tanh(), nn.Linear(4, 2)).double()
 optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
 BATCH_SIZE = 64
-'''
+"""
 
-CNN = '''\
+CNN = """\
 import torch
 from torch import nn
 
@@ -45,7 +45,7 @@ model = nn.Sequential(
     nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(64, 10),
 ).double()
 images = torch.randn(16, 3, 32, 32)
-'''
+"""
 
 
 def _span(estimate: dict | None, hardware: str = "") -> str:
@@ -74,9 +74,15 @@ def _measured(record: dict) -> str:
     if measured["unit"] == "bytes":
         from greenops_lint.probe.stats import human_bytes
 
-        return f"{human_bytes(measured['median'])} (exact)" if measured["low"] == measured["high"] else human_bytes(measured["median"])
+        return (
+            f"{human_bytes(measured['median'])} (exact)"
+            if measured["low"] == measured["high"]
+            else human_bytes(measured["median"])
+        )
     if measured["unit"] == "s":
-        return f"{fmt(measured['median'] * 1e3)} ms [{fmt(measured['low'] * 1e3)}, {fmt(measured['high'] * 1e3)}] per loop"
+        return (
+            f"{fmt(measured['median'] * 1e3)} ms [{fmt(measured['low'] * 1e3)}, {fmt(measured['high'] * 1e3)}] per loop"
+        )
     return f"{fmt(measured['median'])}x [{fmt(measured['low'])}, {fmt(measured['high'])}] {measured.get('clock', '')}"
 
 
@@ -97,9 +103,14 @@ def table(records: list[dict], host: str) -> str:
         configured = r.get("estimate_configured") or r.get("estimate")
         configured_words = _span(configured, "a100-80gb")
         claim = r.get("claim")
-        claim_words = "-" if not claim else (
-            f"{claim['low']:g}-{claim['high']:g}{'x' if claim['metric'] in ('time_factor', 'ratio') else ' ' + claim['unit']}"
-            if claim["metric"] != "memory_bytes" else _span({**claim, "hardware": r.get("hardware")})
+        claim_words = (
+            "-"
+            if not claim
+            else (
+                f"{claim['low']:g}-{claim['high']:g}{'x' if claim['metric'] in ('time_factor', 'ratio') else ' ' + claim['unit']}"
+                if claim["metric"] != "memory_bytes"
+                else _span({**claim, "hardware": r.get("hardware")})
+            )
         )
         reason = r.get("reason", "").replace("|", "/")
         lines.append(
@@ -129,9 +140,22 @@ def main() -> int:
         (work / "GO402_small_cnn.py").write_text(CNN)
         (work / "pyproject.toml").write_text('[tool.greenops-lint]\nhardware = "a100-80gb"\n')
         result = subprocess.run(
-            [sys.executable, "-m", "greenops_lint", "probe", str(work), "--format", "json",
-             "--repeats", args.repeats, "--min-time", args.min_time],
-            cwd=work, capture_output=True, text=True,
+            [
+                sys.executable,
+                "-m",
+                "greenops_lint",
+                "probe",
+                str(work),
+                "--format",
+                "json",
+                "--repeats",
+                args.repeats,
+                "--min-time",
+                args.min_time,
+            ],
+            cwd=work,
+            capture_output=True,
+            text=True,
         )
         if not result.stdout.strip():
             print(result.stderr, file=sys.stderr)

@@ -29,8 +29,20 @@ def digest(path: Path) -> str:
 
 def fix(folder: Path) -> None:
     subprocess.run(
-        [sys.executable, "-m", "greenops_lint", "check", str(folder), "--fix", "--unsafe-fixes", "--no-cache", "-q", "--exit-zero"],
-        capture_output=True, check=False,
+        [
+            sys.executable,
+            "-m",
+            "greenops_lint",
+            "check",
+            str(folder),
+            "--fix",
+            "--unsafe-fixes",
+            "--no-cache",
+            "-q",
+            "--exit-zero",
+        ],
+        capture_output=True,
+        check=False,
     )
 
 
@@ -58,8 +70,10 @@ def main() -> int:
             broken.append(path)
     fix(work)
     not_idempotent = [p for p in copies if digest(p) != after_first[p]]
-    print(f"files: {len(copies)}, changed by --fix --unsafe-fixes: {len(changed)}, "
-          f"not parsing afterwards: {len(broken)}, changed again by a second run: {len(not_idempotent)}")
+    print(
+        f"files: {len(copies)}, changed by --fix --unsafe-fixes: {len(changed)}, "
+        f"not parsing afterwards: {len(broken)}, changed again by a second run: {len(not_idempotent)}"
+    )
     for path in broken + not_idempotent:
         print(f"  {path.relative_to(work)}")
     shutil.rmtree(work.parent, ignore_errors=True)

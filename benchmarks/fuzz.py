@@ -52,7 +52,9 @@ def main() -> int:
             problem = traceback.format_exc()
             findings = []
         codes = {f.code for f in findings}
-        outcomes["GO001" if "GO001" in codes else "GO002" if "GO002" in codes else "findings" if findings else "clean"] += 1
+        outcomes[
+            "GO001" if "GO001" in codes else "GO002" if "GO002" in codes else "findings" if findings else "clean"
+        ] += 1
         if problem:
             failures += 1
             args.save.mkdir(parents=True, exist_ok=True)

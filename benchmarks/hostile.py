@@ -52,8 +52,12 @@ def memory_check(files: int = 16, jobs: int = 2) -> bool:
             Path(folder, f"weights_{index:02}.py").write_text(_literal(index))
         env = {**os.environ, "PYTHONPATH": str(ROOT / "src") + os.pathsep + os.environ.get("PYTHONPATH", "")}
         started = time.perf_counter()
-        proc = subprocess.Popen([sys.executable, "-m", "greenops_lint", "check", folder, "--no-cache", "--jobs", str(jobs)],
-                                env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "greenops_lint", "check", folder, "--no-cache", "--jobs", str(jobs)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
         output = proc.stdout.read().decode("utf-8", "replace")
         _, status, usage = os.wait4(proc.pid, 0)
         wall = time.perf_counter() - started
@@ -64,9 +68,11 @@ def memory_check(files: int = 16, jobs: int = 2) -> bool:
     peak_mb = max(usage.ru_maxrss, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss) / 1024
     skipped = output.count("token limit")
     ok = peak_mb < PEAK_LIMIT_MB and skipped == files
-    print(f"memory: {files} generated 2 MB literals, check --jobs {jobs}: peak RSS per process {peak_mb:.0f} MB "
-          f"(limit {PEAK_LIMIT_MB} MB), {skipped}/{files} skipped with GO002 at the token cap, {wall:.1f} s"
-          + ("" if ok else "  FAILED"))
+    print(
+        f"memory: {files} generated 2 MB literals, check --jobs {jobs}: peak RSS per process {peak_mb:.0f} MB "
+        f"(limit {PEAK_LIMIT_MB} MB), {skipped}/{files} skipped with GO002 at the token cap, {wall:.1f} s"
+        + ("" if ok else "  FAILED")
+    )
     return ok
 
 
@@ -74,8 +80,10 @@ def main() -> int:
     failures = 0
     if "--memory-only" not in sys.argv:
         collect = _Collect()
-        pytest.main(["-q", "-p", "no:cacheprovider", "--no-header", "-rN", str(ROOT / "tests" / "test_hostile.py")],
-                    plugins=[collect])
+        pytest.main(
+            ["-q", "-p", "no:cacheprovider", "--no-header", "-rN", str(ROOT / "tests" / "test_hostile.py")],
+            plugins=[collect],
+        )
         for name in collect.failures:
             print(f"FAILED {name}")
         print(f"hostile set: {collect.ran} cases, {len(collect.failures)} failures")

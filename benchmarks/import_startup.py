@@ -57,7 +57,8 @@ def measure(module: str, repeats: int) -> dict:
         loaded_cpu.append(cpu)
     version = subprocess.run(
         [sys.executable, "-c", f"import {module}; print(getattr({module}, '__version__', '?'))"],
-        capture_output=True, text=True,
+        capture_output=True,
+        text=True,
     ).stdout.strip()
     return {
         "module": module,

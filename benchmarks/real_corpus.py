@@ -93,9 +93,25 @@ def lint(corpus: Path, folders: list[Path], rules: dict[str, type], jobs: int, s
     select = select or "ALL"
     # --show-info: info findings (below their rule's materiality threshold) are
     # kept, with their severity, so that the counts show both.
-    cmd = [sys.executable, "-m", "greenops_lint", "check", "--select", select, "--format", "json", "--show-info",
-           "--exit-zero", "--no-cache", "-q", "--jobs", str(jobs), "--config", str(config),
-           *[f.name for f in folders]]
+    cmd = [
+        sys.executable,
+        "-m",
+        "greenops_lint",
+        "check",
+        "--select",
+        select,
+        "--format",
+        "json",
+        "--show-info",
+        "--exit-zero",
+        "--no-cache",
+        "-q",
+        "--jobs",
+        str(jobs),
+        "--config",
+        str(config),
+        *[f.name for f in folders],
+    ]
     result = subprocess.run(cmd, cwd=corpus, capture_output=True, text=True, check=False)
     if result.returncode != 0:
         raise SystemExit(f"greenops-lint failed ({result.returncode}): {result.stderr[-2000:]}")
@@ -103,8 +119,9 @@ def lint(corpus: Path, folders: list[Path], rules: dict[str, type], jobs: int, s
     for item in json.loads(result.stdout or "[]"):
         top, _, relative = Path(item["path"]).as_posix().partition("/")
         name, version = package_of(top)
-        findings.append({"package": name, "version": version, "path": relative, **{
-            k: v for k, v in item.items() if k != "path"}})
+        findings.append(
+            {"package": name, "version": version, "path": relative, **{k: v for k, v in item.items() if k != "path"}}
+        )
     return findings
 
 
@@ -135,9 +152,12 @@ def main() -> None:
     parser.add_argument("--json-out", type=Path, help="write every finding (with package@version) here")
     parser.add_argument("--wheels", help="comma-separated pins replacing the default set")
     parser.add_argument("--packages", help="comma-separated package names: lint only these of the pinned wheels")
-    parser.add_argument("--rules", help="comma-separated codes or prefixes (GO2,GO101): only these rules (default: every rule)")
-    parser.add_argument("--include-info", action="store_true",
-                        help="sample info findings too (hidden by `check` unless --show-info)")
+    parser.add_argument(
+        "--rules", help="comma-separated codes or prefixes (GO2,GO101): only these rules (default: every rule)"
+    )
+    parser.add_argument(
+        "--include-info", action="store_true", help="sample info findings too (hidden by `check` unless --show-info)"
+    )
     args = parser.parse_args()
 
     pins = args.wheels.split(",") if args.wheels else WHEELS
@@ -169,26 +189,34 @@ def main() -> None:
     shown = [f for f in findings if f.get("severity") != "info"]
     seconds = time.perf_counter() - start
 
-    print(f"greenops-lint real-code corpus: {len(folders)} wheels linted"
-          + (f", {len(skipped)} skipped ({', '.join(skipped)})" if skipped else ""))
-    print(f"files: {len(files)}  lines: {lines}  findings: {len(shown)} shown (+{len(info)} info, hidden by default)  "
-          f"per 100k lines: {per_100k(len(shown), lines):.1f}  (lint {seconds:.0f} s, --jobs {args.jobs})")
+    print(
+        f"greenops-lint real-code corpus: {len(folders)} wheels linted"
+        + (f", {len(skipped)} skipped ({', '.join(skipped)})" if skipped else "")
+    )
+    print(
+        f"files: {len(files)}  lines: {lines}  findings: {len(shown)} shown (+{len(info)} info, hidden by default)  "
+        f"per 100k lines: {per_100k(len(shown), lines):.1f}  (lint {seconds:.0f} s, --jobs {args.jobs})"
+    )
     print()
     print(f"{'package':34} {'files':>6} {'lines':>9} {'findings':>9} {'/100k':>7}")
     by_package = Counter(f"{f['package']}-{f['version']}" for f in shown)
     for folder in folders:
         name, version = package_of(folder.name)
         count = by_package[f"{name}-{version}"]
-        print(f"{name + '@' + version:34} {files_of[folder.name]:6} {lines_of[folder.name]:9} {count:9} "
-              f"{per_100k(count, lines_of[folder.name]):7.1f}")
+        print(
+            f"{name + '@' + version:34} {files_of[folder.name]:6} {lines_of[folder.name]:9} {count:9} "
+            f"{per_100k(count, lines_of[folder.name]):7.1f}"
+        )
     print()
     print(f"{'rule':6} {'name':32} {'default':7} {'findings':>9} {'/100k':>7} {'info':>6}")
     by_rule = Counter(f["code"] for f in shown)
     info_by_rule = Counter(f["code"] for f in info)
     for code, cls in rules.items():
         default = "on" if getattr(cls, "default_enabled", True) else "off"
-        print(f"{code:6} {cls.name:32} {default:7} {by_rule[code]:9} {per_100k(by_rule[code], lines):7.2f} "
-              f"{info_by_rule[code]:6}")
+        print(
+            f"{code:6} {cls.name:32} {default:7} {by_rule[code]:9} {per_100k(by_rule[code], lines):7.2f} "
+            f"{info_by_rule[code]:6}"
+        )
     other = sorted(set(by_rule) - set(rules))
     for code in other:  # GO001-GO003 (syntax errors, unreadable files, crashes)
         print(f"{code:6} {'(core)':32} {'on':7} {by_rule[code]:9} {per_100k(by_rule[code], lines):7.2f}")

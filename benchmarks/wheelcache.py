@@ -26,8 +26,9 @@ def find_wheel(wheels: Path, requirement: str) -> Path | None:
     return None
 
 
-def download(cache: Path, requirements: list[str], *, strict: bool = True,
-             only_binary: bool = False) -> dict[str, Path | None]:
+def download(
+    cache: Path, requirements: list[str], *, strict: bool = True, only_binary: bool = False
+) -> dict[str, Path | None]:
     """Each pin -> its wheel in `cache`/wheels (downloaded when missing).
 
     With `strict` a failed download raises; otherwise it is reported on stderr and the pin maps

@@ -50,8 +50,9 @@ def finding_key(finding) -> tuple:
 
 def fixture_files() -> list[Path]:
     return sorted(
-        p for p in FIXTURES.rglob("*") if p.suffix in (".py", ".ipynb") and ".fixed." not in p.name
-        and ".greenops_lint_cache" not in p.parts
+        p
+        for p in FIXTURES.rglob("*")
+        if p.suffix in (".py", ".ipynb") and ".fixed." not in p.name and ".greenops_lint_cache" not in p.parts
     )
 
 

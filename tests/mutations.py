@@ -77,7 +77,10 @@ def tabs(data, rng):
 
 
 def odd_cookie(data, rng):
-    return rng.choice([b"# -*- coding: latin-1 -*-\n", b"# coding: nonsense\n", b"# vim: set fileencoding=utf-16 :\n"]) + data
+    return (
+        rng.choice([b"# -*- coding: latin-1 -*-\n", b"# coding: nonsense\n", b"# vim: set fileencoding=utf-16 :\n"])
+        + data
+    )
 
 
 def deep_nesting(data, rng):
@@ -92,6 +95,17 @@ def splice(data, rng):
 
 
 MUTATIONS = [
-    delete_line, duplicate_line, swap_lines, truncate, random_bytes, nul_byte, mixed_newlines,
-    invalid_encoding, bom, tabs, odd_cookie, deep_nesting, splice,
+    delete_line,
+    duplicate_line,
+    swap_lines,
+    truncate,
+    random_bytes,
+    nul_byte,
+    mixed_newlines,
+    invalid_encoding,
+    bom,
+    tabs,
+    odd_cookie,
+    deep_nesting,
+    splice,
 ]

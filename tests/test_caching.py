@@ -31,9 +31,11 @@ def only(code, source, path="snippet.py"):
 
 def epoch_loop(body: str, head: str = "import pandas as pd") -> str:
     """A training loop whose epoch body (at line 4) is `body`."""
-    return f"{head}\ndef train(model, loader, opt, args, cache, data):\n    for epoch in range(10):\n" + textwrap.indent(
-        textwrap.dedent(body).strip("\n"), "        "
-    ) + "\n        for x in loader:\n            model(x).backward()\n            opt.step()\n"
+    return (
+        f"{head}\ndef train(model, loader, opt, args, cache, data):\n    for epoch in range(10):\n"
+        + textwrap.indent(textwrap.dedent(body).strip("\n"), "        ")
+        + "\n        for x in loader:\n            model(x).backward()\n            opt.step()\n"
+    )
 
 
 # -- guards ---------------------------------------------------------------------
@@ -140,13 +142,16 @@ def test_a_guard_around_the_call_site_silences_the_helper():
 
 
 def test_a_guard_around_the_call_site_outside_the_loop_does_not():
-    source = HELPER + """\
+    source = (
+        HELPER
+        + """\
 if args.train:
     for epoch in range(10):
         df = load()
         for x in loader:
             model(x).backward()
 """
+    )
     assert only("GO101", source) == [3]
 
 
@@ -157,7 +162,9 @@ def test_a_load_whose_arguments_change_in_the_loop_is_new_work(path):
 
 @pytest.mark.parametrize("argument,expected", [('"train.csv"', [3]), ('f"part-{epoch}.csv"', [])])
 def test_a_helper_argument_is_followed_to_the_call_site(argument, expected):
-    source = "import pandas as pd\ndef load(path):\n    return pd.read_csv(path)\n" + epoch_loop(f"df = load({argument})", head="")
+    source = "import pandas as pd\ndef load(path):\n    return pd.read_csv(path)\n" + epoch_loop(
+        f"df = load({argument})", head=""
+    )
     assert only("GO101", source) == expected
 
 
@@ -178,7 +185,10 @@ def test_an_aliased_import_is_resolved():
     source = epoch_loop('state = T.load("ckpt.pt")', head="import torch as T")
     findings = [f for f in lint_source(source, select=("GO101",)) if f.code == "GO101"]
     assert [f.line for f in findings] == [4]
-    assert 'T.load("ckpt.pt") loads the same data on every iteration of the epoch loop (10 iterations)' in findings[0].message
+    assert (
+        'T.load("ckpt.pt") loads the same data on every iteration of the epoch loop (10 iterations)'
+        in findings[0].message
+    )
 
 
 @pytest.mark.parametrize(

@@ -72,8 +72,18 @@ def test_json_matches_the_documented_shape(project, cli):
     assert len(data) == 1
     finding = data[0]
     assert set(finding) == {
-        "path", "line", "column", "end_line", "end_column", "code", "name", "family",
-        "message", "severity", "fixable", "estimate",
+        "path",
+        "line",
+        "column",
+        "end_line",
+        "end_column",
+        "code",
+        "name",
+        "family",
+        "message",
+        "severity",
+        "fixable",
+        "estimate",
     }
     assert (finding["path"], finding["line"], finding["column"], finding["code"]) == ("train.py", 2, 1, "GO401")
     assert finding["family"] == "precision" and finding["name"] == "global-float64-default"
@@ -113,9 +123,7 @@ def test_output_file(project, cli):
 
 def test_fixtures_directory_reports_exactly_the_marked_lines(cli):
     out = cli("check", FIXTURES, "--format", "json", "-q").stdout
-    reported = {
-        (f["path"], (f["cell"], f["line"]) if "cell" in f else f["line"], f["code"]) for f in json.loads(out)
-    }
+    reported = {(f["path"], (f["cell"], f["line"]) if "cell" in f else f["line"], f["code"]) for f in json.loads(out)}
     expected = {(str(p), where, code) for p in fixture_files() for where, code in expected_findings(p)}
     assert reported == expected
 
@@ -126,7 +134,9 @@ def test_select_ignore_and_prefixes(project, cli):
     assert {l.split()[1] for l in cli("check", "train.py", "--select", "GO402").stdout.splitlines()} == {"GO402"}
     assert {l.split()[1] for l in cli("check", "train.py", "--ignore", "GO401").stdout.splitlines()} == {"GO402"}
     # The more specific selector wins.
-    assert {l.split()[1] for l in cli("check", "train.py", "--select", "GO401", "--ignore", "GO4").stdout.splitlines()} == {"GO401"}
+    assert {
+        l.split()[1] for l in cli("check", "train.py", "--select", "GO401", "--ignore", "GO4").stdout.splitlines()
+    } == {"GO401"}
     assert cli("check", "train.py", "--ignore", "GO4").exit_code == 0
 
 
@@ -276,7 +286,10 @@ def test_module_entry_point_runs(tmp_path):
     (tmp_path / "train.py").write_text(BAD)
     proc = subprocess.run(
         [sys.executable, "-m", "greenops_lint", "check", "train.py"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=60,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert proc.returncode == 1
     assert proc.stdout.startswith("train.py:2:1: GO401")

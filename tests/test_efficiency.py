@@ -42,7 +42,9 @@ device = torch.device("cuda")
     ],
 )
 def test_go501_syncs_in_the_training_step_are_flagged(line):
-    source = TRAIN_HEAD + f"""
+    source = (
+        TRAIN_HEAD
+        + f"""
 for step, (x, y) in enumerate(train_loader):
     out = model(x.to(device))
     loss = criterion(out, y.to(device))
@@ -50,6 +52,7 @@ for step, (x, y) in enumerate(train_loader):
     optimizer.step()
     {line}
 """
+    )
     assert only("GO501", source) == [11]
 
 
@@ -64,7 +67,9 @@ for step, (x, y) in enumerate(train_loader):
     ],
 )
 def test_go501_guarded_syncs_are_not_flagged(guard):
-    source = TRAIN_HEAD + f"""
+    source = (
+        TRAIN_HEAD
+        + f"""
 for step, (x, y) in enumerate(train_loader):
     loss = criterion(model(x.to(device)), y.to(device))
     loss.backward()
@@ -72,11 +77,14 @@ for step, (x, y) in enumerate(train_loader):
     {guard}
         print(loss.item())
 """
+    )
     assert only("GO501", source) == []
 
 
 def test_go501_eval_loops_epoch_level_and_host_values_are_not_flagged():
-    source = TRAIN_HEAD + """
+    source = (
+        TRAIN_HEAD
+        + """
 for epoch in range(10):
     for x, y in train_loader:
         loss = criterion(model(x.to(device)), y.to(device))
@@ -90,6 +98,7 @@ for epoch in range(10):
         for x, y in val_loader:
             acc += (model(x.to(device)).argmax(1) == y.to(device)).sum().item()
 """
+    )
     assert only("GO501", source) == []
 
 
@@ -106,7 +115,9 @@ for x, y in train_loader:
 
 
 def test_go501_follows_helpers_and_stops_at_guarded_call_sites():
-    source = TRAIN_HEAD + """
+    source = (
+        TRAIN_HEAD
+        + """
 def log_metrics(loss):
     print(loss.item())
 
@@ -121,11 +132,14 @@ for step, (x, y) in enumerate(train_loader):
     if step % 100 == 0:
         log_metrics(loss)
 """
+    )
     assert only("GO501", source) == [10]
 
 
 def test_go501_environment_actions_are_not_flagged():
-    source = TRAIN_HEAD + """
+    source = (
+        TRAIN_HEAD
+        + """
 for t in range(10000):
     action = policy(state).argmax()
     state, reward, done, _ = env.step(action.item())
@@ -133,6 +147,7 @@ for t in range(10000):
     loss.backward()
     optimizer.step()
 """
+    )
     assert only("GO501", source) == []
 
 
@@ -153,7 +168,9 @@ trainer = L.Trainer(accelerator="gpu")
 
 
 def test_go501_full_batch_training_counts_each_epoch_as_a_step():
-    source = TRAIN_HEAD + """
+    source = (
+        TRAIN_HEAD
+        + """
 for epoch in range(300):
     optimizer.zero_grad()
     loss = criterion(model(X), y)
@@ -161,17 +178,27 @@ for epoch in range(300):
     optimizer.step()
     losses.append(loss.item())
 """
+    )
     (finding,) = [f for f in lint_source(source, select=("GO501",)) if f.code == "GO501"]
     assert finding.line == 11 and "full-batch" in finding.message
-    assert (finding.estimate.metric, finding.estimate.low, finding.estimate.high, finding.estimate.unit) == ("time_factor", 1.0, 2.0, "x")
+    assert (finding.estimate.metric, finding.estimate.low, finding.estimate.high, finding.estimate.unit) == (
+        "time_factor",
+        1.0,
+        2.0,
+        "x",
+    )
 
 
 def _go501_findings(body, head=TRAIN_HEAD):
-    source = head + """
+    source = (
+        head
+        + """
 for step, (x, y) in enumerate(train_loader):
     out = model(x.to(device))
     loss = criterion(out, y.to(device))
-""" + textwrap.indent(textwrap.dedent(body), "    ")
+"""
+        + textwrap.indent(textwrap.dedent(body), "    ")
+    )
     return [f for f in lint_source(source, select=("GO501",)) if f.code == "GO501"]
 
 
@@ -244,11 +271,14 @@ def test_go501_a_step_that_already_syncs_for_a_decision_reports_other_reads_at_i
 
 
 def test_go501_reinforcement_learning_modules_report_at_info():
-    findings = _go501_findings("""
+    findings = _go501_findings(
+        """
     loss.backward()
     optimizer.step()
     losses.append(loss.item())
-    """, head=TRAIN_HEAD + "from gymnasium import spaces\n")
+    """,
+        head=TRAIN_HEAD + "from gymnasium import spaces\n",
+    )
     assert [f.severity for f in findings] == ["info"]
     assert "reinforcement learning" in findings[0].message
 
@@ -825,7 +855,9 @@ def test_go507_any_mixed_precision_in_the_module_silences_it(extra):
 
 
 def test_go507_float64_elsewhere_is_not_a_reason_to_skip():
-    assert only("GO507", FP32_LOOP + "acc = correct.double() / total\nt = torch.linspace(0, 1, 10, dtype=torch.float64)\n") == [4]
+    assert only(
+        "GO507", FP32_LOOP + "acc = correct.double() / total\nt = torch.linspace(0, 1, 10, dtype=torch.float64)\n"
+    ) == [4]
 
 
 def test_go507_trainers():
@@ -924,7 +956,13 @@ for cfg in configs:
 
 def test_every_efficiency_rule_is_documented_with_an_estimate_section():
     rules = [r for r in load_rules().rules.values() if r.family == "efficiency"]
-    assert {f"GO50{i}" for i in range(1, 9)} | {"GO509", "GO510", "GO511", "GO513", "GO514"} | {"GO512", "GO515", "GO516", "GO517", "GO518"} <= {r.code for r in rules}
+    assert {f"GO50{i}" for i in range(1, 9)} | {"GO509", "GO510", "GO511", "GO513", "GO514"} | {
+        "GO512",
+        "GO515",
+        "GO516",
+        "GO517",
+        "GO518",
+    } <= {r.code for r in rules}
     for rule in rules:
         assert rule.section("Estimate"), rule.code
         assert len(rule.VALID) >= 1 and len(rule.INVALID) >= 1
@@ -958,9 +996,7 @@ def test_estimate_sections_state_the_module_constants(code, figure):
     assert figure in load_rules().rules[code].section("Estimate")
 
 
-@pytest.mark.parametrize(
-    "name", ["GO502_pipeline_and_forward.py", "GO506_few_items.py", "GO501_rl_updates.py"]
-)
+@pytest.mark.parametrize("name", ["GO502_pipeline_and_forward.py", "GO506_few_items.py", "GO501_rl_updates.py"])
 def test_materiality_fixtures_mark_info_findings(name):
     """A marked line whose comment says `info` is reported at severity info, the others as warnings."""
     from conftest import FIXTURES
@@ -978,7 +1014,9 @@ def test_materiality_fixtures_mark_info_findings(name):
 
 
 def test_go501_an_evaluation_called_from_the_training_loop_is_not_a_step():
-    source = TRAIN_HEAD + """
+    source = (
+        TRAIN_HEAD
+        + """
 def evaluate(model, data):
     with torch.no_grad():
         total = 0
@@ -993,11 +1031,14 @@ for split in splits:
         optimizer.step()
     val = evaluate(model, val_data)
 """
+    )
     assert only("GO501", source) == []
 
 
 def test_go501_an_opt_in_feature_behind_an_early_return_is_not_flagged():
-    source = TRAIN_HEAD + """
+    source = (
+        TRAIN_HEAD
+        + """
 class Trainer:
     def _track_tokens(self, inputs):
         if self.args.include_num_input_tokens_seen == "no":
@@ -1015,6 +1056,7 @@ class Trainer:
             self._track_tokens(batch)
             self._log_loss(loss)
 """
+    )
     assert only("GO501", source) == [13]
 
 
@@ -1024,7 +1066,9 @@ def test_materiality_thresholds_are_on_the_pages():
     go502 = sys.modules[load_rules().rules["GO502"].__module__]
     go506 = sys.modules[load_rules().rules["GO506"].__module__]
     assert f"{go502.MATERIAL_BYTES // (1024 * 1024)} MiB" in load_rules().rules["GO502"].section("When it is material")
-    assert f"at least {go506.MATERIAL_EXTRA_COPIES:g} extra copies" in load_rules().rules["GO506"].section("When it is material")
+    assert f"at least {go506.MATERIAL_EXTRA_COPIES:g} extra copies" in load_rules().rules["GO506"].section(
+        "When it is material"
+    )
     assert load_rules().rules["GO501"].section("When it is material")
 
 

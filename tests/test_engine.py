@@ -59,8 +59,13 @@ def test_aliases_resolve_to_qualified_names():
         "T.zeros(1)\nnn.Linear(1, 1)\nos.path.join('a')\nDL(ds)\nf64(1)\ntf.keras.layers.Dense(1)\nlen([])\n"
     )
     assert names(source) == [
-        "torch.zeros", "torch.nn.Linear", "os.path.join", "torch.utils.data.DataLoader",
-        "numpy.float64", "keras.layers.Dense", "builtins.len",
+        "torch.zeros",
+        "torch.nn.Linear",
+        "os.path.join",
+        "torch.utils.data.DataLoader",
+        "numpy.float64",
+        "keras.layers.Dense",
+        "builtins.len",
     ]
 
 
@@ -117,11 +122,7 @@ def test_no_node_class_overrides_the_validation_hook_that_parsing_skips():
     from greenops_lint import parsing
 
     assert parsing._VALIDATING_POST_INIT is not None
-    overriding = [
-        cls.__name__
-        for cls in _all_subclasses(CSTNode)
-        if "__post_init__" in cls.__dict__
-    ]
+    overriding = [cls.__name__ for cls in _all_subclasses(CSTNode) if "__post_init__" in cls.__dict__]
     assert overriding == []
 
 

@@ -49,7 +49,9 @@ def test_every_fixable_rule_has_a_snapshot():
 
 
 def test_fix_all_fixtures_parses_is_idempotent_and_leaves_the_rest_alone(tmp_path):
-    shutil.copytree(FIXTURES, tmp_path / "fixtures", ignore=shutil.ignore_patterns("*.fixed.py", ".greenops_lint_cache"))
+    shutil.copytree(
+        FIXTURES, tmp_path / "fixtures", ignore=shutil.ignore_patterns("*.fixed.py", ".greenops_lint_cache")
+    )
     files = [tmp_path / "fixtures" / p.relative_to(FIXTURES) for p in fixture_files()]
     before = {p: p.read_bytes() for p in files}
     config, rules = fixture_setup()
@@ -102,15 +104,35 @@ def test_fix_keeps_encoding_bom_newlines_and_permissions(tmp_path, cli, monkeypa
 
 def test_notebook_is_fixed_cell_by_cell_and_keeps_magics(tmp_path, cli, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    nb = {"cells": [
-        {"cell_type": "markdown", "metadata": {}, "source": ["# notes"]},
-        {"cell_type": "code", "metadata": {}, "outputs": [], "execution_count": 1,
-         "source": ["%matplotlib inline\n", "import torch\n", "torch.set_default_dtype(torch.float64)\n", "!nvidia-smi"]},
-    ], "metadata": {"kernelspec": {"name": "python3"}}, "nbformat": 4, "nbformat_minor": 5}
+    nb = {
+        "cells": [
+            {"cell_type": "markdown", "metadata": {}, "source": ["# notes"]},
+            {
+                "cell_type": "code",
+                "metadata": {},
+                "outputs": [],
+                "execution_count": 1,
+                "source": [
+                    "%matplotlib inline\n",
+                    "import torch\n",
+                    "torch.set_default_dtype(torch.float64)\n",
+                    "!nvidia-smi",
+                ],
+            },
+        ],
+        "metadata": {"kernelspec": {"name": "python3"}},
+        "nbformat": 4,
+        "nbformat_minor": 5,
+    }
     (tmp_path / "nb.ipynb").write_text(json.dumps(nb, indent=1))
     assert cli("check", "nb.ipynb", "--fix", "--unsafe-fixes").exit_code == 0
     fixed = json.loads((tmp_path / "nb.ipynb").read_text())
-    assert fixed["cells"][1]["source"] == ["%matplotlib inline\n", "import torch\n", "torch.set_default_dtype(torch.float32)\n", "!nvidia-smi"]
+    assert fixed["cells"][1]["source"] == [
+        "%matplotlib inline\n",
+        "import torch\n",
+        "torch.set_default_dtype(torch.float32)\n",
+        "!nvidia-smi",
+    ]
     assert fixed["cells"][0] == nb["cells"][0] and fixed["metadata"] == nb["metadata"]
 
 
@@ -168,7 +190,9 @@ def test_go301_cap_option_sets_the_fixed_cap(tmp_path):
     from greenops_lint.config import Config
 
     path = tmp_path / "train.py"
-    path.write_text("import os\nfrom torch.utils.data import DataLoader\nloader = DataLoader(ds, num_workers=os.cpu_count())\n")
+    path.write_text(
+        "import os\nfrom torch.utils.data import DataLoader\nloader = DataLoader(ds, num_workers=os.cpu_count())\n"
+    )
     registry = load_rules()
     config = Config(root=tmp_path, rule_options=(("GO301", (("cap", 4),)),))
     (outcome,) = fix_paths([str(path)], config, enabled_rules(registry.rules, config), unsafe=True)

@@ -32,7 +32,9 @@ def test_there_are_fixtures():
 def test_fixture_reports_exactly_the_marked_lines(path: Path, fixture_linter):
     result = fixture_linter.lint_path(str(path))
     reported = {finding_key(f) for f in result.findings}
-    assert reported == expected_findings(path), "\n".join(f"{f.location()} {f.code} {f.message}" for f in result.findings)
+    assert reported == expected_findings(path), "\n".join(
+        f"{f.location()} {f.code} {f.message}" for f in result.findings
+    )
 
 
 def test_every_rule_has_positive_fixtures():

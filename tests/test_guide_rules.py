@@ -94,7 +94,9 @@ def test_go512_is_info_and_skips_a_helper_called_under_a_flag_only():
             optimizer.step()
     """
     assert not only("GO512", source)
-    (finding,) = only("GO512", source.replace("        if args.reproducible:\n            seed_all", "        seed_all"))
+    (finding,) = only(
+        "GO512", source.replace("        if args.reproducible:\n            seed_all", "        seed_all")
+    )
     assert finding.severity == "info" and finding.line == 6
 
 
@@ -171,7 +173,9 @@ def test_go518_fix_uses_the_tensorflow_alias(tmp_path):
 
     path = tmp_path / "pipe.py"
     path.write_text("import tensorflow as T\nds = T.data.TextLineDataset(f).map(decode_line)\n")
-    fix_paths([str(path)], Config(root=tmp_path, select=("GO518",)), {"GO518": load_rules().rules["GO518"]}, unsafe=False)
+    fix_paths(
+        [str(path)], Config(root=tmp_path, select=("GO518",)), {"GO518": load_rules().rules["GO518"]}, unsafe=False
+    )
     assert "map(decode_line, num_parallel_calls=T.data.AUTOTUNE)" in path.read_text()
 
 
@@ -203,8 +207,13 @@ def test_go515_probe_bench_measures_a_large_ratio():
 
     cpu = {}
     for variant in ("before", "after"):
-        out = run({"bench": "pandas_rows", "variant": variant,
-                   "params": {"method": "apply", "rows": 2000, "min_time": 0.05, "min_samples": 2}})
+        out = run(
+            {
+                "bench": "pandas_rows",
+                "variant": variant,
+                "params": {"method": "apply", "rows": 2000, "min_time": 0.05, "min_samples": 2},
+            }
+        )
         cpu[variant] = min(out["series"]["pass"]["cpu"])
     assert cpu["before"] > 5 * cpu["after"]
 

@@ -39,6 +39,7 @@ def _fix(paths, write=True):
 
 # -- writes that cannot lose data ------------------------------------------------
 
+
 def test_fix_does_not_overwrite_an_edit_made_while_it_runs(tmp_path, monkeypatch):
     import greenops_lint.fixes as fixes_module
 
@@ -137,8 +138,11 @@ def test_punycode_cookie_is_a_go002_finding(tmp_path, cli, monkeypatch):
 
 # -- notebooks: only the changed cells' sources change, magics stay -----------------
 
+
 def _notebook(*sources, indent=1) -> str:
-    cells = [{"cell_type": "code", "execution_count": None, "metadata": {}, "outputs": [], "source": s} for s in sources]
+    cells = [
+        {"cell_type": "code", "execution_count": None, "metadata": {}, "outputs": [], "source": s} for s in sources
+    ]
     nb = {"cells": cells, "metadata": {"title": "caf\u00e9"}, "nbformat": 4, "nbformat_minor": 5}
     return json.dumps(nb, indent=indent)
 
@@ -205,6 +209,7 @@ def test_notebook_cell_with_non_text_source_is_go002(tmp_path, cli, monkeypatch)
 
 # -- physical lines as Python counts them ----------------------------------------
 
+
 @pytest.mark.parametrize("odd", ["\u2028", "\x0c", "\x85"])
 def test_add_noqa_counts_lines_as_python_does(tmp_path, cli, monkeypatch, odd):
     monkeypatch.chdir(tmp_path)
@@ -227,16 +232,19 @@ def test_noqa_after_a_line_with_u2028_is_read(tmp_path):
 
 def test_add_noqa_in_a_notebook_keeps_the_json_formatting(tmp_path, cli, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    raw = _notebook(_lines("import torch\nmodel = net.double()\n"), indent=2).replace("caf\\u00e9", "caf\u00e9").encode()
+    raw = (
+        _notebook(_lines("import torch\nmodel = net.double()\n"), indent=2).replace("caf\\u00e9", "caf\u00e9").encode()
+    )
     (tmp_path / "nb.ipynb").write_bytes(raw)
     assert cli("check", "nb.ipynb", "--add-noqa", "--no-cache").exit_code == 0
     after = (tmp_path / "nb.ipynb").read_bytes()
     start = raw.index(b'"model = net.double()')
     assert after.startswith(raw[:start] + b'"model = net.double()  # noqa: GO')
-    assert after.endswith(raw[start + len(b'"model = net.double()\\n"'):])
+    assert after.endswith(raw[start + len(b'"model = net.double()\\n"') :])
 
 
 # -- nothing run, nothing written outside --------------------------------------------
+
 
 def test_probe_server_does_not_import_a_project_local_torch(tmp_path, monkeypatch):
     pytest.importorskip("torch")
@@ -289,13 +297,19 @@ def test_cache_key_includes_the_python_version(monkeypatch):
     assert config_fingerprint("same") != before
 
 
-@pytest.mark.parametrize("entry", [
-    "[]", "5", '"text"', "null",
-    '{"key": "%s", "findings": [5], "suppressed": []}',
-    '{"key": "%s", "suppressed": [], "findings": [{"path": "t.py", "line": "1", "column": 1, "end_line": 1, '
-    '"end_column": 1, "code": "GO101", "name": "n", "family": "f", "message": "m", "severity": "error", '
-    '"noqa_lines": [1]}]}',
-])
+@pytest.mark.parametrize(
+    "entry",
+    [
+        "[]",
+        "5",
+        '"text"',
+        "null",
+        '{"key": "%s", "findings": [5], "suppressed": []}',
+        '{"key": "%s", "suppressed": [], "findings": [{"path": "t.py", "line": "1", "column": 1, "end_line": 1, '
+        '"end_column": 1, "code": "GO101", "name": "n", "family": "f", "message": "m", "severity": "error", '
+        '"noqa_lines": [1]}]}',
+    ],
+)
 def test_cache_entry_of_the_wrong_shape_is_a_miss(tmp_path, entry):
     from greenops_lint.cache import ResultCache
 
@@ -309,6 +323,7 @@ def test_cache_entry_of_the_wrong_shape_is_a_miss(tmp_path, entry):
 
 # -- every failure is a message and exit 2 -------------------------------------------
 
+
 def _deep(n=1277):
     return "import torch\nx = " + "(" * n + "1" + ")" * n + "\nmodel = net.double()\n"
 
@@ -316,8 +331,14 @@ def _deep(n=1277):
 def test_deep_nesting_is_a_syntax_finding_not_a_segfault(tmp_path):
     (tmp_path / "deep.py").write_text(_deep())
     env = {**os.environ, "PYTHONPATH": _package_root()}
-    proc = subprocess.run([sys.executable, "-m", "greenops_lint", "check", "deep.py", "--no-cache"], cwd=tmp_path,
-                          capture_output=True, text=True, env=env, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "greenops_lint", "check", "deep.py", "--no-cache"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     assert proc.returncode == 1, proc.stderr[-2000:]
     assert "deep.py:2:" in proc.stdout and "GO001" in proc.stdout and "nested" in proc.stdout
 
@@ -342,13 +363,16 @@ def test_a_worker_that_dies_does_not_sink_the_pool(tmp_path, monkeypatch):
     assert all(codes and "GO003" not in codes for p, codes in by_path.items() if not p.endswith("f07.py"))
 
 
-@pytest.mark.parametrize("toml", [
-    "tool = 5\n",
-    "[tool]\ngreenops-lint = 5\n",
-    '[tool.greenops-lint]\nper-file-ignores = { "\\\\" = ["GO101"] }\n',
-    '[tool.greenops-lint]\nextend-exclude = ["a\\\\"]\n',
-    '[tool.greenops-lint]\nplugins = { disable = 5 }\n',
-])
+@pytest.mark.parametrize(
+    "toml",
+    [
+        "tool = 5\n",
+        "[tool]\ngreenops-lint = 5\n",
+        '[tool.greenops-lint]\nper-file-ignores = { "\\\\" = ["GO101"] }\n',
+        '[tool.greenops-lint]\nextend-exclude = ["a\\\\"]\n',
+        "[tool.greenops-lint]\nplugins = { disable = 5 }\n",
+    ],
+)
 def test_config_of_the_wrong_shape_is_exit_2_with_a_message(tmp_path, cli, monkeypatch, toml):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "pyproject.toml").write_text(toml)
@@ -450,6 +474,7 @@ def _alive(pid: int) -> bool:
 
 # -- wrong results and limits -----------------------------------------------------
 
+
 @pytest.mark.parametrize("option", ["--pue", "--gpu-hours"])
 @pytest.mark.parametrize("value", ["nan", "inf"])
 def test_nan_and_inf_are_refused(tmp_path, cli, monkeypatch, option, value):
@@ -528,14 +553,16 @@ def test_probe_run_with_one_repeat_never_confirms(tmp_path, cli, monkeypatch):
 
 # -- issue 21, what was left: bounded memory, probe copies and processes, diffs --------
 
+
 def _run_measured(args, cwd, timeout=300.0):
     """(returncode, output, peak RSS in bytes) of a `greenops-lint` run in a subprocess."""
     import time
 
     env = {**os.environ, "PYTHONPATH": _package_root()}
     log = open(os.path.join(cwd, ".run.log"), "wb+")
-    proc = subprocess.Popen([sys.executable, "-m", "greenops_lint", *args], cwd=cwd, env=env,
-                            stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "greenops_lint", *args], cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT
+    )
     deadline = time.monotonic() + timeout
     while True:
         pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
@@ -570,8 +597,10 @@ def test_a_2mb_generated_literal_is_skipped_under_500mb(tmp_path):
 
 # Issue 17 item 4: notebooks as people keep them.
 def _kept_notebook(*sources, outputs=None) -> str:
-    cells = [{"cell_type": "code", "execution_count": None, "metadata": {}, "outputs": outputs or [], "source": source}
-             for source in sources]
+    cells = [
+        {"cell_type": "code", "execution_count": None, "metadata": {}, "outputs": outputs or [], "source": source}
+        for source in sources
+    ]
     return json.dumps({"cells": cells, "metadata": {}, "nbformat": 4, "nbformat_minor": 5}, indent=1) + "\n"
 
 
@@ -583,14 +612,22 @@ def _check_notebook(path):
 
 def test_notebook_continuation_lines_and_indented_cells_are_not_syntax_errors(tmp_path):
     path = tmp_path / "nb.ipynb"
-    path.write_text(_kept_notebook(
-        ["!pip install torch \\\n", "    torchvision \\\n", "    numpy\n", "import torch\n"],
-        ["%pip install --quiet \\\n", "  transformers\n", "x = 1\n"],
-        ["%timeit -n 10 \\\n", "   sum(range(10))\n"],
-        ["files = !ls \\\n", "  -la\n"],
-        ["y = (x\n", "     % 2)\n", "for f in files:  # why?\n", "    print(f)\n"],
-        ["    import os\n", "    model = net.double()\n", "    if y:\n", "        !echo $y \\\n", "          done\n"],
-    ))
+    path.write_text(
+        _kept_notebook(
+            ["!pip install torch \\\n", "    torchvision \\\n", "    numpy\n", "import torch\n"],
+            ["%pip install --quiet \\\n", "  transformers\n", "x = 1\n"],
+            ["%timeit -n 10 \\\n", "   sum(range(10))\n"],
+            ["files = !ls \\\n", "  -la\n"],
+            ["y = (x\n", "     % 2)\n", "for f in files:  # why?\n", "    print(f)\n"],
+            [
+                "    import os\n",
+                "    model = net.double()\n",
+                "    if y:\n",
+                "        !echo $y \\\n",
+                "          done\n",
+            ],
+        )
+    )
     findings = _check_notebook(path)
     assert [f for f in findings if f.code in ("GO001", "GO002", "GO003")] == []
     assert any(f.cell == 6 and f.line == 2 for f in findings), findings
@@ -598,7 +635,9 @@ def test_notebook_continuation_lines_and_indented_cells_are_not_syntax_errors(tm
 
 def test_notebook_fix_in_an_indented_cell_keeps_its_indentation(tmp_path):
     path = tmp_path / "nb.ipynb"
-    path.write_text(_kept_notebook(["    import torch\n", "    !nvidia-smi \\\n", "      -L\n", "    model = net.double()\n"]))
+    path.write_text(
+        _kept_notebook(["    import torch\n", "    !nvidia-smi \\\n", "      -L\n", "    model = net.double()\n"])
+    )
     (outcome,) = _fix([path])
     assert outcome.error is None and outcome.changed
     (source,) = [c["source"] for c in json.loads(path.read_text())["cells"]]
@@ -612,7 +651,9 @@ def test_notebook_over_the_size_limit_by_its_outputs_is_linted(tmp_path):
     from greenops_lint.source import MAX_FILE_BYTES
 
     image = base64.b64encode(os.urandom(3 * MAX_FILE_BYTES // 2)).decode()
-    outputs = [{"output_type": "display_data", "metadata": {}, "data": {"image/png": image, "text/plain": ["<Figure>"]}}]
+    outputs = [
+        {"output_type": "display_data", "metadata": {}, "data": {"image/png": image, "text/plain": ["<Figure>"]}}
+    ]
     path = tmp_path / "plots.ipynb"
     path.write_text(_kept_notebook(DOUBLE, outputs=outputs))
     assert path.stat().st_size > MAX_FILE_BYTES
@@ -631,11 +672,30 @@ _DIFF_CASES = {
     "latin1.py": ("# -*- coding: latin-1 -*-\nimport torch\nmodel = net.double()  # caf\xe9\n").encode("latin-1"),
     # Raw U+2028 in the JSON (a line end for str.splitlines, not for patch),
     # no final newline, the changed line near the end.
-    "notebook.ipynb": json.dumps({"metadata": {}, "nbformat": 4, "nbformat_minor": 5, "cells": [
-        {"cell_type": "markdown", "metadata": {}, "source": ["# Caf\xe9 \u2014 r\xe9sum\xe9"]},
-        {"cell_type": "code", "execution_count": None, "metadata": {}, "outputs": [],
-         "source": ["%matplotlib inline\n", "import torch\n", "label = 'a\u2028b'\n", "model = net.double()"]},
-    ]}, indent=1, ensure_ascii=False).encode(),
+    "notebook.ipynb": json.dumps(
+        {
+            "metadata": {},
+            "nbformat": 4,
+            "nbformat_minor": 5,
+            "cells": [
+                {"cell_type": "markdown", "metadata": {}, "source": ["# Caf\xe9 \u2014 r\xe9sum\xe9"]},
+                {
+                    "cell_type": "code",
+                    "execution_count": None,
+                    "metadata": {},
+                    "outputs": [],
+                    "source": [
+                        "%matplotlib inline\n",
+                        "import torch\n",
+                        "label = 'a\u2028b'\n",
+                        "model = net.double()",
+                    ],
+                },
+            ],
+        },
+        indent=1,
+        ensure_ascii=False,
+    ).encode(),
 }
 
 
@@ -656,9 +716,12 @@ def test_diff_applies_with_patch_p1(tmp_path, cli, monkeypatch, name):
     cli("check", name, "--fix", "--unsafe-fixes", "--no-cache")
     fixed = (work / name).read_bytes()
     assert fixed != data
-    applied = subprocess.run(["patch", "-p1", "--batch", "--no-backup-if-mismatch"], input=diff, cwd=target,
-                             capture_output=True, timeout=60)
-    assert applied.returncode == 0, (applied.stdout + applied.stderr).decode(errors="replace") + diff.decode(errors="replace")
+    applied = subprocess.run(
+        ["patch", "-p1", "--batch", "--no-backup-if-mismatch"], input=diff, cwd=target, capture_output=True, timeout=60
+    )
+    assert applied.returncode == 0, (applied.stdout + applied.stderr).decode(errors="replace") + diff.decode(
+        errors="replace"
+    )
     assert (target / name).read_bytes() == fixed
 
 
@@ -670,8 +733,24 @@ def test_probe_run_skips_a_fifo_in_the_project(tmp_path):
     env = {**os.environ, "PYTHONPATH": _package_root(), "TMPDIR": str(tmp_path)}
     try:
         done = subprocess.run(
-            [sys.executable, "-m", "greenops_lint", "probe", "--run", "true", "--repeats", "2", "--format", "json", "t.py"],
-            cwd=project, env=env, capture_output=True, text=True, timeout=120,
+            [
+                sys.executable,
+                "-m",
+                "greenops_lint",
+                "probe",
+                "--run",
+                "true",
+                "--repeats",
+                "2",
+                "--format",
+                "json",
+                "t.py",
+            ],
+            cwd=project,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
     except subprocess.TimeoutExpired:
         pytest.fail("probe --run hangs on a FIFO in the project")
@@ -752,8 +831,13 @@ def test_sigterm_to_probe_run_removes_its_folders_and_stops_the_command(tmp_path
     pid_file = tmp_path / "command.pid"
     env = {**os.environ, "PYTHONPATH": _package_root(), "TMPDIR": str(temp)}
     command = f"echo $$ > {pid_file}.tmp && mv {pid_file}.tmp {pid_file}; exec sleep 300"
-    proc = subprocess.Popen([sys.executable, "-m", "greenops_lint", "probe", "--run", command, "--repeats", "2", "t.py"],
-                            cwd=project, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "greenops_lint", "probe", "--run", command, "--repeats", "2", "t.py"],
+        cwd=project,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     deadline = time.monotonic() + 60
     while not pid_file.exists() and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.05)

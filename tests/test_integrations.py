@@ -31,6 +31,7 @@ def bin_(name: str) -> str:
 
 # -- flake8 -------------------------------------------------------------------------------
 
+
 def test_flake8_reports_the_same_findings_as_check(tmp_path):
     for fixture in ("caching/GO101_tabular_training.py", "precision/GO402_cast_model.py"):
         shutil.copy(FIXTURES / fixture, tmp_path)
@@ -51,6 +52,7 @@ def test_flake8_honours_the_project_config(tmp_path):
 
 # -- pytest plugin --------------------------------------------------------------------------
 
+
 def test_pytest_greenops_fails_a_file_with_findings(tmp_path):
     (tmp_path / "pyproject.toml").write_text("[tool.greenops-lint]\n")
     (tmp_path / "train.py").write_text(BAD)
@@ -70,6 +72,7 @@ def test_pytest_without_the_flag_collects_no_lint_items(tmp_path):
 
 # -- pre-commit -------------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def pre_commit_home(tmp_path_factory):
     return tmp_path_factory.mktemp("pre-commit-home")
@@ -77,12 +80,20 @@ def pre_commit_home(tmp_path_factory):
 
 @pytest.mark.parametrize("content,expected", [(BAD, 1), (GOOD, 0)])
 def test_pre_commit_hook_fails_on_waste_and_passes_clean_code(tmp_path, pre_commit_home, content, expected):
-    env = {**os.environ, "PRE_COMMIT_HOME": str(pre_commit_home), "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t",
-           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
+    env = {
+        **os.environ,
+        "PRE_COMMIT_HOME": str(pre_commit_home),
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@t",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@t",
+    }
     run(["git", "init", "-q"], tmp_path, env)
     (tmp_path / "train.py").write_text(content)
     run(["git", "add", "train.py"], tmp_path, env)
-    result = run([bin_("pre-commit"), "try-repo", str(ROOT), "greenops-lint", "--all-files"], tmp_path, env, timeout=600)
+    result = run(
+        [bin_("pre-commit"), "try-repo", str(ROOT), "greenops-lint", "--all-files"], tmp_path, env, timeout=600
+    )
     assert result.returncode == expected, result.stdout + result.stderr
     if expected:
         assert "train.py:2:1: GO401" in result.stdout
@@ -94,6 +105,7 @@ def test_pre_commit_hooks_file_declares_the_hook():
 
 
 # -- pluggy rule packs --------------------------------------------------------------------------
+
 
 def plugin_env(tmp_path: Path, *packs: tuple[str, str]) -> dict:
     """A site directory with dist-info entry points for the given (name, module) packs."""
@@ -145,6 +157,7 @@ def test_a_plugin_that_fails_to_register_is_named_and_the_rest_still_runs(tmp_pa
 
 # -- CI formats ---------------------------------------------------------------------------------
 
+
 def test_markdown_format_renders_a_table(cli):
     out = cli("check", FIXTURES / "precision", "--format", "markdown", "--exit-zero", "-q").stdout
     lines = out.splitlines()
@@ -170,6 +183,7 @@ def test_unknown_format_is_a_usage_error(cli, tmp_path):
 
 
 # -- adoption --------------------------------------------------------------------------------------
+
 
 def test_add_noqa_then_check_is_clean_and_show_suppressed_lists_the_debt(tmp_path, monkeypatch, cli):
     monkeypatch.chdir(tmp_path)
@@ -201,9 +215,20 @@ def test_add_noqa_then_check_is_clean_and_show_suppressed_lists_the_debt(tmp_pat
 
 def test_add_noqa_in_a_notebook_cell(tmp_path, monkeypatch, cli):
     monkeypatch.chdir(tmp_path)
-    nb = {"cells": [{"cell_type": "code", "metadata": {}, "outputs": [], "execution_count": None,
-                     "source": ["import torch\n", "torch.set_default_dtype(torch.float64)"]}],
-          "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
+    nb = {
+        "cells": [
+            {
+                "cell_type": "code",
+                "metadata": {},
+                "outputs": [],
+                "execution_count": None,
+                "source": ["import torch\n", "torch.set_default_dtype(torch.float64)"],
+            }
+        ],
+        "metadata": {},
+        "nbformat": 4,
+        "nbformat_minor": 5,
+    }
     (tmp_path / "nb.ipynb").write_text(json.dumps(nb, indent=1))
     assert cli("check", "nb.ipynb", "--add-noqa").exit_code == 0
     cell = json.loads((tmp_path / "nb.ipynb").read_text())["cells"][0]["source"]

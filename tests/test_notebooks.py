@@ -12,7 +12,11 @@ NOTEBOOK = FIXTURES / "notebooks" / "train_churn.ipynb"
 
 def notebook(*cells) -> bytes:
     return json.dumps(
-        {"cells": [{"cell_type": kind, "metadata": {}, "source": src} for kind, src in cells], "nbformat": 4, "nbformat_minor": 5}
+        {
+            "cells": [{"cell_type": kind, "metadata": {}, "source": src} for kind, src in cells],
+            "nbformat": 4,
+            "nbformat_minor": 5,
+        }
     ).encode()
 
 
@@ -29,14 +33,28 @@ def test_json_has_a_cell_field(cli):
 
 
 def test_magics_and_shell_escapes_become_pass_and_keep_line_numbers():
-    source = decode_notebook("nb.ipynb", notebook(
-        ("code", ["%matplotlib inline\n", "import os\n", "for f in files:\n", "    !echo $f\n", "    x = a % b"]),
-        ("markdown", ["# title"]),
-        ("code", ["%%bash\n", "ls -la\n", "echo hi"]),
-        ("code", ["%%time\n", "y = 1\n", "out = !ls\n", "os?"]),
-    ))
+    source = decode_notebook(
+        "nb.ipynb",
+        notebook(
+            ("code", ["%matplotlib inline\n", "import os\n", "for f in files:\n", "    !echo $f\n", "    x = a % b"]),
+            ("markdown", ["# title"]),
+            ("code", ["%%bash\n", "ls -la\n", "echo hi"]),
+            ("code", ["%%time\n", "y = 1\n", "out = !ls\n", "os?"]),
+        ),
+    )
     assert source.text.splitlines() == [
-        "pass", "import os", "for f in files:", "    pass", "    x = a % b", "", "", "", "", "y = 1", "pass", "pass",
+        "pass",
+        "import os",
+        "for f in files:",
+        "    pass",
+        "    x = a % b",
+        "",
+        "",
+        "",
+        "",
+        "y = 1",
+        "pass",
+        "pass",
     ]
     assert source.cells[5] == (3, 1) and source.cells[-1] == (4, 4)
     compile(source.text, "nb", "exec")
@@ -65,5 +83,7 @@ def test_invalid_notebook_json_is_go002(tmp_path, cli):
 
 def test_directory_walk_includes_notebooks(tmp_path, cli, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    (tmp_path / "nb.ipynb").write_bytes(notebook(("code", ["import torch\n", "torch.set_default_dtype(torch.float64)"])))
+    (tmp_path / "nb.ipynb").write_bytes(
+        notebook(("code", ["import torch\n", "torch.set_default_dtype(torch.float64)"]))
+    )
     assert cli("check", ".").stdout.startswith("nb.ipynb:cell 1:2:1: GO401")

@@ -131,7 +131,9 @@ def test_pages_quote_the_estimate_constants():
     extra = go403.FLOAT64_BYTES - go403.FLOAT32_BYTES
     assert f"({extra} bytes an element)" in go403.NumpyFloat64IntoFramework.section("Estimate")
     assert f"({FLOAT64_BYTES_RATIO:g}x the bytes" in go403.NumpyFloat64IntoFramework.section("Estimate")
-    assert f"{go403.MATERIAL_EXTRA_BYTES >> 20} MiB or more" in go403.NumpyFloat64IntoFramework.section("When it is material")
+    assert f"{go403.MATERIAL_EXTRA_BYTES >> 20} MiB or more" in go403.NumpyFloat64IntoFramework.section(
+        "When it is material"
+    )
 
 
 def test_float64_fixes_are_left_out_when_float64_data_would_remain(tmp_path, cli, monkeypatch):
@@ -263,7 +265,11 @@ def test_float64_data_feeding_a_float32_model_costs_its_bytes_not_a_model_factor
     """
     finding = only(source, "GO403")
     assert finding.severity == "warning" and "feeds a TensorDataset" in finding.message
-    assert (finding.estimate.metric, finding.estimate.unit, finding.estimate.high) == ("time_factor", "x data-transfer time", 2.0)
+    assert (finding.estimate.metric, finding.estimate.unit, finding.estimate.high) == (
+        "time_factor",
+        "x data-transfer time",
+        2.0,
+    )
     assert "slower" not in finding.message
 
 

@@ -24,8 +24,20 @@ from greenops_lint.probe.procs import alive
 pytest.importorskip("torch")
 
 FAST = ("--repeats", "2", "--min-time", "0.08")
-REQUIRED = {"path", "line", "code", "estimate", "measured", "verdict", "seconds", "bytes", "joules", "energy_source",
-            "threads", "foreign_load"}
+REQUIRED = {
+    "path",
+    "line",
+    "code",
+    "estimate",
+    "measured",
+    "verdict",
+    "seconds",
+    "bytes",
+    "joules",
+    "energy_source",
+    "threads",
+    "foreign_load",
+}
 
 F64 = """
 import torch
@@ -231,8 +243,13 @@ def test_without_torch_the_probe_says_how_to_install_it(tmp_path):
     )
     script = write(tmp_path / "train.py", "import torch\ntorch.set_default_dtype(torch.float64)\n")
     env = dict(os.environ, PYTHONPATH=str(blocker))
-    result = subprocess.run([sys.executable, "-m", "greenops_lint.cli", "probe", str(script)], capture_output=True, text=True,
-                            env=env, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "greenops_lint.cli", "probe", str(script)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     assert result.returncode == 2
     assert "needs torch" in result.stderr and "pip install 'greenops-lint[probe]'" in result.stderr
     assert "Traceback" not in result.stderr
@@ -381,7 +398,8 @@ def test_run_stops_a_hanging_command_and_its_children(user_project, monkeypatch,
     pid_file = tmp_path / "pids"
     write(
         user_project / "train.py",
-        TRAIN + textwrap.dedent(
+        TRAIN
+        + textwrap.dedent(
             f"""
             import os, signal, subprocess
             child = subprocess.Popen([sys.executable, "-c", "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(600)"])

@@ -287,8 +287,16 @@ def test_sample_loop_synchronises_cuda_around_the_calibration_step():
     class Torch:
         cuda = Cuda
 
-    sample_loop(lambda: events.append("step"), min_time=0.0, min_samples=1, max_samples=1, warmup=0,
-                torch=Torch, cuda=True, min_sample_s=0.001)
+    sample_loop(
+        lambda: events.append("step"),
+        min_time=0.0,
+        min_samples=1,
+        max_samples=1,
+        warmup=0,
+        torch=Torch,
+        cuda=True,
+        min_sample_s=0.001,
+    )
     assert events[:3] == ["sync", "step", "sync"]
 
 

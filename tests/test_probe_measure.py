@@ -21,7 +21,9 @@ def test_cpu_samples_record_wall_and_cpu_time():
 def test_short_steps_are_repeated_within_a_sample():
     calls = []
     # A 0.3 s sample holds several 1 ms sleeps even on a heavily loaded machine.
-    result = sample_loop(lambda: calls.append(time.sleep(0.001)), min_time=0.0, min_samples=3, warmup=0, min_sample_s=0.3)
+    result = sample_loop(
+        lambda: calls.append(time.sleep(0.001)), min_time=0.0, min_samples=3, warmup=0, min_sample_s=0.3
+    )
     assert result["reps"] >= 2
     assert len(calls) == 1 + 3 * result["reps"]  # one calibration call, then the samples
     # Per step, not per sample: each sample holds `reps` sleeps of 1 ms. No tight upper
@@ -78,8 +80,18 @@ def test_cuda_events_and_an_energy_window_of_at_least_one_second():
         return clock["t"]
 
     energy = EnergyWindow(FakeCounter(clock), "nvml", clock=now)
-    result = sample_loop(step, min_time=0.05, min_samples=3, max_samples=10, warmup=2, torch=torch, cuda=True,
-                         energy=energy, clock=now, cpu_clock=now)
+    result = sample_loop(
+        step,
+        min_time=0.05,
+        min_samples=3,
+        max_samples=10,
+        warmup=2,
+        torch=torch,
+        cuda=True,
+        energy=energy,
+        clock=now,
+        cpu_clock=now,
+    )
     # The window was stretched to 1 s although min_time was 0.05 s and max_samples 10.
     assert len(result["wall"]) >= 100
     assert result["cuda_ms"][0] == pytest.approx(10.0)

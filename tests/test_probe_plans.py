@@ -43,8 +43,10 @@ def _fixture_finding(name, code):
     registry = load_rules()
     config = load_config(None, FIXTURES, set(registry.rules), {}).with_overrides(hardware="cloud-vcpu-2")
     path = str(FIXTURES / "probe" / name)
-    finding = next(f for f in Linter(config, enabled_rules(registry.rules, config)).lint_path(path).findings if f.code == code)
-    return finding,
+    finding = next(
+        f for f in Linter(config, enabled_rules(registry.rules, config)).lint_path(path).findings if f.code == code
+    )
+    return (finding,)
 
 
 def test_cnn_sized_from_conv_layers_and_a_literal_image_shape():
@@ -94,7 +96,7 @@ def test_numpy_float64_with_a_literal_shape_is_an_exact_byte_count():
 
 
 def test_repeated_load_plan_from_the_fixture(tmp_path):
-    finding, = _fixture_finding("GO101_npy_epochs.py", "GO101")
+    (finding,) = _fixture_finding("GO101_npy_epochs.py", "GO101")
     plan = make_plan(finding, Host(workdir=str(tmp_path)), [])
     assert plan.bench == "repeated_load" and plan.params["loader"] == "numpy.load"
     assert plan.params["iterations"] == 5  # range(5): 4 extra loads
@@ -196,7 +198,12 @@ def test_unused_layer_spec_and_ddp_reuse_it():
 
 
 def test_unused_layer_without_literal_sizes_uses_a_default_and_checks_nothing():
-    plan = planned(UNUSED.replace("nn.Linear(300, 200, bias=False)", "nn.Linear(width, 200)").replace("self.fc = nn.Linear(64, 10)", "width = 3\n        self.fc = nn.Linear(64, 10)"), "GO201")
+    plan = planned(
+        UNUSED.replace("nn.Linear(300, 200, bias=False)", "nn.Linear(width, 200)").replace(
+            "self.fc = nn.Linear(64, 10)", "width = 3\n        self.fc = nn.Linear(64, 10)"
+        ),
+        "GO201",
+    )
     assert plan.sized == "default" and plan.claim is None
 
 
@@ -215,7 +222,9 @@ def test_unused_layer_without_literal_sizes_uses_a_default_and_checks_nothing():
     ],
 )
 def test_worker_counts_are_evaluated_for_this_host(expression, expected):
-    index = SourceIndex("x.py", f"import os\nimport multiprocessing as mp\nWORKERS = os.cpu_count() * 2\nvalue = {expression}\n")
+    index = SourceIndex(
+        "x.py", f"import os\nimport multiprocessing as mp\nWORKERS = os.cpu_count() * 2\nvalue = {expression}\n"
+    )
     node = index.constants["value"]
     assert evaluate_count(index, node, host_cpus=6) == expected
 
@@ -231,8 +240,11 @@ def test_workers_plan_and_not_applicable_when_the_count_is_not_above_the_cap():
     assert plan.problem is None and plan.clock == "wall"
     plain = planned(source.replace(" * 4", ""), "GO301", host=Host(usable_cpus=2, cpu_count=2))
     assert plain.problem and "not applicable on this hardware" in plain.problem
-    threads = planned("import torch, multiprocessing as mp\ntorch.set_num_threads(mp.cpu_count() * 2)\n", "GO301",
-                      host=Host(usable_cpus=2, cpu_count=2))
+    threads = planned(
+        "import torch, multiprocessing as mp\ntorch.set_num_threads(mp.cpu_count() * 2)\n",
+        "GO301",
+        host=Host(usable_cpus=2, cpu_count=2),
+    )
     assert threads.bench == "threads" and threads.params["counts"] == {"before": 4, "after": 2}
 
 

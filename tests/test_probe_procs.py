@@ -65,7 +65,7 @@ def test_run_command_times_out_and_leaves_no_orphans(tmp_path):
 def test_run_command_measures_a_normal_run_and_stops_leftovers(tmp_path):
     log = tmp_path / "log"
     done = run_command(
-        f"{sys.executable} -c \"print(sum(range(3000000)))\"; (sleep 60 &) ; echo started",
+        f'{sys.executable} -c "print(sum(range(3000000)))"; (sleep 60 &) ; echo started',
         str(tmp_path),
         timeout=60,
         log_path=str(log),

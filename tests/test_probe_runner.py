@@ -24,14 +24,30 @@ def _run(level, rng, cuda=False, joules=None, tensors=1000):
 
 
 def _plan(clock="cpu"):
-    return Plan(FINDING, "float64 vs float32 training step", "dtype", ("float64", "float32"), {}, {}, "literal", "MLP",
-                "step", clock, "ratio", "step", Claim("time_factor", 2.0, 2.0, "x", "H100"))
+    return Plan(
+        FINDING,
+        "float64 vs float32 training step",
+        "dtype",
+        ("float64", "float32"),
+        {},
+        {},
+        "literal",
+        "MLP",
+        "step",
+        clock,
+        "ratio",
+        "step",
+        Claim("time_factor", 2.0, 2.0, "x", "H100"),
+    )
 
 
 def test_cuda_runs_use_cuda_events_and_nvml_joules():
     rng = random.Random(0)
     outcome = Outcome(
-        runs={"float64": [_run(0.02, rng, True, 6.0, 2000) for _ in range(3)], "float32": [_run(0.01, rng, True, 3.5) for _ in range(3)]},
+        runs={
+            "float64": [_run(0.02, rng, True, 6.0, 2000) for _ in range(3)],
+            "float32": [_run(0.01, rng, True, 3.5) for _ in range(3)],
+        },
         load={"foreign_load": 0.01, "steal_s": 0.0},
         order=["float64", "float32", "float32", "float64", "float64", "float32"],
     )
@@ -50,8 +66,10 @@ def test_cuda_runs_use_cuda_events_and_nvml_joules():
 
 def test_cpu_runs_without_a_counter_have_no_joules_but_a_labelled_estimate():
     rng = random.Random(1)
-    outcome = Outcome(runs={"float64": [_run(0.02, rng) for _ in range(3)], "float32": [_run(0.01, rng) for _ in range(3)]},
-                      load={"foreign_load": 0.3})
+    outcome = Outcome(
+        runs={"float64": [_run(0.02, rng) for _ in range(3)], "float32": [_run(0.01, rng) for _ in range(3)]},
+        load={"foreign_load": 0.3},
+    )
     record = analyse(_plan(), outcome, Host(profile="cloud-vcpu-2", usable_cpus=2), "cpu", 0.25)
     assert record["measured"]["clock"] == "cpu"
     assert record["energy_source"] == "none" and record["joules"] == {"before": None, "after": None}
@@ -66,6 +84,11 @@ def test_wall_clock_on_a_busy_host_and_problems_are_inconclusive():
     busy = analyse(_plan("wall"), Outcome(runs=runs, load={"foreign_load": 0.8}), Host(), "cpu", 0.25)
     assert busy["verdict"] == "inconclusive" and "too busy" in busy["reason"]
     assert busy["measured"] is not None  # the figures are still reported
-    timed_out = analyse(_plan(), Outcome(runs={"float64": [], "float32": []}, problem="timed out: ...", timed_out=True),
-                        Host(), "cpu", 0.25)
+    timed_out = analyse(
+        _plan(),
+        Outcome(runs={"float64": [], "float32": []}, problem="timed out: ...", timed_out=True),
+        Host(),
+        "cpu",
+        0.25,
+    )
     assert timed_out["verdict"] == "inconclusive" and timed_out["timed_out"] and timed_out["measured"] is None

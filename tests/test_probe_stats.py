@@ -37,12 +37,18 @@ def test_bootstrap_interval_covers_the_true_ratio_and_is_ordered():
 
 def test_between_run_noise_widens_the_interval():
     tight = stats.ratio_interval(runs(random.Random(2), 2.0), runs(random.Random(3), 1.0))
-    loose = stats.ratio_interval(runs(random.Random(2), 2.0, run_spread=0.15), runs(random.Random(3), 1.0, run_spread=0.15))
+    loose = stats.ratio_interval(
+        runs(random.Random(2), 2.0, run_spread=0.15), runs(random.Random(3), 1.0, run_spread=0.15)
+    )
     assert (loose.high - loose.low) > 2 * (tight.high - tight.low)
 
 
 def test_bootstrap_is_deterministic_and_handles_a_custom_statistic():
-    groups = {"before": runs(random.Random(4), 5.0), "after": runs(random.Random(5), 1.0), "load": runs(random.Random(6), 1.0)}
+    groups = {
+        "before": runs(random.Random(4), 5.0),
+        "after": runs(random.Random(5), 1.0),
+        "load": runs(random.Random(6), 1.0),
+    }
     extra = lambda d: (stats.mean(d["before"]) - stats.mean(d["after"])) / stats.mean(d["load"])  # noqa: E731
     first, second = stats.bootstrap(groups, extra), stats.bootstrap(groups, extra)
     assert first == second
@@ -117,8 +123,12 @@ def test_tolerance_is_the_width_of_agreement():
 
 @settings(max_examples=300, deadline=None)
 @given(
-    low=st.floats(0.2, 10), width=st.floats(0.0, 3.0), c_low=st.floats(0.5, 8), c_width=st.floats(0, 4),
-    floor=st.sampled_from([1.05, 1.10]), tolerance=st.sampled_from([0.0, 0.25]),
+    low=st.floats(0.2, 10),
+    width=st.floats(0.0, 3.0),
+    c_low=st.floats(0.5, 8),
+    c_width=st.floats(0, 4),
+    floor=st.sampled_from([1.05, 1.10]),
+    tolerance=st.sampled_from([0.0, 0.25]),
 )
 def test_verdict_is_consistent_with_the_interval(low, width, c_low, c_width, floor, tolerance):
     measured = Interval(low * (1 + width / 2), low, low * (1 + width))

@@ -161,7 +161,12 @@ def test_go301_message_says_what_it_costs():
     (finding,) = lint_source(source)
     assert "one worker per logical CPU of the host" in finding.message
     estimate = finding.estimate
-    assert (estimate.metric, estimate.low, estimate.high, estimate.unit) == ("time_factor", 1.0, 1.4, "x data-loading time")
+    assert (estimate.metric, estimate.low, estimate.high, estimate.unit) == (
+        "time_factor",
+        1.0,
+        1.4,
+        "x data-loading time",
+    )
     assert "1.3-1.5x the memory" in estimate.basis
 
 

@@ -41,6 +41,9 @@ def test_the_30_second_example_prints_what_the_readme_shows(tmp_path):
     (tmp_path / "train.py").write_text(code)
     result = subprocess.run(
         [sys.executable, "-m", "greenops_lint", "check", "train.py", "--hardware", "a100-80gb", "--no-cache"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=60,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.stdout.strip() == shown.strip()

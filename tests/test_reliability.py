@@ -64,22 +64,40 @@ def test_fuzz_regressions(case):
 
 # -- hostile files -------------------------------------------------------------------------
 
+
 def check(paths, cwd):
-    return subprocess.run([sys.executable, "-m", "greenops_lint", "check", *paths, "--no-cache"],
-                          cwd=cwd, capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "greenops_lint", "check", *paths, "--no-cache"],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_hostile_files_each_get_a_clear_message_and_the_run_goes_on(tmp_path):
     (tmp_path / "good.py").write_text("import torch\ntorch.set_default_dtype(torch.float64)\n")
     (tmp_path / "huge.py").write_bytes(b"x = 1\n" * (2 * 1024 * 1024 // 6 + 10))
     (tmp_path / "parens.py").write_text("import torch\nx = " + "(" * 1000 + "1" + ")" * 1000 + "\n")
-    (tmp_path / "blocks.py").write_text("import torch\n" + "".join("    " * i + "if x:\n" for i in range(1000)) + "    " * 1000 + "pass\n")
+    (tmp_path / "blocks.py").write_text(
+        "import torch\n" + "".join("    " * i + "if x:\n" for i in range(1000)) + "    " * 1000 + "pass\n"
+    )
     (tmp_path / "chain.py").write_text("import torch\ntorch.float64\nx = " + "+".join(["a"] * 5000) + "\n")
     (tmp_path / "longline.py").write_text("import torch\nx = [" + ",".join(["1.0"] * 25_000) + "]  # float64\n")
     (tmp_path / "binary.py").write_bytes(bytes(range(256)) * 4)
     os.symlink("loop.py", tmp_path / "loop.py")
     os.mkfifo(tmp_path / "fifo.py")
-    names = ["good.py", "huge.py", "parens.py", "blocks.py", "chain.py", "longline.py", "binary.py", "loop.py", "fifo.py"]
+    names = [
+        "good.py",
+        "huge.py",
+        "parens.py",
+        "blocks.py",
+        "chain.py",
+        "longline.py",
+        "binary.py",
+        "loop.py",
+        "fifo.py",
+    ]
     result = check(names, tmp_path)
     out = result.stdout
     assert result.returncode == 1, result.stderr
@@ -135,8 +153,13 @@ def test_config_errors_are_one_line_without_traceback(tmp_path, content, needle)
 def test_pyproject_that_is_a_directory(tmp_path):
     (tmp_path / "pyproject.toml").mkdir()
     (tmp_path / "a.py").write_text("x = 1\n")
-    result = subprocess.run([sys.executable, "-m", "greenops_lint", "check", "a.py", "--config", "pyproject.toml"],
-                            cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "greenops_lint", "check", "a.py", "--config", "pyproject.toml"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 2 and "is a directory" in result.stderr and "Traceback" not in result.stderr
 
 

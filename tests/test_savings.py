@@ -10,8 +10,20 @@ import pytest
 from greenops_lint.savings import Workload, float64_time_factor, get_hardware, grid_table, hardware_table
 
 REQUIRED_HARDWARE = {
-    "t4", "v100", "a10", "a10g", "l4", "a100-40gb", "a100-80gb", "h100-sxm", "h200", "rtx-3090", "rtx-4090",
-    "x86-server-cpu", "cloud-vcpu-2", "generic-gpu",
+    "t4",
+    "v100",
+    "a10",
+    "a10g",
+    "l4",
+    "a100-40gb",
+    "a100-80gb",
+    "h100-sxm",
+    "h200",
+    "rtx-3090",
+    "rtx-4090",
+    "x86-server-cpu",
+    "cloud-vcpu-2",
+    "generic-gpu",
 }
 
 
@@ -49,7 +61,9 @@ def test_consumer_and_pre_ampere_ratios_are_kept(hardware, high):
 TINY = Workload("mlp", linears=((4, 4), (4, 4), (4, 2)), batch=64)
 WIDE = Workload("mlp", linears=((8192, 8192), (8192, 8192), (8192, 10)), batch=64)
 # ResNet-like: 7x7 stem and 3x3 stages on 56x56 maps, batch 128.
-RESNET = Workload("conv", convs=((3, 64, 7), (64, 64, 3), (64, 128, 3), (128, 256, 3), (256, 512, 3)), image=(56, 56), batch=128)
+RESNET = Workload(
+    "conv", convs=((3, 64, 7), (64, 64, 3), (64, 128, 3), (128, 256, 3), (256, 512, 3)), image=(56, 56), batch=128
+)
 
 
 def test_float64_on_a100_depends_on_the_work():
@@ -118,7 +132,19 @@ def test_every_default_rule_fixture_finding_has_an_estimate(cli):
 def test_statistics_show_the_co2_arithmetic(tmp_path, monkeypatch, cli):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "train.py").write_text("import torch\ntorch.set_default_dtype(torch.float64)\n")
-    out = cli("check", "train.py", "--statistics", "--gpu-hours", "100", "--hardware", "a100-80gb", "--region", "FR", "--pue", "1.2").stdout
+    out = cli(
+        "check",
+        "train.py",
+        "--statistics",
+        "--gpu-hours",
+        "100",
+        "--hardware",
+        "a100-80gb",
+        "--region",
+        "FR",
+        "--pue",
+        "1.2",
+    ).stdout
     assert "GO401 global-float64-default" in out
     # No literal sizes: 1x (overhead-bound, or GEMMs on FP64 tensor cores) to 16x (convolutions vs TF32).
     # 100 GPU-h x (1 - 1/16) = 93.75 GPU-h; x 400 W x 0.7 x 1.2 = 31.5 kWh; x 56 g = 1.8 kg
@@ -189,12 +215,18 @@ def test_cpu_measured_factors_stay_out_of_gpu_hours():
     def finding(code, family, estimate):
         return Finding("train.py", 1, 1, 1, 2, code, code.lower(), family, "m", estimate=estimate)
 
-    ddp = SavingsEstimate("time_factor", 1.0, 2.4, "x", "measured on 2 CPU gloo ranks", "a100-80gb", source="measured on CPU")
+    ddp = SavingsEstimate(
+        "time_factor", 1.0, 2.4, "x", "measured on 2 CPU gloo ranks", "a100-80gb", source="measured on CPU"
+    )
     f64 = SavingsEstimate("time_factor", 1.0, 2.0, "x", "roofline", "a100-80gb", source="derived")
     loads = SavingsEstimate("repeated_work", 9.0, 9.0, "extra loads", "loop", "a100-80gb")
     config = Config().with_overrides(hardware="a100-80gb", gpu_hours=100.0)
-    out = "\n".join(workload_lines([finding("GO202", "unused", ddp), finding("GO402", "precision", f64),
-                                    finding("GO101", "caching", loads)], config))
+    out = "\n".join(
+        workload_lines(
+            [finding("GO202", "unused", ddp), finding("GO402", "precision", f64), finding("GO101", "caching", loads)],
+            config,
+        )
+    )
     assert "from train.py: precision 1-2x" in out and "unused" not in out.split("from train.py")[1].split(";")[0]
     assert "not converted: 1 finding whose time factor was measured on CPU (GO202)" in out
     assert "not converted: 1 repeated-work finding (GO101)" in out

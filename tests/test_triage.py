@@ -47,7 +47,9 @@ def test_triage_row_is_well_formed(row):
     assert row["round"] in ROUNDS, f"{where}: round {row['round']!r} not in {sorted(ROUNDS)}"
     if row["verdict"] == NONE_VERDICT:
         assert row["code"] in load_rules().rules, f"{where}: {row['code']} is not a registered rule"
-        assert not (row["package"] or row["version"] or row["path"] or row["line"]), f"{where}: a NONE row names no finding"
+        assert not (row["package"] or row["version"] or row["path"] or row["line"]), (
+            f"{where}: a NONE row names no finding"
+        )
         assert row["reason"].strip(), f"{where}: the reason is required"
         return
     assert row["verdict"] in VERDICTS, f"{where}: verdict {row['verdict']!r} not in {sorted(VERDICTS)}"

@@ -175,7 +175,10 @@ def test_ddp_flag_under_an_if_else_choosing_wrappers_is_not_reported():
 
 
 def test_ddp_estimate_is_the_measured_range():
-    (finding,) = go(lint_source("import torch\nm = torch.nn.parallel.DistributedDataParallel(m, find_unused_parameters=True)\n"), "GO202")
+    (finding,) = go(
+        lint_source("import torch\nm = torch.nn.parallel.DistributedDataParallel(m, find_unused_parameters=True)\n"),
+        "GO202",
+    )
     assert (finding.estimate.metric, finding.estimate.low, finding.estimate.high) == ("time_factor", 1.0, 2.4)
 
 
@@ -227,7 +230,9 @@ def test_scheduler_that_is_never_stepped_says_so():
 
 
 def test_conv_bias_estimate_uses_literal_channels():
-    (finding,) = go(lint_source("import torch.nn as nn\nb = nn.Sequential(nn.Conv2d(3, 64, 3), nn.BatchNorm2d(64))\n"), "GO204")
+    (finding,) = go(
+        lint_source("import torch.nn as nn\nb = nn.Sequential(nn.Conv2d(3, 64, 3), nn.BatchNorm2d(64))\n"), "GO204"
+    )
     assert finding.estimate.low == finding.estimate.high == 64 * 4
 
 
@@ -259,8 +264,13 @@ def test_pages_quote_the_estimate_constants():
     assert f"{go204.CHANNELS_LOW}-{go204.CHANNELS_HIGH} channels" in go204_estimate
     go205_estimate = " ".join(go205.DebugModeLeftOn.section("Estimate").split())
     for figure in (
-        go205.ANOMALY_CNN, go205.ANOMALY_MLP, go205.PROFILER_CNN, go205.PROFILER_MLP,
-        go205.TF_EAGER_MAX, go205.JAX_NO_JIT_MAX, go205.LAUNCH_BLOCKING_MAX,
+        go205.ANOMALY_CNN,
+        go205.ANOMALY_MLP,
+        go205.PROFILER_CNN,
+        go205.PROFILER_MLP,
+        go205.TF_EAGER_MAX,
+        go205.JAX_NO_JIT_MAX,
+        go205.LAUNCH_BLOCKING_MAX,
     ):
         assert f"{figure:g}x" in go205_estimate, figure
 
@@ -342,7 +352,10 @@ def test_small_unused_layer_is_info_and_a_pretrained_port_is_info_with_the_cavea
 
 
 def test_ddp_and_debug_estimates_say_they_were_measured_on_cpu():
-    ddp = lint_source("from torch.nn.parallel import DistributedDataParallel as DDP\nm = DDP(net, find_unused_parameters=True)\n", hardware="a100-80gb")
+    ddp = lint_source(
+        "from torch.nn.parallel import DistributedDataParallel as DDP\nm = DDP(net, find_unused_parameters=True)\n",
+        hardware="a100-80gb",
+    )
     (finding,) = go(ddp, "GO202")
     assert finding.estimate.source == "measured on CPU" and "measured on CPU" in finding.message
     anomaly = go(lint_source("import torch\ntorch.autograd.set_detect_anomaly(True)\n"), "GO205")

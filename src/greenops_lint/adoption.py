@@ -43,9 +43,13 @@ def add_noqa(path: str, findings: list[Finding]) -> int:
         try:
             parse_python(text, path)
         except SyntaxError as exc:  # pragma: no cover - a guard, not expected
-            raise AdoptionError(f"{path}: adding noqa comments would break the file ({exc.msg}); left unchanged") from None
+            raise AdoptionError(
+                f"{path}: adding noqa comments would break the file ({exc.msg}); left unchanged"
+            ) from None
         if _encode(source, source.text) != raw:
-            raise AdoptionError(f"{path}: the {source.encoding} codec does not give the file's bytes back; left unchanged")
+            raise AdoptionError(
+                f"{path}: the {source.encoding} codec does not give the file's bytes back; left unchanged"
+            )
         rewrite_in_place(path, raw, _encode(source, text))
     return changed
 

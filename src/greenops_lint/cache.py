@@ -129,8 +129,18 @@ def _record(finding: Finding) -> dict:
     return data
 
 
-_TYPES = {"path": str, "line": int, "column": int, "end_line": int, "end_column": int, "code": str, "name": str,
-          "family": str, "message": str, "severity": str}
+_TYPES = {
+    "path": str,
+    "line": int,
+    "column": int,
+    "end_line": int,
+    "end_column": int,
+    "code": str,
+    "name": str,
+    "family": str,
+    "message": str,
+    "severity": str,
+}
 
 
 def _finding(data: dict) -> Finding:

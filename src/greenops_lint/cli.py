@@ -111,41 +111,127 @@ def main() -> None:
 
 @main.command()
 @click.argument("paths", nargs=-1, type=click.Path())
-@click.option("--output-format", "--format", "output_format", default="text", show_default=True, help=f"Output format: {', '.join(FORMATTERS)} (and any a plugin adds); --format is an alias.")
-@click.option("--select", multiple=True, help="Codes or prefixes to check (replaces the config's select), e.g. GO4,GO101.")
+@click.option(
+    "--output-format",
+    "--format",
+    "output_format",
+    default="text",
+    show_default=True,
+    help=f"Output format: {', '.join(FORMATTERS)} (and any a plugin adds); --format is an alias.",
+)
+@click.option(
+    "--select", multiple=True, help="Codes or prefixes to check (replaces the config's select), e.g. GO4,GO101."
+)
 @click.option("--extend-select", multiple=True, help="Codes or prefixes to add to the selection.")
 @click.option("--ignore", multiple=True, help="Codes or prefixes to skip (added to the config's ignore).")
-@click.option("--config", "config_file", type=click.Path(dir_okay=True, path_type=Path), help="Read settings from this TOML file.")
+@click.option(
+    "--config", "config_file", type=click.Path(dir_okay=True, path_type=Path), help="Read settings from this TOML file."
+)
 @click.option("--hardware", type=str, help="Hardware profile for estimates (`greenops-lint hardware` lists them).")
 @click.option("--region", type=str, help="Grid region for CO2e (country code such as DE, US; default WORLD).")
 @click.option("--pue", type=float, help="Data-centre power usage effectiveness (default 1.0).")
-@click.option("--gpu-hours", type=float, help="Workload size: turns estimates into GPU-hours, kWh and kg CO2e in --statistics.")
+@click.option(
+    "--gpu-hours", type=float, help="Workload size: turns estimates into GPU-hours, kWh and kg CO2e in --statistics."
+)
 @click.option("--statistics", is_flag=True, help="Print counts and summed estimates per rule and family.")
 @click.option("--output-file", "-o", type=click.Path(dir_okay=False), help="Write the report to this file.")
 @click.option("--exit-zero", is_flag=True, help="Exit 0 even when there are findings.")
 @click.option("--quiet", "-q", is_flag=True, help="Print no summary line.")
 @click.option("--jobs", "-j", type=click.IntRange(min=1), help="Worker processes (default: the CPUs available).")
 @click.option("--no-cache", is_flag=True, help="Neither read nor write the result cache.")
-@click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), help=f"Cache directory (default: {CACHE_DIR_NAME}/ next to the config).")
+@click.option(
+    "--cache-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help=f"Cache directory (default: {CACHE_DIR_NAME}/ next to the config).",
+)
 @click.option("--fix", is_flag=True, help="Apply safe fixes in place.")
-@click.option("--unsafe-fixes", is_flag=True, help="Also apply (with --fix or --diff) and mark as fixable the fixes that may change numerics or behaviour.")
-@click.option("--diff", is_flag=True, help="Print the fixes as a unified diff; write nothing (exit 1 when there would be changes).")
-@click.option("--add-noqa", is_flag=True, help="Add `# noqa: CODE` to every line with a finding (adopt the linter, block new waste).")
+@click.option(
+    "--unsafe-fixes",
+    is_flag=True,
+    help="Also apply (with --fix or --diff) and mark as fixable the fixes that may change numerics or behaviour.",
+)
+@click.option(
+    "--diff",
+    is_flag=True,
+    help="Print the fixes as a unified diff; write nothing (exit 1 when there would be changes).",
+)
+@click.option(
+    "--add-noqa",
+    is_flag=True,
+    help="Add `# noqa: CODE` to every line with a finding (adopt the linter, block new waste).",
+)
 @click.option("--show-suppressed", is_flag=True, help="Also list the findings that noqa comments hide.")
-@click.option("--show-info", is_flag=True, help="Also show info findings (below their rule's materiality threshold, or advisory); same as --min-severity info.")
-@click.option("--min-severity", type=click.Choice(["info", "warning", "error"]), help="Show findings at or above this severity (default: the config's min-severity, else warning).")
+@click.option(
+    "--show-info",
+    is_flag=True,
+    help="Also show info findings (below their rule's materiality threshold, or advisory); same as --min-severity info.",
+)
+@click.option(
+    "--min-severity",
+    type=click.Choice(["info", "warning", "error"]),
+    help="Show findings at or above this severity (default: the config's min-severity, else warning).",
+)
 @click.option("--disable-plugin", multiple=True, help="Do not load this rule-pack plugin (by entry-point name).")
 @click.option("--debug", is_flag=True, help="Show tracebacks of internal errors.")
-@click.option("--stdin-filename", type=str, help="With `check -`: the path of the code read from stdin (for the configuration, per-file-ignores and the output).")
-@click.option("--force-exclude", is_flag=True, help="Apply exclude / extend-exclude to files named on the command line too (for pre-commit).")
-@click.option("--color", "color", type=click.Choice(["auto", "always", "never"]), default="auto", show_default=True, help="Colour the text, concise and full formats (auto: on a terminal, unless NO_COLOR is set).")
-@click.option("--exit-non-zero-on-fix", is_flag=True, help="With --fix: exit 1 when files were changed, even if no finding is left.")
+@click.option(
+    "--stdin-filename",
+    type=str,
+    help="With `check -`: the path of the code read from stdin (for the configuration, per-file-ignores and the output).",
+)
+@click.option(
+    "--force-exclude",
+    is_flag=True,
+    help="Apply exclude / extend-exclude to files named on the command line too (for pre-commit).",
+)
+@click.option(
+    "--color",
+    "color",
+    type=click.Choice(["auto", "always", "never"]),
+    default="auto",
+    show_default=True,
+    help="Colour the text, concise and full formats (auto: on a terminal, unless NO_COLOR is set).",
+)
+@click.option(
+    "--exit-non-zero-on-fix",
+    is_flag=True,
+    help="With --fix: exit 1 when files were changed, even if no finding is left.",
+)
 @click.option("--show-fixes", is_flag=True, help="With --fix: list what was fixed, per file and rule.")
 @click.option("--show-settings", is_flag=True, help="Print the resolved settings and the enabled rules, then exit.")
-def check(paths, output_format, select, extend_select, ignore, config_file, hardware, region, pue, gpu_hours, statistics,
-          output_file, exit_zero, quiet, jobs, no_cache, cache_dir, fix, unsafe_fixes, diff, add_noqa, show_suppressed,
-          show_info, min_severity, disable_plugin, debug, stdin_filename, force_exclude, color, exit_non_zero_on_fix,
-          show_fixes, show_settings):
+def check(
+    paths,
+    output_format,
+    select,
+    extend_select,
+    ignore,
+    config_file,
+    hardware,
+    region,
+    pue,
+    gpu_hours,
+    statistics,
+    output_file,
+    exit_zero,
+    quiet,
+    jobs,
+    no_cache,
+    cache_dir,
+    fix,
+    unsafe_fixes,
+    diff,
+    add_noqa,
+    show_suppressed,
+    show_info,
+    min_severity,
+    disable_plugin,
+    debug,
+    stdin_filename,
+    force_exclude,
+    color,
+    exit_non_zero_on_fix,
+    show_fixes,
+    show_settings,
+):
     """Lint PATHS (files or directories; default: the current directory; `-`: stdin)."""
     paths = paths or (".",)
     from_stdin = paths == (STDIN,)
@@ -212,8 +298,12 @@ def check(paths, output_format, select, extend_select, ignore, config_file, hard
         cache = None
         if not no_cache:
             modules = [inspect.getsourcefile(cls) or "" for cls in rules.values()]
-            fingerprint = config_fingerprint(config, sorted(rules), registry.plugin_names, debug, unsafe_fixes, code_stamp(modules))
-            cache = ResultCache(cache_dir or config.root / CACHE_DIR_NAME, fingerprint, None if cache_dir else config.root)
+            fingerprint = config_fingerprint(
+                config, sorted(rules), registry.plugin_names, debug, unsafe_fixes, code_stamp(modules)
+            )
+            cache = ResultCache(
+                cache_dir or config.root / CACHE_DIR_NAME, fingerprint, None if cache_dir else config.root
+            )
             if cache.problem:
                 click.echo(f"greenops-lint: warning: {cache.problem}", err=True)
         results = lint_files(found.files, config, rules, jobs or default_jobs(), debug, cache, unsafe_fixes)
@@ -267,7 +357,10 @@ def _fix(files, config, rules, unsafe: bool, write: bool, quiet: bool):
                 click.echo(f"greenops-lint: error: {outcome.path}: {outcome.error}", err=True)
         if not quiet:
             fixes = sum(len(o.applied) for o in changed)
-            click.echo(f"Would fix {fixes} finding{'s' if fixes != 1 else ''} in {len(changed)} file{'s' if len(changed) != 1 else ''}.", err=True)
+            click.echo(
+                f"Would fix {fixes} finding{'s' if fixes != 1 else ''} in {len(changed)} file{'s' if len(changed) != 1 else ''}.",
+                err=True,
+            )
         raise SystemExit(EXIT_ERROR if any(o.error for o in outcomes) else EXIT_FINDINGS if changed else EXIT_CLEAN)
     for outcome in outcomes:
         if outcome.skipped_precision and not quiet:
@@ -279,7 +372,9 @@ def _fix(files, config, rules, unsafe: bool, write: bool, quiet: bool):
     fixed = sum(len(o.applied) for o in outcomes if o.changed)
     if not quiet and fixed:
         files = sum(1 for o in outcomes if o.changed)
-        click.echo(f"Fixed {fixed} finding{'s' if fixed != 1 else ''} in {files} file{'s' if files != 1 else ''}.", err=True)
+        click.echo(
+            f"Fixed {fixed} finding{'s' if fixed != 1 else ''} in {files} file{'s' if files != 1 else ''}.", err=True
+        )
     return outcomes
 
 
@@ -310,7 +405,10 @@ def _add_noqa(results, quiet: bool) -> None:
             lines += changed
             files += 1
     if not quiet:
-        click.echo(f"Added noqa comments to {lines} line{'s' if lines != 1 else ''} in {files} file{'s' if files != 1 else ''}.", err=True)
+        click.echo(
+            f"Added noqa comments to {lines} line{'s' if lines != 1 else ''} in {files} file{'s' if files != 1 else ''}.",
+            err=True,
+        )
     raise SystemExit(EXIT_ERROR if failed else EXIT_CLEAN)
 
 
@@ -319,7 +417,11 @@ def _effective_config(registry, paths, config_file, select, extend_select, ignor
     option_types = {code: {name: o.type for name, o in cls.options.items()} for code, cls in registry.rules.items()}
     config = load_config(config_file, _existing(Path(paths[0])).resolve(), known, option_types)
     overrides = {"select": _codes(select), "extend_select": _codes(extend_select)}
-    for option, codes in (("--select", overrides["select"]), ("--extend-select", overrides["extend_select"]), ("--ignore", _codes(ignore))):
+    for option, codes in (
+        ("--select", overrides["select"]),
+        ("--extend-select", overrides["extend_select"]),
+        ("--ignore", _codes(ignore)),
+    ):
         for code in codes or ():
             check_selector(code, known, option)
     if overrides["extend_select"]:
@@ -379,8 +481,16 @@ def _summary(findings: list[Finding], checked: int, suppressed: int = 0, below: 
 
 @main.command(name="rules")
 @click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text", show_default=True)
-@click.option("--write-docs", type=click.Path(file_okay=False, path_type=Path), help="Write one Markdown page per rule into this directory.")
-@click.option("--check-docs", type=click.Path(file_okay=False, path_type=Path), help="Exit 1 if a page in this directory is missing or stale.")
+@click.option(
+    "--write-docs",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Write one Markdown page per rule into this directory.",
+)
+@click.option(
+    "--check-docs",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Exit 1 if a page in this directory is missing or stale.",
+)
 def rules_command(output_format, write_docs, check_docs):
     """List every rule: code, name, family, default, fixable."""
     registry = _registry()
@@ -390,11 +500,16 @@ def rules_command(output_format, write_docs, check_docs):
         return
     if check_docs is not None:
         stale = [
-            code for code, rule in registry.rules.items()
-            if not (check_docs / f"{code}.md").is_file() or (check_docs / f"{code}.md").read_text(encoding="utf-8") != render_page(rule)
+            code
+            for code, rule in registry.rules.items()
+            if not (check_docs / f"{code}.md").is_file()
+            or (check_docs / f"{code}.md").read_text(encoding="utf-8") != render_page(rule)
         ]
         if stale:
-            click.echo(f"stale or missing rule pages: {', '.join(stale)} (run `greenops-lint rules --write-docs {check_docs}`)", err=True)
+            click.echo(
+                f"stale or missing rule pages: {', '.join(stale)} (run `greenops-lint rules --write-docs {check_docs}`)",
+                err=True,
+            )
             raise SystemExit(EXIT_FINDINGS)
         return
     rows = [
@@ -424,7 +539,9 @@ def rules_command(output_format, write_docs, check_docs):
 def explain(code):
     """Print the page of the rule CODE or name (what, why, example, fix, estimate)."""
     registry = _registry()
-    rule = registry.rules.get(code.upper()) or next((r for r in registry.rules.values() if r.name == code.lower()), None)
+    rule = registry.rules.get(code.upper()) or next(
+        (r for r in registry.rules.values() if r.name == code.lower()), None
+    )
     if rule is None:
         raise _fail(f"unknown rule code or name '{code}'; `greenops-lint rules` lists them")
     click.echo(render_page(rule), nl=False)
@@ -436,20 +553,28 @@ def hardware(output_format):
     """List the hardware profiles and grid regions the savings model knows."""
     profiles = {key: p for key, p in hardware_table().items() if not p.internal}
     if output_format == "json":
-        click.echo(json.dumps({
-            "hardware": {k: vars(p) for k, p in profiles.items()},
-            "regions": {k: vars(r) for k, r in grid_table().items()},
-        }, indent=2))
+        click.echo(
+            json.dumps(
+                {
+                    "hardware": {k: vars(p) for k, p in profiles.items()},
+                    "regions": {k: vars(r) for k, r in grid_table().items()},
+                },
+                indent=2,
+            )
+        )
         return
     click.echo("hardware (--hardware / hardware = ...):")
     for key, p in profiles.items():
         bf16 = f"{p.bf16:g}" if p.bf16 else "n/a"  # 0 in the table: no BF16 support
-        figures = f"FP64 {p.fp64:g} / FP32 {p.fp32:g} / BF16 {bf16} TFLOPS, {p.tdp_w:g} W" if p.fp32 else "range over the GPU profiles"
+        figures = (
+            f"FP64 {p.fp64:g} / FP32 {p.fp32:g} / BF16 {bf16} TFLOPS, {p.tdp_w:g} W"
+            if p.fp32
+            else "range over the GPU profiles"
+        )
         click.echo(f"  {key:16} {p.label:44} {figures}")
     click.echo("regions (--region / region = ...), gCO2e/kWh:")
     for key, r in grid_table().items():
         click.echo(f"  {key:6} {r.intensity:5g}  {r.name} ({r.year})")
-
 
 
 @main.command()
@@ -458,7 +583,9 @@ def server():
     try:
         from greenops_lint.server import serve
     except ImportError as exc:
-        raise _fail(f"the language server needs pygls ({exc}); install it with: pip install 'greenops-lint[lsp]'") from None
+        raise _fail(
+            f"the language server needs pygls ({exc}); install it with: pip install 'greenops-lint[lsp]'"
+        ) from None
     serve()
 
 

@@ -16,9 +16,27 @@ from greenops_lint.finding import SEVERITIES, severity_rank
 from greenops_lint.tomlcompat import tomllib
 
 DEFAULT_EXCLUDES = (
-    ".git", ".hg", ".svn", ".venv", "venv", ".env", "env", ".tox", ".nox", "build", "dist",
-    "__pycache__", "node_modules", "site-packages", ".eggs", "*.egg-info", ".mypy_cache",
-    ".ruff_cache", ".pytest_cache", ".greenops_lint_cache", ".ipynb_checkpoints",
+    ".git",
+    ".hg",
+    ".svn",
+    ".venv",
+    "venv",
+    ".env",
+    "env",
+    ".tox",
+    ".nox",
+    "build",
+    "dist",
+    "__pycache__",
+    "node_modules",
+    "site-packages",
+    ".eggs",
+    "*.egg-info",
+    ".mypy_cache",
+    ".ruff_cache",
+    ".pytest_cache",
+    ".greenops_lint_cache",
+    ".ipynb_checkpoints",
 )
 
 
@@ -224,8 +242,13 @@ def _parse_value(key, kind, value, path, known_codes, rule_option_types):
             raise ConfigError(f"{where}.disable must be a list of plugin names")
         return tuple(names)
     if kind in ("pue", "positive"):
-        if (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0
-                or (kind == "pue" and value < 1)):
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float))
+            or not math.isfinite(value)
+            or value <= 0
+            or (kind == "pue" and value < 1)
+        ):
             bound = "a number >= 1.0" if kind == "pue" else "a positive number"
             raise ConfigError(f"{where} must be {bound}, not {value!r}")
         return float(value)
@@ -294,6 +317,11 @@ def check_selector(code: str, known_codes: set[str], where: str) -> None:
 
 
 def _type_name(value: Any) -> str:
-    return {dict: "a table", list: "a list", str: "a string", bool: "a boolean", int: "an integer", float: "a number"}.get(
-        type(value), type(value).__name__
-    )
+    return {
+        dict: "a table",
+        list: "a list",
+        str: "a string",
+        bool: "a boolean",
+        int: "an integer",
+        float: "a number",
+    }.get(type(value), type(value).__name__)

@@ -64,7 +64,9 @@ class FileContext:
     ) -> None:
         """Record a finding; `statement` (for noqa) defaults to the one being visited,
         and must be given by rules that decide after the walk has moved on."""
-        self.reports.append(RawReport(rule, node, statement or self.enclosing_statement(), message, estimate, fix, severity))
+        self.reports.append(
+            RawReport(rule, node, statement or self.enclosing_statement(), message, estimate, fix, severity)
+        )
 
     def enclosing_statement(self) -> Optional[cst.CSTNode]:
         for node in reversed(self.stack):

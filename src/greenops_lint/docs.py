@@ -40,7 +40,14 @@ def render_page(rule: type[Rule]) -> str:
         for snippet in valid:
             lines += ["```python", snippet.rstrip("\n"), "```", ""]
     if rule.options:
-        lines += ["## Options", "", f"Under `[tool.greenops-lint.rules.{rule.code}]`:", "", "| option | type | default | meaning |", "| --- | --- | --- | --- |"]
+        lines += [
+            "## Options",
+            "",
+            f"Under `[tool.greenops-lint.rules.{rule.code}]`:",
+            "",
+            "| option | type | default | meaning |",
+            "| --- | --- | --- | --- |",
+        ]
         for name, option in rule.options.items():
             lines.append(f"| `{name}` | {option.type.__name__} | `{option.default!r}` | {option.help} |")
         lines.append("")

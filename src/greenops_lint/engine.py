@@ -88,7 +88,11 @@ class FileResult:
 
 class Linter:
     def __init__(
-        self, config: Config, rules: dict[str, type[Rule]], debug: bool = False, unsafe_fixes: bool = False,
+        self,
+        config: Config,
+        rules: dict[str, type[Rule]],
+        debug: bool = False,
+        unsafe_fixes: bool = False,
         collect_fixes: bool = False,
     ) -> None:
         self.config = config
@@ -150,7 +154,9 @@ class Linter:
             return self._syntax_check(path, source.text, ignored)
         deep = _too_deep(source.text)
         if deep is not None:
-            return self._meta_result(path, SYNTAX_ERROR, f"syntax error: {deep.msg}", deep.lineno or 1, deep.offset or 1, ignored)
+            return self._meta_result(
+                path, SYNTAX_ERROR, f"syntax error: {deep.msg}", deep.lineno or 1, deep.offset or 1, ignored
+            )
         problem = _too_large(source.text) or _too_complex(source.text)
         if problem:
             return self._meta_result(path, DECODE_ERROR, f"cannot analyse file: {problem}; skipped", 1, 1, ignored)
@@ -158,16 +164,27 @@ class Linter:
             module = parse_module(source.text)
         except cst.ParserSyntaxError as exc:
             message = str(exc.message).strip().splitlines()[0] if exc.message else "invalid syntax"
-            return self._meta_result(path, SYNTAX_ERROR, f"syntax error: {message}", exc.raw_line, exc.raw_column + 1, ignored)
+            return self._meta_result(
+                path, SYNTAX_ERROR, f"syntax error: {message}", exc.raw_line, exc.raw_column + 1, ignored
+            )
         except (RecursionError, MemoryError) as exc:
-            return self._meta_result(path, SYNTAX_ERROR, f"syntax error: file too deeply nested to parse ({type(exc).__name__})", 1, 1, ignored)
+            return self._meta_result(
+                path,
+                SYNTAX_ERROR,
+                f"syntax error: file too deeply nested to parse ({type(exc).__name__})",
+                1,
+                1,
+                ignored,
+            )
         except Exception as exc:  # noqa: BLE001 - a parser crash is ours, not the user's syntax error
             detail = traceback.format_exc() if self.debug else f"{type(exc).__name__}: {exc}"
             return self._meta_result(path, INTERNAL_ERROR, f"internal error in the parser: {detail}", 1, 1, ignored)
         try:
             return self._lint_module(path, module, source.text, rules, ignored)
         except RecursionError:
-            return self._meta_result(path, INTERNAL_ERROR, "internal error: file too deeply nested to analyse", 1, 1, ignored)
+            return self._meta_result(
+                path, INTERNAL_ERROR, "internal error: file too deeply nested to analyse", 1, 1, ignored
+            )
         except Exception as exc:  # noqa: BLE001
             detail = traceback.format_exc() if self.debug else f"{type(exc).__name__}: {exc}"
             return self._meta_result(path, INTERNAL_ERROR, f"internal error: {detail}", 1, 1, ignored)
@@ -232,7 +249,9 @@ class Linter:
             return result
         if self.collect_fixes:
             result.module = module
-        targets = [raw.node for raw in ctx.reports] + [raw.statement for raw in ctx.reports if raw.statement is not None]
+        targets = [raw.node for raw in ctx.reports] + [
+            raw.statement for raw in ctx.reports if raw.statement is not None
+        ]
         positions = positions_of(module, targets, text)
         suppressions = noqa_lines(text)
         crashed = {id(rule) for rule, _ in crashes}
@@ -272,7 +291,9 @@ class Linter:
         try:
             parse_python(text, path)
         except SyntaxError as exc:
-            return self._meta_result(path, SYNTAX_ERROR, f"syntax error: {exc.msg}", exc.lineno or 1, exc.offset or 1, ignored)
+            return self._meta_result(
+                path, SYNTAX_ERROR, f"syntax error: {exc.msg}", exc.lineno or 1, exc.offset or 1, ignored
+            )
         except (ValueError, RecursionError, MemoryError) as exc:
             return self._meta_result(path, SYNTAX_ERROR, f"syntax error: {exc}", 1, 1, ignored)
         return FileResult(path)
@@ -281,8 +302,16 @@ class Linter:
     def _meta(self, path: str, code: str, message: str, line: int, column: int) -> Finding:
         cls = self.meta.get(code)
         return Finding(
-            path=path, line=line, column=column, end_line=line, end_column=column, code=code,
-            name=cls.name if cls else code, family="core", message=message, severity="error",
+            path=path,
+            line=line,
+            column=column,
+            end_line=line,
+            end_column=column,
+            code=code,
+            name=cls.name if cls else code,
+            family="core",
+            message=message,
+            severity="error",
         )
 
     def _meta_result(self, path, code, message, line, column, ignored=()) -> FileResult:
@@ -377,7 +406,9 @@ _worker_linter: Optional[Linter] = None
 _worker_cache: Optional[ResultCache] = None
 
 
-def _init_worker(config: Config, rules: dict[str, type[Rule]], debug: bool, cache: Optional[ResultCache], unsafe_fixes: bool) -> None:
+def _init_worker(
+    config: Config, rules: dict[str, type[Rule]], debug: bool, cache: Optional[ResultCache], unsafe_fixes: bool
+) -> None:
     global _worker_linter, _worker_cache
     default_sigterm()
     _worker_linter = Linter(config, rules, debug, unsafe_fixes)
@@ -486,9 +517,11 @@ def _lint_isolated(jobs, results: dict[int, FileResult], reader: Linter, initarg
                 pool.shutdown(wait=False)
                 pool = None
                 results[index] = reader._meta_result(
-                    path, INTERNAL_ERROR,
+                    path,
+                    INTERNAL_ERROR,
                     "internal error: the linter's worker process died on this file (please report it); the other files were linted",
-                    1, 1,
+                    1,
+                    1,
                 )
     finally:
         if pool is not None:

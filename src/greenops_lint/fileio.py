@@ -34,7 +34,9 @@ class WriteSkipped(Exception):
 
 
 def atomic_write(
-    path: Union[str, Path], data: Union[bytes, str], durable: bool = True,
+    path: Union[str, Path],
+    data: Union[bytes, str],
+    durable: bool = True,
     before_replace: Optional[Callable[[], None]] = None,
 ) -> None:
     """Replace `path` with `data`; `durable=False` skips the fsync (caches).

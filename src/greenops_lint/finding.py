@@ -55,9 +55,11 @@ class SavingsEstimate:
         """A few words for the one-line text output."""
         where = "measured on CPU" if self.measured_on_cpu else f"on {self.hardware}"
         if self.metric == "memory_bytes":
-            return f"est. {human_bytes(self.low)}" + (
-                "" if self.low == self.high else f"-{human_bytes(self.high)}"
-            ) + f" memory {where}"
+            return (
+                f"est. {human_bytes(self.low)}"
+                + ("" if self.low == self.high else f"-{human_bytes(self.high)}")
+                + f" memory {where}"
+            )
         span = _num(self.low) if self.low == self.high else f"{_num(self.low)}-{_num(self.high)}"
         if self.metric == "time_factor":
             scope = "" if self.unit == "x" else " " + self.unit.removeprefix("x ")
@@ -93,7 +95,7 @@ class Finding:
     severity: str = "warning"
     fixable: bool = False
     estimate: Optional[SavingsEstimate] = None
-    # Lines on which a `# noqa` comment suppresses this finding (the reported
+    # Lines on which a noqa comment suppresses this finding (the reported
     # line and the first line of its statement); not part of the output.
     noqa_lines: tuple[int, ...] = field(default=(), compare=False, repr=False)
     # Notebooks: the cell (1-based, as the notebook shows it); `line` is then

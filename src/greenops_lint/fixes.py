@@ -84,8 +84,11 @@ def patch_diff(before: bytes, after: bytes, name: str) -> bytes:
     only inside the changed cells' sources), and a last line without a newline
     gets diff's "\\ No newline at end of file" marker."""
     lines = difflib.diff_bytes(
-        difflib.unified_diff, _PATCH_LINE.findall(before), _PATCH_LINE.findall(after),
-        b"a/" + os.fsencode(name), b"b/" + os.fsencode(name),
+        difflib.unified_diff,
+        _PATCH_LINE.findall(before),
+        _PATCH_LINE.findall(after),
+        b"a/" + os.fsencode(name),
+        b"b/" + os.fsencode(name),
     )
     return b"".join(line if line.endswith(b"\n") else line + b"\n" + _NO_NEWLINE for line in lines)
 
@@ -132,7 +135,9 @@ def fix_source(linter: Linter, path: str, raw: bytes, unsafe: bool) -> FixOutcom
                 new_text = apply_fixes(result.module, [fix for _, fix in fixes])
             cst.parse_module(new_text)
         except Exception as exc:  # noqa: BLE001 - a broken fix must never reach the disk
-            outcome.error = f"a fix produced code that does not parse ({type(exc).__name__}: {exc}); the file was not changed"
+            outcome.error = (
+                f"a fix produced code that does not parse ({type(exc).__name__}: {exc}); the file was not changed"
+            )
             outcome.result = _with_error(linter.lint_bytes(path, raw), path, outcome.error)
             return outcome
         if new_text == text:
@@ -248,7 +253,9 @@ def _rebuild_notebook(source: SourceFile, text: str) -> bytes:
     return replace_sources(source.raw, new_sources)
 
 
-def fix_paths(paths: list[str], config: Config, rules: dict[str, type[Rule]], unsafe: bool, write: bool = True) -> list[FixOutcome]:
+def fix_paths(
+    paths: list[str], config: Config, rules: dict[str, type[Rule]], unsafe: bool, write: bool = True
+) -> list[FixOutcome]:
     """Fix files in place (the probe's `--run` calls this on a temporary copy)."""
     linter = Linter(config, rules, unsafe_fixes=unsafe, collect_fixes=True)
     outcomes = []

@@ -75,6 +75,7 @@ def is_suppressed(code: str, lines: tuple[int, ...], table: dict[int, Optional[f
 
 # -- adding noqa comments (`check --add-noqa`) ----------------------------------------
 
+
 def _lines_ending_in_strings(text: str) -> set[int]:
     """Lines whose end lies inside a multi-line string: a comment there would
     become part of the string."""
@@ -102,14 +103,14 @@ def add_noqa_comments(text: str, codes_by_line: dict[int, set[str]]) -> tuple[st
             continue
         line = lines[number - 1]
         body = line.rstrip("\r\n")
-        ending = line[len(body):]
+        ending = line[len(body) :]
         match = _NOQA.search(body)
         if match and not match.group("codes"):
             continue  # a bare noqa already hides everything
         if match:
             present = set(_SPLIT.split(match.group("codes").strip()))
             merged = ",".join(sorted(present | codes))
-            body = body[: match.start()] + f"# noqa: {merged}" + body[match.end():]
+            body = body[: match.start()] + f"# noqa: {merged}" + body[match.end() :]
         else:
             body = body + f"  # noqa: {','.join(sorted(codes))}"
         if body + ending != line:

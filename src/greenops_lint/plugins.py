@@ -84,7 +84,9 @@ def load_rules(disabled: tuple[str, ...] = ()) -> RuleRegistry:
         try:
             formatters.update(hook() or {})
         except Exception as exc:  # noqa: BLE001
-            errors.append(f"plugin '{manager.get_name(plugin)}' failed while registering formatters: {type(exc).__name__}: {exc}")
+            errors.append(
+                f"plugin '{manager.get_name(plugin)}' failed while registering formatters: {type(exc).__name__}: {exc}"
+            )
     names = tuple(sorted(manager.get_name(p) or "" for p in manager.get_plugins()))
     return RuleRegistry(dict(sorted(rules.items())), errors, names, formatters)
 

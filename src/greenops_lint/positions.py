@@ -93,8 +93,12 @@ def positions_of(module: cst.Module, nodes: list[cst.CSTNode], text: Optional[st
     return provider._computed
 
 
-def _generate(node, line: int, indents: list[str], targets: set[int], module: cst.Module, provider: "_Positions") -> None:
-    state = _TargetPositions(default_indent=module.default_indent, default_newline=module.default_newline, provider=provider)
+def _generate(
+    node, line: int, indents: list[str], targets: set[int], module: cst.Module, provider: "_Positions"
+) -> None:
+    state = _TargetPositions(
+        default_indent=module.default_indent, default_newline=module.default_newline, provider=provider
+    )
     state.line = line
     state.indent_tokens = list(indents)
     state.targets = set(targets)

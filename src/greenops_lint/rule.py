@@ -130,7 +130,7 @@ def dispatch_methods(rule_cls: type[Rule]) -> list[tuple[str, str, str]]:
         for event in ("visit", "leave"):
             prefix = f"{event}_"
             if attr.startswith(prefix):
-                node_name = attr[len(prefix):]
+                node_name = attr[len(prefix) :]
                 if isinstance(getattr(cst, node_name, None), type):
                     found.append((event, node_name, attr))
     return found

@@ -146,10 +146,13 @@ class Workload:
         elif self.linears:
             text = "MLP " + "-".join(str(d) for d in [self.linears[0][0]] + [b for _, b in self.linears])
         else:
-            return {"mlp": "a model of matrix multiplies, sizes not literal", "conv": "a convolutional model, sizes not literal"}.get(
-                self.kind, "a model whose layers are not literal in the code"
-            )
-        batch = f"batch {self.batch}" if self.batch else f"batch {UNSIZED_BATCHES[0]}-{UNSIZED_BATCHES[1]} (not literal)"
+            return {
+                "mlp": "a model of matrix multiplies, sizes not literal",
+                "conv": "a convolutional model, sizes not literal",
+            }.get(self.kind, "a model whose layers are not literal in the code")
+        batch = (
+            f"batch {self.batch}" if self.batch else f"batch {UNSIZED_BATCHES[0]}-{UNSIZED_BATCHES[1]} (not literal)"
+        )
         return f"{text}, {batch} (literal shapes)"
 
 
@@ -221,7 +224,9 @@ def _ratio_range(hardware: HardwareProfile, workload: Workload) -> tuple[float, 
     matmul_words = f"{'TF32' if r['matmul32'] != hardware.fp32 else 'FP32'} {r['matmul32']:g}"
     conv_words = f"{'TF32' if r['conv32'] != hardware.fp32 else 'FP32'} {r['conv32']:g}"
     fp64_words = (
-        f"FP64 tensor cores {hardware.fp64_tc:g} / vector {hardware.fp64:g}" if hardware.fp64_tc else f"FP64 {hardware.fp64:g}"
+        f"FP64 tensor cores {hardware.fp64_tc:g} / vector {hardware.fp64:g}"
+        if hardware.fp64_tc
+        else f"FP64 {hardware.fp64:g}"
     )
     if workload.sized:
         batches = (workload.batch,) if workload.batch else UNSIZED_BATCHES
@@ -250,7 +255,11 @@ def _ratio_range(hardware: HardwareProfile, workload: Workload) -> tuple[float, 
         high = max(high, gemm_hi)
         low = min(low, gemm_lo)
     if workload.kind in ("conv", "unknown"):
-        penalty = "" if hardware.kind == "gpu" else f", float64 convolutions leave oneDNN: a further {CPU_FLOAT64_CONV_PENALTY:g}x measured on CPU"
+        penalty = (
+            ""
+            if hardware.kind == "gpu"
+            else f", float64 convolutions leave oneDNN: a further {CPU_FLOAT64_CONV_PENALTY:g}x measured on CPU"
+        )
         cases.append(f"convolutions {_span(conv_lo, conv_hi)}x ({conv_words} vs {fp64_words} TFLOPS{penalty})")
         high = max(high, conv_hi)
     return low, high, "; ".join(cases)
@@ -294,7 +303,11 @@ def float64_time_factor(hardware: HardwareProfile, workload: Optional[Workload] 
         if hardware.kind == "gpu" and workload.framework == "torch":
             assumptions.append(
                 "float32 convolutions use TF32 (torch.backends.cudnn.allow_tf32 defaults to True); float32 matmuls "
-                + ("use TF32 (switched on in the code)" if workload.tf32_matmul else "do not (PyTorch's default since 1.12)")
+                + (
+                    "use TF32 (switched on in the code)"
+                    if workload.tf32_matmul
+                    else "do not (PyTorch's default since 1.12)"
+                )
             )
         assumptions = tuple(assumptions)
     low, high = _round(low), _round(high)

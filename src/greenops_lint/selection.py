@@ -46,8 +46,7 @@ class PerFileIgnores:
     def __init__(self, config: Config) -> None:
         self.root = config.root
         self.entries = [
-            (pathspec.GitIgnoreSpec.from_lines([pattern]), codes)
-            for pattern, codes in config.per_file_ignores
+            (pathspec.GitIgnoreSpec.from_lines([pattern]), codes) for pattern, codes in config.per_file_ignores
         ]
 
     def codes_for(self, path: str) -> tuple[str, ...]:

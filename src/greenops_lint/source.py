@@ -74,7 +74,9 @@ def read_bytes(path: str) -> bytes:
             raise SourceError("cannot read file: not a regular file (a FIFO, socket or device)")
         limit = MAX_NOTEBOOK_BYTES if path.endswith(".ipynb") else MAX_FILE_BYTES
         if info.st_size > limit:
-            raise SourceError(f"cannot read file: {info.st_size / 2**20:.0f} MiB is over the {limit // 2**20} MiB limit")
+            raise SourceError(
+                f"cannot read file: {info.st_size / 2**20:.0f} MiB is over the {limit // 2**20} MiB limit"
+            )
         with open(path, "rb") as handle:
             return handle.read()
     except OSError as exc:
@@ -145,8 +147,14 @@ def decode_notebook(path: str, raw: bytes) -> SourceFile:
             f"cannot read notebook: its code cells hold {len(text.encode('utf-8')) / 2**20:.1f} MiB of code, "
             f"over the {MAX_FILE_BYTES // 2**20} MiB limit"
         )
-    return SourceFile(path=path, raw=raw, text=text, encoding="utf-8", cells=tuple(positions),
-                      indents=tuple(indents) if any(indents) else None)
+    return SourceFile(
+        path=path,
+        raw=raw,
+        text=text,
+        encoding="utf-8",
+        cells=tuple(positions),
+        indents=tuple(indents) if any(indents) else None,
+    )
 
 
 def _dedent(lines: list[str]) -> tuple[list[str], list[str]]:
@@ -156,8 +164,10 @@ def _dedent(lines: list[str]) -> tuple[list[str], list[str]]:
     prefix = first[: len(first) - len(first.lstrip(" \t"))]
     if not prefix:
         return lines, [""] * len(lines)
-    return ([line[len(prefix):] if line.startswith(prefix) else line for line in lines],
-            [prefix if line.startswith(prefix) else "" for line in lines])
+    return (
+        [line[len(prefix) :] if line.startswith(prefix) else line for line in lines],
+        [prefix if line.startswith(prefix) else "" for line in lines],
+    )
 
 
 def _python_lines(cell_lines: list[str]) -> list[str]:
@@ -192,7 +202,11 @@ def _is_magic(line: str, cell_lines: list[str], index: int) -> bool:
         return False
     if _is_python(line):
         return False
-    if not line.lstrip().startswith(("%", "!", "?")) and not _MAGIC_ASSIGNMENT.match(line) and not _ends_with_help(line):
+    if (
+        not line.lstrip().startswith(("%", "!", "?"))
+        and not _MAGIC_ASSIGNMENT.match(line)
+        and not _ends_with_help(line)
+    ):
         return False  # `# why?` in a comment is not help syntax
     # The first line of a statement written over several lines (`x = (a` then
     # `     % b)`): Python if the whole logical line is.

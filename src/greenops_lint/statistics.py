@@ -61,17 +61,20 @@ def workload_lines(findings: list[Finding], config: Config) -> list[str]:
     hardware = get_hardware(config.hardware)
     region = grid_table()[config.region]
     hours = config.gpu_hours or 0.0
-    lines = ["", f"If every finding were fixed, for a workload of {hours:g} GPU-hours on {hardware.key} ({hardware.label}):"]
+    lines = [
+        "",
+        f"If every finding were fixed, for a workload of {hours:g} GPU-hours on {hardware.key} ({hardware.label}):",
+    ]
     # Only factors on the whole step ("x") convert to GPU-hours; partial ones
     # ("x data-loading time") stay in their own unit. A factor measured on CPU
     # never converts to a GPU's hours: no GPU source supports it.
     gpu = hardware.kind == "gpu"
     cpu_only = [
-        f for f in findings
-        if f.estimate and f.estimate.metric == "time_factor" and gpu and f.estimate.measured_on_cpu
+        f for f in findings if f.estimate and f.estimate.metric == "time_factor" and gpu and f.estimate.measured_on_cpu
     ]
     whole = [
-        f for f in findings
+        f
+        for f in findings
         if f.estimate and f.estimate.metric == "time_factor" and f.estimate.unit == "x" and f not in cpu_only
     ]
     scripts = sorted({f.path for f in findings})
@@ -81,7 +84,9 @@ def workload_lines(findings: list[Finding], config: Config) -> list[str]:
     )
     notes = _not_converted(findings, cpu_only)
     if not whole:
-        lines.append("  no finding has a whole-step time estimate from a source for this hardware; nothing converts to GPU-hours")
+        lines.append(
+            "  no finding has a whole-step time estimate from a source for this hardware; nothing converts to GPU-hours"
+        )
         return lines + notes
     # Per script: findings of one family overlap (their range counts once),
     # families multiply. The workload is taken to be the worst script.
@@ -147,7 +152,8 @@ def _not_converted(findings: list[Finding], cpu_only: list[Finding]) -> list[str
             f"measured on CPU ({_codes(cpu_only)}); no GPU source supports it"
         )
     partial = [
-        f for f in findings
+        f
+        for f in findings
         if f.estimate and f.estimate.metric == "time_factor" and f.estimate.unit != "x" and f not in cpu_only
     ]
     if partial:

@@ -21,12 +21,40 @@ Handler = Callable[[cst.CSTNode], None]
 
 _SKIPPED_FIELDS = frozenset(
     {
-        "lpar", "rpar", "comma", "semicolon", "lbracket", "rbracket", "lbrace", "rbrace",
-        "equal", "colon", "star", "dot", "arrow", "asynchronous", "leading_lines",
-        "lines_after_decorators", "trailing_whitespace", "header", "footer", "newline",
-        "operator", "keyword", "whitespace", "indent", "default_indent", "default_newline",
-        "encoding", "has_trailing_newline", "whitespace_before_colon", "first_line",
-        "empty_lines", "prefix", "quote", "relative",
+        "lpar",
+        "rpar",
+        "comma",
+        "semicolon",
+        "lbracket",
+        "rbracket",
+        "lbrace",
+        "rbrace",
+        "equal",
+        "colon",
+        "star",
+        "dot",
+        "arrow",
+        "asynchronous",
+        "leading_lines",
+        "lines_after_decorators",
+        "trailing_whitespace",
+        "header",
+        "footer",
+        "newline",
+        "operator",
+        "keyword",
+        "whitespace",
+        "indent",
+        "default_indent",
+        "default_newline",
+        "encoding",
+        "has_trailing_newline",
+        "whitespace_before_colon",
+        "first_line",
+        "empty_lines",
+        "prefix",
+        "quote",
+        "relative",
     }
 )
 
@@ -102,7 +130,9 @@ class TreeWalk:
     """Walk a module once: keep the name resolver and ancestor stack current,
     and call rule handlers. `on_error(handler, exc)` receives rule crashes."""
 
-    def __init__(self, ctx: FileContext, dispatch: Dispatch, on_error: Callable[[Handler, BaseException], None]) -> None:
+    def __init__(
+        self, ctx: FileContext, dispatch: Dispatch, on_error: Callable[[Handler, BaseException], None]
+    ) -> None:
         self.ctx = ctx
         self.dispatch = dispatch
         self.on_error = on_error
@@ -117,9 +147,7 @@ class TreeWalk:
         known = self._silent_leaf.get(node_type)
         if known is None:
             known = self._silent_leaf[node_type] = (
-                is_leaf(node_type)
-                and node_type not in self.dispatch.visit
-                and node_type not in self.dispatch.leave
+                is_leaf(node_type) and node_type not in self.dispatch.visit and node_type not in self.dispatch.leave
             )
         return known
 

@@ -50,7 +50,12 @@ class AstIndex:
         for node in self.tree.body:
             if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
                 self.constants[node.targets[0].id] = node.value
-            elif annotated_constants and isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and node.value is not None:
+            elif (
+                annotated_constants
+                and isinstance(node, ast.AnnAssign)
+                and isinstance(node.target, ast.Name)
+                and node.value is not None
+            ):
                 self.constants[node.target.id] = node.value
         self.calls.sort(key=lambda c: (c.lineno, c.col_offset))
 
@@ -82,7 +87,11 @@ class AstIndex:
     def arg(self, call: ast.Call, index: int, keyword: Optional[str] = None) -> Any:
         """The literal value of an argument, by keyword or else by position."""
         node = next((k.value for k in call.keywords if keyword and k.arg == keyword), None)
-        if node is None and index < len(call.args) and not any(isinstance(a, ast.Starred) for a in call.args[: index + 1]):
+        if (
+            node is None
+            and index < len(call.args)
+            and not any(isinstance(a, ast.Starred) for a in call.args[: index + 1])
+        ):
             node = call.args[index]
         return self.literal(node)
 

@@ -35,10 +35,12 @@ from typing import TYPE_CHECKING, Iterator, Optional
 
 import libcst as cst
 
-from greenops_lint.analysis.calls import NOT_LITERAL, get_arg, has_star_kwargs, literal_value, name_prefix
+from greenops_lint.analysis.calls import NOT_LITERAL, literal_value, name_prefix
 from greenops_lint.analysis.classes import MODEL_BASES, MODEL_FACTORIES
+from greenops_lint.analysis.layer_params import torch_param_count
 from greenops_lint.analysis.names import Imported, canonical, dotted_name
-from greenops_lint.walker import children as _children, is_leaf
+from greenops_lint.walker import children as _children
+from greenops_lint.walker import is_leaf
 
 if TYPE_CHECKING:  # pragma: no cover
     from greenops_lint.context import FileContext
@@ -60,9 +62,20 @@ ENTRY_METHODS = {
 # `self.<attr>` reads that list or reach submodules by name.
 DYNAMIC_ATTRS = frozenset(
     {
-        "__dict__", "_modules", "modules", "children", "named_modules", "named_children",
-        "get_submodule", "__getattr__", "__getattribute__", "_flatten_layers", "_flatten_modules",
-        "submodules", "_layers", "__setattr__",
+        "__dict__",
+        "_modules",
+        "modules",
+        "children",
+        "named_modules",
+        "named_children",
+        "get_submodule",
+        "__getattr__",
+        "__getattribute__",
+        "_flatten_layers",
+        "_flatten_modules",
+        "submodules",
+        "_layers",
+        "__setattr__",
     }
 )
 _DYNAMIC_BUILTINS = frozenset({"setattr", "delattr", "vars", "eval", "exec", "locals", "globals"})
@@ -72,13 +85,55 @@ _KERAS_DYNAMIC_ATTRS = frozenset({"layers"})
 # Layers without parameters or buffers: an unused one costs nothing.
 _PARAM_FREE_TORCH = frozenset(
     {
-        "ReLU", "ReLU6", "LeakyReLU", "GELU", "SiLU", "Sigmoid", "Tanh", "Softmax", "Softmax2d", "LogSoftmax",
-        "Softmin", "Softplus", "Softsign", "ELU", "SELU", "CELU", "Mish", "Hardswish", "Hardsigmoid",
-        "Hardtanh", "Hardshrink", "Softshrink", "Tanhshrink", "Threshold", "GLU", "LogSigmoid", "RReLU",
-        "Identity", "Flatten", "Unflatten", "Upsample", "UpsamplingNearest2d", "UpsamplingBilinear2d",
-        "PixelShuffle", "PixelUnshuffle", "ChannelShuffle", "Fold", "Unfold", "CosineSimilarity",
-        "PairwiseDistance", "LocalResponseNorm", "CrossMapLRN2d", "InstanceNorm1d", "InstanceNorm2d",
-        "InstanceNorm3d", "Parameter", "ParameterList", "ParameterDict", "Module",
+        "ReLU",
+        "ReLU6",
+        "LeakyReLU",
+        "GELU",
+        "SiLU",
+        "Sigmoid",
+        "Tanh",
+        "Softmax",
+        "Softmax2d",
+        "LogSoftmax",
+        "Softmin",
+        "Softplus",
+        "Softsign",
+        "ELU",
+        "SELU",
+        "CELU",
+        "Mish",
+        "Hardswish",
+        "Hardsigmoid",
+        "Hardtanh",
+        "Hardshrink",
+        "Softshrink",
+        "Tanhshrink",
+        "Threshold",
+        "GLU",
+        "LogSigmoid",
+        "RReLU",
+        "Identity",
+        "Flatten",
+        "Unflatten",
+        "Upsample",
+        "UpsamplingNearest2d",
+        "UpsamplingBilinear2d",
+        "PixelShuffle",
+        "PixelUnshuffle",
+        "ChannelShuffle",
+        "Fold",
+        "Unfold",
+        "CosineSimilarity",
+        "PairwiseDistance",
+        "LocalResponseNorm",
+        "CrossMapLRN2d",
+        "InstanceNorm1d",
+        "InstanceNorm2d",
+        "InstanceNorm3d",
+        "Parameter",
+        "ParameterList",
+        "ParameterDict",
+        "Module",
         # A buffer has no parameters and no gradient: no DDP effect, no optimizer state.
         "Buffer",
     }
@@ -90,20 +145,62 @@ _CONTAINERS = frozenset({"ModuleList", "ModuleDict", "Sequential", "ParameterLis
 # with anything else imported from another module may have its attributes
 # read there (transformers' `@dynamic_rope_update` reads `self.original_inv_freq`).
 _INERT_DECORATOR_ROOTS = ("torch.", "functools.", "typing.", "typing_extensions.", "abc.", "contextlib.", "builtins.")
-_PARAM_FREE_SUFFIXES = ("Loss", "Pool1d", "Pool2d", "Pool3d", "Dropout", "Dropout1d", "Dropout2d", "Dropout3d", "Pad1d", "Pad2d", "Pad3d")
+_PARAM_FREE_SUFFIXES = (
+    "Loss",
+    "Pool1d",
+    "Pool2d",
+    "Pool3d",
+    "Dropout",
+    "Dropout1d",
+    "Dropout2d",
+    "Dropout3d",
+    "Pad1d",
+    "Pad2d",
+    "Pad3d",
+)
 _PARAM_FREE_KERAS = frozenset(
     {
-        "Dropout", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D", "GaussianNoise", "GaussianDropout",
-        "AlphaDropout", "Activation", "ReLU", "LeakyReLU", "ELU", "Softmax", "Flatten", "Reshape", "Permute",
-        "RepeatVector", "Lambda", "Concatenate", "Add", "Multiply", "Average", "Maximum", "Minimum", "Subtract",
-        "Dot", "Input", "InputLayer", "Rescaling", "Resizing", "CenterCrop", "Identity", "Normalization",
+        "Dropout",
+        "SpatialDropout1D",
+        "SpatialDropout2D",
+        "SpatialDropout3D",
+        "GaussianNoise",
+        "GaussianDropout",
+        "AlphaDropout",
+        "Activation",
+        "ReLU",
+        "LeakyReLU",
+        "ELU",
+        "Softmax",
+        "Flatten",
+        "Reshape",
+        "Permute",
+        "RepeatVector",
+        "Lambda",
+        "Concatenate",
+        "Add",
+        "Multiply",
+        "Average",
+        "Maximum",
+        "Minimum",
+        "Subtract",
+        "Dot",
+        "Input",
+        "InputLayer",
+        "Rescaling",
+        "Resizing",
+        "CenterCrop",
+        "Identity",
+        "Normalization",
     }
 )
 _PARAM_FREE_KERAS_PARTS = ("Pooling", "MaxPool", "AvgPool", "UpSampling", "ZeroPadding", "Cropping", "Random")
 _PARAM_FREE_FLAX = frozenset({"Dropout"})
 
 # Method chains that return the same module.
-_SAME_MODULE_METHODS = frozenset({"to", "cuda", "cpu", "float", "half", "bfloat16", "double", "train", "eval", "requires_grad_", "to_empty"})
+_SAME_MODULE_METHODS = frozenset(
+    {"to", "cuda", "cpu", "float", "half", "bfloat16", "double", "train", "eval", "requires_grad_", "to_empty"}
+)
 
 # `X.from_pretrained` of these is not a submodule.
 _NOT_A_MODEL = re.compile(r"Tokenizer|Processor|Config|Extractor|Scheduler|Pipeline|GenerationConfig")
@@ -200,7 +297,9 @@ class ModuleAttributes:
                 for small in stmt.body
                 if isinstance(small, cst.ImportFrom) and small.relative and not isinstance(small.names, cst.ImportStar)
                 for alias in small.names
-                if isinstance(alias.name, cst.Name) and alias.asname is None and alias.name.value in _RELATIVE_MODEL_BASES
+                if isinstance(alias.name, cst.Name)
+                and alias.asname is None
+                and alias.name.value in _RELATIVE_MODEL_BASES
             }
         return self._relative
 
@@ -229,7 +328,9 @@ class ModuleAttributes:
             for info in self.classes.values():
                 if info.kind is not None:
                     continue
-                kinds = list(pending[info.name]) + [self.classes[b].kind for b in info.local_bases if self.classes[b].kind]
+                kinds = list(pending[info.name]) + [
+                    self.classes[b].kind for b in info.local_bases if self.classes[b].kind
+                ]
                 if kinds:
                     info.kind = kinds[0]
                     changed = True
@@ -363,7 +464,11 @@ class ModuleAttributes:
         if not isinstance(value, cst.Call):
             return None
         func = value.func
-        if isinstance(func, cst.Attribute) and func.attr.value in _SAME_MODULE_METHODS and isinstance(func.value, cst.Call):
+        if (
+            isinstance(func, cst.Attribute)
+            and func.attr.value in _SAME_MODULE_METHODS
+            and isinstance(func.value, cst.Call)
+        ):
             if self.ctx.qualified_name(func) is None:
                 return self.layer_of(func.value)
         qualified = self.ctx.call_name(value)
@@ -371,13 +476,17 @@ class ModuleAttributes:
         if qualified is None:
             if isinstance(func, cst.Name):
                 info = self.classes.get(func.value)
-                if info is not None and info.kind is not None and self.ctx.names.scopes[0].names.get(func.value) is info.node:
+                if (
+                    info is not None
+                    and info.kind is not None
+                    and self.ctx.names.scopes[0].names.get(func.value) is info.node
+                ):
                     return Layer(value, label, None)
             return None
         kind_prefixes = (("torch.nn.", "torch"), ("keras.layers.", "keras"), ("flax.linen.", "flax"))
         for prefix, kind in kind_prefixes:
             if qualified.startswith(prefix):
-                rest = qualified[len(prefix):]
+                rest = qualified[len(prefix) :]
                 if "." in rest or not rest[:1].isupper():
                     return None
                 if kind == "torch" and (rest in _PARAM_FREE_TORCH or rest.endswith(_PARAM_FREE_SUFFIXES)):
@@ -428,7 +537,6 @@ def _mentions_self(node: cst.BaseExpression) -> bool:
     return False
 
 
-
 def _string_words(node: cst.CSTNode, words: set[str]) -> None:
     if isinstance(node, cst.SimpleString):
         words.update(_WORD.findall(node.value[1:]))
@@ -462,7 +570,12 @@ def _is_abstract(function: cst.FunctionDef) -> bool:
         for small in smalls:
             if isinstance(small, cst.Pass) or (isinstance(small, cst.Expr) and isinstance(small.value, cst.Ellipsis)):
                 continue
-            if isinstance(small, cst.Raise) and small.exc is not None and "NotImplementedError" in (dotted_name(small.exc.func if isinstance(small.exc, cst.Call) else small.exc) or ""):
+            if (
+                isinstance(small, cst.Raise)
+                and small.exc is not None
+                and "NotImplementedError"
+                in (dotted_name(small.exc.func if isinstance(small.exc, cst.Call) else small.exc) or "")
+            ):
                 continue
             return False
     return True
@@ -506,7 +619,9 @@ class _ClassScan:
             elif not _is_docstring(stmt):
                 self._walk(stmt, None)
 
-    def _store(self, target: cst.BaseExpression, value: Optional[cst.BaseExpression], method: Optional[str], multiple: bool) -> None:
+    def _store(
+        self, target: cst.BaseExpression, value: Optional[cst.BaseExpression], method: Optional[str], multiple: bool
+    ) -> None:
         if isinstance(target, cst.Attribute) and _is_self(target.value):
             attr = target.attr.value
             self.info.stored.add(attr)
@@ -557,7 +672,9 @@ class _ClassScan:
             outer = self.unreachable
             for stmt in node.body:
                 self._walk(stmt, method)
-                if isinstance(stmt, cst.SimpleStatementLine) and any(isinstance(s, (cst.Raise, cst.Return)) for s in stmt.body):
+                if isinstance(stmt, cst.SimpleStatementLine) and any(
+                    isinstance(s, (cst.Raise, cst.Return)) for s in stmt.body
+                ):
                     self.unreachable = True
             self.unreachable = outer
             return
@@ -630,7 +747,12 @@ class _ExternalScan:
         elif node_type is cst.SimpleString or node_type is cst.FormattedStringText:
             _string_words(node, self.words)
             return
-        elif node_type is cst.Call and isinstance(node.func, cst.Name) and node.func.value in ("getattr", "hasattr") and len(node.args) > 1:
+        elif (
+            node_type is cst.Call
+            and isinstance(node.func, cst.Name)
+            and node.func.value in ("getattr", "hasattr")
+            and len(node.args) > 1
+        ):
             attr = literal_value(node.args[1].value)
             if isinstance(attr, str):
                 self.reads[attr] += 1
@@ -645,138 +767,6 @@ class _ExternalScan:
             return
         for child in _children(node):
             self._walk(child, in_model_class)
-
-
-# -- parameter counts from literal sizes ----------------------------------------------
-def int_value(node: Optional[cst.BaseExpression]) -> Optional[int]:
-    """An int from a literal or simple arithmetic on literals (`4 * 1024`)."""
-    if node is None:
-        return None
-    if isinstance(node, cst.BinaryOperation):
-        left, right = int_value(node.left), int_value(node.right)
-        if left is None or right is None:
-            return None
-        op = node.operator
-        if isinstance(op, cst.Multiply):
-            return left * right
-        if isinstance(op, cst.Add):
-            return left + right
-        if isinstance(op, cst.Subtract):
-            return left - right
-        if isinstance(op, cst.FloorDivide) and right:
-            return left // right
-        if isinstance(op, cst.Power) and 0 <= right < 64:
-            return left ** right
-        return None
-    value = literal_value(node)
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    return None
-
-
-def _sizes(node: Optional[cst.BaseExpression], dims: int) -> Optional[list[int]]:
-    if node is None:
-        return None
-    if isinstance(node, (cst.Tuple, cst.List)):
-        values = [int_value(e.value) for e in node.elements]
-        return None if any(v is None for v in values) else values  # type: ignore[return-value]
-    value = int_value(node)
-    return None if value is None else [value] * dims
-
-
-def _flag(call: cst.Call, keyword: str, position: Optional[int], default: bool) -> Optional[bool]:
-    arg = get_arg(call, keyword, position)
-    if arg is None:
-        return default
-    value = literal_value(arg.value)
-    return value if isinstance(value, bool) else None
-
-
-def _arg_int(call: cst.Call, keyword: str, position: Optional[int], default: Optional[int] = None) -> Optional[int]:
-    arg = get_arg(call, keyword, position)
-    if arg is None:
-        return default
-    return int_value(arg.value)
-
-
-_CONV = re.compile(r"^(Lazy)?Conv(Transpose)?([123])d$")
-_BATCHNORM = re.compile(r"^(Sync)?BatchNorm([123]d)?$")
-_RNN_GATES = {"LSTM": 4, "GRU": 3, "RNN": 1}
-
-
-def torch_param_count(call: cst.Call, cls: str) -> Optional[int]:
-    """Parameters of a `torch.nn` layer built with literal sizes, else None."""
-    if has_star_kwargs(call) or any(a.star for a in call.args):
-        return None
-    if cls == "Linear":
-        n_in, n_out = _arg_int(call, "in_features", 0), _arg_int(call, "out_features", 1)
-        bias = _flag(call, "bias", 2, True)
-        if n_in is None or n_out is None or bias is None:
-            return None
-        return n_in * n_out + (n_out if bias else 0)
-    match = _CONV.match(cls)
-    if match and not match.group(1):
-        dims = int(match.group(3))
-        n_in, n_out = _arg_int(call, "in_channels", 0), _arg_int(call, "out_channels", 1)
-        kernel_arg = get_arg(call, "kernel_size", 2)
-        kernel = _sizes(kernel_arg.value, dims) if kernel_arg is not None else None
-        groups = _arg_int(call, "groups", 6, 1)
-        bias = _flag(call, "bias", 7, True)
-        if None in (n_in, n_out, groups, bias) or kernel is None or not groups:
-            return None
-        weights = n_in * n_out // groups  # type: ignore[operator]
-        for k in kernel:
-            weights *= k
-        return weights + (n_out if bias else 0)  # type: ignore[operator]
-    if cls == "Embedding":
-        num, dim = _arg_int(call, "num_embeddings", 0), _arg_int(call, "embedding_dim", 1)
-        return None if num is None or dim is None else num * dim
-    if cls in ("LayerNorm", "RMSNorm", "GroupNorm") or _BATCHNORM.match(cls):
-        # Without affine parameters a norm layer holds none, whatever its size.
-        affine_keyword, position = ("elementwise_affine", 2) if cls in ("LayerNorm", "RMSNorm") else ("affine", 3)
-        if _flag(call, affine_keyword, position, True) is False:
-            return 0
-    if cls == "LayerNorm":
-        shape_arg = get_arg(call, "normalized_shape", 0)
-        shape = _sizes(shape_arg.value, 1) if shape_arg is not None else None
-        affine = _flag(call, "elementwise_affine", 2, True)
-        bias = _flag(call, "bias", 3, True)
-        if shape is None or affine is None or bias is None:
-            return None
-        numel = 1
-        for s in shape:
-            numel *= s
-        return (numel + (numel if bias else 0)) if affine else 0
-    if _BATCHNORM.match(cls):
-        n = _arg_int(call, "num_features", 0)
-        affine = _flag(call, "affine", 3, True)
-        return None if n is None or affine is None else (2 * n if affine else 0)
-    if cls == "GroupNorm":
-        channels = _arg_int(call, "num_channels", 1)
-        affine = _flag(call, "affine", 3, True)
-        return None if channels is None or affine is None else (2 * channels if affine else 0)
-    if cls in _RNN_GATES:
-        gates = _RNN_GATES[cls]
-        n_in, hidden = _arg_int(call, "input_size", 0), _arg_int(call, "hidden_size", 1)
-        layers = _arg_int(call, "num_layers", 2, 1)
-        bias = _flag(call, "bias", 3, True)
-        bidirectional = _flag(call, "bidirectional", 6, False)
-        if None in (n_in, hidden, layers, bias, bidirectional) or get_arg(call, "proj_size") is not None:
-            return None
-        directions = 2 if bidirectional else 1
-        total = 0
-        for layer in range(layers):  # type: ignore[arg-type]
-            width = n_in if layer == 0 else hidden * directions  # type: ignore[operator]
-            per_direction = gates * hidden * (width + hidden) + (2 * gates * hidden if bias else 0)  # type: ignore[operator]
-            total += per_direction * directions
-        return total
-    if cls == "MultiheadAttention":
-        dim = _arg_int(call, "embed_dim", 0)
-        bias = _flag(call, "bias", 3, True)
-        if dim is None or bias is None or get_arg(call, "kdim") is not None or get_arg(call, "vdim") is not None:
-            return None
-        return 4 * dim * dim + (4 * dim if bias else 0)
-    return None
 
 
 def _short_call(module: cst.Module, call: cst.Call, limit: int = 48) -> str:

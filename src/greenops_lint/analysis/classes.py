@@ -70,9 +70,7 @@ class ModelClasses:
     def __init__(self, module: cst.Module, names: NameResolver, bases: frozenset = MODEL_BASES) -> None:
         self.bases = bases
         module_scope = names.scopes[0]
-        classes = {
-            stmt.name.value: stmt for stmt in module.body if isinstance(stmt, cst.ClassDef)
-        }
+        classes = {stmt.name.value: stmt for stmt in module.body if isinstance(stmt, cst.ClassDef)}
         self.models: set[str] = set()
         changed = True
         while changed:  # a fixed point over "subclass of a model class"

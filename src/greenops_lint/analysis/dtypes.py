@@ -14,8 +14,15 @@ if TYPE_CHECKING:  # pragma: no cover
 
 FLOAT64_NAMES = frozenset(
     {
-        "torch.float64", "torch.double", "numpy.float64", "numpy.double", "numpy.float_",
-        "tensorflow.float64", "tensorflow.double", "jax.numpy.float64", "builtins.float",
+        "torch.float64",
+        "torch.double",
+        "numpy.float64",
+        "numpy.double",
+        "numpy.float_",
+        "tensorflow.float64",
+        "tensorflow.double",
+        "jax.numpy.float64",
+        "builtins.float",
     }
 )
 FLOAT64_STRINGS = frozenset({"float64", "double", "f8", "<f8", "torch.float64", "torch.double"})
@@ -33,7 +40,8 @@ NUMPY_FLOAT_FACTORIES = frozenset(
     f"numpy.{name}" for name in ("zeros", "ones", "empty", "linspace", "eye", "identity", "loadtxt", "genfromtxt")
 )
 PANDAS_READERS = frozenset(
-    f"pandas.{name}" for name in ("read_csv", "read_table", "read_parquet", "read_feather", "read_excel", "read_hdf", "read_json")
+    f"pandas.{name}"
+    for name in ("read_csv", "read_table", "read_parquet", "read_feather", "read_excel", "read_hdf", "read_json")
 )
 
 
@@ -48,7 +56,18 @@ def is_dtype_expr(ctx: "FileContext", node: cst.BaseExpression) -> bool:
     if isinstance(node, cst.SimpleString):
         value = literal_value(node)
         return isinstance(value, str) and value.lstrip("<>=").rstrip("0123456789") in (
-            "float", "int", "uint", "bool", "complex", "double", "half", "f", "i", "u", "bfloat", "single",
+            "float",
+            "int",
+            "uint",
+            "bool",
+            "complex",
+            "double",
+            "half",
+            "f",
+            "i",
+            "u",
+            "bfloat",
+            "single",
         )
     qualified = ctx.qualified_name(node)
     if qualified is None:
@@ -56,7 +75,17 @@ def is_dtype_expr(ctx: "FileContext", node: cst.BaseExpression) -> bool:
     if qualified.startswith("builtins."):
         return qualified in ("builtins.float", "builtins.int", "builtins.bool", "builtins.complex")
     return qualified.startswith(_DTYPE_PREFIXES) and qualified.rsplit(".", 1)[-1].rstrip("_0123456789") in (
-        "float", "int", "uint", "bool", "complex", "double", "half", "bfloat", "single", "long", "short",
+        "float",
+        "int",
+        "uint",
+        "bool",
+        "complex",
+        "double",
+        "half",
+        "bfloat",
+        "single",
+        "long",
+        "short",
     )
 
 
@@ -158,7 +187,22 @@ _ARITHMETIC = (cst.Add, cst.Subtract, cst.Multiply, cst.Divide, cst.Power)
 
 # Frame methods that keep the frame's dtypes.
 _FRAME_KEEPING = frozenset(
-    {"drop", "dropna", "fillna", "copy", "head", "tail", "sample", "sort_values", "sort_index", "ffill", "bfill", "clip", "abs", "interpolate"}
+    {
+        "drop",
+        "dropna",
+        "fillna",
+        "copy",
+        "head",
+        "tail",
+        "sample",
+        "sort_values",
+        "sort_index",
+        "ffill",
+        "bfill",
+        "clip",
+        "abs",
+        "interpolate",
+    }
 )
 _FLOAT_SELECTORS = frozenset({"float", "float64", "floating", "f8"})
 
@@ -229,7 +273,8 @@ def _is_float_frame(ctx: "FileContext", node: cst.BaseExpression, depth: int) ->
             return False
         values = include.value.elements if isinstance(include.value, (cst.List, cst.Tuple)) else [include.value]
         return bool(values) and all(
-            literal_value(getattr(v, "value", v)) in _FLOAT_SELECTORS or is_float64_dtype(ctx, getattr(v, "value", v)) for v in values
+            literal_value(getattr(v, "value", v)) in _FLOAT_SELECTORS or is_float64_dtype(ctx, getattr(v, "value", v))
+            for v in values
         )
     if method in _FRAME_KEEPING:
         return _is_float_frame(ctx, func.value, depth + 1)
@@ -249,13 +294,24 @@ def _is_frame(ctx: "FileContext", node: cst.BaseExpression, depth: int) -> bool:
         if ctx.call_name(node) in PANDAS_READERS:
             return True
         func = node.func
-        return isinstance(func, cst.Attribute) and func.attr.value in _FRAME_KEEPING | {"astype", "select_dtypes"} and _is_frame(ctx, func.value, depth + 1)
+        return (
+            isinstance(func, cst.Attribute)
+            and func.attr.value in _FRAME_KEEPING | {"astype", "select_dtypes"}
+            and _is_frame(ctx, func.value, depth + 1)
+        )
     return False
 
 
 _ALL_POSITIONAL_SIZES = frozenset({"numpy.random.rand", "numpy.random.randn"})
 _FIRST_POSITIONAL_SIZE = frozenset(
-    {"numpy.zeros", "numpy.ones", "numpy.empty", "numpy.random.random", "numpy.random.random_sample", "numpy.random.ranf"}
+    {
+        "numpy.zeros",
+        "numpy.ones",
+        "numpy.empty",
+        "numpy.random.random",
+        "numpy.random.random_sample",
+        "numpy.random.ranf",
+    }
 )
 
 

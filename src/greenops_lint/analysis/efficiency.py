@@ -47,16 +47,21 @@ def uses_cuda(ctx: "FileContext") -> bool:
     return bool(_CUDA_TEXT.search(ctx.text))
 
 
-
 # -- gradient mode -------------------------------------------------------------------------
 
 GRAD_OFF = frozenset(
     {
-        "torch.no_grad", "torch.inference_mode", "torch.autograd.no_grad", "torch.autograd.inference_mode",
-        "torch.autograd.grad_mode.no_grad", "torch.autograd.grad_mode.inference_mode",
+        "torch.no_grad",
+        "torch.inference_mode",
+        "torch.autograd.no_grad",
+        "torch.autograd.inference_mode",
+        "torch.autograd.grad_mode.no_grad",
+        "torch.autograd.grad_mode.inference_mode",
     }
 )
-GRAD_SET = frozenset({"torch.set_grad_enabled", "torch.autograd.set_grad_enabled", "torch.autograd.grad_mode.set_grad_enabled"})
+GRAD_SET = frozenset(
+    {"torch.set_grad_enabled", "torch.autograd.set_grad_enabled", "torch.autograd.grad_mode.set_grad_enabled"}
+)
 # Library contexts that switch gradients off as well: MONAI's `eval_mode(net)` is `net.eval()` + `no_grad()`.
 GRAD_OFF_CONTEXTS = frozenset({"monai.networks.utils.eval_mode", "monai.networks.eval_mode"})
 GRAD_ON = frozenset({"torch.enable_grad", "torch.autograd.enable_grad", "torch.autograd.grad_mode.enable_grad"})
@@ -136,8 +141,12 @@ def grad_mode(ctx: "FileContext") -> Optional[str]:
 
 # -- guards: code that runs on some iterations only ------------------------------------------
 
-_COUNTER = re.compile(r"^(i|j|it|n|idx|index|step|steps|global_step|iteration|iters?|batch_idx|batch_index|batch_i|epoch|update|updates|count|counter)$|(_step|_iter|_idx|_count)$")
-_RARE_FLAGS = re.compile(r"(sync_gradients|should_log|should_save|should_evaluate|log_now|is_last|last_step|last_batch|do_log|do_eval)")
+_COUNTER = re.compile(
+    r"^(i|j|it|n|idx|index|step|steps|global_step|iteration|iters?|batch_idx|batch_index|batch_i|epoch|update|updates|count|counter)$|(_step|_iter|_idx|_count)$"
+)
+_RARE_FLAGS = re.compile(
+    r"(sync_gradients|should_log|should_save|should_evaluate|log_now|is_last|last_step|last_batch|do_log|do_eval)"
+)
 
 
 def periodic_period(test: cst.BaseExpression) -> Optional[object]:
@@ -160,7 +169,13 @@ def exits_block(block: cst.BaseSuite) -> bool:
     if not body:
         return False
     last = body[-1]
-    small = last.body if isinstance(last, cst.SimpleStatementLine) else [last] if isinstance(last, cst.SimpleStatementSuite) else []
+    small = (
+        last.body
+        if isinstance(last, cst.SimpleStatementLine)
+        else [last]
+        if isinstance(last, cst.SimpleStatementSuite)
+        else []
+    )
     return any(isinstance(s, (cst.Raise, cst.Break, cst.Return)) for s in small)
 
 
@@ -241,8 +256,20 @@ class TrainingLoops:
 # -- what an expression holds --------------------------------------------------------------------
 
 _HOST_PREFIXES = ("numpy.", "pandas.", "sklearn.", "scipy.", "math.", "statistics.", "polars.", "random.", "time.")
-_HOST_BUILTINS = frozenset({"builtins.float", "builtins.int", "builtins.len", "builtins.round", "builtins.str", "builtins.bool", "builtins.abs"})
-_HOST_METHODS = frozenset({"item", "tolist", "numpy", "cpu", "__len__", "size", "dim", "numel", "get_last_lr", "keys", "values"})
+_HOST_BUILTINS = frozenset(
+    {
+        "builtins.float",
+        "builtins.int",
+        "builtins.len",
+        "builtins.round",
+        "builtins.str",
+        "builtins.bool",
+        "builtins.abs",
+    }
+)
+_HOST_METHODS = frozenset(
+    {"item", "tolist", "numpy", "cpu", "__len__", "size", "dim", "numel", "get_last_lr", "keys", "values"}
+)
 _DEVICE_METHODS = frozenset({"to", "cuda"})
 LOSS_NAME = re.compile(r"(^|_)(loss|losses|criterion|loss_fn|loss_func|lossfn|objective)(_|$)|loss$", re.IGNORECASE)
 _LOADER_LIKE = re.compile(r"(loader|batches|dataset|ds|data|iterator|env|envs)$", re.IGNORECASE)
@@ -289,7 +316,9 @@ def tensor_evidence(ctx: "FileContext", expr: cst.BaseExpression, depth: int = 0
             if LOSS_NAME.search(func.value) or MODEL_NAME.search(func.value):
                 return True
             value = ctx.value_of(func)
-            if isinstance(value, cst.Call) and is_model_constructor(ctx.call_name(value), value.func, ctx.model_classes):
+            if isinstance(value, cst.Call) and is_model_constructor(
+                ctx.call_name(value), value.func, ctx.model_classes
+            ):
                 return True
             if isinstance(value, cst.ClassDef) and ctx.model_classes.is_model_class(value.name.value):
                 return True
@@ -297,7 +326,11 @@ def tensor_evidence(ctx: "FileContext", expr: cst.BaseExpression, depth: int = 0
     if isinstance(expr, (cst.Attribute, cst.Subscript)):
         if isinstance(expr, cst.Attribute) and expr.attr.value in ("shape", "device", "dtype"):
             return False
-        if isinstance(expr, cst.Attribute) and isinstance(expr.value, cst.Name) and expr.value.value in ("self", "args", "cfg", "config"):
+        if (
+            isinstance(expr, cst.Attribute)
+            and isinstance(expr.value, cst.Name)
+            and expr.value.value in ("self", "args", "cfg", "config")
+        ):
             return None
         return tensor_evidence(ctx, expr.value, depth + 1)
     if isinstance(expr, cst.BinaryOperation):
@@ -310,18 +343,40 @@ def tensor_evidence(ctx: "FileContext", expr: cst.BaseExpression, depth: int = 0
         return None
     if isinstance(expr, cst.UnaryOperation):
         return tensor_evidence(ctx, expr.expression, depth + 1)
-    if isinstance(expr, (cst.Integer, cst.Float, cst.SimpleString, cst.FormattedString, cst.ConcatenatedString, cst.List, cst.Dict, cst.Tuple)):
+    if isinstance(
+        expr,
+        (
+            cst.Integer,
+            cst.Float,
+            cst.SimpleString,
+            cst.FormattedString,
+            cst.ConcatenatedString,
+            cst.List,
+            cst.Dict,
+            cst.Tuple,
+        ),
+    ):
         return False
     if isinstance(expr, cst.Name):
         value = ctx.value_of(expr)
         if isinstance(value, LoopItem):
             iterable = value.iterable
-            while isinstance(iterable, cst.Call) and iterable.args and ctx.call_name(iterable) in (
-                "builtins.enumerate", "builtins.zip", "tqdm.tqdm", "tqdm.auto.tqdm",
+            while (
+                isinstance(iterable, cst.Call)
+                and iterable.args
+                and ctx.call_name(iterable)
+                in (
+                    "builtins.enumerate",
+                    "builtins.zip",
+                    "tqdm.tqdm",
+                    "tqdm.auto.tqdm",
+                )
             ):
                 iterable = iterable.args[0].value
-            name = iterable.value if isinstance(iterable, cst.Name) else (
-                iterable.attr.value if isinstance(iterable, cst.Attribute) else ""
+            name = (
+                iterable.value
+                if isinstance(iterable, cst.Name)
+                else (iterable.attr.value if isinstance(iterable, cst.Attribute) else "")
             )
             return False if _LOADER_LIKE.search(name) else None
         if isinstance(value, (Opaque, type(None))) or value is None:
@@ -376,14 +431,41 @@ def is_device_expr(ctx: "FileContext", expr: cst.BaseExpression) -> bool:
 # model constructor does not return a model. Calls into the project's own
 # modules (`from models import Generator`) are unknown: the name decides.
 _KNOWN_LIBRARIES = (
-    "torch.", "transformers.", "diffusers.", "numpy.", "pandas.", "sklearn.", "scipy.", "tensorflow.", "keras.",
-    "jax.", "flax.", "timm.", "torchvision.", "sentence_transformers.", "lightning.", "accelerate.", "builtins.",
-    "random.", "math.", "datasets.", "tokenizers.", "peft.", "trl.", "openai.", "gym.", "gymnasium.",
+    "torch.",
+    "transformers.",
+    "diffusers.",
+    "numpy.",
+    "pandas.",
+    "sklearn.",
+    "scipy.",
+    "tensorflow.",
+    "keras.",
+    "jax.",
+    "flax.",
+    "timm.",
+    "torchvision.",
+    "sentence_transformers.",
+    "lightning.",
+    "accelerate.",
+    "builtins.",
+    "random.",
+    "math.",
+    "datasets.",
+    "tokenizers.",
+    "peft.",
+    "trl.",
+    "openai.",
+    "gym.",
+    "gymnasium.",
 )
 _MODEL_WRAPPERS = frozenset(
     {
-        "torch.compile", "torch.jit.script", "torch.jit.trace", "torch.nn.DataParallel",
-        "torch.nn.parallel.DistributedDataParallel", "torch.nn.parallel.DataParallel",
+        "torch.compile",
+        "torch.jit.script",
+        "torch.jit.trace",
+        "torch.nn.DataParallel",
+        "torch.nn.parallel.DistributedDataParallel",
+        "torch.nn.parallel.DataParallel",
     }
 )
 

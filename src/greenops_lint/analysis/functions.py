@@ -52,7 +52,11 @@ def returned_values(ctx: "FileContext", call: cst.Call) -> list[cst.BaseExpressi
     assigned: dict[str, cst.BaseExpression] = {}
     values: list[cst.BaseExpression] = []
     for statement in statements(function.body):
-        if isinstance(statement, cst.Assign) and len(statement.targets) == 1 and isinstance(statement.targets[0].target, cst.Name):
+        if (
+            isinstance(statement, cst.Assign)
+            and len(statement.targets) == 1
+            and isinstance(statement.targets[0].target, cst.Name)
+        ):
             assigned[statement.targets[0].target.value] = statement.value
         elif isinstance(statement, cst.Return) and statement.value is not None:
             value = statement.value

@@ -58,7 +58,11 @@ def is_once_guard(test: cst.BaseExpression) -> bool:
                     return True
         elif isinstance(node, cst.UnaryOperation) and isinstance(node.operator, cst.Not):
             return True
-        elif isinstance(node, cst.Call) and isinstance(node.func, cst.Name) and node.func.value in ("hasattr", "isinstance"):
+        elif (
+            isinstance(node, cst.Call)
+            and isinstance(node.func, cst.Name)
+            and node.func.value in ("hasattr", "isinstance")
+        ):
             return True
         elif names_word(node, _ONCE_WORDS):
             return True

@@ -49,7 +49,9 @@ _DATA_ITERABLES = frozenset(
 FRAMEWORK_STEP_METHODS = frozenset(
     {"forward", "training_step", "validation_step", "test_step", "predict_step", "train_step", "call"}
 )
-_WRAPPERS = frozenset({"builtins.enumerate", "builtins.zip", "tqdm.tqdm", "tqdm.auto.tqdm", "tqdm.notebook.tqdm", "builtins.iter"})
+_WRAPPERS = frozenset(
+    {"builtins.enumerate", "builtins.zip", "tqdm.tqdm", "tqdm.auto.tqdm", "tqdm.notebook.tqdm", "builtins.iter"}
+)
 
 
 def referenced_names(node: cst.CSTNode) -> set[str]:
@@ -133,7 +135,11 @@ class LoopInfo:
         """What a `for` loop binds, as written (`fold`, `split_batches`; the first
         name of a tuple: `fold` for `fold, (train_idx, val_idx)`)."""
         target = getattr(self.node, "target", None) or getattr(getattr(self.node, "for_in", None), "target", None)
-        if isinstance(target, (cst.Tuple, cst.List)) and target.elements and isinstance(target.elements[0].value, cst.Name):
+        if (
+            isinstance(target, (cst.Tuple, cst.List))
+            and target.elements
+            and isinstance(target.elements[0].value, cst.Name)
+        ):
             target = target.elements[0].value  # `for fold, (train_idx, val_idx) in ...`: the fold
         if target is None:
             return ""
@@ -313,8 +319,10 @@ class LoopAnalysis:
             return True
         if method == "step":
             receiver = func.value
-            name = receiver.value if isinstance(receiver, cst.Name) else (
-                receiver.attr.value if isinstance(receiver, cst.Attribute) else ""
+            name = (
+                receiver.value
+                if isinstance(receiver, cst.Name)
+                else (receiver.attr.value if isinstance(receiver, cst.Attribute) else "")
             )
             if _OPTIMIZER_NAME.search(name or "") and "sched" not in (name or "").lower():
                 return True
@@ -443,8 +451,15 @@ class LoopAnalysis:
         loop = self._framework_steps.get(id(frame))
         if loop is None:
             loop = LoopInfo(
-                node=frame, frame=frame, parent=None, targets=frozenset(), iterable=None, count=None,
-                epochish=False, iterates_data=True, kind="step",
+                node=frame,
+                frame=frame,
+                parent=None,
+                targets=frozenset(),
+                iterable=None,
+                count=None,
+                epochish=False,
+                iterates_data=True,
+                kind="step",
                 framework=f"{cls.name.value}.{frame.name.value}()",
             )
             self._framework_steps[id(frame)] = loop

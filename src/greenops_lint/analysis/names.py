@@ -34,7 +34,7 @@ _CANONICAL_PREFIXES = (
 def canonical(qualified: str) -> str:
     for prefix, replacement in _CANONICAL_PREFIXES:
         if qualified.startswith(prefix):
-            return replacement + qualified[len(prefix):]
+            return replacement + qualified[len(prefix) :]
     return qualified
 
 

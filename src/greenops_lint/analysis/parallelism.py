@@ -44,7 +44,9 @@ CPU_COUNT_FUNCTIONS = frozenset(
     }
 )
 
-_WRAPPERS = frozenset({"builtins.int", "builtins.str", "builtins.round", "builtins.abs", "math.ceil", "math.floor", "numpy.int64"})
+_WRAPPERS = frozenset(
+    {"builtins.int", "builtins.str", "builtins.round", "builtins.abs", "math.ceil", "math.floor", "numpy.int64"}
+)
 _MAX_DEPTH = 6
 
 
@@ -60,9 +62,7 @@ def is_cpu_count_call(ctx: "FileContext", node: cst.Call) -> bool:
     if name == "builtins.len":
         arg = get_arg(node, None, 0)
         return (
-            arg is not None
-            and isinstance(arg.value, cst.Call)
-            and ctx.call_name(arg.value) == "os.sched_getaffinity"
+            arg is not None and isinstance(arg.value, cst.Call) and ctx.call_name(arg.value) == "os.sched_getaffinity"
         )
     return False
 

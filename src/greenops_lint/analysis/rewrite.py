@@ -7,9 +7,16 @@ from typing import Optional
 import libcst as cst
 
 _FLOAT32_FOR = {"float64": "float32", "double": "float32", "DoubleTensor": "FloatTensor"}
-_FLOAT32_STRINGS = {"float64": "float32", "double": "float32", "f8": "f4", "<f8": "<f4",
-                    "torch.float64": "torch.float32", "torch.double": "torch.float32",
-                    "torch.DoubleTensor": "torch.FloatTensor", "torch.cuda.DoubleTensor": "torch.cuda.FloatTensor"}
+_FLOAT32_STRINGS = {
+    "float64": "float32",
+    "double": "float32",
+    "f8": "f4",
+    "<f8": "<f4",
+    "torch.float64": "torch.float32",
+    "torch.double": "torch.float32",
+    "torch.DoubleTensor": "torch.FloatTensor",
+    "torch.cuda.DoubleTensor": "torch.cuda.FloatTensor",
+}
 
 
 def float32_like(node: cst.BaseExpression) -> Optional[cst.BaseExpression]:
@@ -21,7 +28,7 @@ def float32_like(node: cst.BaseExpression) -> Optional[cst.BaseExpression]:
         return node.with_changes(attr=cst.Name(_FLOAT32_FOR[node.attr.value]))
     if isinstance(node, cst.SimpleString):
         quote = node.quote
-        body = node.value[len(node.prefix) + len(quote): -len(quote)]
+        body = node.value[len(node.prefix) + len(quote) : -len(quote)]
         if body in _FLOAT32_STRINGS:
             return node.with_changes(value=f"{node.prefix}{quote}{_FLOAT32_STRINGS[body]}{quote}")
     return None
@@ -39,8 +46,11 @@ def with_keyword(call: cst.Call, keyword: str, value: cst.BaseExpression) -> cst
         if arg.keyword is not None and arg.keyword.value == keyword:
             args[index] = arg.with_changes(value=value)
             return call.with_changes(args=args)
-    new_arg = cst.Arg(value=value, keyword=cst.Name(keyword), equal=cst.AssignEqual(
-        whitespace_before=cst.SimpleWhitespace(""), whitespace_after=cst.SimpleWhitespace("")))
+    new_arg = cst.Arg(
+        value=value,
+        keyword=cst.Name(keyword),
+        equal=cst.AssignEqual(whitespace_before=cst.SimpleWhitespace(""), whitespace_after=cst.SimpleWhitespace("")),
+    )
     if args and isinstance(args[-1].comma, cst.Comma):
         # A trailing comma (often a multi-line call): keep the layout.
         new_arg = new_arg.with_changes(comma=args[-1].comma)

@@ -17,12 +17,19 @@ if TYPE_CHECKING:  # pragma: no cover
 
 TF_FILE_SOURCES = frozenset(
     {
-        "tensorflow.data.TFRecordDataset", "tensorflow.data.TextLineDataset", "tensorflow.data.FixedLengthRecordDataset",
-        "tensorflow_datasets.load", "tensorflow.data.experimental.make_csv_dataset",
+        "tensorflow.data.TFRecordDataset",
+        "tensorflow.data.TextLineDataset",
+        "tensorflow.data.FixedLengthRecordDataset",
+        "tensorflow_datasets.load",
+        "tensorflow.data.experimental.make_csv_dataset",
     }
 )
 TF_MEMORY_SOURCES = frozenset(
-    {"tensorflow.data.Dataset.from_tensor_slices", "tensorflow.data.Dataset.from_tensors", "tensorflow.data.Dataset.list_files"}
+    {
+        "tensorflow.data.Dataset.from_tensor_slices",
+        "tensorflow.data.Dataset.from_tensors",
+        "tensorflow.data.Dataset.list_files",
+    }
 )
 TF_READS = re.compile(r"(read|decode|load|parse|open|imread)", re.IGNORECASE)
 TF_MAPS = ("map", "interleave", "flat_map", "parallel_interleave")
@@ -61,7 +68,11 @@ class TFDataPipelines:
     def on_return(self, node: cst.Return) -> None:
         function = self.ctx.enclosing_function()
         if function is not None and node.value is not None:
-            found = self.pipeline(node.value) if not isinstance(node.value, cst.Name) else self.pipelines.get(node.value.value)
+            found = (
+                self.pipeline(node.value)
+                if not isinstance(node.value, cst.Name)
+                else self.pipelines.get(node.value.value)
+            )
             if found is not None:
                 self.returned[function.name.value] = found
 
@@ -91,7 +102,11 @@ class TFDataPipelines:
         """Follow a method chain down to its source."""
         methods: list[cst.Call] = []
         current = node
-        while isinstance(current, cst.Call) and isinstance(current.func, cst.Attribute) and self.ctx.call_name(current) is None:
+        while (
+            isinstance(current, cst.Call)
+            and isinstance(current.func, cst.Attribute)
+            and self.ctx.call_name(current) is None
+        ):
             methods.append(current)
             current = current.func.value
         lists_files = False
@@ -101,7 +116,9 @@ class TFDataPipelines:
             base = self.pipelines[current.value]
             reads, cached, lists_files = base.reads_files, base.has_cache, base.lists_files
             steps, source = base.steps, base.source
-        elif isinstance(current, cst.Call) and isinstance(current.func, cst.Name) and current.func.value in self.returned:
+        elif (
+            isinstance(current, cst.Call) and isinstance(current.func, cst.Name) and current.func.value in self.returned
+        ):
             # `train_ds = make_dataset(files)`: the pipeline a helper returns,
             # reported in the helper (where .cache() goes) unless extended here.
             base = self.returned[current.func.value]
@@ -131,7 +148,9 @@ class TFDataPipelines:
                 if lists_files or self.map_reads(call):
                     reads = True
                     cached = False  # a cache before the reading step does not save the reading
-        return TFPipeline(node, self.ctx.enclosing_statement(), reads, cached, lists_files, source, steps + tuple(reversed(methods)))
+        return TFPipeline(
+            node, self.ctx.enclosing_statement(), reads, cached, lists_files, source, steps + tuple(reversed(methods))
+        )
 
     def map_reads(self, call: cst.Call) -> bool:
         """The function of a `.map()`/`.interleave()` reads or decodes."""
@@ -146,7 +165,6 @@ class TFDataPipelines:
             if isinstance(bound, cst.FunctionDef):
                 return self.ctx.module.code_for_node(bound)
         return self.ctx.module.code_for_node(node)
-
 
 
 def fit_data(node: cst.Call) -> Optional[cst.Arg]:

@@ -26,8 +26,20 @@ if TYPE_CHECKING:  # pragma: no cover
 # is discarded does not make the object useful.
 DISCARDED_METHODS = frozenset(
     {
-        "to", "cuda", "cpu", "eval", "train", "half", "float", "bfloat16", "double", "requires_grad_",
-        "load_state_dict", "zero_grad", "share_memory", "tie_weights",
+        "to",
+        "cuda",
+        "cpu",
+        "eval",
+        "train",
+        "half",
+        "float",
+        "bfloat16",
+        "double",
+        "requires_grad_",
+        "load_state_dict",
+        "zero_grad",
+        "share_memory",
+        "tie_weights",
     }
 )
 _DYNAMIC = frozenset({"locals", "globals", "vars", "eval", "exec"})
@@ -90,7 +102,11 @@ def is_module_script(ctx: "FileContext") -> bool:
     for stmt in ctx.module.body:
         if isinstance(stmt, (cst.FunctionDef, cst.ClassDef)):
             has_definitions = True
-        elif isinstance(stmt, cst.If) and "__name__" in ctx.module.code_for_node(stmt.test) and "__main__" in ctx.module.code_for_node(stmt.test):
+        elif (
+            isinstance(stmt, cst.If)
+            and "__name__" in ctx.module.code_for_node(stmt.test)
+            and "__main__" in ctx.module.code_for_node(stmt.test)
+        ):
             return True
         elif isinstance(stmt, (cst.For, cst.While)):
             return True  # a top-level loop: a script (an exported notebook), not a library

@@ -321,7 +321,10 @@ def bench_make_file(params: dict, variant: str) -> dict:
     elif kind == "safetensors":
         _import("safetensors.torch").save_file({"data": torch.rand(max(1, size // 4), generator=rng)}, path)
     elif kind in ("json", "yaml", "pkl", "joblib"):
-        records = [{"id": i, "x": round(v, 6), "label": f"c{i % 10}"} for i, v in enumerate(torch.rand(max(1, size // 48), generator=rng).tolist())]
+        records = [
+            {"id": i, "x": round(v, 6), "label": f"c{i % 10}"}
+            for i, v in enumerate(torch.rand(max(1, size // 48), generator=rng).tolist())
+        ]
         if kind == "json":
             with open(path, "w") as handle:
                 json.dump(records, handle)
@@ -336,7 +339,9 @@ def bench_make_file(params: dict, variant: str) -> dict:
     elif kind == "parquet":
         pandas = _import("pandas")
         rows = max(1, size // (16 * 8))
-        pandas.DataFrame(torch.rand(rows, 16, generator=rng).numpy(), columns=[f"f{i}" for i in range(16)]).to_parquet(path)
+        pandas.DataFrame(torch.rand(rows, 16, generator=rng).numpy(), columns=[f"f{i}" for i in range(16)]).to_parquet(
+            path
+        )
     elif kind == "png":
         image = _import("PIL.Image")
         side = max(8, int((size / 3) ** 0.5))
@@ -374,10 +379,12 @@ def bench_repeated_load(params: dict, variant: str) -> dict:
         pending.update(wall=0.0, cpu=0.0, count=0)
 
     if variant == "before":
+
         def step() -> None:
             for _ in range(iterations):
                 _touch(timed_load())
     else:
+
         def step() -> None:
             data = timed_load()
             for _ in range(iterations):
@@ -445,8 +452,11 @@ def bench_unused_layer(params: dict, variant: str) -> dict:
     return {
         "series": series,
         "memory": setup.memory(tensors=parts["params"], tensor_parts=parts, checkpoint=buffer.tell()),
-        "info": {"energy_note": setup.energy_note, "param_groups": sum(len(g["params"]) for g in optimizer.param_groups),
-                 "params_with_state": len(optimizer.state)},
+        "info": {
+            "energy_note": setup.energy_note,
+            "param_groups": sum(len(g["params"]) for g in optimizer.param_groups),
+            "params_with_state": len(optimizer.state),
+        },
     }
 
 
@@ -485,7 +495,9 @@ def _ddp_rank(rank: int, world: int, init: str, params: dict, variant: str, conn
         logging = {}
         try:
             data = ddp._get_ddp_logging_data()
-            logging = {k: data[k] for k in ("bucket_sizes", "unused_parameter_size", "find_unused_parameters") if k in data}
+            logging = {
+                k: data[k] for k in ("bucket_sizes", "unused_parameter_size", "find_unused_parameters") if k in data
+            }
         except Exception:  # noqa: BLE001 - private API
             pass
         conn.send({"rank": rank, "wall": walls, "cpu": cpus, "peak_rss": rss.peak_delta(), "ddp": logging})
@@ -509,7 +521,10 @@ def _collect_reports(receivers: list, ranks: list) -> list[dict]:
             try:
                 report = receiver.recv()
             except EOFError:
-                report = {"rank": rank, "error": f"rank {rank} exited without a report (exit code {ranks[rank].exitcode})"}
+                report = {
+                    "rank": rank,
+                    "error": f"rank {rank} exited without a report (exit code {ranks[rank].exitcode})",
+                }
             reports[rank] = report
             del pending[rank]
             if "error" in report:
@@ -539,7 +554,9 @@ def bench_ddp(params: dict, variant: str) -> dict:
     with tempfile.TemporaryDirectory(prefix="greenops-ddp-", dir=params.get("workdir")) as store:
         init = f"file://{store}/rendezvous"
         pipes = [context.Pipe(duplex=False) for _ in range(world)]
-        ranks = [context.Process(target=_ddp_rank, args=(r, world, init, params, variant, pipes[r][1])) for r in range(world)]
+        ranks = [
+            context.Process(target=_ddp_rank, args=(r, world, init, params, variant, pipes[r][1])) for r in range(world)
+        ]
         for process in ranks:
             process.start()
         for _, sender in pipes:
@@ -553,7 +570,12 @@ def bench_ddp(params: dict, variant: str) -> dict:
     return {
         "series": {"step": {"wall": walls, "cpu": cpus}},
         "memory": {"peak_rss": max((r["peak_rss"] or 0) for r in reports)},
-        "info": {"ddp": reports[0].get("ddp", {}), "ranks": world, "backend": "gloo", "energy_note": "not read for DDP"},
+        "info": {
+            "ddp": reports[0].get("ddp", {}),
+            "ranks": world,
+            "backend": "gloo",
+            "energy_note": "not read for DDP",
+        },
     }
 
 

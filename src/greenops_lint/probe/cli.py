@@ -68,25 +68,83 @@ class _Progress:
 @click.argument("paths", nargs=-1, type=click.Path())
 @click.option("--rule", "rule_codes", multiple=True, help="Probe only these codes (e.g. GO402,GO101).")
 @click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text", show_default=True)
-@click.option("--repeats", type=click.IntRange(1, 100), default=4, show_default=True,
-              help="Processes per variant, interleaved A B B A (--run: runs of the command per variant).")
-@click.option("--timeout", type=click.FloatRange(min=0.1), default=None,
-              help=f"Seconds one variant may run before it is stopped with its children (default {TEMPLATE_TIMEOUT_S:g}; --run {RUN_TIMEOUT_S:g}).")
-@click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Intra-op threads of the micro-benchmarks (1 is the stable choice on shared hosts).")
-@click.option("--min-time", type=click.FloatRange(min=0.01), default=0.5, show_default=True,
-              help="Measured seconds per variant process (energy windows are at least 1 s).")
-@click.option("--tolerance", type=click.FloatRange(min=0.0), default=DEFAULT_TOLERANCE, show_default=True,
-              help="How far outside the estimated range an interval may lie and still confirm it (0.25 = 25%).")
-@click.option("--plot", "plot_file", type=click.Path(dir_okay=False), help="Draw before/after per finding into this PNG (needs matplotlib).")
-@click.option("--run", "run_command", type=str, help='Run this command as it is and with the fixes applied, on temporary copies of the project, e.g. "python train.py --max-steps 50".')
-@click.option("--cwd", type=click.Path(file_okay=False, exists=True), help="The project directory --run copies and runs in (default: the current directory).")
-@click.option("--unsafe-fixes/--safe-fixes-only", default=True, show_default=True,
-              help="--run: apply unsafe fixes too (they change numerics; only the temporary copy is changed).")
-@click.option("--config", "config_file", type=click.Path(dir_okay=True, path_type=Path), help="Read settings from this TOML file.")
+@click.option(
+    "--repeats",
+    type=click.IntRange(1, 100),
+    default=4,
+    show_default=True,
+    help="Processes per variant, interleaved A B B A (--run: runs of the command per variant).",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0.1),
+    default=None,
+    help=f"Seconds one variant may run before it is stopped with its children (default {TEMPLATE_TIMEOUT_S:g}; --run {RUN_TIMEOUT_S:g}).",
+)
+@click.option(
+    "--threads",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Intra-op threads of the micro-benchmarks (1 is the stable choice on shared hosts).",
+)
+@click.option(
+    "--min-time",
+    type=click.FloatRange(min=0.01),
+    default=0.5,
+    show_default=True,
+    help="Measured seconds per variant process (energy windows are at least 1 s).",
+)
+@click.option(
+    "--tolerance",
+    type=click.FloatRange(min=0.0),
+    default=DEFAULT_TOLERANCE,
+    show_default=True,
+    help="How far outside the estimated range an interval may lie and still confirm it (0.25 = 25%).",
+)
+@click.option(
+    "--plot",
+    "plot_file",
+    type=click.Path(dir_okay=False),
+    help="Draw before/after per finding into this PNG (needs matplotlib).",
+)
+@click.option(
+    "--run",
+    "run_command",
+    type=str,
+    help='Run this command as it is and with the fixes applied, on temporary copies of the project, e.g. "python train.py --max-steps 50".',
+)
+@click.option(
+    "--cwd",
+    type=click.Path(file_okay=False, exists=True),
+    help="The project directory --run copies and runs in (default: the current directory).",
+)
+@click.option(
+    "--unsafe-fixes/--safe-fixes-only",
+    default=True,
+    show_default=True,
+    help="--run: apply unsafe fixes too (they change numerics; only the temporary copy is changed).",
+)
+@click.option(
+    "--config", "config_file", type=click.Path(dir_okay=True, path_type=Path), help="Read settings from this TOML file."
+)
 @click.option("--output-file", "-o", type=click.Path(dir_okay=False), help="Write the report to this file.")
-def probe(paths, rule_codes, output_format, repeats, timeout, threads, min_time, tolerance, plot_file, run_command, cwd,
-          unsafe_fixes, config_file, output_file):
+def probe(
+    paths,
+    rule_codes,
+    output_format,
+    repeats,
+    timeout,
+    threads,
+    min_time,
+    tolerance,
+    plot_file,
+    run_command,
+    cwd,
+    unsafe_fixes,
+    config_file,
+    output_file,
+):
     """Measure the real cost of findings: a before/after micro-benchmark per
     finding (or your own command with --run), with a verdict on each estimate:
     confirmed, refuted or inconclusive."""
@@ -106,8 +164,15 @@ def probe(paths, rule_codes, output_format, repeats, timeout, threads, min_time,
 
         try:
             records = run_mode(
-                command=run_command, cwd=cwd or ".", paths=list(paths), codes=codes, repeats=repeats,
-                timeout=timeout or RUN_TIMEOUT_S, tolerance=tolerance, unsafe=unsafe_fixes, config_file=config_file,
+                command=run_command,
+                cwd=cwd or ".",
+                paths=list(paths),
+                codes=codes,
+                repeats=repeats,
+                timeout=timeout or RUN_TIMEOUT_S,
+                tolerance=tolerance,
+                unsafe=unsafe_fixes,
+                config_file=config_file,
                 progress=_Progress,
             )
         except (RunError, ConfigError) as exc:
@@ -120,14 +185,19 @@ def probe(paths, rule_codes, output_format, repeats, timeout, threads, min_time,
         from greenops_lint.probe.server import INSTALL_HINT
 
         raise _fail(f"the probe needs torch, which is not installed: {INSTALL_HINT}")
-    records, failed = _template_mode(paths or (".",), codes, repeats, timeout or TEMPLATE_TIMEOUT_S, threads, min_time,
-                                     tolerance, config_file)
+    records, failed = _template_mode(
+        paths or (".",), codes, repeats, timeout or TEMPLATE_TIMEOUT_S, threads, min_time, tolerance, config_file
+    )
     _finish(records, output_format, output_file, plot_file)
     timed_out = [r for r in records if r.get("timed_out")]
     for record in timed_out:
-        click.echo(f"greenops-lint: error: {record['path']}:{record['line']} {record['code']}: {record['reason']}", err=True)
+        click.echo(
+            f"greenops-lint: error: {record['path']}:{record['line']} {record['code']}: {record['reason']}", err=True
+        )
     for record in failed:
-        click.echo(f"greenops-lint: error: {record['path']}:{record['line']} {record['code']}: {record['reason']}", err=True)
+        click.echo(
+            f"greenops-lint: error: {record['path']}:{record['line']} {record['code']}: {record['reason']}", err=True
+        )
     if timed_out or failed:
         raise click.exceptions.Exit(EXIT_ERROR)
 
@@ -203,7 +273,9 @@ def _template_mode(paths, codes, repeats, timeout, threads, min_time, tolerance,
                         discard_shared(server)
                         raise _fail(str(exc)) from None
                 outcome = outcomes[key]
-                configured = found.configured.get((plan.finding.path, plan.finding.line, plan.finding.column, plan.finding.code))
+                configured = found.configured.get(
+                    (plan.finding.path, plan.finding.line, plan.finding.column, plan.finding.code)
+                )
                 if len(shared[key]) > 1:
                     others = [f"{p.finding.code} line {p.finding.line}" for p in shared[key] if p is not plan]
                     plan.notes.append(f"one measurement shared with {', '.join(others)} (the same template and sizes)")

@@ -154,8 +154,12 @@ class LoadMonitor:
 
     def _own(self) -> float:
         times = os.times()
-        return times.user + times.system + times.children_user + times.children_system + sum(
-            process_cpu_seconds(p) for p in self.pids
+        return (
+            times.user
+            + times.system
+            + times.children_user
+            + times.children_system
+            + sum(process_cpu_seconds(p) for p in self.pids)
         )
 
     def start(self) -> "LoadMonitor":
@@ -386,9 +390,14 @@ def open_energy(
     rapl = Rapl.open()
     if rapl is not None:
         if cuda:
-            return rapl, RAPL_ON_GPU, (
-                "; ".join(notes) + "; RAPL measures the whole CPU packages (other processes included), not the GPU: "
-                "the GPU's energy is not measured"
+            return (
+                rapl,
+                RAPL_ON_GPU,
+                (
+                    "; ".join(notes)
+                    + "; RAPL measures the whole CPU packages (other processes included), not the GPU: "
+                    "the GPU's energy is not measured"
+                ),
             )
         return rapl, "rapl", "RAPL package counters cover the whole machine, other processes included"
     notes.append("no readable RAPL counter (/sys/class/powercap absent or root-only)")

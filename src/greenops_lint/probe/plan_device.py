@@ -10,7 +10,9 @@ from greenops_lint.finding import Finding
 from greenops_lint.probe.plans import Host, Plan, SourceIndex
 from greenops_lint.probe.stats import Claim
 
-DEVICE_CLAIM = Claim("ratio", 1.05, math.inf, "x", "GO502: creating a tensor on the device skips the host tensor and the copy")
+DEVICE_CLAIM = Claim(
+    "ratio", 1.05, math.inf, "x", "GO502: creating a tensor on the device skips the host tensor and the copy"
+)
 
 
 _SHAPE_FACTORIES = frozenset({"zeros", "ones", "empty", "rand", "randn"})
@@ -44,5 +46,7 @@ def plan_device(finding: Finding, index: SourceIndex, host: Host, claim: Optiona
         measure="ratio",
         unit="tensor",
         claim=claim if claim is not None and claim.metric == "time_factor" else DEVICE_CLAIM,
-        problem=None if host.cuda else "not applicable on this hardware: no CUDA device (the saving is a host-to-device copy)",
+        problem=None
+        if host.cuda
+        else "not applicable on this hardware: no CUDA device (the saving is a host-to-device copy)",
     )

@@ -41,7 +41,10 @@ STEP_FLOP_BUDGET = 6e9
 
 # GO301 has no estimate: its claim is what its message says was measured.
 WORKER_CLAIM = Claim(
-    "ratio", 1.0, 1.4, "x",
+    "ratio",
+    1.0,
+    1.4,
+    "x",
     "GO301's measurement: more workers than CPUs were never faster and took up to 1.4x as long",
 )
 
@@ -164,7 +167,9 @@ def plan_dtype(finding: Finding, index: SourceIndex, host: Host, claim: Optional
         )
         sized_estimate = float64_time_factor(get_hardware(host.profile), workload)
         claim = claim_from_estimate(sized_estimate)
-        notes.append(f"estimate sized from the literal shapes: {sized_estimate.low:g}-{sized_estimate.high:g}x on {host.profile}")
+        notes.append(
+            f"estimate sized from the literal shapes: {sized_estimate.low:g}-{sized_estimate.high:g}x on {host.profile}"
+        )
     # The matmul is a reference point (the GEMM-bound extreme), not the user's
     # code: a fixed size keeps it cheap and comparable across findings.
     params["matmul"] = DEFAULT_MATMUL
@@ -205,7 +210,11 @@ def plan_array(finding: Finding, index: SourceIndex, host: Host, claim: Optional
     notes = []
     if numel > MAX_ARRAY_NUMEL:
         notes.append(f"measured {MAX_ARRAY_NUMEL:,} of the {numel:,} elements; bytes scale linearly")
-        claim = Claim(claim.metric, MAX_ARRAY_NUMEL * 4, MAX_ARRAY_NUMEL * 4, claim.unit, claim.source, True) if claim else None
+        claim = (
+            Claim(claim.metric, MAX_ARRAY_NUMEL * 4, MAX_ARRAY_NUMEL * 4, claim.unit, claim.source, True)
+            if claim
+            else None
+        )
         numel = MAX_ARRAY_NUMEL
     return Plan(
         finding=finding,
@@ -254,15 +263,36 @@ _LOADER_KINDS = {
 # page faults and memory-bandwidth contention (8 MiB .npy loads scattered with
 # an IQR of 11-37% beside a busy neighbour, 1 MiB ones 5-11%).
 _DEFAULT_FILE_BYTES = {
-    "npy": 1 << 20, "bin": 1 << 20, "pt": 1 << 20, "safetensors": 1 << 20, "h5": 1 << 20, "mat": 1 << 20,
-    "csv": 256 << 10, "parquet": 1 << 20, "json": 512 << 10, "pkl": 512 << 10, "joblib": 512 << 10,
-    "yaml": 128 << 10, "png": 512 << 10,
+    "npy": 1 << 20,
+    "bin": 1 << 20,
+    "pt": 1 << 20,
+    "safetensors": 1 << 20,
+    "h5": 1 << 20,
+    "mat": 1 << 20,
+    "csv": 256 << 10,
+    "parquet": 1 << 20,
+    "json": 512 << 10,
+    "pkl": 512 << 10,
+    "joblib": 512 << 10,
+    "yaml": 128 << 10,
+    "png": 512 << 10,
 }
 _ALIASES = {"np.": "numpy.", "pd.": "pandas.", "pl.": "polars."}
 
 
 def _loader_path(index: SourceIndex, call: ast.Call) -> Optional[str]:
-    node = call.args[0] if call.args else next((k.value for k in call.keywords if k.arg in ("file", "filepath_or_buffer", "f", "fp", "path", "fname", "name")), None)
+    node = (
+        call.args[0]
+        if call.args
+        else next(
+            (
+                k.value
+                for k in call.keywords
+                if k.arg in ("file", "filepath_or_buffer", "f", "fp", "path", "fname", "name")
+            ),
+            None,
+        )
+    )
     if isinstance(node, ast.Call) and index.call_name(node) in ("open", "builtins.open", "io.open") and node.args:
         node = node.args[0]
     value = index.literal(node)
@@ -280,7 +310,7 @@ def plan_load(finding: Finding, index: SourceIndex, host: Host, claim: Optional[
     loader = index.call_name(call) if call is not None else ""
     for short, full in _ALIASES.items():
         if loader.startswith(short):
-            loader = full + loader[len(short):]
+            loader = full + loader[len(short) :]
     if loader == "builtins.open" or loader == "open":
         loader = ""
     kind = _LOADER_KINDS.get(loader)
@@ -321,7 +351,9 @@ def plan_load(finding: Finding, index: SourceIndex, host: Host, claim: Optional[
         variants=("before", "after"),
         labels={"before": f"loaded in each of {iterations} iterations", "after": "loaded once, reused"},
         params={"loader": loader, "path": target, "iterations": iterations},
-        sized=_combine("file" if sized == "file" else "default", "literal" if count_words.startswith("literal") else "default"),
+        sized=_combine(
+            "file" if sized == "file" else "default", "literal" if count_words.startswith("literal") else "default"
+        ),
         sizes=f"{size_words}; {iterations} iterations ({count_words}); page cache warm",
         series="loop",
         clock="cpu",
@@ -329,7 +361,10 @@ def plan_load(finding: Finding, index: SourceIndex, host: Host, claim: Optional[
         unit=f"loop of {iterations} iterations",
         claim=claim,
         problem=problem,
-        prepare=("make_file", {"kind": kind, "path": target, "bytes": size, "header": loader.startswith(("pandas", "polars"))}),
+        prepare=(
+            "make_file",
+            {"kind": kind, "path": target, "bytes": size, "header": loader.startswith(("pandas", "polars"))},
+        ),
         notes=notes,
     )
 
@@ -414,7 +449,9 @@ def plan_ddp(finding: Finding, index: SourceIndex, host: Host, claim: Optional[C
             if spec is not None:
                 break
     if spec is not None:
-        words = f"the unused {_spec_words(spec)} of this file (GO201) on a {'-'.join(map(str, DDP_TRUNK))} trunk (default)"
+        words = (
+            f"the unused {_spec_words(spec)} of this file (GO201) on a {'-'.join(map(str, DDP_TRUNK))} trunk (default)"
+        )
         sized = "literal"
     else:
         words = f"a {'-'.join(map(str, DDP_TRUNK))} MLP (default) with no unused layer: the flag's own cost"
@@ -424,7 +461,10 @@ def plan_ddp(finding: Finding, index: SourceIndex, host: Host, claim: Optional[C
         title="DDP find_unused_parameters=True vs removed, 2 gloo ranks",
         bench="ddp",
         variants=("before", "after"),
-        labels={"before": "find_unused_parameters=True" + (" + unused layer" if spec else ""), "after": "flag dropped" + (", layer removed" if spec else "")},
+        labels={
+            "before": "find_unused_parameters=True" + (" + unused layer" if spec else ""),
+            "after": "flag dropped" + (", layer removed" if spec else ""),
+        },
         params={"layer": spec, "trunk": DDP_TRUNK, "batch": 64},
         sized=sized,
         sizes=f"{words}, batch 64, 2 ranks, 1 thread each",
@@ -456,7 +496,12 @@ def evaluate_count(index: SourceIndex, node: Optional[ast.AST], host_cpus: int, 
         name = index.call_name(node)
         if name in _CPU_FUNCTIONS or name.endswith("cpu_count"):
             return host_cpus
-        if name in ("len",) and node.args and isinstance(node.args[0], ast.Call) and index.call_name(node.args[0]).endswith("sched_getaffinity"):
+        if (
+            name in ("len",)
+            and node.args
+            and isinstance(node.args[0], ast.Call)
+            and index.call_name(node.args[0]).endswith("sched_getaffinity")
+        ):
             return len(os.sched_getaffinity(0))
         if name in ("str", "int", "builtins.str", "builtins.int") and node.args:
             return evaluate_count(index, node.args[0], host_cpus, depth + 1)
@@ -473,7 +518,9 @@ def evaluate_count(index: SourceIndex, node: Optional[ast.AST], host_cpus: int, 
         if left is None or right is None:
             return None
         operations: dict[type, Callable[[int, int], int]] = {
-            ast.Add: lambda a, b: a + b, ast.Sub: lambda a, b: a - b, ast.Mult: lambda a, b: a * b,
+            ast.Add: lambda a, b: a + b,
+            ast.Sub: lambda a, b: a - b,
+            ast.Mult: lambda a, b: a * b,
             ast.FloorDiv: lambda a, b: a // b if b else 0,
         }
         operation = operations.get(type(node.op))
@@ -492,7 +539,11 @@ def _count_expression(finding: Finding, index: SourceIndex) -> tuple[Optional[as
     for node in nodes:
         if isinstance(node, ast.Call) and node.col_offset == column:
             name = index.call_name(node)
-            kind = "threads" if any(w in name for w in _THREAD_WORDS) or "environ" in name or "putenv" in name else "workers"
+            kind = (
+                "threads"
+                if any(w in name for w in _THREAD_WORDS) or "environ" in name or "putenv" in name
+                else "workers"
+            )
             argument = node.args[-1] if node.args else None
             return argument, kind
         if isinstance(node, (ast.Assign, ast.AnnAssign)) and node.col_offset == column:
@@ -507,7 +558,7 @@ def _default_of(index: SourceIndex, argument: ast.arg) -> Optional[ast.AST]:
     for node in ast.walk(index.tree):
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
             positional = [*node.args.posonlyargs, *node.args.args]
-            for arg, default in zip(positional[len(positional) - len(node.args.defaults):], node.args.defaults):
+            for arg, default in zip(positional[len(positional) - len(node.args.defaults) :], node.args.defaults):
                 if arg is argument:
                     return default
             for arg, default in zip(node.args.kwonlyargs, node.args.kw_defaults):

@@ -40,13 +40,31 @@ def plot(records: list[dict], path: str) -> None:
         measured = record.get("measured") or {}
         interval = measured.get("ratio") if measured.get("metric") != "time_ratio" else measured
         band = record.get("band")
-        if band and band[0] is not None and record.get("claim", {}) and record["claim"]["metric"] in ("time_factor", "ratio"):
+        if (
+            band
+            and band[0] is not None
+            and record.get("claim", {})
+            and record["claim"]["metric"] in ("time_factor", "ratio")
+        ):
             high = band[1] if band[1] is not None and math.isfinite(band[1]) else (band[0] * 4)
-            ratios.fill_betweenx([y - 0.3, y + 0.3], band[0], high, color="#9bbb59", alpha=0.35, label="estimate (with tolerance)" if y == 0 else None)
+            ratios.fill_betweenx(
+                [y - 0.3, y + 0.3],
+                band[0],
+                high,
+                color="#9bbb59",
+                alpha=0.35,
+                label="estimate (with tolerance)" if y == 0 else None,
+            )
         if interval and interval.get("median") is not None:
             low, high = interval.get("low") or interval["median"], interval.get("high") or interval["median"]
-            ratios.errorbar(interval["median"], y, xerr=[[interval["median"] - low], [high - interval["median"]]],
-                            fmt="o", color="black", capsize=4)
+            ratios.errorbar(
+                interval["median"],
+                y,
+                xerr=[[interval["median"] - low], [high - interval["median"]]],
+                fmt="o",
+                color="black",
+                capsize=4,
+            )
             ratios.annotate(record["verdict"], (high, y), xytext=(6, -3), textcoords="offset points", fontsize=8)
     ratios.axvline(1.0, color="grey", linestyle="--", linewidth=1)
     ratios.set_yticks(positions, labels)

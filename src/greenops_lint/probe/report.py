@@ -40,7 +40,7 @@ def _interval(data: dict, unit: str = "x") -> str:
         if data.get("low") == data.get("high"):
             return f"{human_bytes(data['median'])} (exact)"
         return f"{human_bytes(data['median'])} [{human_bytes(data['low'])}, {human_bytes(data['high'])}]"
-    fmt = (lambda v: "n/a" if v is None else f"{v:.3g}")
+    fmt = lambda v: "n/a" if v is None else f"{v:.3g}"
     suffix = "x" if unit == "x" else f" {unit}"
     return f"{fmt(data.get('median'))}{suffix} [{fmt(data.get('low'))}, {fmt(data.get('high'))}]"
 
@@ -148,8 +148,13 @@ def render_text(records: list[dict]) -> str:
             if sizes:
                 buckets = " + ".join(human_bytes(b) for b in sizes)
                 unused = (byte_sizes(ddp.get("unused_parameter_size")) or [0])[0]
-                lines.append(f"  ddp        {variant}: gradient buckets {buckets}" + (f", unused parameters {human_bytes(unused)}" if unused else ""))
-        lines.append(f"  memory     {_memory_words(record['bytes'].get('before', {}), record['bytes'].get('after', {}))}")
+                lines.append(
+                    f"  ddp        {variant}: gradient buckets {buckets}"
+                    + (f", unused parameters {human_bytes(unused)}" if unused else "")
+                )
+        lines.append(
+            f"  memory     {_memory_words(record['bytes'].get('before', {}), record['bytes'].get('after', {}))}"
+        )
         joules = record.get("joules") or {}
         if record.get("energy_source") not in (None, "none"):
             lines.append(
@@ -166,7 +171,9 @@ def render_text(records: list[dict]) -> str:
             estimated = record.get("energy_estimated")
             if estimated and estimated.get("before") is not None:
                 model = estimated["model"].removeprefix("estimated: ").split(" (no ")[0]
-                lines.append(f"  (est.)     {estimated['before']:.3g} J -> {estimated['after']:.3g} J per {per}, from {model}: an estimate, not a measurement")
+                lines.append(
+                    f"  (est.)     {estimated['before']:.3g} J -> {estimated['after']:.3g} J per {per}, from {model}: an estimate, not a measurement"
+                )
         foreign = record.get("foreign_load")
         runs = record.get("runs") or {}
         context = [
@@ -186,7 +193,9 @@ def render_text(records: list[dict]) -> str:
 
 
 def summary(records: list[dict]) -> str:
-    counts = {v: sum(1 for r in records if r["verdict"] == v) for v in ("confirmed", "checked", "refuted", "inconclusive")}
+    counts = {
+        v: sum(1 for r in records if r["verdict"] == v) for v in ("confirmed", "checked", "refuted", "inconclusive")
+    }
     checked = f"{counts['checked']} checked (arithmetic), " if counts["checked"] else ""
     return (
         f"Probed {len(records)} finding{'s' if len(records) != 1 else ''}: "

@@ -256,13 +256,17 @@ def energy_estimate(host: Host, seconds: dict, clock: str) -> Optional[dict]:
     if not profile.tdp_w:
         return None
     if host.cuda:
-        watts, model = profile.tdp_w * DEFAULT_UTILISATION, (
-            f"estimated: {profile.tdp_w:g} W board limit of {profile.key} x {DEFAULT_UTILISATION:g} utilisation x time (no NVML counter)"
+        watts, model = (
+            profile.tdp_w * DEFAULT_UTILISATION,
+            (
+                f"estimated: {profile.tdp_w:g} W board limit of {profile.key} x {DEFAULT_UTILISATION:g} utilisation x time (no NVML counter)"
+            ),
         )
     else:
         cores = _PROFILE_CORES.get(host.profile, max(host.usable_cpus, 1))
-        watts, model = profile.tdp_w / cores, (
-            f"estimated: {profile.tdp_w:g} W TDP of {profile.key} / {cores} cores x CPU-seconds (no energy counter)"
+        watts, model = (
+            profile.tdp_w / cores,
+            (f"estimated: {profile.tdp_w:g} W TDP of {profile.key} / {cores} cores x CPU-seconds (no energy counter)"),
         )
     out = {k: (round(v * watts, 6) if v is not None else None) for k, v in seconds.items()}
     out["model"] = model
@@ -325,10 +329,17 @@ def analyse(
         and foreign is not None
         and foreign > stats.WALL_FOREIGN_LIMIT
     ):
-        problem = f"host too busy for a wall-clock measurement: foreign load {foreign:.2f} > {stats.WALL_FOREIGN_LIMIT:g}"
+        problem = (
+            f"host too busy for a wall-clock measurement: foreign load {foreign:.2f} > {stats.WALL_FOREIGN_LIMIT:g}"
+        )
     claim = plan.claim
     verdict = stats.decide(
-        measured, claim, floor=floor, tolerance=tolerance, noise=noise if plan.measure != "bytes" else 0.0, problem=problem
+        measured,
+        claim,
+        floor=floor,
+        tolerance=tolerance,
+        noise=noise if plan.measure != "bytes" else 0.0,
+        problem=problem,
     )
     seconds = {before: _run_median(a), after: _run_median(b)}
     cpu = {v: _run_median(_samples(runs[v], plan.series, "cpu")) for v in (before, after)}
@@ -363,7 +374,12 @@ def analyse(
         "estimate": finding.estimate.to_json() if finding.estimate else None,
         "claim": claim.to_json() if claim else None,
         "measured": None,
-        "seconds": {"before": _round(seconds[before]), "after": _round(seconds[after]), "clock": clock, "per": plan.unit},
+        "seconds": {
+            "before": _round(seconds[before]),
+            "after": _round(seconds[after]),
+            "clock": clock,
+            "per": plan.unit,
+        },
         "cpu_seconds": {"before": _round(cpu[before]), "after": _round(cpu[after])},
         "wall_seconds": {"before": _round(wall[before]), "after": _round(wall[after])},
         "bytes": {"before": _memory(runs[before]), "after": _memory(runs[after])},
@@ -385,12 +401,16 @@ def analyse(
         **verdict.to_json(),
         "timed_out": outcome.timed_out,
     }
-    if configured_estimate is not None and (finding.estimate is None or _figures(configured_estimate) != _figures(finding.estimate)):
+    if configured_estimate is not None and (
+        finding.estimate is None or _figures(configured_estimate) != _figures(finding.estimate)
+    ):
         record["estimate_configured"] = configured_estimate.to_json()
     if measured is not None:
         unit = {"ratio": "x", "extra_loads": "s", "bytes": "bytes"}[plan.measure]
         record["measured"] = {
-            "metric": {"ratio": "time_ratio", "extra_loads": "extra_load_seconds", "bytes": "memory_bytes"}[plan.measure],
+            "metric": {"ratio": "time_ratio", "extra_loads": "extra_load_seconds", "bytes": "memory_bytes"}[
+                plan.measure
+            ],
             "unit": unit,
             **measured.to_json(),
             "ratio": ratio.to_json() if ratio else None,
@@ -398,7 +418,11 @@ def analyse(
             "per": plan.unit,
         }
     if source is None and any(v is not None for v in cpu.values()):
-        basis = {before: cpu[before], after: cpu[after]} if not host.cuda else {before: seconds[before], after: seconds[after]}
+        basis = (
+            {before: cpu[before], after: cpu[after]}
+            if not host.cuda
+            else {before: seconds[before], after: seconds[after]}
+        )
         record["energy_estimated"] = energy_estimate(host, basis, clock)
         if record["energy_estimated"]:
             record["energy_estimated"] = {

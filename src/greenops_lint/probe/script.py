@@ -215,7 +215,9 @@ def run_mode(
     workdir = Path(tempfile.mkdtemp(prefix="greenops-run-"))
     try:
         variants = _prepare(root, workdir, paths, codes, unsafe, config_file, profile, fix_paths)
-        records = _measure(command, root, variants, repeats, timeout, tolerance, words, profile, energy, source, progress)
+        records = _measure(
+            command, root, variants, repeats, timeout, tolerance, words, profile, energy, source, progress
+        )
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
         if energy is not None and hasattr(energy, "close"):
@@ -226,7 +228,9 @@ def run_mode(
 
 
 class Variant:
-    def __init__(self, name: str, directory: Path, findings: list = (), label: str = "", notes: Sequence[str] = ()) -> None:
+    def __init__(
+        self, name: str, directory: Path, findings: list = (), label: str = "", notes: Sequence[str] = ()
+    ) -> None:
         self.name, self.directory, self.findings, self.label = name, directory, list(findings), label
         self.notes = list(notes)  # about the copies (links made, files skipped)
 
@@ -259,15 +263,19 @@ def _prepare(root, workdir, paths, codes, unsafe, config_file, profile, fix_path
         hint = "" if unsafe else " (only safe fixes were applied; drop --safe-fixes-only to apply unsafe ones)"
         raise RunError(f"the fixer changed none of the {len(found.findings)} findings{hint}: nothing to compare")
     fixed = [(relative, f) for (relative, _), group in sorted(fixed_groups.items()) for f in group]
-    variants = [Variant("before", before_dir, label="as it is", notes=copied.notes(root)),
-                Variant("after", after_dir, fixed, "all fixes applied")]
+    variants = [
+        Variant("before", before_dir, label="as it is", notes=copied.notes(root)),
+        Variant("after", after_dir, fixed, "all fixes applied"),
+    ]
     if len(fixed_groups) > 1:
         # One more copy per (file, rule), with only that fix, to attribute the saving.
         for number, ((relative, code), group) in enumerate(sorted(fixed_groups.items()), start=1):
             directory = workdir / f"fix{number}" / root.name
             copy_project(root, directory)
             fix_paths([str(directory / relative)], config.with_overrides(root=directory), {code: rules[code]}, unsafe)
-            variants.append(Variant(f"fix{number}", directory, [(relative, f) for f in group], f"only {code} in {relative}"))
+            variants.append(
+                Variant(f"fix{number}", directory, [(relative, f) for f in group], f"only {code} in {relative}")
+            )
     return variants
 
 
@@ -286,7 +294,9 @@ def _fixed(before: list, after: list, directory: Path) -> dict:
     return fixed
 
 
-def _measure(command, root, variants, repeats, timeout, tolerance, words, profile, energy, source, progress) -> list[dict]:
+def _measure(
+    command, root, variants, repeats, timeout, tolerance, words, profile, energy, source, progress
+) -> list[dict]:
     names = [v.name for v in variants]
     by_name = {v.name: v for v in variants}
     samples: dict[str, dict[str, list[float]]] = {n: {"wall": [], "cpu": [], "maxrss": [], "joules": []} for n in names}
@@ -311,7 +321,9 @@ def _measure(command, root, variants, repeats, timeout, tolerance, words, profil
                 )
             if done.returncode != 0:
                 tail = _tail(log)
-                raise RunError(f"the command failed with exit code {done.returncode} in the {name!r} variant: {command}\n{tail}")
+                raise RunError(
+                    f"the command failed with exit code {done.returncode} in the {name!r} variant: {command}\n{tail}"
+                )
             samples[name]["wall"].append(done.wall_s)
             samples[name]["cpu"].append(done.cpu_s)
             samples[name]["maxrss"].append(done.maxrss_bytes)
@@ -322,9 +334,16 @@ def _measure(command, root, variants, repeats, timeout, tolerance, words, profil
             bar.close()
         shutil.rmtree(logs, ignore_errors=True)
     load = monitor.stop()
-    context = {"load": load, "words": words, "profile": profile, "source": source, "tolerance": tolerance,
-               "command": command, "order": " ".join("ABCDEFGHIJKLMNOPQRSTUVWXYZ"[names.index(n)] for n in sequence),
-               "root": root}
+    context = {
+        "load": load,
+        "words": words,
+        "profile": profile,
+        "source": source,
+        "tolerance": tolerance,
+        "command": command,
+        "order": " ".join("ABCDEFGHIJKLMNOPQRSTUVWXYZ"[names.index(n)] for n in sequence),
+        "root": root,
+    }
     records = [_record(samples["before"], samples["after"], None, context, "all fixes")]
     records[0]["notes"].extend(variants[0].notes)
     separate = len(variants) > 2
@@ -332,8 +351,17 @@ def _measure(command, root, variants, repeats, timeout, tolerance, words, profil
         if variant.name == "after" and separate:
             continue
         for relative, finding in variant.findings:
-            records.append(_record(samples["before"], samples[variant.name], finding, context, variant.label,
-                                   len(variant.findings), relative))
+            records.append(
+                _record(
+                    samples["before"],
+                    samples[variant.name],
+                    finding,
+                    context,
+                    variant.label,
+                    len(variant.findings),
+                    relative,
+                )
+            )
     return records
 
 
@@ -344,7 +372,9 @@ def _tail(path: Path, limit: int = 1500) -> str:
         return ""
 
 
-def _record(before: dict, after: dict, finding, context: dict, label: str, together: int = 1, relative: str = "") -> dict:
+def _record(
+    before: dict, after: dict, finding, context: dict, label: str, together: int = 1, relative: str = ""
+) -> dict:
     load = context["load"]
     foreign = load.get("foreign_load")
     floor = stats.noise_floor(foreign)
@@ -369,7 +399,9 @@ def _record(before: dict, after: dict, finding, context: dict, label: str, toget
         # One run each has no spread: a no-op's noise would read as a saving.
         problem = "one run per variant cannot confirm anything (no spread to judge the noise); use --repeats 2 or more"
     elif busy and not on_cpu:
-        problem = f"host too busy for a wall-clock measurement: foreign load {foreign:.2f} > {stats.WALL_FOREIGN_LIMIT:g}"
+        problem = (
+            f"host too busy for a wall-clock measurement: foreign load {foreign:.2f} > {stats.WALL_FOREIGN_LIMIT:g}"
+        )
     verdict = stats.decide(ratio, claim, floor=floor, tolerance=context["tolerance"], noise=noise, problem=problem)
     if finding is not None:
         verdict = against_estimate(verdict, ratio, estimate, floor, context["tolerance"])
@@ -384,7 +416,8 @@ def _record(before: dict, after: dict, finding, context: dict, label: str, toget
         "message": finding.message if finding else "",
         "mode": "run",
         "command": context["command"],
-        "probe": f"the command as it is vs {label}" + (f" ({together} findings fixed together)" if together > 1 else ""),
+        "probe": f"the command as it is vs {label}"
+        + (f" ({together} findings fixed together)" if together > 1 else ""),
         "sized": "run",
         "sizes": "the user's own command, on temporary copies of the project",
         "variants": {"before": "as it is", "after": label},
@@ -392,8 +425,14 @@ def _record(before: dict, after: dict, finding, context: dict, label: str, toget
         "device": context["words"],
         "estimate": estimate.to_json() if estimate else None,
         "claim": claim.to_json(),
-        "measured": {"metric": "time_ratio", "unit": "x", **ratio.to_json(), "clock": clock, "per": "run",
-                     f"{other}_ratio": other_ratio.to_json()},
+        "measured": {
+            "metric": "time_ratio",
+            "unit": "x",
+            **ratio.to_json(),
+            "clock": clock,
+            "per": "run",
+            f"{other}_ratio": other_ratio.to_json(),
+        },
         "seconds": {"before": median(before[clock]), "after": median(after[clock]), "clock": clock, "per": "run"},
         "cpu_seconds": {"before": median(before["cpu"]), "after": median(after["cpu"])},
         "wall_seconds": {"before": median(before["wall"]), "after": median(after["wall"])},
@@ -418,7 +457,9 @@ def _record(before: dict, after: dict, finding, context: dict, label: str, toget
     return record
 
 
-def against_estimate(verdict: stats.Verdict, ratio: stats.Interval, estimate, floor: float, tolerance: float) -> stats.Verdict:
+def against_estimate(
+    verdict: stats.Verdict, ratio: stats.Interval, estimate, floor: float, tolerance: float
+) -> stats.Verdict:
     """A per-finding `--run` verdict: the whole run's measured saving judged
     against the finding's own claim. A time estimate is confirmed only where
     the interval meets it; a smaller saving says the estimate was not checked
@@ -463,16 +504,45 @@ def against_estimate(verdict: stats.Verdict, ratio: stats.Interval, estimate, fl
             "run is unchanged",
             band,
         )
-    return stats.Verdict(stats.CONFIRMED, f"{saving}, within the estimate's accepted range {band[0]:.3g}-{band[1]:.3g}x", band)
+    return stats.Verdict(
+        stats.CONFIRMED, f"{saving}, within the estimate's accepted range {band[0]:.3g}-{band[1]:.3g}x", band
+    )
 
 
 def _warning_record(command: str, root: Path) -> dict:
     return {
-        "path": str(root), "line": None, "column": None, "code": "RUN", "name": "project changed",
-        "message": "", "mode": "run", "command": command, "probe": "check of the project's files",
-        "sized": "run", "sizes": "", "variants": {}, "hardware": None, "device": None, "estimate": None,
-        "claim": None, "measured": None, "seconds": {}, "cpu_seconds": {}, "wall_seconds": {}, "bytes": {"before": {}, "after": {}},
-        "joules": {}, "energy_source": "none", "threads": None, "foreign_load": None, "runs": {}, "extras": [],
-        "notes": ["the command changed files in the project directory although it ran on copies: it writes to absolute paths"],
-        "verdict": stats.INCONCLUSIVE, "reason": "the project changed during the probe", "band": None, "timed_out": False,
+        "path": str(root),
+        "line": None,
+        "column": None,
+        "code": "RUN",
+        "name": "project changed",
+        "message": "",
+        "mode": "run",
+        "command": command,
+        "probe": "check of the project's files",
+        "sized": "run",
+        "sizes": "",
+        "variants": {},
+        "hardware": None,
+        "device": None,
+        "estimate": None,
+        "claim": None,
+        "measured": None,
+        "seconds": {},
+        "cpu_seconds": {},
+        "wall_seconds": {},
+        "bytes": {"before": {}, "after": {}},
+        "joules": {},
+        "energy_source": "none",
+        "threads": None,
+        "foreign_load": None,
+        "runs": {},
+        "extras": [],
+        "notes": [
+            "the command changed files in the project directory although it ran on copies: it writes to absolute paths"
+        ],
+        "verdict": stats.INCONCLUSIVE,
+        "reason": "the project changed during the probe",
+        "band": None,
+        "timed_out": False,
     }

@@ -28,7 +28,13 @@ from typing import Optional
 from greenops_lint.probe.procs import kill_tree
 
 INSTALL_HINT = "pip install 'greenops-lint[probe]' (on CPU-only machines: pip install torch --index-url https://download.pytorch.org/whl/cpu)"
-THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS", "VECLIB_MAXIMUM_THREADS")
+THREAD_VARIABLES = (
+    "OMP_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "NUMEXPR_NUM_THREADS",
+    "VECLIB_MAXIMUM_THREADS",
+)
 
 
 class ProbeError(Exception):
@@ -73,7 +79,10 @@ def _warm(torch) -> None:
     one thread only: no thread pool and no CUDA context exist before a fork."""
     try:
         model = torch.nn.Linear(2, 2)
-        for optimizer in (torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9), torch.optim.AdamW(model.parameters())):
+        for optimizer in (
+            torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9),
+            torch.optim.AdamW(model.parameters()),
+        ):
             with torch.autograd.graph.saved_tensors_hooks(lambda t: t, lambda t: t):
                 torch.nn.functional.cross_entropy(model(torch.ones(1, 2)), torch.zeros(1, dtype=torch.long)).backward()
             optimizer.step()
@@ -147,8 +156,7 @@ def server_command() -> list[str]:
 
     package_root = os.path.dirname(os.path.dirname(os.path.abspath(greenops_lint.__file__)))
     bootstrap = (
-        "import sys; sys.path.append(sys.argv.pop(1)); "
-        "from greenops_lint.probe.server import serve; sys.exit(serve())"
+        "import sys; sys.path.append(sys.argv.pop(1)); from greenops_lint.probe.server import serve; sys.exit(serve())"
     )
     return [sys.executable, "-I", "-c", bootstrap, package_root]
 

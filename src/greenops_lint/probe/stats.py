@@ -91,7 +91,9 @@ def _thin(run: Sequence[float], limit: int = MAX_SAMPLES_PER_RUN) -> list[float]
     return [run[int(i * step)] for i in range(limit)]
 
 
-def point(groups: Mapping[str, Sequence[Sequence[float]]], statistic: Callable[[Mapping[str, list[float]]], float]) -> float:
+def point(
+    groups: Mapping[str, Sequence[Sequence[float]]], statistic: Callable[[Mapping[str, list[float]]], float]
+) -> float:
     """The statistic on the observed run medians."""
     return statistic({name: [median(r) for r in runs if r] for name, runs in groups.items()})
 
@@ -157,8 +159,36 @@ def ratio_of(before: str, after: str) -> Callable[[Mapping[str, list[float]]], f
 SMALL_RUNS = 10
 # Two-sided 97.5% quantiles of Student's t by degrees of freedom (1-30).
 _T975 = (
-    12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
-    2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042,
+    12.706,
+    4.303,
+    3.182,
+    2.776,
+    2.571,
+    2.447,
+    2.365,
+    2.306,
+    2.262,
+    2.228,
+    2.201,
+    2.179,
+    2.160,
+    2.145,
+    2.131,
+    2.120,
+    2.110,
+    2.101,
+    2.093,
+    2.086,
+    2.080,
+    2.074,
+    2.069,
+    2.064,
+    2.060,
+    2.056,
+    2.052,
+    2.048,
+    2.045,
+    2.042,
 )
 
 
@@ -287,7 +317,9 @@ def decide(
     ratio_like = claim.metric in ("time_factor", "ratio")
     if not claim.deterministic:
         if noise > NOISY_IQR:
-            return Verdict(INCONCLUSIVE, f"too noisy: IQR/median {noise:.0%} > {NOISY_IQR:.0%}; rerun on a quieter host", band)
+            return Verdict(
+                INCONCLUSIVE, f"too noisy: IQR/median {noise:.0%} > {NOISY_IQR:.0%}; rerun on a quieter host", band
+            )
         too_wide = (
             measured.spread > MAX_SPREAD
             if ratio_like
@@ -322,11 +354,15 @@ def decide(
         )
     if ratio_like:
         if measured.low <= floor:
-            return Verdict(INCONCLUSIVE, f"the interval reaches the noise floor {floor:g}x: no saving is not ruled out", band)
+            return Verdict(
+                INCONCLUSIVE, f"the interval reaches the noise floor {floor:g}x: no saving is not ruled out", band
+            )
     elif claim.low > 0 and measured.low <= 0:
         return Verdict(INCONCLUSIVE, "the interval includes no saving", band)
     if claim.deterministic:
-        return Verdict(CHECKED, f"the arithmetic checks: the measured figure is within the accepted range {where}", band)
+        return Verdict(
+            CHECKED, f"the arithmetic checks: the measured figure is within the accepted range {where}", band
+        )
     return Verdict(CONFIRMED, f"the interval overlaps the accepted range {where}", band)
 
 

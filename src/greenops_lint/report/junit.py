@@ -15,7 +15,9 @@ def _xml(text: str) -> str:
 
 
 def format_findings(findings, rules) -> str:
-    suite = ET.Element("testsuite", name="greenops-lint", tests=str(len(findings)), failures=str(len(findings)), errors="0")
+    suite = ET.Element(
+        "testsuite", name="greenops-lint", tests=str(len(findings)), failures=str(len(findings)), errors="0"
+    )
     for f in findings:
         case = ET.SubElement(suite, "testcase", classname=_xml(f.path), name=_xml(f"{f.code} {f.location()}"))
         failure = ET.SubElement(case, "failure", message=_xml(f"{f.code} {f.message}"), type=f.code)

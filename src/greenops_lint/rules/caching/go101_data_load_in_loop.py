@@ -9,28 +9,44 @@ import libcst as cst
 
 from greenops_lint.analysis.calls import get_arg, literal_value
 from greenops_lint.analysis.candidates import Candidate, bound_arguments
-from greenops_lint.analysis.loops import LoopInfo, Repetition, referenced_names
+from greenops_lint.analysis.loops import LoopInfo, Repetition
 from greenops_lint.analysis.tree import display_name, param_names
-from greenops_lint.finding import Fix
-from greenops_lint.noqa import is_suppressed, noqa_lines
 from greenops_lint.rule import Invalid
+from greenops_lint.rules.caching._hoist import _LoopBody, hoist_fix
 from greenops_lint.rules.caching._shared import RepeatedWorkRule
-from greenops_lint.walker import children
 
 # -- estimate (`## Estimate`): (iterations - 1) extra loads, `_shared.UNKNOWN_REPEATS` when the count is not literal
 REPEATED = "loads"
 
 DATA_LOADERS = frozenset(
     {
-        *(f"pandas.read_{k}" for k in ("csv", "table", "parquet", "feather", "json", "excel", "pickle", "hdf", "orc", "fwf")),
+        *(
+            f"pandas.read_{k}"
+            for k in ("csv", "table", "parquet", "feather", "json", "excel", "pickle", "hdf", "orc", "fwf")
+        ),
         *(f"numpy.{k}" for k in ("load", "loadtxt", "genfromtxt", "fromfile")),
         *(f"polars.read_{k}" for k in ("csv", "parquet", "json", "ipc")),
-        "torch.load", "pickle.load", "json.load", "joblib.load", "h5py.File", "scipy.io.loadmat",
-        "datasets.load_dataset", "datasets.load_from_disk", "tensorflow_datasets.load",
-        "keras.utils.image_dataset_from_directory", "keras.utils.text_dataset_from_directory",
+        "torch.load",
+        "pickle.load",
+        "json.load",
+        "joblib.load",
+        "h5py.File",
+        "scipy.io.loadmat",
+        "datasets.load_dataset",
+        "datasets.load_from_disk",
+        "tensorflow_datasets.load",
+        "keras.utils.image_dataset_from_directory",
+        "keras.utils.text_dataset_from_directory",
         "keras.preprocessing.image_dataset_from_directory",
-        "PIL.Image.open", "cv2.imread", "imageio.imread", "imageio.v3.imread", "skimage.io.imread",
-        "torchvision.io.read_image", "yaml.safe_load", "yaml.load", "safetensors.torch.load_file",
+        "PIL.Image.open",
+        "cv2.imread",
+        "imageio.imread",
+        "imageio.v3.imread",
+        "skimage.io.imread",
+        "torchvision.io.read_image",
+        "yaml.safe_load",
+        "yaml.load",
+        "safetensors.torch.load_file",
     }
 )
 # Calls that write a file: a load of the same path in the same loop reads what
@@ -38,12 +54,29 @@ DATA_LOADERS = frozenset(
 _WRITERS_FIRST_ARG = frozenset({"numpy.save", "numpy.savez", "numpy.savez_compressed", "numpy.savetxt"})
 # Calls that write only in a writing mode (`open(p, "a")`, `h5py.File(p, "w")`).
 _OPENERS = frozenset({"builtins.open", "io.open", "gzip.open", "h5py.File"})
-_WRITERS_SECOND_ARG = frozenset({"torch.save", "pickle.dump", "json.dump", "joblib.dump", "yaml.dump", "yaml.safe_dump"})
-_WRITER_METHODS = frozenset({"to_csv", "to_parquet", "to_json", "to_pickle", "to_feather", "to_hdf", "save_pretrained", "write_text", "write_bytes", "save"})
+_WRITERS_SECOND_ARG = frozenset(
+    {"torch.save", "pickle.dump", "json.dump", "joblib.dump", "yaml.dump", "yaml.safe_dump"}
+)
+_WRITER_METHODS = frozenset(
+    {
+        "to_csv",
+        "to_parquet",
+        "to_json",
+        "to_pickle",
+        "to_feather",
+        "to_hdf",
+        "save_pretrained",
+        "write_text",
+        "write_bytes",
+        "save",
+    }
+)
 _RECEIVER_WRITERS = frozenset({"write_text", "write_bytes"})  # `Path(p).write_text(data)`
 # Loaders that read a file object: given a handle opened outside the loop they
 # read the next record each time (`while True: pickle.load(f)`), which is fine.
-_STREAM_LOADERS = frozenset({"pickle.load", "json.load", "numpy.load", "torch.load", "joblib.load", "yaml.safe_load", "yaml.load"})
+_STREAM_LOADERS = frozenset(
+    {"pickle.load", "json.load", "numpy.load", "torch.load", "joblib.load", "yaml.safe_load", "yaml.load"}
+)
 
 _HANDLE_NAME = re.compile(r"^(f|fh|fp|fd|fin|fo|fi|file|infile|handle|stream|buf|buffer|fileobj|reader|src)$")
 
@@ -279,7 +312,12 @@ class DataLoadInLoop(RepeatedWorkRule):
         if _HANDLE_NAME.match(first.value.value):
             return True
         value = self.ctx.value_of(first.value)
-        return isinstance(value, cst.Call) and self.ctx.call_name(value) in ("builtins.open", "gzip.open", "io.open", "bz2.open")
+        return isinstance(value, cst.Call) and self.ctx.call_name(value) in (
+            "builtins.open",
+            "gzip.open",
+            "io.open",
+            "bz2.open",
+        )
 
     def _inline_open(self, node: cst.Call) -> bool:
         first = get_arg(node, None, 0)
@@ -297,96 +335,3 @@ class DataLoadInLoop(RepeatedWorkRule):
             statement=candidate.statement,
             fix=hoist_fix(candidate, repetition, self._bodies),
         )
-
-
-_EMPTY_MODULE = cst.Module(body=[])
-
-
-def _code(node: cst.CSTNode) -> str:
-    return _EMPTY_MODULE.code_for_node(node)
-
-
-def _suppressed(code: str) -> bool:
-    """Does a `# noqa` in the statement's own lines cover GO101?"""
-    table = noqa_lines(code)
-    return bool(table) and is_suppressed(DataLoadInLoop.code, tuple(table), table)
-
-
-class _LoopBody:
-    """The hoists of one `for` body, computed once per loop (not once per
-    load: a loop of 5,000 loads stays linear) and applied together: the fix
-    pass applies one fix per node and round, so every hoist fix of a loop
-    moves all the loop's hoistable loads at once, in their order."""
-
-    def __init__(self, loop: cst.For) -> None:
-        self.index = {id(s): i for i, s in enumerate(loop.body.body)}
-        self.assignments = _assignment_counts(loop.body)
-        self.moved: dict[int, str] = {}  # index in the original body -> the statement's code
-
-    def add(self, index: int, code: str) -> None:
-        if not _suppressed(code):  # a suppressed load stays where it is (its own fix is not collected)
-            self.moved[index] = code
-
-    def hoist(self, updated: cst.For, own_code: str):
-        body = list(updated.body.body)
-        codes = [_code(s) for s in body]
-        # The fix pass hands over the loop with inner fixes applied: find the
-        # statements by their code, in order (an inner hoist may have added lines).
-        wanted = [own_code] if _suppressed(own_code) else [self.moved[i] for i in sorted(self.moved)]
-        chosen: list[int] = []
-        start = 0
-        for code in wanted:
-            try:
-                position = codes.index(code, start)
-            except ValueError:
-                continue
-            chosen.append(position)
-            start = position + 1
-        if not chosen or len(chosen) == len(body):
-            return updated  # nothing found, or the loop would be left empty
-        taken = set(chosen)
-        moved = [body[i] for i in chosen]
-        rest = [s for i, s in enumerate(body) if i not in taken]
-        return cst.FlattenSentinel([*moved, updated.with_changes(body=updated.body.with_changes(body=rest))])
-
-
-def hoist_fix(candidate: Candidate, repetition: Repetition, bodies: Optional[dict[int, _LoopBody]] = None) -> Optional[Fix]:
-    """Move `name = load(...)` from the top level of a `for` body to before the loop."""
-    loop = repetition.loop.node
-    statement = candidate.statement
-    if repetition.via or not isinstance(loop, cst.For) or not isinstance(loop.body, cst.IndentedBlock):
-        return None
-    if not isinstance(statement, cst.SimpleStatementLine) or len(statement.body) != 1:
-        return None
-    assign = statement.body[0]
-    if not (isinstance(assign, cst.Assign) and assign.value is candidate.node and len(assign.targets) == 1):
-        return None
-    target = assign.targets[0].target
-    if not isinstance(target, cst.Name):
-        return None
-    bodies = {} if bodies is None else bodies
-    body = bodies.get(id(loop))
-    if body is None:
-        body = bodies[id(loop)] = _LoopBody(loop)
-    index = body.index.get(id(statement))
-    if index is None or body.assignments.get(target.value, 0) != 1:
-        return None
-    own_code = _code(statement)
-    body.add(index, own_code)
-    return Fix(loop, lambda updated: body.hoist(updated, own_code), safe=False, title="load once before the loop")
-
-
-def _assignment_counts(block: cst.CSTNode) -> dict[str, int]:
-    """How often each name is assigned under `block` (2 for any assignment other
-    than `name = ...`), in one pass."""
-    counts: dict[str, int] = {}
-    stack = [block]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, cst.AssignTarget) and isinstance(node.target, cst.Name):
-            counts[node.target.value] = counts.get(node.target.value, 0) + 1
-        elif isinstance(node, (cst.AugAssign, cst.AnnAssign, cst.For, cst.NamedExpr)):
-            for name in referenced_names(node.target):
-                counts[name] = counts.get(name, 0) + 2  # assigned another way too: leave the loop alone
-        stack.extend(children(node))
-    return counts

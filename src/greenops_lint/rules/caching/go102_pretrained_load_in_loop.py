@@ -22,10 +22,20 @@ PER_CALL_BASIS = "one model load per call instead of one per process"
 
 PRETRAINED_LOADERS = frozenset(
     {
-        "transformers.pipeline", "sentence_transformers.SentenceTransformer", "sentence_transformers.CrossEncoder",
-        "torch.hub.load", "keras.models.load_model", "keras.saving.load_model", "tensorflow.saved_model.load",
-        "whisper.load_model", "spacy.load", "open_clip.create_model_and_transforms", "ultralytics.YOLO",
-        "gensim.models.KeyedVectors.load", "gensim.models.Word2Vec.load", "fasttext.load_model",
+        "transformers.pipeline",
+        "sentence_transformers.SentenceTransformer",
+        "sentence_transformers.CrossEncoder",
+        "torch.hub.load",
+        "keras.models.load_model",
+        "keras.saving.load_model",
+        "tensorflow.saved_model.load",
+        "whisper.load_model",
+        "spacy.load",
+        "open_clip.create_model_and_transforms",
+        "ultralytics.YOLO",
+        "gensim.models.KeyedVectors.load",
+        "gensim.models.Word2Vec.load",
+        "fasttext.load_model",
     }
 )
 _ROUTE_DECORATOR = re.compile(r"\.(route|get|post|put|patch|delete|websocket)$")
@@ -87,7 +97,19 @@ class PretrainedLoadInLoop(RepeatedWorkRule):
     name = "pretrained-load-in-loop"
     family = "caching"
     loop_kinds = frozenset({"epoch", "step", "loop"})
-    tokens = ("from_pretrained", "pipeline", "SentenceTransformer", "create_model", "pretrained", "weights", "load_model", "hub.load", "spacy", "YOLO", "CrossEncoder")
+    tokens = (
+        "from_pretrained",
+        "pipeline",
+        "SentenceTransformer",
+        "create_model",
+        "pretrained",
+        "weights",
+        "load_model",
+        "hub.load",
+        "spacy",
+        "YOLO",
+        "CrossEncoder",
+    )
     INVALID = [
         Invalid(
             """
@@ -150,7 +172,7 @@ class PretrainedLoadInLoop(RepeatedWorkRule):
             self.record(node, what, loads=self._loaded_kind(node))
 
     def _loaded_kind(self, node: cst.Call) -> str:
-        """"tokenizer", "processor", "config" (files without weights) or "model"."""
+        """ "tokenizer", "processor", "config" (files without weights) or "model"."""
         func = node.func
         if isinstance(func, cst.Attribute) and func.attr.value == "from_pretrained":
             receiver = self.ctx.qualified_name(func.value) or self.ctx.module.code_for_node(func.value)
@@ -171,7 +193,9 @@ class PretrainedLoadInLoop(RepeatedWorkRule):
             return display_name(qualified) + "()"
         if qualified == "timm.create_model":
             arg = get_arg(node, "pretrained")
-            return "timm.create_model(pretrained=True)" if arg is not None and literal_value(arg.value) is True else None
+            return (
+                "timm.create_model(pretrained=True)" if arg is not None and literal_value(arg.value) is True else None
+            )
         if qualified.startswith("torchvision.models."):
             weights, pretrained = get_arg(node, "weights"), get_arg(node, "pretrained")
             if weights is not None and literal_value(weights.value) is not None:
@@ -222,7 +246,9 @@ class PretrainedLoadInLoop(RepeatedWorkRule):
         if frame.name.value in self.ctx.loops.callbacks:
             where = f"once per example or batch of the .map()/.apply() that calls {frame.name.value}()"
         elif any(
-            _ROUTE_DECORATOR.search(self.ctx.module.code_for_node(d.decorator.func if isinstance(d.decorator, cst.Call) else d.decorator))
+            _ROUTE_DECORATOR.search(
+                self.ctx.module.code_for_node(d.decorator.func if isinstance(d.decorator, cst.Call) else d.decorator)
+            )
             for d in frame.decorators
         ):
             where = f"on every request handled by {frame.name.value}()"
@@ -233,7 +259,10 @@ class PretrainedLoadInLoop(RepeatedWorkRule):
             candidate.node,
             f"{candidate.label} loads the {loads} {where}; load it once at start-up and reuse it",
             SavingsEstimate(
-                metric="repeated_work", low=UNKNOWN_REPEATS[0], high=UNKNOWN_REPEATS[1], unit=f"extra {loads} loads",
+                metric="repeated_work",
+                low=UNKNOWN_REPEATS[0],
+                high=UNKNOWN_REPEATS[1],
+                unit=f"extra {loads} loads",
                 basis=PER_CALL_BASIS,
                 hardware=self.ctx.hardware.key,
                 assumptions=("the number of calls is not known statically",),

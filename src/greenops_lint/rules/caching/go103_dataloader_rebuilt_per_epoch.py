@@ -126,7 +126,11 @@ class DataLoaderRebuiltPerEpoch(RepeatedWorkRule):
             self.record(node, "DataLoader", kind="loader")
         elif qualified and qualified.startswith("torchvision.datasets.") and last_part(qualified)[:1].isupper():
             self.record(node, last_part(qualified), kind="dataset")
-        elif qualified is None and isinstance(node.func, cst.Name) and self.ctx.dataset_classes.is_model_class(node.func.value):
+        elif (
+            qualified is None
+            and isinstance(node.func, cst.Name)
+            and self.ctx.dataset_classes.is_model_class(node.func.value)
+        ):
             self.record(node, node.func.value, kind="dataset")
 
     def emit(self, candidate: Candidate, repetition: Repetition) -> None:

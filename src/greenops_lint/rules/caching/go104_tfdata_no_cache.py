@@ -18,6 +18,7 @@ from greenops_lint.rules.caching._shared import UNKNOWN_REPEATS, RepeatedWorkRul
 REPEATED = "passes over the files"
 BASIS = "tf.data guide: with .cache() file opening and reading run only in the first epoch"
 
+
 class TFDataNoCache(TracksTFData, RepeatedWorkRule):
     """Reads and decodes the same files in every epoch of a tf.data pipeline.
 
@@ -99,7 +100,11 @@ class TFDataNoCache(TracksTFData, RepeatedWorkRule):
             return
         pipe = self._consumed(data.value)
         if pipe is not None:
-            self._emit_pipeline(pipe, f"each of the {count} epochs of .fit()" if isinstance(count, int) else "every epoch of .fit()", count if isinstance(count, int) else None)
+            self._emit_pipeline(
+                pipe,
+                f"each of the {count} epochs of .fit()" if isinstance(count, int) else "every epoch of .fit()",
+                count if isinstance(count, int) else None,
+            )
 
     def visit_For(self, node: cst.For) -> None:
         pipe = self._consumed(self.tf.iterated(node))
@@ -134,7 +139,10 @@ class TFDataNoCache(TracksTFData, RepeatedWorkRule):
             f"this tf.data pipeline reads and decodes its files again in {where}; "
             "add .cache() after the deterministic map (before shuffle, augmentation and batch)",
             SavingsEstimate(
-                metric="repeated_work", low=low, high=high, unit=f"extra {REPEATED}",
+                metric="repeated_work",
+                low=low,
+                high=high,
+                unit=f"extra {REPEATED}",
                 basis=BASIS,
                 hardware=self.ctx.hardware.key,
                 assumptions=("the epoch count is literal" if count else "the epoch count is not literal",),

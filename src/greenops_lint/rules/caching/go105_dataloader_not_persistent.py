@@ -137,7 +137,11 @@ class DataLoaderNotPersistent(RepeatedWorkRule):
         while isinstance(iterable, cst.Call) and self.ctx.call_name(iterable) in _ITERATION_WRAPPERS and iterable.args:
             iterable = iterable.args[0].value
         frame = self.ctx.loops.current_frame
-        if isinstance(iterable, cst.Name) and isinstance(frame, cst.FunctionDef) and iterable.value in param_names(frame):
+        if (
+            isinstance(iterable, cst.Name)
+            and isinstance(frame, cst.FunctionDef)
+            and iterable.value in param_names(frame)
+        ):
             # `def train(loader): for x in loader` -- resolved against call sites at the end.
             self.param_iterations.setdefault(id(frame), []).append((iterable.value, self.ctx.loops.loops_at()[1:]))
         key = self._key(iterable)
@@ -158,7 +162,9 @@ class DataLoaderNotPersistent(RepeatedWorkRule):
             if key in self.loaders:
                 call, statement, built_in = self.loaders[key]
                 loops = self.ctx.loops
-                self.passes.append((node, arg.value, key[1], call, statement, built_in, loops.loops_at(), loops.current_frame))
+                self.passes.append(
+                    (node, arg.value, key[1], call, statement, built_in, loops.loops_at(), loops.current_frame)
+                )
 
     def _key(self, node: cst.BaseExpression, assigning: bool = False) -> Optional[tuple[int, str]]:
         """Loader names are per scope; `self.x` loaders per class."""
@@ -184,8 +190,12 @@ class DataLoaderNotPersistent(RepeatedWorkRule):
             "pass persistent_workers=True",
             self.repeated_estimate(repetition, REPEATED),
             statement=candidate.statement,
-            fix=Fix(loader, lambda updated: with_keyword(updated, "persistent_workers", cst.Name("True")), safe=False,
-                    title="persistent_workers=True"),
+            fix=Fix(
+                loader,
+                lambda updated: with_keyword(updated, "persistent_workers", cst.Name("True")),
+                safe=False,
+                title="persistent_workers=True",
+            ),
         )
 
     def leave_Module(self, node: cst.Module) -> None:
@@ -207,8 +217,10 @@ class DataLoaderNotPersistent(RepeatedWorkRule):
         for call, value, label, loader, statement, built_in, site_loops, site_frame in self.passes:
             if id(loader) in reported:
                 continue
-            name = call.func.value if isinstance(call.func, cst.Name) else (
-                call.func.attr.value if isinstance(call.func, cst.Attribute) else None
+            name = (
+                call.func.value
+                if isinstance(call.func, cst.Name)
+                else (call.func.attr.value if isinstance(call.func, cst.Attribute) else None)
             )
             for function in loops.functions.get(name, ()):
                 for param, inner_loops in self.param_iterations.get(id(function), ()):
@@ -223,8 +235,12 @@ class DataLoaderNotPersistent(RepeatedWorkRule):
                         direct = site_loops
                     # The frame only matters without loops: then the site's frame repeats through its callers.
                     candidate = Candidate(
-                        node=loader, label=label, statement=statement, direct=direct,
-                        frame=site_frame if not inner_loops else function, extra={"loader": loader},
+                        node=loader,
+                        label=label,
+                        statement=statement,
+                        direct=direct,
+                        frame=site_frame if not inner_loops else function,
+                        extra={"loader": loader},
                     )
                     repetition = self.repetition(candidate)
                     if repetition is not None:
@@ -233,7 +249,6 @@ class DataLoaderNotPersistent(RepeatedWorkRule):
                         break
                 if id(loader) in reported:
                     break
-
 
 
 def _target_key(node: cst.BaseExpression) -> Optional[str]:

@@ -43,16 +43,43 @@ _TRAINING_TEXT = re.compile(r"\.backward\(|def training_step\(|def train_step\("
 # Per-sample reads: files opened or decoded in `__getitem__`.
 _READERS = frozenset(
     {
-        "builtins.open", "PIL.Image.open", "cv2.imread", "cv2.imdecode", "imageio.imread", "imageio.v2.imread",
-        "imageio.v3.imread", "skimage.io.imread", "numpy.load", "numpy.fromfile", "numpy.loadtxt", "torch.load",
-        "torchaudio.load", "librosa.load", "soundfile.read", "h5py.File", "torchvision.io.read_image",
-        "torchvision.io.decode_image", "torchvision.io.read_file", "torchvision.io.decode_jpeg",
-        "torchvision.datasets.folder.default_loader", "torchvision.datasets.folder.pil_loader", "nibabel.load",
-        "SimpleITK.ReadImage", "tifffile.imread", "json.load", "pickle.load", "pandas.read_csv",
-        "pandas.read_parquet", "rasterio.open", "decord.VideoReader", "av.open",
+        "builtins.open",
+        "PIL.Image.open",
+        "cv2.imread",
+        "cv2.imdecode",
+        "imageio.imread",
+        "imageio.v2.imread",
+        "imageio.v3.imread",
+        "skimage.io.imread",
+        "numpy.load",
+        "numpy.fromfile",
+        "numpy.loadtxt",
+        "torch.load",
+        "torchaudio.load",
+        "librosa.load",
+        "soundfile.read",
+        "h5py.File",
+        "torchvision.io.read_image",
+        "torchvision.io.decode_image",
+        "torchvision.io.read_file",
+        "torchvision.io.decode_jpeg",
+        "torchvision.datasets.folder.default_loader",
+        "torchvision.datasets.folder.pil_loader",
+        "nibabel.load",
+        "SimpleITK.ReadImage",
+        "tifffile.imread",
+        "json.load",
+        "pickle.load",
+        "pandas.read_csv",
+        "pandas.read_parquet",
+        "rasterio.open",
+        "decord.VideoReader",
+        "av.open",
     }
 )
-_READER_NAMES = re.compile(r"(^|_)(imread|read_image|load_image|load_audio|read_audio|pil_loader|default_loader|loader)$")
+_READER_NAMES = re.compile(
+    r"(^|_)(imread|read_image|load_image|load_audio|read_audio|pil_loader|default_loader|loader)$"
+)
 # Per-sample transforms: `self.transform(x)`, `self.augment(x)`, `self.tokenizer(text)`, ...
 _TRANSFORM_NAMES = re.compile(
     r"(^|_)(transforms?|augment\w*|augmentations?|aug|tokeni[sz]er|preprocess\w*|process|encode|featuri[sz]e\w*)$",
@@ -70,12 +97,7 @@ SAMPLE_METHODS = ("__getitem__", "__getitems__")
 
 def trains_on_cuda(ctx: "FileContext") -> bool:
     """The module trains a PyTorch model and moves work to a CUDA GPU (not a test)."""
-    return (
-        uses_torch(ctx)
-        and uses_cuda(ctx)
-        and bool(_TRAINING_TEXT.search(ctx.text))
-        and not is_test_file(ctx.path)
-    )
+    return uses_torch(ctx) and uses_cuda(ctx) and bool(_TRAINING_TEXT.search(ctx.text)) and not is_test_file(ctx.path)
 
 
 def is_dataloader(ctx: "FileContext", node: cst.Call) -> bool:

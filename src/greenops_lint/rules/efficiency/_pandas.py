@@ -11,16 +11,18 @@ import libcst as cst
 from greenops_lint.analysis.tree import walk_expr
 
 _ARITHMETIC = (cst.Add, cst.Subtract, cst.Multiply, cst.Divide, cst.FloorDivide, cst.Modulo, cst.Power)
-_ALLOWED_BUILTINS = frozenset(
-    {"float", "int", "abs", "round", "min", "max", "len", "bool", "pow", "sum", "divmod"}
-)
+_ALLOWED_BUILTINS = frozenset({"float", "int", "abs", "round", "min", "max", "len", "bool", "pow", "sum", "divmod"})
 _ALLOWED_METHODS = frozenset({"append", "extend", "add", "get", "item", "setdefault", "update"})
 
 
 def literal_rows(value: cst.BaseExpression, limit: int) -> Optional[int]:
     """Rows of a literal frame (a dict of literal lists, or a list of rows), if at most `limit`."""
     if isinstance(value, cst.Dict):
-        lengths = {len(e.value.elements) for e in value.elements if isinstance(e, cst.DictElement) and isinstance(e.value, (cst.List, cst.Tuple))}
+        lengths = {
+            len(e.value.elements)
+            for e in value.elements
+            if isinstance(e, cst.DictElement) and isinstance(e.value, (cst.List, cst.Tuple))
+        }
         return max(lengths) if lengths and max(lengths) <= limit else None
     if isinstance(value, (cst.List, cst.Tuple)) and len(value.elements) <= limit:
         return len(value.elements)
@@ -36,7 +38,9 @@ def _row_field(node: cst.CSTNode, rows: set[str]) -> bool:
     if isinstance(node, cst.Name):
         return node.value in rows
     if isinstance(node, cst.Subscript):
-        return _row_field(node.value, rows) or (isinstance(node.value, cst.Attribute) and _row_field(node.value.value, rows))
+        return _row_field(node.value, rows) or (
+            isinstance(node.value, cst.Attribute) and _row_field(node.value.value, rows)
+        )
     if isinstance(node, cst.Attribute):
         return isinstance(node.value, cst.Name) and node.value.value in rows
     if isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute) and node.func.attr.value == "get":

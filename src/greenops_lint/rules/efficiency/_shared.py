@@ -219,11 +219,20 @@ def _few_count(ctx, stop: cst.BaseExpression) -> bool:
     for node in walk_expr(stop):
         if isinstance(node, cst.Attribute) and node.attr.value in ("shape", "ndim"):
             return True
-        if isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute) and node.func.attr.value in ("size", "dim"):
+        if (
+            isinstance(node, cst.Call)
+            and isinstance(node.func, cst.Attribute)
+            and node.func.attr.value in ("size", "dim")
+        ):
             return True
         if isinstance(node, cst.Call) and ctx.call_name(node) == "builtins.len" and node.args:
             return is_few_items(ctx, node.args[0].value, 1)
-        word = node.value if isinstance(node, cst.Name) else node.attr.value if isinstance(node, cst.Attribute) else None
-        if word and (_FEW_COUNT.match(word) and not re.search(r"(sample|step|iter|batch|epoch|token|item|row|example)s?$", word, re.IGNORECASE)):
+        word = (
+            node.value if isinstance(node, cst.Name) else node.attr.value if isinstance(node, cst.Attribute) else None
+        )
+        if word and (
+            _FEW_COUNT.match(word)
+            and not re.search(r"(sample|step|iter|batch|epoch|token|item|row|example)s?$", word, re.IGNORECASE)
+        ):
             return True
     return False

@@ -299,7 +299,6 @@ class HostSyncInStepLoop(LoopBoundRule):
             return bool(tensor_evidence(self.ctx, node.args[0].value)) and not self._already_on_host(node.args[0].value)
         return False
 
-
     def _feeds_environment(self) -> bool:
         """`env.step(action.item())`: the host needs the value to act (RL), the
         sync cannot be avoided."""
@@ -360,7 +359,9 @@ class HostSyncInStepLoop(LoopBoundRule):
                 continue  # an evaluation (no_grad, `evaluate()`) called from the loop: once per evaluation
             reported.add(id(candidate.statement))
             reads = per_statement[id(candidate.statement)]
-            what = self.ctx.snippet(candidate.node, 48) + (f" (and {reads - 1} more read(s) in this statement)" if reads > 1 else "")
+            what = self.ctx.snippet(candidate.node, 48) + (
+                f" (and {reads - 1} more read(s) in this statement)" if reads > 1 else ""
+            )
             severity, why = self._materiality(candidate, repetition)
             self.report(
                 candidate.node,

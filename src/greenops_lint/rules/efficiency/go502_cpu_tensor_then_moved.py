@@ -44,10 +44,48 @@ _SIZED_FACTORIES = ("zeros", "ones", "empty", "rand", "randn", "full")
 _ONCE_NAME = re.compile(r"(first|once|cache|cached|loaded|init)", re.IGNORECASE)
 _PURE_METHODS = frozenset(
     {
-        "float", "long", "int", "half", "bfloat16", "double", "bool", "byte", "unsqueeze", "squeeze", "view",
-        "reshape", "repeat", "expand", "t", "transpose", "permute", "flip", "contiguous", "flatten",
-        "tril", "triu", "clone", "fill_", "zero_", "normal_", "uniform_", "exp", "log", "sqrt", "sin", "cos",
-        "cumsum", "roll", "repeat_interleave", "pow", "mul", "add", "div", "neg", "abs", "type",
+        "float",
+        "long",
+        "int",
+        "half",
+        "bfloat16",
+        "double",
+        "bool",
+        "byte",
+        "unsqueeze",
+        "squeeze",
+        "view",
+        "reshape",
+        "repeat",
+        "expand",
+        "t",
+        "transpose",
+        "permute",
+        "flip",
+        "contiguous",
+        "flatten",
+        "tril",
+        "triu",
+        "clone",
+        "fill_",
+        "zero_",
+        "normal_",
+        "uniform_",
+        "exp",
+        "log",
+        "sqrt",
+        "sin",
+        "cos",
+        "cumsum",
+        "roll",
+        "repeat_interleave",
+        "pow",
+        "mul",
+        "add",
+        "div",
+        "neg",
+        "abs",
+        "type",
     }
 )
 
@@ -271,9 +309,13 @@ class CpuTensorThenMoved(CandidateRule):
             where: Optional[str] = None
             if not is_test_code(self.ctx.path):
                 repetition = self.repetition(candidate, self._repeats)
-                if repetition is not None and any(
-                    is_setup_frame(frame) for frame in (candidate.frame, *(site.frame for site in repetition.via))
-                ) and repetition.loop.kind not in ("step", "epoch"):
+                if (
+                    repetition is not None
+                    and any(
+                        is_setup_frame(frame) for frame in (candidate.frame, *(site.frame for site in repetition.via))
+                    )
+                    and repetition.loop.kind not in ("step", "epoch")
+                ):
                     repetition = None  # set-up code (building, fusing, loading a model) runs once
                 where = self.where(repetition) if repetition is not None else self._per_forward(candidate)
             nbytes = numel * FLOAT32_BYTES if numel is not None else None
@@ -308,8 +350,10 @@ class CpuTensorThenMoved(CandidateRule):
         method = move.func.attr.value
         if method == "cuda" and not move.args:
             device: cst.BaseExpression = cst.SimpleString('"cuda"')
-        elif method == "to" and len(move.args) == 1 and (
-            move.args[0].keyword is None or move.args[0].keyword.value == "device"
+        elif (
+            method == "to"
+            and len(move.args) == 1
+            and (move.args[0].keyword is None or move.args[0].keyword.value == "device")
         ):
             device = move.args[0].value
         else:

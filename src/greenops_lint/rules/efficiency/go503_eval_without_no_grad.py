@@ -27,15 +27,39 @@ FAIRCHEM_GB_NO_GRAD = (1.1, 2.3)
 
 _EVAL_WORDS = frozenset(
     {
-        "eval", "evaluate", "evaluation", "evaluator", "validate", "validation", "valid", "val", "test", "testing",
-        "predict", "prediction", "predictions", "infer", "inference", "sample", "sampling", "generate", "generation",
+        "eval",
+        "evaluate",
+        "evaluation",
+        "evaluator",
+        "validate",
+        "validation",
+        "valid",
+        "val",
+        "test",
+        "testing",
+        "predict",
+        "prediction",
+        "predictions",
+        "infer",
+        "inference",
+        "sample",
+        "sampling",
+        "generate",
+        "generation",
     }
 )
 # Lightning runs these under no_grad/inference_mode.
 _FRAMEWORK_NO_GRAD = frozenset(
     {
-        "validation_step", "test_step", "predict_step", "validation_epoch_end", "test_epoch_end",
-        "on_validation_epoch_end", "on_test_epoch_end", "on_predict_epoch_end", "on_validation_batch_end",
+        "validation_step",
+        "test_step",
+        "predict_step",
+        "validation_epoch_end",
+        "test_epoch_end",
+        "on_validation_epoch_end",
+        "on_test_epoch_end",
+        "on_predict_epoch_end",
+        "on_validation_batch_end",
     }
 )
 # Hugging Face Trainer methods (in a Trainer subclass) that run under no_grad.
@@ -48,8 +72,6 @@ _GRAD_NEEDED = re.compile(
     r"\.backward\(|autograd\.grad\b|requires_grad|enable_grad|\.grad\b|torch\.func\.grad|functorch"
 )
 _FROZEN = re.compile(r"requires_grad_\(\s*False\s*\)|requires_grad\s*=\s*False")
-
-
 
 
 def _is_eval_name(name: str) -> bool:
@@ -392,7 +414,4 @@ class EvalWithoutNoGrad(LoopBoundRule):
         if flows is None:
             flows = self._backward_inputs[id(caller)] = backward_inputs(caller)
         names, assignments = flows
-        return any(
-            targets & names and any(node is call for node in walk_expr(value)) for targets, value in assignments
-        )
-
+        return any(targets & names and any(node is call for node in walk_expr(value)) for targets, value in assignments)

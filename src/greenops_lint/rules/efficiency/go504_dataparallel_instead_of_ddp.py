@@ -21,13 +21,16 @@ TIME_FACTOR = round(HF_DP_SECONDS / HF_DDP_SECONDS, 2)
 
 _DATA_PARALLEL = frozenset(
     {
-        "torch.nn.DataParallel", "torch.nn.parallel.DataParallel", "torch.nn.parallel.data_parallel.DataParallel",
+        "torch.nn.DataParallel",
+        "torch.nn.parallel.DataParallel",
+        "torch.nn.parallel.data_parallel.DataParallel",
         "torch.nn.parallel.data_parallel",
     }
 )
 _DISTRIBUTED = frozenset(
     {
-        "torch.nn.parallel.DistributedDataParallel", "torch.nn.parallel.distributed.DistributedDataParallel",
+        "torch.nn.parallel.DistributedDataParallel",
+        "torch.nn.parallel.distributed.DistributedDataParallel",
         "torch.nn.DistributedDataParallel",
     }
 )

@@ -27,7 +27,10 @@ _MEMORY_FLAG = re.compile(r"(mem|memory|cache|empty|release|vram|offload)", re.I
 
 _EMPTY_CACHE = frozenset(
     {
-        "torch.cuda.empty_cache", "torch.mps.empty_cache", "torch.xpu.empty_cache", "torch.npu.empty_cache",
+        "torch.cuda.empty_cache",
+        "torch.mps.empty_cache",
+        "torch.xpu.empty_cache",
+        "torch.npu.empty_cache",
         "torch.cuda.memory.empty_cache",
     }
 )

@@ -36,9 +36,23 @@ def extra_copies(iterations: int) -> float:
 
 _SEQUENCE_CONCATS = frozenset(
     {
-        "torch.cat", "torch.concat", "torch.concatenate", "torch.vstack", "torch.hstack", "torch.row_stack",
-        "numpy.concatenate", "numpy.vstack", "numpy.hstack", "numpy.row_stack", "numpy.column_stack", "numpy.dstack",
-        "pandas.concat", "tensorflow.concat", "jax.numpy.concatenate", "jax.numpy.vstack", "jax.numpy.hstack",
+        "torch.cat",
+        "torch.concat",
+        "torch.concatenate",
+        "torch.vstack",
+        "torch.hstack",
+        "torch.row_stack",
+        "numpy.concatenate",
+        "numpy.vstack",
+        "numpy.hstack",
+        "numpy.row_stack",
+        "numpy.column_stack",
+        "numpy.dstack",
+        "pandas.concat",
+        "tensorflow.concat",
+        "jax.numpy.concatenate",
+        "jax.numpy.vstack",
+        "jax.numpy.hstack",
         "polars.concat",
     }
 )

@@ -29,9 +29,15 @@ _MIXED_PRECISION_TEXT = re.compile(
 )
 _HF_ARGUMENTS = frozenset(
     {
-        "transformers.TrainingArguments", "transformers.Seq2SeqTrainingArguments",
+        "transformers.TrainingArguments",
+        "transformers.Seq2SeqTrainingArguments",
         "transformers.training_args.TrainingArguments",
-        "trl.SFTConfig", "trl.DPOConfig", "trl.GRPOConfig", "trl.RewardConfig", "trl.ORPOConfig", "trl.KTOConfig",
+        "trl.SFTConfig",
+        "trl.DPOConfig",
+        "trl.GRPOConfig",
+        "trl.RewardConfig",
+        "trl.ORPOConfig",
+        "trl.KTOConfig",
     }
 )
 # A run too short for mixed precision to matter: a smoke test or a learning-rate search.

@@ -255,7 +255,8 @@ class CompileInLoop(LoopBoundRule):
             # `m = torch.compile(m)`: this statement's own rebinding does not make
             # `m` a different model; any other assignment in the loop does.
             others = any(
-                isinstance(node, (cst.Assign, cst.AugAssign, cst.AnnAssign)) and node is not assign
+                isinstance(node, (cst.Assign, cst.AugAssign, cst.AnnAssign))
+                and node is not assign
                 and rebinds in referenced_names(node.targets[0].target if isinstance(node, cst.Assign) else node.target)
                 for node in walk_expr(loop.node)
             )

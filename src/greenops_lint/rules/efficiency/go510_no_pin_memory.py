@@ -293,8 +293,12 @@ class NoPinMemory(Rule):
                 source="cited",
             ),
             statement=statement,
-            fix=Fix(node, lambda updated: with_keyword(updated, "pin_memory", cst.Name("True")), safe=True,
-                    title="pin_memory=True"),
+            fix=Fix(
+                node,
+                lambda updated: with_keyword(updated, "pin_memory", cst.Name("True")),
+                safe=True,
+                title="pin_memory=True",
+            ),
         )
 
     def _collate_pins(self, node: cst.Call) -> bool:
@@ -334,7 +338,11 @@ def _rooted(expr: cst.BaseExpression, names: set[str]) -> bool:
     while True:
         if isinstance(expr, (cst.Subscript, cst.Attribute)):
             expr = expr.value
-        elif isinstance(expr, cst.Call) and isinstance(expr.func, cst.Attribute) and expr.func.attr.value in ("items", "values"):
+        elif (
+            isinstance(expr, cst.Call)
+            and isinstance(expr.func, cst.Attribute)
+            and expr.func.attr.value in ("items", "values")
+        ):
             expr = expr.func.value
         else:
             return isinstance(expr, cst.Name) and expr.value in names

@@ -223,8 +223,10 @@ class BlockingHostToDevice(Rule):
         for_in = node.for_in
         while for_in is not None:
             iterable = for_in.iter
-            if isinstance(iterable, cst.Call) and isinstance(iterable.func, cst.Attribute) and (
-                iterable.func.attr.value in ("items", "values")
+            if (
+                isinstance(iterable, cst.Call)
+                and isinstance(iterable.func, cst.Attribute)
+                and (iterable.func.attr.value in ("items", "values"))
             ):
                 iterable = iterable.func.value
             if self._batch_root(iterable):
@@ -261,6 +263,10 @@ class BlockingHostToDevice(Rule):
                 assumptions=("the share grows with the batch's bytes over the host link against the GPU step time",),
                 source="cited",
             ),
-            fix=Fix(node, lambda updated: with_keyword(updated, "non_blocking", cst.Name("True")), safe=True,
-                    title="non_blocking=True"),
+            fix=Fix(
+                node,
+                lambda updated: with_keyword(updated, "non_blocking", cst.Name("True")),
+                safe=True,
+                title="non_blocking=True",
+            ),
         )

@@ -266,4 +266,3 @@ class DeterministicLeftOn(Rule):
 
 def _trains(code: str) -> bool:
     return ".backward(" in code or ".fit(" in code
-

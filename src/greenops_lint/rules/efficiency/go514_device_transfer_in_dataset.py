@@ -15,7 +15,9 @@ from greenops_lint.rules.efficiency._dataloaders import SAMPLE_METHODS, device_t
 
 _DATASET_NAME_ENDINGS = ("Dataset", "DataSet", "Data")
 # torch factories that take `device=`: a tensor created on the GPU per sample.
-_FACTORIES = frozenset({"torch.tensor", "torch.as_tensor", "torch.from_numpy", "torch.zeros", "torch.ones", "torch.empty"})
+_FACTORIES = frozenset(
+    {"torch.tensor", "torch.as_tensor", "torch.from_numpy", "torch.zeros", "torch.ones", "torch.empty"}
+)
 
 
 class DeviceTransferInDataset(Rule):

@@ -30,11 +30,30 @@ LEROBOT_FACTOR = 80
 TINY_ROWS = 1000
 
 _ROW_METHODS = frozenset({"iterrows", "itertuples"})
-_WRAPPERS = frozenset({"builtins.enumerate", "tqdm.tqdm", "tqdm.auto.tqdm", "tqdm.notebook.tqdm", "builtins.zip", "builtins.list"})
+_WRAPPERS = frozenset(
+    {"builtins.enumerate", "tqdm.tqdm", "tqdm.auto.tqdm", "tqdm.notebook.tqdm", "builtins.zip", "builtins.list"}
+)
 # Frames that are summaries (a few rows): aggregation results, heads and samples.
 _SMALL_FRAME_METHODS = frozenset(
-    {"groupby", "agg", "aggregate", "describe", "value_counts", "pivot_table", "corr", "cov", "head", "tail",
-     "nlargest", "nsmallest", "sample", "T", "mean", "sum", "count"}
+    {
+        "groupby",
+        "agg",
+        "aggregate",
+        "describe",
+        "value_counts",
+        "pivot_table",
+        "corr",
+        "cov",
+        "head",
+        "tail",
+        "nlargest",
+        "nsmallest",
+        "sample",
+        "T",
+        "mean",
+        "sum",
+        "count",
+    }
 )
 _SUMMARY_NAME = re.compile(r"(result|metric|summary|stats|score|report|leaderboard|config|param)", re.IGNORECASE)
 
@@ -109,7 +128,7 @@ class PandasRowLoop(LoopBoundRule):
                 bmi.append(row["weight"] / row["height"] ** 2)
             """,
             line=4,
-            message='df.iterrows() loop does arithmetic on each row in Python',
+            message="df.iterrows() loop does arithmetic on each row in Python",
         ),
         Invalid(
             """
@@ -306,8 +325,10 @@ class PandasRowLoop(LoopBoundRule):
                     basis=f"measured on CPU ({MEASURED_ON}): {method} ~{per_row_us:g} us per row vs ~0.01 us vectorised; "
                     f"huggingface/lerobot#2077: apply(axis=1) {LEROBOT_FACTOR}x slower than vectorised",
                     hardware=self.ctx.hardware.key,
-                    assumptions=("the row count is not literal: 1,000-100,000 rows",
-                                 "the per-row work is arithmetic that column operations express"),
+                    assumptions=(
+                        "the row count is not literal: 1,000-100,000 rows",
+                        "the per-row work is arithmetic that column operations express",
+                    ),
                     source="measured on CPU",
                 ),
                 statement=candidate.statement,

@@ -158,11 +158,16 @@ class EagerAttention(Rule):
             value = arg.value
             fix = None
             if isinstance(value, cst.SimpleString):
-                fix = Fix(value, lambda updated: string_like(updated, "sdpa"), safe=False, title='Use attn_implementation="sdpa"')
+                fix = Fix(
+                    value,
+                    lambda updated: string_like(updated, "sdpa"),
+                    safe=False,
+                    title='Use attn_implementation="sdpa"',
+                )
             self.report(
                 arg,
                 'attn_implementation="eager" makes this training run materialise the full attention matrix and run '
-                "attention unfused; drop it or pass \"sdpa\" (PyTorch's fused attention, the default) unless the code "
+                'attention unfused; drop it or pass "sdpa" (PyTorch\'s fused attention, the default) unless the code '
                 "needs the attention weights or the model has no SDPA support",
                 SavingsEstimate(
                     metric="time_factor",

@@ -172,4 +172,3 @@ def _prefetched(pipe: TFPipeline) -> bool:
         return False
     last = len(methods) - 1 - methods[::-1].index("prefetch")
     return all(m in _AFTER_PREFETCH_OK for m in methods[last:])
-

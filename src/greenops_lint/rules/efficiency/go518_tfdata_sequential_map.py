@@ -132,7 +132,11 @@ class TFDataSequentialMap(TracksTFData, Rule):
         func = node.func
         if not (isinstance(func, cst.Attribute) and func.attr.value in _POSITION) or id(node) in self.seen:
             return
-        if not node.args or has_star_kwargs(node) or get_arg(node, "num_parallel_calls", _POSITION[func.attr.value]) is not None:
+        if (
+            not node.args
+            or has_star_kwargs(node)
+            or get_arg(node, "num_parallel_calls", _POSITION[func.attr.value]) is not None
+        ):
             return
         if self.ctx.call_name(node) is not None or is_test_file(self.ctx.path):
             return
@@ -153,7 +157,10 @@ class TFDataSequentialMap(TracksTFData, Rule):
                 basis="tf.data performance guide: parallelize the map with num_parallel_calls; a parallel map runs one "
                 f"element per core, up to the {ASSUMED_CORES} cores assumed for input; 1x when the step is GPU-bound",
                 hardware=self.ctx.hardware.key,
-                assumptions=(f"{ASSUMED_CORES} CPU cores for the input pipeline", "the map function dominates the input cost"),
+                assumptions=(
+                    f"{ASSUMED_CORES} CPU cores for the input pipeline",
+                    "the map function dominates the input cost",
+                ),
                 source="derived",
             ),
             fix=self._fix(node),
@@ -164,8 +171,12 @@ class TFDataSequentialMap(TracksTFData, Rule):
         if alias is None:
             return None
         value = cst.parse_expression(f"{alias}.data.AUTOTUNE")
-        return Fix(node, lambda updated: with_keyword(updated, "num_parallel_calls", value), safe=True,
-                   title="Add num_parallel_calls=tf.data.AUTOTUNE")
+        return Fix(
+            node,
+            lambda updated: with_keyword(updated, "num_parallel_calls", value),
+            safe=True,
+            title="Add num_parallel_calls=tf.data.AUTOTUNE",
+        )
 
     def _tf_alias(self) -> Optional[str]:
         for name, binding in self.ctx.names.scopes[0].names.items():

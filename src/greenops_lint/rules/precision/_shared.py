@@ -10,11 +10,12 @@ from typing import Any, Iterator, Optional
 import libcst as cst
 
 from greenops_lint.analysis.ast_index import AstIndex, chain, torch_layers
+from greenops_lint.analysis.dtypes import is_float64_dtype
 from greenops_lint.analysis.rewrite import float32_like, replace_with
 from greenops_lint.analysis.tree import descendants, last_word
-from greenops_lint.walker import children as walker_children
 from greenops_lint.finding import Fix, SavingsEstimate
 from greenops_lint.savings import HardwareProfile, Workload, float64_time_factor
+from greenops_lint.walker import children as walker_children
 
 
 def float32_fix(value: cst.BaseExpression, new: Optional[cst.BaseExpression] = None) -> Optional[Fix]:
@@ -93,11 +94,17 @@ def _torch_image(index: AstIndex, channels: int) -> Optional[tuple[tuple, Option
 def _tf32_matmul(index: AstIndex) -> bool:
     """The file switches TF32 on for float32 matmuls."""
     for call in index.calls:
-        if index.call_name(call) == "torch.set_float32_matmul_precision" and index.arg(call, 0, "precision") in ("high", "medium"):
+        if index.call_name(call) == "torch.set_float32_matmul_precision" and index.arg(call, 0, "precision") in (
+            "high",
+            "medium",
+        ):
             return True
     for assign in index.assigns:
         for target in assign.targets:
-            if index.qualified(target) == "torch.backends.cuda.matmul.allow_tf32" and index.literal(assign.value) is True:
+            if (
+                index.qualified(target) == "torch.backends.cuda.matmul.allow_tf32"
+                and index.literal(assign.value) is True
+            ):
                 return True
     return False
 
@@ -168,11 +175,17 @@ def float64_model_in_file(ctx: Any) -> bool:
             if method == "double" and not call.args:
                 found = True
             elif name in ("torch.set_default_dtype", "torch.set_default_tensor_type") or method in ("to", "type"):
-                found = any(a in _FLOAT64_SPELLINGS or a in ("torch.DoubleTensor", "torch.cuda.DoubleTensor") for a in args)
+                found = any(
+                    a in _FLOAT64_SPELLINGS or a in ("torch.DoubleTensor", "torch.cuda.DoubleTensor") for a in args
+                )
             elif name.endswith("set_floatx"):
                 found = args[:1] == ["float64"]
             elif name.endswith("config.update"):
-                found = args[:1] == ["jax_enable_x64"] and index.literal(call.args[1]) is True if len(call.args) > 1 else False
+                found = (
+                    args[:1] == ["jax_enable_x64"] and index.literal(call.args[1]) is True
+                    if len(call.args) > 1
+                    else False
+                )
             if found:
                 break
         cache["float64_model"] = found
@@ -203,13 +216,32 @@ def trains(loop: cst.CSTNode) -> bool:
     for node in children(loop.body):
         if isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute):
             method = node.func.attr.value
-            if method == "backward" or (method in ("step", "apply_gradients") and last_word(node.func.value).lower().startswith(("opt", "self.opt"))):
+            if method == "backward" or (
+                method in ("step", "apply_gradients")
+                and last_word(node.func.value).lower().startswith(("opt", "self.opt"))
+            ):
                 return True
     return False
 
 
 TRANSPARENT_METHODS = frozenset(
-    {"to", "cuda", "cpu", "requires_grad_", "reshape", "view", "unsqueeze", "squeeze", "contiguous", "pin_memory", "clone", "detach", "permute", "transpose", "flatten"}
+    {
+        "to",
+        "cuda",
+        "cpu",
+        "requires_grad_",
+        "reshape",
+        "view",
+        "unsqueeze",
+        "squeeze",
+        "contiguous",
+        "pin_memory",
+        "clone",
+        "detach",
+        "permute",
+        "transpose",
+        "flatten",
+    }
 )
 DATA_SINKS = frozenset(
     {
@@ -222,7 +254,9 @@ DATA_SINKS = frozenset(
 )
 FIT_METHODS = frozenset({"fit", "partial_fit", "train_on_batch", "fit_generator", "forward"})
 PLOT_PREFIXES = ("matplotlib.", "seaborn.", "plotly.", "sklearn.metrics.", "torchmetrics.", "scipy.stats.")
-PLOT_METHODS = frozenset({"plot", "scatter", "imshow", "hist", "bar", "savefig", "add_scalar", "add_histogram", "add_image", "fill_between"})
+PLOT_METHODS = frozenset(
+    {"plot", "scatter", "imshow", "hist", "bar", "savefig", "add_scalar", "add_histogram", "add_image", "fill_between"}
+)
 PLOT_WORDS = re.compile(r"plot|metric|score|demo|visuali[sz]|figure|accuracy", re.IGNORECASE)
 SHAPE_ATTRIBUTES = frozenset({"shape", "size", "dtype", "device", "ndim", "nbytes"})
 
@@ -243,3 +277,39 @@ def target_keys(target: cst.BaseExpression) -> list[str]:
     if isinstance(target, (cst.Tuple, cst.List)):
         return [k for e in target.elements for k in target_keys(e.value)]
     return []
+
+
+# -- GO403: casts along a tensor's chain -------------------------------------------------
+_NARROWING = frozenset({"float", "half", "bfloat16"})
+
+
+def narrows_dtype(ctx, method: str, call: cst.Call) -> bool:
+    """`.float()`, `.half()`, `.to(torch.float32)`, `.type(torch.FloatTensor)`."""
+    if method in _NARROWING:
+        return True
+    if method in ("to", "type", "astype"):
+        return any(
+            (a.keyword is None or a.keyword.value == "dtype")
+            and not is_float64_dtype(ctx, a.value)
+            and (ctx.qualified_name(a.value) or "").startswith(
+                (
+                    "torch.float",
+                    "torch.half",
+                    "torch.bfloat",
+                    "torch.FloatTensor",
+                    "torch.cuda.FloatTensor",
+                    "tensorflow.float",
+                )
+            )
+            for a in call.args
+        )
+    return False
+
+
+def widens_dtype(ctx, method: str, call: cst.Call) -> bool:
+    """`.double()` or `.to(torch.float64)`: the author asks for float64 in so many words."""
+    if method == "double" and not call.args:
+        return True
+    return method in ("to", "type") and any(
+        (a.keyword is None or a.keyword.value == "dtype") and is_float64_dtype(ctx, a.value) for a in call.args
+    )

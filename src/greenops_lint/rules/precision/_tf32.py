@@ -53,18 +53,24 @@ def tf32_estimate(ctx) -> tuple[SavingsEstimate, bool, str]:
         words = f"; up to {high:.2g}x on {hardware.label}"
     else:
         low = high = 1.0
-        basis = f"{hardware.label} has no TF32 tensor cores faster than its FP32 units: no saving there; {SOURCE} on A100"
+        basis = (
+            f"{hardware.label} has no TF32 tensor cores faster than its FP32 units: no saving there; {SOURCE} on A100"
+        )
         words = f"; no TF32 gain on {hardware.label}, only on Ampere and newer"
     if conv_only and high > 1.0:
         high = min(high, CONV_MODEL_HIGH)
-        assumptions.append("a convolutional model: cuDNN already runs convolutions in TF32 by default, only the "
-                           "few matmuls (the classifier head) gain")
+        assumptions.append(
+            "a convolutional model: cuDNN already runs convolutions in TF32 by default, only the "
+            "few matmuls (the classifier head) gain"
+        )
         words = "; a convolutional model, whose convolutions already use TF32"
     batches = [int(b) for b in _BATCH_SIZES.findall(ctx.text)]
     if batches and min(batches) <= SMALL_BATCH and not _HEAVY_TEXT.search(ctx.text) and high > 1.0:
         high = min(high, CONV_MODEL_HIGH)
-        assumptions.append(f"training batches of at most {SMALL_BATCH} (the smallest literal batch_size) for a model without attention or recurrent "
-                           "layers: the step is bound by kernel launches, not matmul throughput")
+        assumptions.append(
+            f"training batches of at most {SMALL_BATCH} (the smallest literal batch_size) for a model without attention or recurrent "
+            "layers: the step is bound by kernel launches, not matmul throughput"
+        )
         words = f"; batches of {min(batches)} for a model without attention: TF32 gains little"
     assumptions.append("the training step is dominated by float32 matmuls (linear, attention, recurrent layers)")
     estimate = SavingsEstimate(

@@ -152,7 +152,12 @@ class GlobalFloat64Default(Rule):
             )
         elif name == "os.environ.setdefault":
             value = get_arg(node, None, 1)
-            hit = first is not None and literal_value(first.value) == "JAX_ENABLE_X64" and value is not None and literal_value(value.value) in TRUTHY_LITERALS
+            hit = (
+                first is not None
+                and literal_value(first.value) == "JAX_ENABLE_X64"
+                and value is not None
+                and literal_value(value.value) in TRUTHY_LITERALS
+            )
         else:
             return
         if hit:

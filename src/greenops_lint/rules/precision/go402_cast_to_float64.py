@@ -111,7 +111,8 @@ class CastToFloat64(Rule):
     ]
 
     _FACTORIES = frozenset(
-        f"torch.{n}" for n in ("zeros", "ones", "empty", "full", "rand", "randn", "tensor", "arange", "linspace", "eye", "as_tensor")
+        f"torch.{n}"
+        for n in ("zeros", "ones", "empty", "full", "rand", "randn", "tensor", "arange", "linspace", "eye", "as_tensor")
     )
 
     def visit_Call(self, node: cst.Call) -> None:
@@ -144,12 +145,20 @@ class CastToFloat64(Rule):
             (a.keyword is None or a.keyword.value == "dtype") and is_float64_dtype(self.ctx, a.value) for a in node.args
         ):
             cast = ".to(float64)"
-            dtype = next(a.value for a in node.args if (a.keyword is None or a.keyword.value == "dtype") and is_float64_dtype(self.ctx, a.value))
+            dtype = next(
+                a.value
+                for a in node.args
+                if (a.keyword is None or a.keyword.value == "dtype") and is_float64_dtype(self.ctx, a.value)
+            )
             fix = float32_fix(dtype)
-        elif method == "type" and node.args and (
-            is_float64_dtype(self.ctx, node.args[0].value)
-            or self.ctx.qualified_name(node.args[0].value) in {"torch.DoubleTensor", "torch.cuda.DoubleTensor"}
-            or literal_value(node.args[0].value) in {"torch.DoubleTensor", "torch.cuda.DoubleTensor"}
+        elif (
+            method == "type"
+            and node.args
+            and (
+                is_float64_dtype(self.ctx, node.args[0].value)
+                or self.ctx.qualified_name(node.args[0].value) in {"torch.DoubleTensor", "torch.cuda.DoubleTensor"}
+                or literal_value(node.args[0].value) in {"torch.DoubleTensor", "torch.cuda.DoubleTensor"}
+            )
         ):
             cast = ".type(float64)"
             fix = float32_fix(node.args[0].value)
@@ -167,7 +176,15 @@ class CastToFloat64(Rule):
             if is_model_constructor(self.ctx.call_name(node), node.func, self.ctx.model_classes):
                 return "model"
             func = node.func
-            if isinstance(func, cst.Attribute) and func.attr.value in ("to", "cuda", "cpu", "train", "eval", "float", "requires_grad_"):
+            if isinstance(func, cst.Attribute) and func.attr.value in (
+                "to",
+                "cuda",
+                "cpu",
+                "train",
+                "eval",
+                "float",
+                "requires_grad_",
+            ):
                 return self._receiver_kind(func.value, depth + 1)
             # A helper of this module that builds the model, one call deep.
             for value in returned_values(self.ctx, node):
@@ -214,6 +231,14 @@ def _iterates_data(rule: Rule, iterable: cst.BaseExpression) -> bool:
         if name in ("builtins.enumerate", "builtins.zip") or name == "tqdm.tqdm" or name == "tqdm.auto.tqdm":
             return any(_iterates_data(rule, a.value) for a in iterable.args if a.keyword is None)
         func = iterable.func
-        if isinstance(func, cst.Attribute) and func.attr.value in ("parameters", "named_parameters", "items", "keys", "values", "modules", "children"):
+        if isinstance(func, cst.Attribute) and func.attr.value in (
+            "parameters",
+            "named_parameters",
+            "items",
+            "keys",
+            "values",
+            "modules",
+            "children",
+        ):
             return False
     return True

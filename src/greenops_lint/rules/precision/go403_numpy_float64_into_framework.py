@@ -8,7 +8,7 @@ import libcst as cst
 
 from greenops_lint.analysis.calls import get_arg
 from greenops_lint.analysis.classes import MODEL_NAME
-from greenops_lint.analysis.dtypes import float64_array_source, is_explicit_float64, is_float64_dtype, literal_numel
+from greenops_lint.analysis.dtypes import float64_array_source, is_explicit_float64, literal_numel
 from greenops_lint.analysis.rewrite import method_call, with_keyword
 from greenops_lint.analysis.tree import display_name, is_self_attr, is_test_file, last_word
 from greenops_lint.finding import Fix, SavingsEstimate, human_bytes
@@ -25,8 +25,10 @@ from greenops_lint.rules.precision._shared import (
     cost_words,
     float64_estimate,
     float64_model_in_file,
+    narrows_dtype,
     target_keys,
     trains,
+    widens_dtype,
 )
 from greenops_lint.savings import FLOAT64_BYTES_RATIO, SOURCE_DERIVED, extra_bytes_estimate
 
@@ -157,9 +159,15 @@ class NumpyFloat64IntoFramework(Rule):
     ]
 
     _CONVERTERS = frozenset(
-        {"torch.from_numpy", "torch.tensor", "torch.as_tensor", "torch.asarray", "tensorflow.convert_to_tensor", "tensorflow.constant"}
+        {
+            "torch.from_numpy",
+            "torch.tensor",
+            "torch.as_tensor",
+            "torch.asarray",
+            "tensorflow.convert_to_tensor",
+            "tensorflow.constant",
+        }
     )
-    _NARROWING = frozenset({"float", "half", "bfloat16"})
 
     def visit_Call(self, node: cst.Call) -> None:
         name = self.ctx.call_name(node)
@@ -232,26 +240,6 @@ class NumpyFloat64IntoFramework(Rule):
 
     # -- where the tensor goes ---------------------------------------------------------------
 
-    def _narrowing(self, method: str, call: cst.Call) -> bool:
-        """`.float()`, `.half()`, `.to(torch.float32)`, `.type(torch.FloatTensor)`."""
-        if method in self._NARROWING:
-            return True
-        if method in ("to", "type", "astype"):
-            return any(
-                (a.keyword is None or a.keyword.value == "dtype") and not is_float64_dtype(self.ctx, a.value)
-                and (self.ctx.qualified_name(a.value) or "").startswith(("torch.float", "torch.half", "torch.bfloat", "torch.FloatTensor", "torch.cuda.FloatTensor", "tensorflow.float"))
-                for a in call.args
-            )
-        return False
-
-    def _widening(self, method: str, call: cst.Call) -> bool:
-        """`.double()` or `.to(torch.float64)`: the author asks for float64 in so many words."""
-        if method == "double" and not call.args:
-            return True
-        return method in ("to", "type") and any(
-            (a.keyword is None or a.keyword.value == "dtype") and is_float64_dtype(self.ctx, a.value) for a in call.args
-        )
-
     def _use(self, node: cst.Call) -> Optional[str]:
         """'narrowed' (cast back to float32 in the same expression), 'plot'
         (a plot, a metric, a demo), a few words naming the model or training
@@ -265,7 +253,9 @@ class NumpyFloat64IntoFramework(Rule):
             if isinstance(ancestor, cst.Attribute) and ancestor.value is child:
                 pass
             elif isinstance(ancestor, cst.Call) and isinstance(ancestor.func, cst.Attribute) and ancestor.func is child:
-                if self._narrowing(ancestor.func.attr.value, ancestor) or self._widening(ancestor.func.attr.value, ancestor):
+                if narrows_dtype(self.ctx, ancestor.func.attr.value, ancestor) or widens_dtype(
+                    self.ctx, ancestor.func.attr.value, ancestor
+                ):
                     # Cast back to float32, or to float64 on purpose (`.to(torch.float64)`): no default at work.
                     return "narrowed"
                 if ancestor.func.attr.value not in TRANSPARENT_METHODS:
@@ -277,7 +267,9 @@ class NumpyFloat64IntoFramework(Rule):
                 if sink is not None:
                     return sink
             elif isinstance(ancestor, (cst.Assign, cst.AnnAssign, cst.AugAssign)):
-                targets = [t.target for t in ancestor.targets] if isinstance(ancestor, cst.Assign) else [ancestor.target]
+                targets = (
+                    [t.target for t in ancestor.targets] if isinstance(ancestor, cst.Assign) else [ancestor.target]
+                )
                 keys = {k for t in targets for k in target_keys(t)}
                 return self._flows(keys, self._scope(stack[:index], keys)) if keys else None
             elif isinstance(ancestor, cst.Return):
@@ -343,8 +335,12 @@ class NumpyFloat64IntoFramework(Rule):
                 elif sink is not None:
                     return sink
         for node in nodes:
-            if isinstance(node, (cst.For, cst.While)) and trains(node) and any(
-                isinstance(n, (cst.Name, cst.Attribute)) and self._carries(n, tainted) for n in children(node.body)
+            if (
+                isinstance(node, (cst.For, cst.While))
+                and trains(node)
+                and any(
+                    isinstance(n, (cst.Name, cst.Attribute)) and self._carries(n, tainted) for n in children(node.body)
+                )
             ):
                 return "a training loop"
         return plot
@@ -368,7 +364,7 @@ class NumpyFloat64IntoFramework(Rule):
             if f"call:{last_word(func)}" in tainted and (isinstance(func, cst.Name) or is_self_attr(func)):
                 return True
             if isinstance(func, cst.Attribute):
-                if self._narrowing(func.attr.value, node):
+                if narrows_dtype(self.ctx, func.attr.value, node):
                     return False
                 if func.attr.value in TRANSPARENT_METHODS:
                     return self._carries(func.value, tainted)
@@ -393,4 +389,3 @@ class NumpyFloat64IntoFramework(Rule):
         if isinstance(func, cst.Name) and self.ctx.dataset_classes.is_model_class(word):
             return f"the data set {word}"
         return None
-

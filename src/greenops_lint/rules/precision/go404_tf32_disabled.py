@@ -21,9 +21,12 @@ from greenops_lint.rules.precision._tf32 import tf32_estimate
 # rules/precision/_tf32.py (END_TO_END_HIGH = 2.25x, t5-base on A100, transformers#15026; 1x without TF32).
 _TF32_SETTINGS = frozenset(
     {
-        "torch.backends.cuda.matmul.allow_tf32", "torch.backends.cudnn.allow_tf32",
-        "torch.backends.fp32_precision", "torch.backends.cuda.matmul.fp32_precision",
-        "torch.backends.cudnn.fp32_precision", "torch.backends.cudnn.conv.fp32_precision",
+        "torch.backends.cuda.matmul.allow_tf32",
+        "torch.backends.cudnn.allow_tf32",
+        "torch.backends.fp32_precision",
+        "torch.backends.cuda.matmul.fp32_precision",
+        "torch.backends.cudnn.fp32_precision",
+        "torch.backends.cudnn.conv.fp32_precision",
     }
 )
 _ON_VALUES = (True, "tf32", "high", "medium")
@@ -35,6 +38,7 @@ _COVERED_TEXT = re.compile(
 )
 _MAIN_GUARD = re.compile(r"__name__\s*==\s*[\"']__main__[\"']")
 _FLOAT64_TEXT = re.compile(r"set_default_dtype\(\s*torch\.(float64|double)|\.double\(\)")
+
 
 @dataclass
 class _Switch:
@@ -131,7 +135,7 @@ class TF32Disabled(LoopBoundRule):
                 optimizer.step()
             """,
             line=3,
-            message='this CUDA training loop runs its float32 matmuls without TF32',
+            message="this CUDA training loop runs its float32 matmuls without TF32",
             fixed="""
             import torch
             model = Net().cuda()
@@ -247,9 +251,17 @@ class TF32Disabled(LoopBoundRule):
             string = arg.value
             self.switched_off.append(
                 _Switch(
-                    node, self.ctx.enclosing_statement(), 'torch.set_float32_matmul_precision("highest")',
-                    Fix(string, lambda updated: updated.with_changes(value=f"{updated.prefix}{updated.quote}high{updated.quote}"),
-                        safe=False, title='Use set_float32_matmul_precision("high")'),
+                    node,
+                    self.ctx.enclosing_statement(),
+                    'torch.set_float32_matmul_precision("highest")',
+                    Fix(
+                        string,
+                        lambda updated: updated.with_changes(
+                            value=f"{updated.prefix}{updated.quote}high{updated.quote}"
+                        ),
+                        safe=False,
+                        title='Use set_float32_matmul_precision("high")',
+                    ),
                 )
             )
         else:
@@ -264,7 +276,9 @@ class TF32Disabled(LoopBoundRule):
             name, value = env
             if name == "NVIDIA_TF32_OVERRIDE":
                 if literal_value(value) in ("0", 0):
-                    self.switched_off.append(_Switch(node, self.ctx.enclosing_statement(), 'NVIDIA_TF32_OVERRIDE="0"', None))
+                    self.switched_off.append(
+                        _Switch(node, self.ctx.enclosing_statement(), 'NVIDIA_TF32_OVERRIDE="0"', None)
+                    )
                 else:
                     self.enabled = True
             return
@@ -277,8 +291,12 @@ class TF32Disabled(LoopBoundRule):
                 words = f"{qualified} = {value!r}".replace("'", '"')
                 replacement = cst.Name("True") if value is False else cst.SimpleString('"tf32"')
                 self.switched_off.append(
-                    _Switch(node, self.ctx.enclosing_statement(), words,
-                            Fix(node.value, lambda _updated, new=replacement: new, safe=False, title="Allow TF32"))
+                    _Switch(
+                        node,
+                        self.ctx.enclosing_statement(),
+                        words,
+                        Fix(node.value, lambda _updated, new=replacement: new, safe=False, title="Allow TF32"),
+                    )
                 )
             else:
                 self.enabled = True  # True, "tf32", or a variable: on, or chosen by a flag

@@ -23,8 +23,15 @@ FLOAT32_BYTES = 4
 # conv bias changes the state-dict keys those checkpoints carry.
 _PORT_BASE_SUFFIXES = ("PreTrainedModel", "PretrainedModel", "ModelMixin")
 _PORT_MARKERS = (
-    "_keys_to_ignore_on_load", "_tied_weights_keys", "base_model_prefix", "load_state_dict_from_url",
-    "model_urls", "pretrained_cfg", "default_cfg", "build_model_with_cfg", "load_pretrained",
+    "_keys_to_ignore_on_load",
+    "_tied_weights_keys",
+    "base_model_prefix",
+    "load_state_dict_from_url",
+    "model_urls",
+    "pretrained_cfg",
+    "default_cfg",
+    "build_model_with_cfg",
+    "load_pretrained",
     "def from_pretrained",
 )
 # Code adapted from a published model's repository keeps its layer names so that

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import libcst as cst
 
-from greenops_lint.analysis.attributes import int_value, module_attributes
+from greenops_lint.analysis.attributes import module_attributes
+from greenops_lint.analysis.layer_params import int_value
 from greenops_lint.finding import SavingsEstimate, human_bytes
 from greenops_lint.rule import Invalid, Rule
 from greenops_lint.rules.unused._shared import (

@@ -167,8 +167,11 @@ class DdpFindUnusedParameters(Rule):
         if isinstance(node.func, cst.Attribute) and node.func.attr.value.startswith("register"):
             return True
         first = node.args[0] if node.args else None
-        return first is not None and first.keyword is None and isinstance(literal_value(first.value), str) and (
-            "unused" in literal_value(first.value)
+        return (
+            first is not None
+            and first.keyword is None
+            and isinstance(literal_value(first.value), str)
+            and ("unused" in literal_value(first.value))
         )
 
     def _conditional(self, node: cst.CSTNode) -> bool:

@@ -18,7 +18,10 @@ from greenops_lint.rule import Invalid, Rule
 # The page's `## Estimate`: one wasted load (or construction) each time the statement runs.
 WASTED_PER_RUN = 1.0
 _UNITS = {
-    "model": "wasted loads", "tokenizer": "wasted loads", "built": "wasted model builds", "copy": "wasted model copies",
+    "model": "wasted loads",
+    "tokenizer": "wasted loads",
+    "built": "wasted model builds",
+    "copy": "wasted model copies",
 }
 _CHEAP = "constructing an optimizer or scheduler is cheap; the finding is that nothing uses it"
 _BASES = {
@@ -34,24 +37,44 @@ _BASES = {
 # each holding a second set of the model's weights.
 _COPIERS = frozenset(
     {
-        "torch.optim.swa_utils.AveragedModel", "timm.utils.ModelEma", "timm.utils.ModelEmaV2",
-        "timm.utils.ModelEmaV3", "timm.utils.model_ema.ModelEmaV2", "timm.utils.model_ema.ModelEmaV3",
-        "torch_ema.ExponentialMovingAverage", "ema_pytorch.EMA",
+        "torch.optim.swa_utils.AveragedModel",
+        "timm.utils.ModelEma",
+        "timm.utils.ModelEmaV2",
+        "timm.utils.ModelEmaV3",
+        "timm.utils.model_ema.ModelEmaV2",
+        "timm.utils.model_ema.ModelEmaV3",
+        "torch_ema.ExponentialMovingAverage",
+        "ema_pytorch.EMA",
     }
 )
 # What a copied name must look like to be a model when its value is not known here.
-_MODEL_NAME = re.compile(r"model|net|teacher|student|encoder|decoder|backbone|policy|critic|actor|generator|discriminator", re.IGNORECASE)
-_NOT_A_MODEL_NAME = re.compile(r"conf|cfg|arg|kwarg|param|state|dict|opt|setting|spec|name|path|dir|list|info", re.IGNORECASE)
+_MODEL_NAME = re.compile(
+    r"model|net|teacher|student|encoder|decoder|backbone|policy|critic|actor|generator|discriminator", re.IGNORECASE
+)
+_NOT_A_MODEL_NAME = re.compile(
+    r"conf|cfg|arg|kwarg|param|state|dict|opt|setting|spec|name|path|dir|list|info", re.IGNORECASE
+)
 _LOAD_BASIS = (
     "one whole load (read, deserialise, keep in memory) whose result is never used; the probe measures its time"
 )
 
 _LOADERS = frozenset(
     {
-        "torch.load", "torch.hub.load", "torch.jit.load", "timm.create_model", "transformers.pipeline",
-        "keras.models.load_model", "keras.saving.load_model", "tensorflow.saved_model.load",
-        "sentence_transformers.SentenceTransformer", "whisper.load_model", "spacy.load", "joblib.load",
-        "onnxruntime.InferenceSession", "open_clip.create_model", "diffusers.DiffusionPipeline",
+        "torch.load",
+        "torch.hub.load",
+        "torch.jit.load",
+        "timm.create_model",
+        "transformers.pipeline",
+        "keras.models.load_model",
+        "keras.saving.load_model",
+        "tensorflow.saved_model.load",
+        "sentence_transformers.SentenceTransformer",
+        "whisper.load_model",
+        "spacy.load",
+        "joblib.load",
+        "onnxruntime.InferenceSession",
+        "open_clip.create_model",
+        "diffusers.DiffusionPipeline",
     }
 )
 _SCHEDULE_FACTORIES = re.compile(r"^transformers\.(optimization\.)?get_\w*schedule\w*$")
@@ -59,8 +82,20 @@ _SCHEDULE_FACTORIES = re.compile(r"^transformers\.(optimization\.)?get_\w*schedu
 _WARM_UP = re.compile(r"warm|cache|prefetch|preload|download", re.IGNORECASE)
 _WEAK_METHODS = frozenset(
     {
-        "to", "cuda", "cpu", "eval", "train", "half", "float", "bfloat16", "double", "requires_grad_",
-        "load_state_dict", "zero_grad", "share_memory", "tie_weights",
+        "to",
+        "cuda",
+        "cpu",
+        "eval",
+        "train",
+        "half",
+        "float",
+        "bfloat16",
+        "double",
+        "requires_grad_",
+        "load_state_dict",
+        "zero_grad",
+        "share_memory",
+        "tie_weights",
     }
 )
 
@@ -124,8 +159,19 @@ class LoadedNeverUsed(Rule):
     family = "unused"
     analyses = ("module_attributes", "scope_reads")
     tokens = (
-        "from_pretrained", "load", "create_model", "optim", "pipeline", "SentenceTransformer", "schedule", "models",
-        "deepcopy", "Ema", "EMA", "AveragedModel", "ExponentialMovingAverage",
+        "from_pretrained",
+        "load",
+        "create_model",
+        "optim",
+        "pipeline",
+        "SentenceTransformer",
+        "schedule",
+        "models",
+        "deepcopy",
+        "Ema",
+        "EMA",
+        "AveragedModel",
+        "ExponentialMovingAverage",
     )
     INVALID = [
         Invalid(
@@ -268,12 +314,21 @@ class LoadedNeverUsed(Rule):
             hardware=self.ctx.hardware.key,
             assumptions=("the statement runs once",),
         )
-        self.report(target, f"{name} = {label} {messages[kind]}", estimate,
-                    severity="info" if kind == "tokenizer" else self.severity)
+        self.report(
+            target,
+            f"{name} = {label} {messages[kind]}",
+            estimate,
+            severity="info" if kind == "tokenizer" else self.severity,
+        )
 
     def _loaded(self, value: cst.BaseExpression, copies: bool = True) -> Optional[tuple[Optional[str], cst.Call]]:
         """(kind, the call) when `value` loads or builds a model, tokenizer, optimizer or scheduler."""
-        while isinstance(value, cst.Call) and isinstance(value.func, cst.Attribute) and value.func.attr.value in _WEAK_METHODS and isinstance(value.func.value, cst.Call):
+        while (
+            isinstance(value, cst.Call)
+            and isinstance(value.func, cst.Attribute)
+            and value.func.attr.value in _WEAK_METHODS
+            and isinstance(value.func.value, cst.Call)
+        ):
             if self.ctx.qualified_name(value.func) is not None:
                 break
             value = value.func.value
@@ -310,7 +365,7 @@ class LoadedNeverUsed(Rule):
             return ("scheduler", value) if last[:1].isupper() else None
         if qualified.startswith("torch.optim."):
             last = last_part(qualified)
-            return ("optimizer", value) if last[:1].isupper() and "." not in qualified[len("torch.optim."):] else None
+            return ("optimizer", value) if last[:1].isupper() and "." not in qualified[len("torch.optim.") :] else None
         if _SCHEDULE_FACTORIES.match(qualified):
             return "scheduler", value
         return None

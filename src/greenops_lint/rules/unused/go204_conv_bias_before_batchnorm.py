@@ -246,8 +246,12 @@ class ConvBiasBeforeBatchNorm(Rule):
             f"{self.ctx.snippet(conv, 48)} adds a bias that the BatchNorm right after it subtracts again "
             f"(wasted parameters and a broadcast add every step); pass {keyword}=False",
             estimate,
-            fix=Fix(conv, lambda updated: with_keyword(updated, keyword, cst.Name("False")), safe=False,
-                    title=f"{keyword}=False"),
+            fix=Fix(
+                conv,
+                lambda updated: with_keyword(updated, keyword, cst.Name("False")),
+                safe=False,
+                title=f"{keyword}=False",
+            ),
         )
 
     # -- patterns ------------------------------------------------------------------
@@ -287,7 +291,9 @@ class ConvBiasBeforeBatchNorm(Rule):
         if "Sequential" not in self.ctx.text:
             return
         parent_call = self.ctx.parent(2)
-        if isinstance(parent_call, cst.Call) and (self.ctx.call_name(parent_call) or "").endswith(("ModuleList", "ModuleDict")):
+        if isinstance(parent_call, cst.Call) and (self.ctx.call_name(parent_call) or "").endswith(
+            ("ModuleList", "ModuleDict")
+        ):
             return
         items = [e.value for e in node.elements if not isinstance(e, cst.StarredElement)]
         if len(items) != len(node.elements):
@@ -320,11 +326,14 @@ class ConvBiasBeforeBatchNorm(Rule):
         if isinstance(first, cst.Expr) and isinstance(second, cst.Expr):
             a, b = first.value, second.value
             if (
-                isinstance(a, cst.Call) and isinstance(b, cst.Call)
-                and isinstance(a.func, cst.Attribute) and isinstance(b.func, cst.Attribute)
+                isinstance(a, cst.Call)
+                and isinstance(b, cst.Call)
+                and isinstance(a.func, cst.Attribute)
+                and isinstance(b.func, cst.Attribute)
                 and a.func.attr.value == b.func.attr.value
                 and a.func.attr.value in ("append", "add")
-                and len(a.args) == 1 and len(b.args) == 1
+                and len(a.args) == 1
+                and len(b.args) == 1
                 and self.ctx.module.code_for_node(a.func.value) == self.ctx.module.code_for_node(b.func.value)
             ):
                 if a.func.attr.value == "append" and "Sequential" not in self.ctx.text:

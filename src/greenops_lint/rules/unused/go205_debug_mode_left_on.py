@@ -28,33 +28,39 @@ _LOSE_LESS = "large kernel-bound models lose less"
 # (low, high, basis) by a word of the finding's message, first match wins.
 _DEBUG_COSTS = {
     "anomaly": (
-        ANOMALY_CNN, ANOMALY_MLP,
+        ANOMALY_CNN,
+        ANOMALY_MLP,
         f"measured: anomaly mode cost {ANOMALY_CNN:g}x CPU time per training step for a small CNN and "
         f"{ANOMALY_MLP:g}x for an 8-layer MLP (torch 2.5, CPU, 15 interleaved runs); on GPUs its NaN checks "
         "also synchronise with the host",
     ),
     "profiler": (
-        PROFILER_CNN, PROFILER_MLP,
+        PROFILER_CNN,
+        PROFILER_MLP,
         f"measured: torch.autograd.profiler.profile() around training steps cost {PROFILER_CNN:g}x (CNN) to "
         f"{PROFILER_MLP:g}x (MLP) CPU time per step (torch 2.5, CPU, 15 interleaved runs)",
     ),
     "CUDA_LAUNCH_BLOCKING": (
-        1.0, LAUNCH_BLOCKING_MAX,
+        1.0,
+        LAUNCH_BLOCKING_MAX,
         "derived: without launch/compute overlap a step takes CPU launch time + GPU time instead of the larger "
         f"of the two, up to {LAUNCH_BLOCKING_MAX:g}x when they are equal, plus a host synchronisation per kernel",
     ),
     "tf.function": (
-        1.0, TF_EAGER_MAX,
+        1.0,
+        TF_EAGER_MAX,
         f"measured: a Keras MLP training step ran {TF_EAGER_MAX:g}x slower (CPU time) with "
         f"run_functions_eagerly(True) than as a tf.function (TF 2.18, CPU, 1 thread); {_LOSE_LESS}",
     ),
     "Keras": (
-        1.0, TF_EAGER_MAX,
+        1.0,
+        TF_EAGER_MAX,
         f"measured: a Keras MLP training step ran {TF_EAGER_MAX:g}x slower (CPU time) eagerly than as a "
         f"tf.function (TF 2.18, CPU, 1 thread); {_LOSE_LESS}",
     ),
     "jitted": (
-        1.0, JAX_NO_JIT_MAX,
+        1.0,
+        JAX_NO_JIT_MAX,
         f"measured: an MLP training step ran {JAX_NO_JIT_MAX:g}x slower (CPU time) under jax.disable_jit() "
         f"than jitted (JAX 0.4.35, CPU); {_LOSE_LESS}",
     ),
@@ -180,11 +186,17 @@ class DebugModeLeftOn(Rule):
     _ANOMALY_WITH = frozenset({"torch.autograd.detect_anomaly", "torch.autograd.anomaly_mode.detect_anomaly"})
     _PROFILERS = frozenset(
         {
-            "torch.autograd.profiler.profile", "torch.autograd.profiler.emit_nvtx", "torch.autograd.profile",
-            "torch.autograd.emit_nvtx", "torch.profiler.profile", "torch.autograd.profiler_legacy.profile",
+            "torch.autograd.profiler.profile",
+            "torch.autograd.profiler.emit_nvtx",
+            "torch.autograd.profile",
+            "torch.autograd.emit_nvtx",
+            "torch.profiler.profile",
+            "torch.autograd.profiler_legacy.profile",
         }
     )
-    _EAGER = frozenset({"tensorflow.config.run_functions_eagerly", "tensorflow.config.experimental_run_functions_eagerly"})
+    _EAGER = frozenset(
+        {"tensorflow.config.run_functions_eagerly", "tensorflow.config.experimental_run_functions_eagerly"}
+    )
     _JAX_UPDATE = frozenset({"jax.config.update", "jax.config.config.update"})
 
     def visit_Call(self, node: cst.Call) -> None:
@@ -204,13 +216,23 @@ class DebugModeLeftOn(Rule):
                 what = f"{display_name(name)}(True) runs every tf.function op by op in Python"
         elif name in self._JAX_UPDATE:
             value = get_arg(node, None, 1)
-            if first is not None and literal_value(first.value) == "jax_disable_jit" and value is not None and literal_value(value.value) in TRUTHY_LITERALS:
+            if (
+                first is not None
+                and literal_value(first.value) == "jax_disable_jit"
+                and value is not None
+                and literal_value(value.value) in TRUTHY_LITERALS
+            ):
                 what = 'jax.config.update("jax_disable_jit", True) runs every jitted function op by op'
         elif name == "jax.disable_jit":
             what = "jax.disable_jit() runs every jitted function op by op"
         elif name in ("os.environ.setdefault", "os.putenv"):
             value = get_arg(node, None, 1)
-            if first is not None and literal_value(first.value) == "CUDA_LAUNCH_BLOCKING" and value is not None and literal_value(value.value) in TRUTHY_LITERALS:
+            if (
+                first is not None
+                and literal_value(first.value) == "CUDA_LAUNCH_BLOCKING"
+                and value is not None
+                and literal_value(value.value) in TRUTHY_LITERALS
+            ):
                 what = _LAUNCH_BLOCKING
         elif isinstance(node.func, cst.Attribute) and node.func.attr.value == "compile":
             eager = get_arg(node, "run_eagerly")
@@ -221,7 +243,11 @@ class DebugModeLeftOn(Rule):
 
     def visit_Assign(self, node: cst.Assign) -> None:
         assignment = environ_assignment(self.ctx, node)
-        if assignment is not None and assignment[0] == "CUDA_LAUNCH_BLOCKING" and literal_value(assignment[1]) in TRUTHY_LITERALS:
+        if (
+            assignment is not None
+            and assignment[0] == "CUDA_LAUNCH_BLOCKING"
+            and literal_value(assignment[1]) in TRUTHY_LITERALS
+        ):
             if not self._guarded():
                 self._report(node, _LAUNCH_BLOCKING)
 
@@ -256,7 +282,11 @@ class DebugModeLeftOn(Rule):
         key = next((k for k in _DEBUG_COSTS if k in what), "profiler")
         low, high, basis = _DEBUG_COSTS[key]
         estimate = SavingsEstimate(
-            metric="time_factor", low=low, high=high, unit="x", basis=basis,
+            metric="time_factor",
+            low=low,
+            high=high,
+            unit="x",
+            basis=basis,
             hardware=self.ctx.hardware.key,
             assumptions=("the switch is on for the whole training run",),
             source=SOURCE_DERIVED if key == "CUDA_LAUNCH_BLOCKING" else SOURCE_CPU,

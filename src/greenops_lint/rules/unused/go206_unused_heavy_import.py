@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import re
 import sys
-from typing import Optional
 
 import libcst as cst
 
-from greenops_lint.analysis.names import dotted_name
 from greenops_lint.analysis.tree import is_test_file
 from greenops_lint.analysis.unused_names import is_module_script, module_exports
 from greenops_lint.finding import Fix, SavingsEstimate
 from greenops_lint.rule import Invalid, Rule
+from greenops_lint.rules.unused._imports import _aliases, _Uses
 from greenops_lint.savings import SOURCE_CITED, SOURCE_CPU
-from greenops_lint.walker import children
 
 # The page's `## Estimate`: seconds one process start spends importing the framework.
 # torch: measured by benchmarks/import_startup.py on this CPU (2 vCPUs, warm page cache,
@@ -34,27 +32,82 @@ MATERIAL_SECONDS = 1.0
 
 # Top-level package -> the framework its import loads.
 _LOADS = {
-    "torch": "torch", "torchvision": "torch", "torchaudio": "torch", "torchtext": "torch", "timm": "torch",
-    "lightning": "torch", "pytorch_lightning": "torch", "diffusers": "torch", "accelerate": "torch",
-    "peft": "torch", "sentence_transformers": "torch", "transformers": "torch",
-    "tensorflow": "tensorflow", "keras": "tensorflow", "tf_keras": "tensorflow", "tensorflow_hub": "tensorflow",
-    "tensorflow_probability": "tensorflow", "jax": "jax", "flax": "jax",
+    "torch": "torch",
+    "torchvision": "torch",
+    "torchaudio": "torch",
+    "torchtext": "torch",
+    "timm": "torch",
+    "lightning": "torch",
+    "pytorch_lightning": "torch",
+    "diffusers": "torch",
+    "accelerate": "torch",
+    "peft": "torch",
+    "sentence_transformers": "torch",
+    "transformers": "torch",
+    "tensorflow": "tensorflow",
+    "keras": "tensorflow",
+    "tf_keras": "tensorflow",
+    "tensorflow_hub": "tensorflow",
+    "tensorflow_probability": "tensorflow",
+    "jax": "jax",
+    "flax": "jax",
     # Side-effect imports (never reported) that load a framework themselves.
-    "torch_xla": "torch", "intel_extension_for_pytorch": "torch", "habana_frameworks": "torch", "torch_npu": "torch",
-    "tensorflow_addons": "tensorflow", "tensorflow_text": "tensorflow",
+    "torch_xla": "torch",
+    "intel_extension_for_pytorch": "torch",
+    "habana_frameworks": "torch",
+    "torch_npu": "torch",
+    "tensorflow_addons": "tensorflow",
+    "tensorflow_text": "tensorflow",
 }
 # The packages GO206 reports (the others above only tell what a used import loads).
 _REPORTED = frozenset(
-    {"torch", "torchvision", "torchaudio", "timm", "lightning", "pytorch_lightning", "transformers", "diffusers",
-     "tensorflow", "keras", "tf_keras", "tensorflow_hub", "jax", "flax"}
+    {
+        "torch",
+        "torchvision",
+        "torchaudio",
+        "timm",
+        "lightning",
+        "pytorch_lightning",
+        "transformers",
+        "diffusers",
+        "tensorflow",
+        "keras",
+        "tf_keras",
+        "tensorflow_hub",
+        "jax",
+        "flax",
+    }
 )
 # Third-party packages that load none of the frameworks on import.
 _LIGHT = frozenset(
-    {"numpy", "pandas", "scipy", "sklearn", "matplotlib", "seaborn", "tqdm", "yaml", "requests", "PIL", "cv2",
-     "rich", "click", "typer", "omegaconf", "hydra", "wandb", "mlflow", "h5py", "pyarrow", "einops", "__future__"}
+    {
+        "numpy",
+        "pandas",
+        "scipy",
+        "sklearn",
+        "matplotlib",
+        "seaborn",
+        "tqdm",
+        "yaml",
+        "requests",
+        "PIL",
+        "cv2",
+        "rich",
+        "click",
+        "typer",
+        "omegaconf",
+        "hydra",
+        "wandb",
+        "mlflow",
+        "h5py",
+        "pyarrow",
+        "einops",
+        "__future__",
+    }
 )
-_DELIBERATE = re.compile(r"#\s*(noqa\s*:[^#\n]*\bF401\b|pylint:\s*disable=[^#\n]*unused-import|type:\s*ignore)", re.IGNORECASE)
-_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_DELIBERATE = re.compile(
+    r"#\s*(noqa\s*:[^#\n]*\bF401\b|pylint:\s*disable=[^#\n]*unused-import|type:\s*ignore)", re.IGNORECASE
+)
 _STDLIB = frozenset(getattr(sys, "stdlib_module_names", ()))
 
 
@@ -262,7 +315,11 @@ class UnusedHeavyImport(Rule):
             text = text[:57] + "..."
         low, high, basis, source, label = _cost(top, framework)
         estimate = SavingsEstimate(
-            metric="startup_time", low=low, high=high, unit="s per process start", basis=basis,
+            metric="startup_time",
+            low=low,
+            high=high,
+            unit="s per process start",
+            basis=basis,
             hardware=self.ctx.hardware.key,
             assumptions=("nothing else the process imports loads the framework",),
             source=source,
@@ -293,7 +350,9 @@ class UnusedHeavyImport(Rule):
 def _cost(top: str, framework: str) -> tuple[float, float, str, str, str]:
     """(low, high, basis, source, label) of one start's import cost."""
     if framework == "tensorflow":
-        label = "TensorFlow" if top in ("tensorflow", "tensorflow_hub", "tensorflow_probability") else f"{top} (TensorFlow)"
+        label = (
+            "TensorFlow" if top in ("tensorflow", "tensorflow_hub", "tensorflow_probability") else f"{top} (TensorFlow)"
+        )
         return (*TF_IMPORT_S, f"cited: `import tensorflow` took {TF_SOURCE}", SOURCE_CITED, label)
     if framework == "jax":
         return (*JAX_IMPORT_S, f"cited: {JAX_SOURCE}", SOURCE_CITED, top)
@@ -304,66 +363,3 @@ def _cost(top: str, framework: str) -> tuple[float, float, str, str, str]:
         + ("" if top == "torch" else f"; {top} loads torch, so it costs at least that")
     )
     return (*TORCH_IMPORT_S, basis, SOURCE_CPU, label)
-
-
-def _aliases(node) -> list[tuple[Optional[str], str]]:
-    """(name bound, top-level package) per alias; the bound name is None for
-    a star import or a relative import."""
-    if isinstance(node, cst.Import):
-        found = []
-        for alias in node.names:
-            dotted = dotted_name(alias.name) or ""
-            top = dotted.split(".")[0]
-            bound = alias.asname.name.value if alias.asname is not None and isinstance(alias.asname.name, cst.Name) else top
-            found.append((bound, top))
-        return found
-    if node.relative or node.module is None:
-        return [(None, "")]
-    top = (dotted_name(node.module) or "").split(".")[0]
-    if isinstance(node.names, cst.ImportStar):
-        return [(None, top)]
-    found = []
-    for alias in node.names:
-        name = alias.asname.name if alias.asname is not None else alias.name
-        found.append((name.value if isinstance(name, cst.Name) else None, top))
-    return found
-
-
-class _Uses:
-    """Names read anywhere in a module (import statements aside), words of
-    string annotations, every import statement, and dynamic name access."""
-
-    def __init__(self) -> None:
-        self.names: set[str] = set()
-        self.annotation_words: set[str] = set()
-        self.imports: list = []
-        self.dynamic = False
-
-    def walk(self, node: cst.CSTNode, in_annotation: bool = False) -> None:
-        node_type = type(node)
-        if node_type is cst.Import or node_type is cst.ImportFrom:
-            self.imports.append(node)
-            return
-        if node_type is cst.If and "TYPE_CHECKING" in (dotted_name(node.test) or ""):
-            # Never runs: its imports load nothing (names read in it still count).
-            self._walk_type_checking(node.body)
-            if node.orelse is not None:
-                self.walk(node.orelse, in_annotation)
-            return
-        if node_type is cst.Name:
-            self.names.add(node.value)
-            return
-        if node_type is cst.Annotation:
-            in_annotation = True
-        elif in_annotation and node_type is cst.SimpleString:
-            self.annotation_words.update(_WORD.findall(node.value))
-            return
-        elif node_type is cst.Call and isinstance(node.func, cst.Name) and node.func.value in ("globals", "eval", "exec"):
-            self.dynamic = True
-        for child in children(node):
-            self.walk(child, in_annotation)
-
-    def _walk_type_checking(self, body: cst.CSTNode) -> None:
-        before = len(self.imports)
-        self.walk(body)
-        del self.imports[before:]
