@@ -12,9 +12,9 @@ from greenops_lint.analysis.candidates import Candidate, CandidateRule
 from greenops_lint.analysis.efficiency import is_device_expr
 from greenops_lint.analysis.guards import is_guard
 from greenops_lint.analysis.loops import LoopInfo, Repetition
-from greenops_lint.analysis.rewrite import with_keyword
-from greenops_lint.finding import Fix, SavingsEstimate
+from greenops_lint.finding import SavingsEstimate
 from greenops_lint.rule import Invalid
+from greenops_lint.rules.efficiency._factories import device_fix, literal_numel, sizes_only
 from greenops_lint.rules.efficiency._shared import is_few_items, is_setup_frame, is_small_fixed_loop, is_test_code
 
 # ## Estimate: repeated work, one extra host allocation and host-to-device copy each time the line runs; the
@@ -37,8 +37,6 @@ _FACTORIES = (
     | _RANDOM_FACTORIES
     | _LEGACY_CONSTRUCTORS
 )
-# Factories whose size the arguments give (`torch.full(size, value)`: the first only).
-_SIZED_FACTORIES = ("zeros", "ones", "empty", "rand", "randn", "full")
 # A plain name tested against None is an argument's default (built on every call
 # without it), unless the name says it is a cache.
 _ONCE_NAME = re.compile(r"(first|once|cache|cached|loaded|init)", re.IGNORECASE)
@@ -245,7 +243,7 @@ class CpuTensorThenMoved(CandidateRule):
             return
         if get_arg(inner, "out") is not None or has_star_kwargs(inner):
             return
-        if factory in _LEGACY_CONSTRUCTORS and not self._sizes_only(inner):
+        if factory in _LEGACY_CONSTRUCTORS and not sizes_only(inner):
             return  # built from host data: it is copied to the device either way
         if get_arg(inner, "generator") is not None:
             return  # a CPU generator (reproducible across devices) needs a host tensor
@@ -263,7 +261,7 @@ class CpuTensorThenMoved(CandidateRule):
             fix = f"pass device= to torch.{factory}() (this changes the random stream: CUDA and CPU generators differ)"
         else:
             fix = "create it with torch.empty(..., device=...) (or zeros)"
-        self.record(node, factory=factory, fix=fix, inner=inner, numel=self._literal_numel(inner, factory))
+        self.record(node, factory=factory, fix=fix, inner=inner, numel=literal_numel(inner, factory))
 
     def _repeats(self, loop: LoopInfo) -> bool:
         """A loop that runs the copy again and again: not one over a small fixed
@@ -340,50 +338,11 @@ class CpuTensorThenMoved(CandidateRule):
                     ),
                 ),
                 statement=candidate.statement,
-                fix=self._fix(candidate.node, candidate.extra["inner"]) if factory in self.safe_fix_factories else None,
+                fix=device_fix(candidate.node, candidate.extra["inner"])
+                if factory in self.safe_fix_factories
+                else None,
                 severity=None if material else "info",
             )
-
-    @staticmethod
-    def _fix(move: cst.Call, factory: cst.Call) -> Optional[Fix]:
-        """`torch.zeros(n).unsqueeze(0).to(dev)` -> `torch.zeros(n, device=dev).unsqueeze(0)`."""
-        method = move.func.attr.value
-        if method == "cuda" and not move.args:
-            device: cst.BaseExpression = cst.SimpleString('"cuda"')
-        elif (
-            method == "to"
-            and len(move.args) == 1
-            and (move.args[0].keyword is None or move.args[0].keyword.value == "device")
-        ):
-            device = move.args[0].value
-        else:
-            return None  # .cuda(1), .to(dev, dtype), non_blocking=...: left to a human
-        depth = 0
-        receiver = move.func.value
-        while receiver is not factory:
-            receiver = receiver.func.value
-            depth += 1
-
-        def rewrite(updated: cst.Call) -> cst.BaseExpression:
-            def rebuild(node: cst.BaseExpression, level: int) -> cst.BaseExpression:
-                if level == 0:
-                    return with_keyword(node, "device", device)
-                inner = rebuild(node.func.value, level - 1)
-                return node.with_changes(func=node.func.with_changes(value=inner))
-
-            return rebuild(updated.func.value, depth)
-
-        return Fix(move, rewrite, safe=True, title="create it on the device")
-
-    @staticmethod
-    def _sizes_only(call: cst.Call) -> bool:
-        """`torch.FloatTensor(n, 512)` allocates by size; `torch.FloatTensor([1, 2])`
-        and `torch.FloatTensor(values)` (one name: data or a size?) are not followed."""
-        args = [a.value for a in call.args if a.keyword is None]
-        sizes = (cst.Integer, cst.Name, cst.Attribute, cst.BinaryOperation, cst.Subscript)
-        if len(args) == 1:
-            return isinstance(args[0], cst.Integer)
-        return len(args) > 1 and all(isinstance(a, sizes) for a in args)
 
     def _moves_to_device(self, node: cst.Call) -> bool:
         target = get_arg(node, "device")
@@ -393,22 +352,3 @@ class CpuTensorThenMoved(CandidateRule):
                 return False
             target = first
         return is_device_expr(self.ctx, target.value)
-
-    @staticmethod
-    def _literal_numel(call: cst.Call, factory: str) -> Optional[int]:
-        if factory not in _SIZED_FACTORIES:
-            return None
-        args = [a.value for a in call.args if a.keyword is None]
-        if factory == "full":
-            args = args[:1]
-        if len(args) == 1 and isinstance(args[0], (cst.Tuple, cst.List)):
-            if not args[0].elements:
-                return 1  # torch.zeros([]): a scalar
-            args = [e.value for e in args[0].elements]
-        numel = 1
-        for arg in args:
-            value = literal_value(arg)
-            if not isinstance(value, int) or isinstance(value, bool):
-                return None
-            numel *= value
-        return numel if args else None

@@ -16,6 +16,7 @@ from greenops_lint.analysis.names import dotted_name
 from greenops_lint.analysis.tree import is_test_file, param_names, walk_expr
 from greenops_lint.finding import SavingsEstimate
 from greenops_lint.rule import Invalid
+from greenops_lint.rules.efficiency._grad_words import FRAMEWORK_NO_GRAD, is_eval_name
 from greenops_lint.rules.efficiency._shared import LoopBoundRule, backward_inputs, calls_module_function
 
 # ## Estimate: the time factor of the evaluation work (not of training); the main saving is activation memory,
@@ -25,44 +26,6 @@ TIME_FACTOR_HIGH = 1.2
 FAIRCHEM_GB_RECORDING = (3.4, 8.1)
 FAIRCHEM_GB_NO_GRAD = (1.1, 2.3)
 
-_EVAL_WORDS = frozenset(
-    {
-        "eval",
-        "evaluate",
-        "evaluation",
-        "evaluator",
-        "validate",
-        "validation",
-        "valid",
-        "val",
-        "test",
-        "testing",
-        "predict",
-        "prediction",
-        "predictions",
-        "infer",
-        "inference",
-        "sample",
-        "sampling",
-        "generate",
-        "generation",
-    }
-)
-# Lightning runs these under no_grad/inference_mode.
-_FRAMEWORK_NO_GRAD = frozenset(
-    {
-        "validation_step",
-        "test_step",
-        "predict_step",
-        "validation_epoch_end",
-        "test_epoch_end",
-        "on_validation_epoch_end",
-        "on_test_epoch_end",
-        "on_predict_epoch_end",
-        "on_validation_batch_end",
-    }
-)
-# Hugging Face Trainer methods (in a Trainer subclass) that run under no_grad.
 _TRAINER_NO_GRAD = frozenset({"evaluate", "prediction_step", "evaluation_loop", "predict"})
 # `encoder_class()`, `model_cls()`: instantiating a class held in a variable, not running a model.
 _CONSTRUCTOR_NAME = re.compile(r"(^|_)(class|cls|type|factory)$")
@@ -72,10 +35,6 @@ _GRAD_NEEDED = re.compile(
     r"\.backward\(|autograd\.grad\b|requires_grad|enable_grad|\.grad\b|torch\.func\.grad|functorch"
 )
 _FROZEN = re.compile(r"requires_grad_\(\s*False\s*\)|requires_grad\s*=\s*False")
-
-
-def _is_eval_name(name: str) -> bool:
-    return any(word in _EVAL_WORDS for word in name.lower().split("_"))
 
 
 @dataclass
@@ -266,7 +225,7 @@ class EvalWithoutNoGrad(LoopBoundRule):
             if type(function) is not cst.FunctionDef:
                 continue
             name = function.name.value
-            if name in _FRAMEWORK_NO_GRAD:
+            if name in FRAMEWORK_NO_GRAD:
                 return True
             cls = stack[index - 2]
             if type(cls) is not cst.ClassDef:
@@ -275,7 +234,7 @@ class EvalWithoutNoGrad(LoopBoundRule):
             if (
                 (name in _TRAINER_NO_GRAD and "Trainer" in bases)
                 or (name == "_forward" and "Pipeline" in bases)
-                or ("GenerationMixin" in bases and _is_eval_name(name))
+                or ("GenerationMixin" in bases and is_eval_name(name))
             ):
                 return True
         return False
@@ -316,7 +275,7 @@ class EvalWithoutNoGrad(LoopBoundRule):
             frame = candidate.frame
             if not (
                 candidate.extra["eval_mode"]
-                or any(_is_eval_name(n) for n in candidate.extra["functions"])
+                or any(is_eval_name(n) for n in candidate.extra["functions"])
                 or self._called_in_eval_mode(frame)
             ):
                 continue
@@ -370,7 +329,7 @@ class EvalWithoutNoGrad(LoopBoundRule):
             return None
         if self._sites_no_grad(frame):
             return None
-        if not _is_eval_name(frame.name.value):
+        if not is_eval_name(frame.name.value):
             return None
         for site in loops.call_sites.get(frame.name.value, ()):
             if site.frame is frame:
