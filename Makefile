@@ -34,8 +34,9 @@ test: $(VENV)/.test-deps
 SUPPORTED = 3.10 3.11 3.12 3.13
 test-all:
 	@set -e; for v in $(SUPPORTED); do \
-	  py=$$(command -v python$$v || ls -d $$HOME/.pyenv/versions/$$v*/bin/python$$v 2>/dev/null | tail -1); \
-	  if [ -z "$$py" ]; then echo "== Python $$v: not found, skipped"; continue; fi; \
+	  py=$$(ls -d $$HOME/.pyenv/versions/$$v*/bin/python$$v 2>/dev/null | tail -1); \
+	  [ -n "$$py" ] || py=$$(command -v python$$v || true); \
+	  if [ -z "$$py" ] || ! $$py -c "" 2>/dev/null; then echo "== Python $$v: not found, skipped"; continue; fi; \
 	  echo "== Python $$v ($$py)"; \
 	  [ -x .venv-$$v/bin/python ] || $$py -m venv .venv-$$v; \
 	  .venv-$$v/bin/python -m pip install --quiet -e '.[test]'; \
