@@ -560,12 +560,23 @@ def _run_measured(args, cwd, timeout=300.0):
 
     env = {**os.environ, "PYTHONPATH": _package_root()}
     log = open(os.path.join(cwd, ".run.log"), "wb+")
-    # posix_spawn (vfork-like), not fork: on Python < 3.11 subprocess forks, and a
-    # forked child's peak RSS starts at this test process's own (torch and all).
-    launcher = "import os, runpy, sys; os.chdir(sys.argv[1]); sys.argv[1:2] = []; runpy.run_module('greenops_lint', run_name='__main__', alter_sys=True)"
+    # The child's own high-water mark (VmHWM of its address space): getrusage's
+    # ru_maxrss of a child keeps the RSS it had when it was forked or vforked from
+    # this test process (torch and all, once the probe tests have run).
+    peak_file = os.path.join(cwd, ".run.peak")
+    launcher = (
+        "import atexit, os, runpy, sys\n"
+        "peak_file = sys.argv.pop(1)\n"
+        "def peak():\n"
+        "    with open('/proc/self/status') as status, open(peak_file, 'w') as out:\n"
+        "        out.write(next(l.split()[1] for l in status if l.startswith('VmHWM')))\n"
+        "atexit.register(peak)\n"
+        "os.chdir(sys.argv.pop(1))\n"
+        "runpy.run_module('greenops_lint', run_name='__main__', alter_sys=True)\n"
+    )
     child = os.posix_spawn(
         sys.executable,
-        [sys.executable, "-c", launcher, str(cwd), *args],
+        [sys.executable, "-c", launcher, peak_file, str(cwd), *args],
         env,
         file_actions=[(os.POSIX_SPAWN_DUP2, log.fileno(), 1), (os.POSIX_SPAWN_DUP2, log.fileno(), 2)],
     )
@@ -584,7 +595,13 @@ def _run_measured(args, cwd, timeout=300.0):
     output = log.read().decode("utf-8", "replace")
     log.close()
     os.unlink(os.path.join(cwd, ".run.log"))
-    return returncode, output, usage.ru_maxrss * 1024
+    try:
+        with open(peak_file) as handle:
+            peak = int(handle.read()) * 1024
+        os.unlink(peak_file)
+    except (OSError, ValueError):
+        peak = usage.ru_maxrss * 1024
+    return returncode, output, peak
 
 
 def test_a_2mb_generated_literal_is_skipped_under_500mb(tmp_path):
