@@ -41,7 +41,7 @@ test-all:
 	  [ -x .venv-$$v/bin/python ] || $$py -m venv .venv-$$v; \
 	  .venv-$$v/bin/python -m pip install --quiet -e '.[test]'; \
 	  .venv-$$v/bin/python -m pip install --quiet torch==2.13.0 || echo "   (no torch build for $$v: probe tests skip)"; \
-	  .venv-$$v/bin/python -m pytest -q -p no:cacheprovider; \
+	  .venv-$$v/bin/python -m pytest -p no:cacheprovider; \
 	done
 
 # The project lints itself: ruff (pinned in the test extras) for lint and format.
