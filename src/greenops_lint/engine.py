@@ -363,6 +363,11 @@ def _too_large(text: str) -> Optional[str]:
     )
 
 
+_CHAIN_TOO_LONG = (
+    f"an expression chains more than {MAX_CHAIN} operands (generated code?), too many to parse in reasonable time"
+)
+
+
 def _too_complex(text: str) -> Optional[str]:
     """Why LibCST should not parse this text, or None (the common, cheap case)."""
     breaks = len(_OPERATOR_AT_LINE_END.findall(text)) + len(_OPERATOR_AT_LINE_START.findall(text))
@@ -370,8 +375,12 @@ def _too_complex(text: str) -> Optional[str]:
         return None
     try:
         tree = parse_python(text)
-    except (SyntaxError, ValueError, RecursionError, MemoryError):
+    except (SyntaxError, ValueError):
         return None  # LibCST reports the syntax error itself
+    except (RecursionError, MemoryError):
+        # CPython 3.12+ gives up building the AST of a chain a few thousand
+        # operands long: far beyond what LibCST parses in reasonable time.
+        return _CHAIN_TOO_LONG
     longest = 0
     for node in ast.walk(tree):
         if isinstance(node, ast.BinOp):
@@ -385,7 +394,7 @@ def _too_complex(text: str) -> Optional[str]:
         elif isinstance(node, ast.Compare):
             longest = max(longest, len(node.comparators) + 1)
         if longest > MAX_CHAIN:
-            return f"an expression chains more than {MAX_CHAIN} operands (generated code?), too many to parse in reasonable time"
+            return _CHAIN_TOO_LONG
     return None
 
 
