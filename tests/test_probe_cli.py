@@ -220,6 +220,14 @@ def test_no_findings_prints_an_empty_array(tmp_path):
     assert "No findings with a probe" in result.stderr
 
 
+def test_findings_without_a_probe_are_listed_as_not_probed(tmp_path):
+    write(tmp_path / "dp.py", "import torch\nmodel = torch.nn.DataParallel(net).cuda()\n")
+    result = invoke(tmp_path / "dp.py", "--format", "json")
+    assert result.exit_code == 0 and json.loads(result.stdout) == []
+    assert "Not probed: 1 findings of rules without a probe (GO504 x1)" in result.stderr
+    assert "probes exist for GO101" in result.stderr
+
+
 def test_missing_path_exits_2(tmp_path):
     result = invoke(tmp_path / "nope.py")
     assert result.exit_code == 2 and "no such file" in result.stderr

@@ -7,6 +7,7 @@ import os
 import shutil
 import sys
 import tempfile
+from collections import Counter
 from pathlib import Path
 from typing import Optional
 
@@ -185,10 +186,19 @@ def probe(
         from greenops_lint.probe.server import INSTALL_HINT
 
         raise _fail(f"the probe needs torch, which is not installed: {INSTALL_HINT}")
-    records, failed = _template_mode(
+    records, failed, unprobed = _template_mode(
         paths or (".",), codes, repeats, timeout or TEMPLATE_TIMEOUT_S, threads, min_time, tolerance, config_file
     )
     _finish(records, output_format, output_file, plot_file)
+    if unprobed:
+        from greenops_lint.probe.plans import PROBED_CODES
+
+        counts = ", ".join(f"{code} x{count}" for code, count in sorted(unprobed.items()))
+        click.echo(
+            f"Not probed: {sum(unprobed.values())} findings of rules without a probe ({counts}); "
+            f"probes exist for {', '.join(PROBED_CODES)}.",
+            err=True,
+        )
     timed_out = [r for r in records if r.get("timed_out")]
     for record in timed_out:
         click.echo(
@@ -256,6 +266,7 @@ def _template_mode(paths, codes, repeats, timeout, threads, min_time, tolerance,
             raise _fail(str(exc)) from None
         words = describe_host(host, info)
         plans = plans_for(found, host)
+        unprobed = Counter(f.code for f in found.findings if f.code not in PROBED_CODES)
         # Findings whose plans are identical (two casts in one script) share one measurement.
         shared: dict[str, list] = {}
         for plan in plans:
@@ -285,6 +296,6 @@ def _template_mode(paths, codes, repeats, timeout, threads, min_time, tolerance,
                     failed.append(record)
         finally:
             progress.close()
-        return records, failed
+        return records, failed, unprobed
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
