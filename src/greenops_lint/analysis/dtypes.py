@@ -45,6 +45,12 @@ PANDAS_READERS = frozenset(
 )
 
 
+# Dtype names without their width (`float32` -> `float`); strings also take
+# NumPy's one-letter kinds (`"f8"`, `"i4"`, `"u1"`).
+_DTYPE_BASES = ("float", "int", "uint", "bool", "complex", "double", "half", "bfloat", "single")
+_DTYPE_STRINGS = _DTYPE_BASES + ("f", "i", "u")
+
+
 def is_float64_dtype(ctx: "FileContext", node: cst.BaseExpression) -> bool:
     if isinstance(node, cst.SimpleString):
         return literal_value(node) in FLOAT64_STRINGS
@@ -55,38 +61,13 @@ def is_dtype_expr(ctx: "FileContext", node: cst.BaseExpression) -> bool:
     """Does this positional argument look like a dtype (of any width)?"""
     if isinstance(node, cst.SimpleString):
         value = literal_value(node)
-        return isinstance(value, str) and value.lstrip("<>=").rstrip("0123456789") in (
-            "float",
-            "int",
-            "uint",
-            "bool",
-            "complex",
-            "double",
-            "half",
-            "f",
-            "i",
-            "u",
-            "bfloat",
-            "single",
-        )
+        return isinstance(value, str) and value.lstrip("<>=").rstrip("0123456789") in _DTYPE_STRINGS
     qualified = ctx.qualified_name(node)
     if qualified is None:
         return False
     if qualified.startswith("builtins."):
         return qualified in ("builtins.float", "builtins.int", "builtins.bool", "builtins.complex")
-    return qualified.startswith(_DTYPE_PREFIXES) and qualified.rsplit(".", 1)[-1].rstrip("_0123456789") in (
-        "float",
-        "int",
-        "uint",
-        "bool",
-        "complex",
-        "double",
-        "half",
-        "bfloat",
-        "single",
-        "long",
-        "short",
-    )
+    return qualified.startswith(_DTYPE_PREFIXES) and qualified.rsplit(".", 1)[-1].rstrip("_0123456789") in _DTYPE_BASES
 
 
 def given_dtype(ctx: "FileContext", call: cst.Call) -> Optional[cst.BaseExpression]:

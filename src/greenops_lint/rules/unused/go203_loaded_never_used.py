@@ -11,7 +11,7 @@ from greenops_lint.analysis.attributes import module_attributes
 from greenops_lint.analysis.calls import get_arg, literal_value
 from greenops_lint.analysis.names import dotted_name
 from greenops_lint.analysis.tree import is_test_file, last_part
-from greenops_lint.analysis.unused_names import is_module_script, module_exports, scope_reads
+from greenops_lint.analysis.unused_names import DISCARDED_METHODS, is_module_script, module_exports, scope_reads
 from greenops_lint.finding import SavingsEstimate
 from greenops_lint.rule import Invalid, Rule
 
@@ -80,24 +80,6 @@ _LOADERS = frozenset(
 _SCHEDULE_FACTORIES = re.compile(r"^transformers\.(optimization\.)?get_\w*schedule\w*$")
 # A load into `warm`, `cache`, `prefetched`... is done for its side effect (download, page cache).
 _WARM_UP = re.compile(r"warm|cache|prefetch|preload|download", re.IGNORECASE)
-_WEAK_METHODS = frozenset(
-    {
-        "to",
-        "cuda",
-        "cpu",
-        "eval",
-        "train",
-        "half",
-        "float",
-        "bfloat16",
-        "double",
-        "requires_grad_",
-        "load_state_dict",
-        "zero_grad",
-        "share_memory",
-        "tie_weights",
-    }
-)
 
 
 class LoadedNeverUsed(Rule):
@@ -326,7 +308,7 @@ class LoadedNeverUsed(Rule):
         while (
             isinstance(value, cst.Call)
             and isinstance(value.func, cst.Attribute)
-            and value.func.attr.value in _WEAK_METHODS
+            and value.func.attr.value in DISCARDED_METHODS
             and isinstance(value.func.value, cst.Call)
         ):
             if self.ctx.qualified_name(value.func) is not None:
