@@ -55,7 +55,7 @@ def test_grid_table_has_world_and_twenty_regions_with_sources():
 def test_consumer_and_pre_ampere_ratios_are_kept(hardware, high):
     estimate = float64_time_factor(get_hardware(hardware))
     assert (estimate.metric, estimate.low, estimate.high, estimate.hardware) == ("time_factor", 1.0, high, hardware)
-    assert estimate.basis and estimate.source == "derived"
+    assert estimate.basis and estimate.source == "datasheet"
 
 
 TINY = Workload("mlp", linears=((4, 4), (4, 4), (4, 2)), batch=64)
@@ -77,7 +77,7 @@ def test_float64_on_a100_depends_on_the_work():
     assert resnet.low >= 4 and resnet.high <= 16
     for estimate, words in ((tiny, "MLP 4-4-4-2, batch 64"), (resnet, "CNN 3-64-64-128-256-512")):
         assert words in estimate.basis and "roofline" in estimate.basis
-        assert estimate.hardware == "a100-80gb" and estimate.source == "derived"
+        assert estimate.hardware == "a100-80gb" and estimate.source == "datasheet"
     assert any("allow_tf32" in a for a in resnet.assumptions)
 
 

@@ -28,6 +28,10 @@ def render_page(rule: type[Rule]) -> str:
         f"{'yes' if has_probe(rule) else 'no'} |",
         "",
     ]
+    if rule.estimate_sources:
+        lines += ["| estimate source | holds for |", "| --- | --- |"]
+        lines += [f"| {source} | {holds_for} |" for source, holds_for in rule.estimate_sources.items()]
+        lines.append("")
     body = rule.doc().split("\n\n", 1)
     if len(body) > 1:
         lines += [body[1].strip(), ""]

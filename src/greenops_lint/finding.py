@@ -15,16 +15,28 @@ def severity_rank(severity: str) -> int:
     return SEVERITIES.index(severity) if severity in SEVERITIES else len(SEVERITIES)
 
 
+# Where an estimate's figure comes from (`SavingsEstimate.source`). Each rule
+# declares the ones it uses (`Rule.estimate_sources`) and its page shows them.
+SOURCE_DATASHEET = "datasheet"  # computed from the configured hardware profile's datasheet rates
+SOURCE_DERIVED = "derived"  # a stated model's arithmetic, the same on any hardware
+SOURCE_CODE = "literal sizes in the code"  # bytes from literal shapes: any device
+SOURCE_COUNTED = "counted in the code"  # repetitions from the code's loops: any device
+SOURCE_CITED = "cited"  # a published measurement, on the hardware its rule page names
+SOURCE_CPU = "measured on CPU"  # measured here on CPU: never a GPU figure
+SOURCES = (SOURCE_DATASHEET, SOURCE_DERIVED, SOURCE_CODE, SOURCE_COUNTED, SOURCE_CITED, SOURCE_CPU)
+DEVICE_INDEPENDENT_SOURCES = (SOURCE_CODE, SOURCE_COUNTED)
+
+
 @dataclass(frozen=True)
 class SavingsEstimate:
     """What a finding wastes, as a range, with where the number comes from.
 
     `metric` is one of `time_factor` (the affected work runs `low`..`high` times
     slower), `repeated_work` (the same work is done `low`..`high` times),
-    `memory_bytes`, or `energy`. `source` says where the figure comes from:
-    `datasheet`, `derived` (arithmetic on datasheet figures or literal sizes),
-    `literal sizes in the code`, `cited`, or `measured on CPU`; a figure
-    measured on CPU is never presented as the configured GPU's.
+    `memory_bytes`, or `energy`. `source` is one of `SOURCES` (below): where
+    the figure comes from, which decides the hardware it holds for. A figure
+    measured on CPU is never presented as the configured GPU's; only a
+    `datasheet` figure is computed for the configured `hardware`.
     """
 
     metric: str
@@ -42,7 +54,7 @@ class SavingsEstimate:
         are read from their basis ("measured: ... CPU ...") so that a rule not
         yet labelled is not presented as the configured GPU's figure."""
         if self.source:
-            return self.source == "measured on CPU"
+            return self.source == SOURCE_CPU
         basis = self.basis.lower()
         return "measured" in basis.split(":", 1)[0].split(" at ", 1)[0] and "cpu" in basis
 
@@ -52,21 +64,33 @@ class SavingsEstimate:
         return data
 
     def headline(self) -> str:
-        """A few words for the one-line text output."""
-        where = "measured on CPU" if self.measured_on_cpu else f"on {self.hardware}"
+        """A few words for the one-line text output, ending with where the
+        figure holds: "on a100-80gb" only for one computed for that profile."""
+        where = self.where()
         if self.metric == "memory_bytes":
             return (
                 f"est. {human_bytes(self.low)}"
                 + ("" if self.low == self.high else f"-{human_bytes(self.high)}")
                 + f" memory {where}"
-            )
+            ).rstrip()
         span = _num(self.low) if self.low == self.high else f"{_num(self.low)}-{_num(self.high)}"
         if self.metric == "time_factor":
             scope = "" if self.unit == "x" else " " + self.unit.removeprefix("x ")
-            return f"est. {span}x{scope or ' time'} {where}"
+            return f"est. {span}x{scope or ' time'} {where}".rstrip()
         if self.metric == "repeated_work":
             return f"est. {span} {self.unit}"
-        return f"est. {span} {self.unit} {where}"
+        return f"est. {span} {self.unit} {where}".rstrip()
+
+    def where(self) -> str:
+        """The hardware the figure holds for, in a few words ('' when it holds
+        on any: a count or a size read from the code)."""
+        if self.measured_on_cpu:
+            return "measured on CPU"
+        if self.source in DEVICE_INDEPENDENT_SOURCES:
+            return ""
+        if self.source in (SOURCE_CITED, SOURCE_DERIVED):
+            return self.source
+        return f"on {self.hardware}"
 
 
 def _num(value: float) -> str:

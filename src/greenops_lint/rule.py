@@ -68,6 +68,10 @@ class Rule:
     options: ClassVar[dict[str, RuleOption]] = {}
     # Walk-fed analyses this rule reads from its context (e.g. "loops").
     analyses: ClassVar[tuple[str, ...]] = ()
+    # Where each kind of figure this rule's estimates carry comes from (a
+    # `finding.SOURCES` label) -> the hardware or setting it holds for. The
+    # rule page shows it; a test checks the estimates carry only these labels.
+    estimate_sources: ClassVar[dict[str, str]] = {}
     VALID: ClassVar[list[str]] = []
     # Plain snippets, or `Invalid(...)` entries that pin line, message and fix.
     INVALID: ClassVar[list[Any]] = []

@@ -12,7 +12,15 @@ from functools import lru_cache
 from importlib import resources
 from typing import Optional
 
-from greenops_lint.finding import SavingsEstimate
+from greenops_lint.finding import (  # noqa: F401 - the source labels, re-exported for rules
+    SOURCE_CITED,
+    SOURCE_CODE,
+    SOURCE_COUNTED,
+    SOURCE_CPU,
+    SOURCE_DATASHEET,
+    SOURCE_DERIVED,
+    SavingsEstimate,
+)
 from greenops_lint.tomlcompat import tomllib
 
 DEFAULT_HARDWARE = "generic-gpu"
@@ -93,12 +101,6 @@ def _round(value: float) -> float:
 # Memory-bound operations move twice the bytes in float64 on any device.
 FLOAT64_BYTES_RATIO = 2.0
 
-# Where an estimate's figure comes from (`SavingsEstimate.source`).
-SOURCE_DATASHEET = "datasheet"
-SOURCE_DERIVED = "derived"  # our arithmetic on datasheet figures or literal sizes
-SOURCE_CODE = "literal sizes in the code"
-SOURCE_CPU = "measured on CPU"
-SOURCE_CITED = "cited"
 
 # Fixed cost of one operator in eager PyTorch, the same in either dtype: the
 # framework's dispatch plus, on a GPU, the kernel launch. An assumption (eager
@@ -319,7 +321,7 @@ def float64_time_factor(hardware: HardwareProfile, workload: Optional[Workload] 
         basis=basis,
         hardware=hardware.key,
         assumptions=assumptions,
-        source=SOURCE_DERIVED,
+        source=SOURCE_DATASHEET,
     )
 
 

@@ -509,3 +509,20 @@ def is_model_callee(ctx: "FileContext", func: cst.BaseExpression, depth: int = 0
         if isinstance(func.value, cst.Name) and func.value.value == "self":
             return _model_binding(ctx, ctx.value_of(func), func.attr.value, depth)
     return False
+
+
+# Calls that bring a tensor to the host; the first in a chain is the sync.
+HOST_CHAIN = ("item", "cpu", "numpy", "tolist")
+
+
+def already_on_host(node: cst.BaseExpression) -> bool:
+    """`x.cpu().item()`, `x.numpy().tolist()`: the sync was the first call."""
+    while True:
+        if isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute):
+            if node.func.attr.value in HOST_CHAIN:
+                return True
+            node = node.func.value
+        elif isinstance(node, (cst.Attribute, cst.Subscript)):
+            node = node.value
+        else:
+            return False

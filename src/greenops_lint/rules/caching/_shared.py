@@ -11,6 +11,7 @@ from greenops_lint.analysis.efficiency import exits_block
 from greenops_lint.analysis.loops import FrameNode, Repetition
 from greenops_lint.analysis.tree import is_test_file
 from greenops_lint.finding import SavingsEstimate
+from greenops_lint.savings import SOURCE_COUNTED
 
 if TYPE_CHECKING:  # pragma: no cover
     pass
@@ -117,5 +118,6 @@ class RepeatedWorkRule(CandidateRule):
             basis=f"(iterations - 1) repetitions of the {what}; each costs its read/parse or start-up time, "
             "which the probe measures",
             hardware=self.ctx.hardware.key,
+            source=SOURCE_COUNTED,
             assumptions=assumptions,
         )

@@ -14,6 +14,7 @@ from greenops_lint.analysis.tree import display_name, param_names
 from greenops_lint.rule import Invalid
 from greenops_lint.rules.caching._hoist import _LoopBody, hoist_fix
 from greenops_lint.rules.caching._shared import RepeatedWorkRule
+from greenops_lint.savings import SOURCE_COUNTED
 
 # -- estimate (`## Estimate`): (iterations - 1) extra loads, `_shared.UNKNOWN_REPEATS` when the count is not literal
 REPEATED = "loads"
@@ -138,6 +139,9 @@ class DataLoadInLoop(RepeatedWorkRule):
     code = "GO101"
     name = "data-load-in-loop"
     family = "caching"
+    estimate_sources = {
+        SOURCE_COUNTED: "any hardware: (iterations - 1) from the loop's literal count, else 1-99 assumed; `greenops-lint probe` times one load",
+    }
     fixable = True
     fix_safety = "unsafe"
     tokens = ("read_", "load", "File", "open", "imread", "read_image")

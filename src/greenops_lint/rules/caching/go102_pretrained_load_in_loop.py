@@ -14,6 +14,7 @@ from greenops_lint.analysis.tree import display_name, last_part
 from greenops_lint.finding import SavingsEstimate
 from greenops_lint.rule import Invalid
 from greenops_lint.rules.caching._shared import UNKNOWN_REPEATS, RepeatedWorkRule
+from greenops_lint.savings import SOURCE_COUNTED
 
 # -- estimate (`## Estimate`): (iterations - 1) extra model (tokenizer, processor, config) loads in a
 # loop; per call or request, `UNKNOWN_REPEATS` (the number of calls is not known statically).
@@ -96,6 +97,9 @@ class PretrainedLoadInLoop(RepeatedWorkRule):
     code = "GO102"
     name = "pretrained-load-in-loop"
     family = "caching"
+    estimate_sources = {
+        SOURCE_COUNTED: "any hardware: a count read from the code; the seconds each repetition costs are measured by `greenops-lint probe`",
+    }
     loop_kinds = frozenset({"epoch", "step", "loop"})
     tokens = (
         "from_pretrained",
@@ -265,6 +269,7 @@ class PretrainedLoadInLoop(RepeatedWorkRule):
                 unit=f"extra {loads} loads",
                 basis=PER_CALL_BASIS,
                 hardware=self.ctx.hardware.key,
+                source=SOURCE_COUNTED,
                 assumptions=("the number of calls is not known statically",),
             ),
             statement=candidate.statement,

@@ -10,6 +10,7 @@ from greenops_lint.analysis.loops import Repetition, referenced_names
 from greenops_lint.analysis.tree import last_part, walk_expr
 from greenops_lint.rule import Invalid
 from greenops_lint.rules.caching._shared import RepeatedWorkRule
+from greenops_lint.savings import SOURCE_COUNTED
 
 # -- estimate (`## Estimate`): (epochs - 1) extra worker start-ups or dataset scans
 REPEATED = "loader start-ups"
@@ -56,6 +57,9 @@ class DataLoaderRebuiltPerEpoch(RepeatedWorkRule):
     code = "GO103"
     name = "dataloader-rebuilt-per-epoch"
     family = "caching"
+    estimate_sources = {
+        SOURCE_COUNTED: "any hardware: a count read from the code; the seconds each repetition costs are measured by `greenops-lint probe`",
+    }
     loop_kinds = frozenset({"epoch"})
     analyses = RepeatedWorkRule.analyses + ("dataset_classes",)
     tokens = ("DataLoader", "datasets", "Dataset")

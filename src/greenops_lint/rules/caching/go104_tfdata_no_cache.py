@@ -13,6 +13,7 @@ from greenops_lint.analysis.tfdata import TFDataPipelines, TFPipeline, TracksTFD
 from greenops_lint.finding import SavingsEstimate
 from greenops_lint.rule import Invalid
 from greenops_lint.rules.caching._shared import UNKNOWN_REPEATS, RepeatedWorkRule
+from greenops_lint.savings import SOURCE_COUNTED
 
 # -- estimate (`## Estimate`): (epochs - 1) extra passes when the epoch count is literal, else `UNKNOWN_REPEATS`
 REPEATED = "passes over the files"
@@ -56,6 +57,9 @@ class TFDataNoCache(TracksTFData, RepeatedWorkRule):
     code = "GO104"
     name = "tfdata-no-cache"
     family = "caching"
+    estimate_sources = {
+        SOURCE_COUNTED: "any hardware: (epochs - 1) from a literal epoch count",
+    }
     loop_kinds = frozenset({"epoch"})
     tokens = ("TFRecordDataset", "TextLineDataset", "tfds", "list_files", "from_tensor_slices", "make_csv_dataset")
     INVALID = [
@@ -145,6 +149,7 @@ class TFDataNoCache(TracksTFData, RepeatedWorkRule):
                 unit=f"extra {REPEATED}",
                 basis=BASIS,
                 hardware=self.ctx.hardware.key,
+                source=SOURCE_COUNTED,
                 assumptions=("the epoch count is literal" if count else "the epoch count is not literal",),
             ),
             statement=pipe.statement,

@@ -14,6 +14,7 @@ from greenops_lint.analysis.tree import is_self_attr, param_names
 from greenops_lint.finding import Fix
 from greenops_lint.rule import Invalid
 from greenops_lint.rules.caching._shared import RepeatedWorkRule
+from greenops_lint.savings import SOURCE_COUNTED
 
 # -- estimate (`## Estimate`): (epochs - 1) worker start-ups
 REPEATED = "worker start-ups"
@@ -58,6 +59,9 @@ class DataLoaderNotPersistent(RepeatedWorkRule):
     code = "GO105"
     name = "dataloader-not-persistent"
     family = "caching"
+    estimate_sources = {
+        SOURCE_COUNTED: "any hardware: a count read from the code; the seconds each repetition costs are measured by `greenops-lint probe`",
+    }
     severity = "info"
     default_enabled = False
     fixable = True

@@ -25,6 +25,7 @@ from greenops_lint.analysis.functions import returned_values
 from greenops_lint.analysis.names import dotted_name
 from greenops_lint.analysis.tree import is_test_file, last_word, walk_expr
 from greenops_lint.finding import SavingsEstimate
+from greenops_lint.savings import SOURCE_CITED
 
 if TYPE_CHECKING:  # pragma: no cover
     from greenops_lint.context import FileContext
@@ -269,5 +270,5 @@ def workers_estimate(ctx: "FileContext") -> SavingsEstimate:
             "for the loader; a step that is GPU-bound (large model, slow GPU) gains little",
             "the job has spare CPU cores for the workers",
         ),
-        source="cited",
+        source=SOURCE_CITED,
     )

@@ -9,6 +9,7 @@ import libcst as cst
 
 from greenops_lint.analysis.efficiency import (
     TrainingLoops,
+    already_on_host,
     grad_mode,
     is_host_root,
     is_model_callee,
@@ -21,6 +22,7 @@ from greenops_lint.analysis.tree import last_word, walk_expr
 from greenops_lint.finding import SavingsEstimate
 from greenops_lint.rule import Invalid
 from greenops_lint.rules.efficiency._shared import OPTIMIZER_RECEIVER, LoopBoundRule
+from greenops_lint.savings import SOURCE_DERIVED
 
 # ## Estimate: the time factor of the training step. One sync per step stops host/device overlap: near 1x when
 # GPU kernels dominate the step, up to 2x when host and device times are equal (launch-bound steps).
@@ -29,7 +31,6 @@ TIME_FACTOR_HIGH = 2.0
 
 # Calls that read a tensor's value on the host (and, for the chain check, `.numpy()` after one of them).
 _SYNC_METHODS = ("item", "cpu", "tolist")
-_HOST_CHAIN = ("item", "cpu", "numpy", "tolist")
 # Reinforcement learning: stepping an environment already waits for the device on every env step, and the
 # policies are small MLPs, so a sync in the gradient phase costs little (reported at info).
 _RL_IMPORT = re.compile(
@@ -117,6 +118,9 @@ class HostSyncInStepLoop(LoopBoundRule):
 
     code = "GO501"
     name = "host-sync-in-step-loop"
+    estimate_sources = {
+        SOURCE_DERIVED: "any GPU: a step takes host + device time instead of the larger of the two, at most 2x",
+    }
     severity = "info"
     tokens = (".item()", ".cpu()", ".tolist()", "print(", "float(", "int(")
     INVALID = [
@@ -285,7 +289,7 @@ class HostSyncInStepLoop(LoopBoundRule):
             if method not in _SYNC_METHODS:
                 return False
             receiver = func.value
-            if self._already_on_host(receiver) or is_host_root(self.ctx, receiver):
+            if already_on_host(receiver) or is_host_root(self.ctx, receiver):
                 return False
             if method == "cpu" and is_model_callee(self.ctx, receiver):
                 return False  # moving a model, not reading a value
@@ -296,7 +300,7 @@ class HostSyncInStepLoop(LoopBoundRule):
         if qualified == "builtins.print":
             return any(self._device_value_in(arg.value) for arg in node.args)
         if qualified in ("builtins.float", "builtins.int") and len(node.args) == 1:
-            return bool(tensor_evidence(self.ctx, node.args[0].value)) and not self._already_on_host(node.args[0].value)
+            return bool(tensor_evidence(self.ctx, node.args[0].value)) and not already_on_host(node.args[0].value)
         return False
 
     def _feeds_environment(self) -> bool:
@@ -318,21 +322,8 @@ class HostSyncInStepLoop(LoopBoundRule):
                 for part in value.parts
             )
         if isinstance(value, (cst.Name, cst.Attribute, cst.Subscript)):
-            return bool(tensor_evidence(self.ctx, value)) and not self._already_on_host(value)
+            return bool(tensor_evidence(self.ctx, value)) and not already_on_host(value)
         return False
-
-    @staticmethod
-    def _already_on_host(node: cst.BaseExpression) -> bool:
-        """`x.cpu().item()`, `x.numpy().tolist()`: the sync was the first call."""
-        while True:
-            if isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute):
-                if node.func.attr.value in _HOST_CHAIN:
-                    return True
-                node = node.func.value
-            elif isinstance(node, (cst.Attribute, cst.Subscript)):
-                node = node.value
-            else:
-                return False
 
     def where(self, repetition: Repetition) -> str:
         if repetition.loop.kind == "epoch" and not repetition.loop.framework:
@@ -377,6 +368,7 @@ class HostSyncInStepLoop(LoopBoundRule):
                     "time instead of the larger of the two (PyTorch tuning guide: avoid unnecessary CPU-GPU "
                     "synchronization)",
                     hardware=self.ctx.hardware.key,
+                    source=SOURCE_DERIVED,
                     assumptions=(
                         f"near {TIME_FACTOR_LOW:g}x when GPU kernels dominate the step, up to {TIME_FACTOR_HIGH:g}x "
                         "for launch-bound steps; the probe measures the step-time ratio",

@@ -16,6 +16,7 @@ from greenops_lint.finding import SavingsEstimate
 from greenops_lint.rule import Invalid
 from greenops_lint.rules.efficiency._factories import device_fix, literal_numel, sizes_only
 from greenops_lint.rules.efficiency._shared import is_few_items, is_setup_frame, is_small_fixed_loop, is_test_code
+from greenops_lint.savings import SOURCE_COUNTED
 
 # ## Estimate: repeated work, one extra host allocation and host-to-device copy each time the line runs; the
 # size is stated (at float32) when the shape is literal.
@@ -156,6 +157,9 @@ class CpuTensorThenMoved(CandidateRule):
     code = "GO502"
     name = "cpu-tensor-then-moved"
     family = "efficiency"
+    estimate_sources = {
+        SOURCE_COUNTED: "any GPU: one extra host allocation and copy per execution; `greenops-lint probe` times it",
+    }
     tokens = ("cuda", ".to(")
     fixable = True
     fix_safety = "safe"
@@ -332,6 +336,7 @@ class CpuTensorThenMoved(CandidateRule):
                     basis="PyTorch tuning guide: create tensors directly on the target device; "
                     "profiler ExtraCUDACopyPattern times torch.ones(n).to('cuda') against torch.ones(n, device='cuda')",
                     hardware=self.ctx.hardware.key,
+                    source=SOURCE_COUNTED,
                     assumptions=(
                         "the shape is literal" if numel else "the size is not literal; the probe times the copy",
                         f"runs {runs}" + ("" if material else ": below the materiality threshold"),

@@ -18,6 +18,7 @@ from greenops_lint.finding import SavingsEstimate
 from greenops_lint.rule import Invalid
 from greenops_lint.rules.efficiency._grad_words import FRAMEWORK_NO_GRAD, is_eval_name
 from greenops_lint.rules.efficiency._shared import LoopBoundRule, backward_inputs, calls_module_function
+from greenops_lint.savings import SOURCE_CITED
 
 # ## Estimate: the time factor of the evaluation work (not of training); the main saving is activation memory,
 # measured by the probe. fairchem PR #199: validation memory in GB without and with no_grad.
@@ -103,6 +104,9 @@ class EvalWithoutNoGrad(LoopBoundRule):
 
     code = "GO503"
     name = "eval-without-no-grad"
+    estimate_sources = {
+        SOURCE_CITED: "PyTorch tuning guide; fairchem PR #199 (validation memory on GPU)",
+    }
     tokens = ("eval", "test", "valid", "predict", "infer", "sample", "generat")
     INVALID = [
         Invalid(
@@ -300,6 +304,7 @@ class EvalWithoutNoGrad(LoopBoundRule):
                     "execution and reduces memory); fairchem PR #199: validation memory "
                     "{}-{} GB -> {}-{} GB".format(*FAIRCHEM_GB_RECORDING, *FAIRCHEM_GB_NO_GRAD),
                     hardware=self.ctx.hardware.key,
+                    source=SOURCE_CITED,
                     assumptions=(
                         "the time share is an assumption (small for large kernels); "
                         "the memory saving is measured by the probe",

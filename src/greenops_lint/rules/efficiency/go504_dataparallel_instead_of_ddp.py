@@ -10,6 +10,7 @@ from greenops_lint.analysis.loops import referenced_names
 from greenops_lint.analysis.tree import is_test_file, walk_expr
 from greenops_lint.finding import SavingsEstimate
 from greenops_lint.rule import Invalid, Rule
+from greenops_lint.savings import SOURCE_CITED
 
 # ## Estimate: the time factor of training, from Hugging Face's measurement (200 GPT-2 steps on 2 NVLinked GPUs):
 # DataParallel 110 s against DistributedDataParallel 101 s.
@@ -76,6 +77,9 @@ class DataParallelInsteadOfDDP(Rule):
     code = "GO504"
     name = "dataparallel-instead-of-ddp"
     family = "efficiency"
+    estimate_sources = {
+        SOURCE_CITED: "GPT-2 on 2 NVLinked GPUs (Hugging Face, 'Efficient training on multiple GPUs')",
+    }
     tokens = ("DataParallel", "data_parallel")
     INVALID = [
         Invalid(
@@ -127,6 +131,7 @@ class DataParallelInsteadOfDDP(Rule):
                 basis=f"Hugging Face 'Efficient training on multiple GPUs': {HF_STEPS} GPT-2 steps on {HF_GPUS} "
                 f"NVLinked GPUs, DP {HF_DP_SECONDS} s vs DDP {HF_DDP_SECONDS} s",
                 hardware=self.ctx.hardware.key,
+                source=SOURCE_CITED,
                 assumptions=(f"{HF_GPUS} GPUs with NVLink; the gap grows with the GPU count (not quantified)",),
             ),
         )

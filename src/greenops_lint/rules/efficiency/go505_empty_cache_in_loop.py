@@ -12,6 +12,7 @@ from greenops_lint.analysis.tree import walk_expr
 from greenops_lint.finding import SavingsEstimate
 from greenops_lint.rule import Invalid
 from greenops_lint.rules.efficiency._shared import LoopBoundRule
+from greenops_lint.savings import SOURCE_CITED
 
 # ## Estimate: the time factor of the step. Hugging Face documents `torch_empty_cache_steps` as lowering peak
 # VRAM "at a cost of about 10% slower performance".
@@ -76,6 +77,9 @@ class EmptyCacheInLoop(LoopBoundRule):
 
     code = "GO505"
     name = "empty-cache-in-loop"
+    estimate_sources = {
+        SOURCE_CITED: "Hugging Face `TrainingArguments.torch_empty_cache_steps` docs (GPU not named)",
+    }
     tokens = ("empty_cache",)
     INVALID = [
         Invalid(
@@ -171,6 +175,7 @@ class EmptyCacheInLoop(LoopBoundRule):
                     basis="Hugging Face TrainingArguments.torch_empty_cache_steps: lowers peak VRAM "
                     f"'at a cost of about {HF_SLOWDOWN_PERCENT}% slower performance'",
                     hardware=self.ctx.hardware.key,
+                    source=SOURCE_CITED,
                     assumptions=("called every step; the probe measures the step-time ratio",),
                 ),
                 statement=candidate.statement,

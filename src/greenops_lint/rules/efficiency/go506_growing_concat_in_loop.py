@@ -12,6 +12,7 @@ from greenops_lint.analysis.tree import display_name, walk_expr
 from greenops_lint.finding import SavingsEstimate
 from greenops_lint.rule import Invalid, Rule
 from greenops_lint.rules.efficiency._shared import is_few_items, literal_length
+from greenops_lint.savings import SOURCE_COUNTED
 from greenops_lint.walker import children
 
 # ## Estimate: repeated work. n concatenations onto a growing buffer copy each chunk (n - 1) / 2 extra times on
@@ -114,6 +115,9 @@ class GrowingConcatInLoop(Rule):
     code = "GO506"
     name = "growing-concat-in-loop"
     family = "efficiency"
+    estimate_sources = {
+        SOURCE_COUNTED: "any hardware: chunk copies from the loop's literal count, else an assumed count by kind of loop",
+    }
     analyses = ("loops", "model_classes")
     tokens = ("cat(", "concat", "append(", "stack(")
     INVALID = [
@@ -272,6 +276,7 @@ class GrowingConcatInLoop(Rule):
                     basis="n concatenations onto a growing buffer copy about n^2/2 chunks instead of n "
                     "(pandas docs: concat makes a full copy of the data each time)",
                     hardware=self.ctx.hardware.key,
+                    source=SOURCE_COUNTED,
                     assumptions=(assumption,) if material else (assumption, "below the materiality threshold"),
                 ),
                 severity=None if material else "info",

@@ -15,6 +15,7 @@ from greenops_lint.analysis.tree import is_test_file, last_part
 from greenops_lint.finding import SavingsEstimate
 from greenops_lint.rule import Invalid
 from greenops_lint.rules.efficiency._shared import LoopBoundRule
+from greenops_lint.savings import SOURCE_CITED
 
 # ## Estimate: the time factor of training, 1x up to the PyTorch tuning guide's "up to 3x" on Volta and newer;
 # Hugging Face's example: bert-large fine-tuning in seconds, float32 against fp16=True.
@@ -98,6 +99,9 @@ class NoMixedPrecision(LoopBoundRule):
 
     code = "GO507"
     name = "no-mixed-precision"
+    estimate_sources = {
+        SOURCE_CITED: "Volta and newer GPUs (PyTorch tuning guide; bert-large in Hugging Face's docs)",
+    }
     severity = "info"
     default_enabled = False
     tokens = ("backward", "TrainingArguments", "Trainer", "Config")
@@ -231,6 +235,7 @@ class NoMixedPrecision(LoopBoundRule):
                 f"Hugging Face: bert-large {HF_FP32_SECONDS} s fp32 vs {HF_FP16_SECONDS} s fp16 "
                 f"({HF_FP32_SECONDS / HF_FP16_SECONDS:.1f}x)",
                 hardware=self.ctx.hardware.key,
+                source=SOURCE_CITED,
                 assumptions=("a GPU with tensor cores; small models and batches gain little",),
             ),
             statement=statement,

@@ -15,6 +15,7 @@ from greenops_lint.analysis.tree import walk_expr
 from greenops_lint.finding import SavingsEstimate
 from greenops_lint.rule import Invalid
 from greenops_lint.rules.efficiency._shared import LoopBoundRule
+from greenops_lint.savings import SOURCE_COUNTED
 from greenops_lint.walker import children
 
 # ## Estimate: repeated work, (iterations - 1) extra compilations where the loop count is literal, otherwise
@@ -71,6 +72,9 @@ class CompileInLoop(LoopBoundRule):
 
     code = "GO508"
     name = "compile-in-loop"
+    estimate_sources = {
+        SOURCE_COUNTED: "any hardware: a count read from the code; the seconds each repetition costs are measured by `greenops-lint probe`",
+    }
     tokens = ("jit", "function", "compile", "pmap", "trace")
     INVALID = [
         Invalid(
@@ -286,6 +290,7 @@ class CompileInLoop(LoopBoundRule):
                 unit="extra compilations",
                 basis="JAX docs 'jit and caching', TensorFlow tf.function retracing guide; compile time x iterations",
                 hardware=self.ctx.hardware.key,
+                source=SOURCE_COUNTED,
                 assumptions=(assumption,),
             ),
             statement=statement,

@@ -16,6 +16,7 @@ from greenops_lint.rules.efficiency._dataloaders import (
     trains_on_cuda,
     workers_estimate,
 )
+from greenops_lint.savings import SOURCE_CITED
 
 # Estimate (`## Estimate`): `workers_estimate` in `_dataloaders.py` (PyTorch data-loading
 # tutorial, 1.0-2.7x). The worker counts the message suggests starting from.
@@ -82,6 +83,9 @@ class DataLoaderNoWorkers(Rule):
     code = "GO509"
     name = "dataloader-no-workers"
     family = "efficiency"
+    estimate_sources = {
+        SOURCE_CITED: "PyTorch's data-loading tutorial (CPU loading, 4 workers, 5 ms per sample); the GPU share is not measured",
+    }
     tokens = ("DataLoader",)
     analyses = ("dataset_classes",)
     INVALID = [

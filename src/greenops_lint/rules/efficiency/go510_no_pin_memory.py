@@ -26,6 +26,7 @@ from greenops_lint.rules.efficiency._dataloaders import (
     serves_evaluation,
     trains_on_cuda,
 )
+from greenops_lint.savings import SOURCE_CITED
 
 # ## Estimate: creedengo-python GCI102 (Quadro RTX 6000, CodeCarbon): pin_memory=True cut the batch
 # time from 0.0472 s to 0.0378 s and the training time by 9.82%; PyTorch's data-loading tutorial
@@ -106,6 +107,9 @@ class NoPinMemory(Rule):
     code = "GO510"
     name = "no-pin-memory"
     family = "efficiency"
+    estimate_sources = {
+        SOURCE_CITED: "a Quadro RTX 6000 (creedengo GCI102)",
+    }
     default_enabled = False
     fixable = True
     fix_safety = "safe"
@@ -290,7 +294,7 @@ class NoPinMemory(Rule):
                     "the saving is the staging copy of each batch: it grows with the batch's bytes against the GPU "
                     "step time and vanishes where loading or CPU transforms dominate",
                 ),
-                source="cited",
+                source=SOURCE_CITED,
             ),
             statement=statement,
             fix=Fix(

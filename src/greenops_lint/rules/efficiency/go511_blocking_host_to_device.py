@@ -17,6 +17,7 @@ from greenops_lint.rules.efficiency._dataloaders import (
     is_dataloader,
     trains_on_cuda,
 )
+from greenops_lint.savings import SOURCE_CITED
 
 # ## Estimate: at most the copy's share of the step. Anchor: creedengo GCI102 (Quadro RTX 6000)
 # measured a batch time of 0.0472 s -> 0.0378 s once batches were pinned (the host-side part of
@@ -75,6 +76,9 @@ class BlockingHostToDevice(Rule):
     code = "GO511"
     name = "blocking-host-to-device"
     family = "efficiency"
+    estimate_sources = {
+        SOURCE_CITED: "a Quadro RTX 6000 (creedengo GCI102)",
+    }
     fixable = True
     fix_safety = "safe"
     tokens = ("pin_memory",)
@@ -261,7 +265,7 @@ class BlockingHostToDevice(Rule):
                 "batch time 0.0472 s -> 0.0378 s on the pinned path",
                 hardware=self.ctx.hardware.key,
                 assumptions=("the share grows with the batch's bytes over the host link against the GPU step time",),
-                source="cited",
+                source=SOURCE_CITED,
             ),
             fix=Fix(
                 node,

@@ -14,6 +14,7 @@ from greenops_lint.analysis.flags import under_flag
 from greenops_lint.analysis.tree import is_test_file
 from greenops_lint.finding import SavingsEstimate
 from greenops_lint.rule import Invalid, Rule
+from greenops_lint.savings import SOURCE_CITED
 
 # -- estimate (`## Estimate`) --------------------------------------------------------------------------
 # espnet#3041: ConvTranspose1d(256, 256, k=33, stride=15) x100 on a GPU, 1.54 s -> 3.67 s with
@@ -96,6 +97,9 @@ class DeterministicLeftOn(Rule):
     code = "GO512"
     name = "deterministic-left-on"
     family = "efficiency"
+    estimate_sources = {
+        SOURCE_CITED: "GPU convolutions in espnet#3041 and pytorch#28777 (GPUs not named)",
+    }
     severity = "info"
     tokens = ("deterministic", "benchmark")
     INVALID = [
@@ -249,7 +253,7 @@ class DeterministicLeftOn(Rule):
                 "pytorch#28777: dilated convolutions 10-80x",
                 hardware=ctx.hardware.key,
                 assumptions=("a convolutional or scatter-heavy model; matmul-only models lose little",),
-                source="cited",
+                source=SOURCE_CITED,
             ),
             statement=first.statement,
         )

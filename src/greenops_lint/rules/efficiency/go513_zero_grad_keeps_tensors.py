@@ -10,6 +10,7 @@ from greenops_lint.analysis.calls import get_arg, literal_value
 from greenops_lint.analysis.tree import is_test_file
 from greenops_lint.finding import Fix, SavingsEstimate
 from greenops_lint.rule import Invalid, Rule
+from greenops_lint.savings import SOURCE_CITED
 
 # ## Estimate: measured by users. Time: Lightning #6534, 4096 images, batch 32: 41.42 s -> 41.05 s
 # (0.9%); nnUNet PR #1630: "doesn't do much for run time"; on a V100 no gain (bonlime/pytorch-tools#94).
@@ -76,6 +77,9 @@ class ZeroGradKeepsTensors(Rule):
     code = "GO513"
     name = "zero-grad-keeps-tensors"
     family = "efficiency"
+    estimate_sources = {
+        SOURCE_CITED: "Lightning #6534 and nnUNet #1630 (GPU training runs)",
+    }
     fixable = True
     fix_safety = "safe"
     tokens = ("set_to_none", "zero_grad(False")
@@ -149,7 +153,7 @@ class ZeroGradKeepsTensors(Rule):
                 assumptions=(
                     "the memory saved is up to the size of the gradients (one per parameter) during the forward pass",
                 ),
-                source="cited",
+                source=SOURCE_CITED,
             ),
             fix=Fix(node, lambda updated: updated.with_changes(args=()), safe=safe, title="zero_grad()"),
             severity=None if material else "info",

@@ -14,6 +14,7 @@ from greenops_lint.finding import SavingsEstimate
 from greenops_lint.rule import Invalid
 from greenops_lint.rules.efficiency._pandas import literal_rows, vectorisable
 from greenops_lint.rules.efficiency._shared import LoopBoundRule
+from greenops_lint.savings import SOURCE_CPU
 
 # -- estimate (`## Estimate`): measured on CPU (process CPU time on a 2-vCPU AMD EPYC VM, pandas 3.1.1, numpy 2.4),
 # a two-column `a * 2 + b` per row against the same column expression, 1,000 to 100,000 rows (medians of 3-5 runs).
@@ -115,6 +116,9 @@ class PandasRowLoop(LoopBoundRule):
 
     code = "GO515"
     name = "pandas-row-loop"
+    estimate_sources = {
+        SOURCE_CPU: "pandas on a 2-vCPU AMD EPYC machine, 1k-100k rows (CPU work on any machine)",
+    }
     track_call_sites = False
     uses_guards = False
     tokens = ("iterrows", "itertuples", "axis")
@@ -329,7 +333,7 @@ class PandasRowLoop(LoopBoundRule):
                         "the row count is not literal: 1,000-100,000 rows",
                         "the per-row work is arithmetic that column operations express",
                     ),
-                    source="measured on CPU",
+                    source=SOURCE_CPU,
                 ),
                 statement=candidate.statement,
                 severity=None if material else "info",

@@ -12,6 +12,7 @@ from greenops_lint.analysis.rewrite import string_like
 from greenops_lint.analysis.tree import is_test_file
 from greenops_lint.finding import Fix, SavingsEstimate
 from greenops_lint.rule import Invalid, Rule
+from greenops_lint.savings import SOURCE_CITED
 
 # -- estimate (`## Estimate`): training time per batch, eager vs SDPA, from the SDPA pull requests of transformers.
 # transformers#33298 (OPT, L40S): 1.24-1.26x at sequence length 128-512, 1.65x at 1024 (eager peak memory
@@ -80,6 +81,9 @@ class EagerAttention(Rule):
     code = "GO516"
     name = "eager-attention"
     family = "efficiency"
+    estimate_sources = {
+        SOURCE_CITED: "OPT on an L40S and pythia/albert training in transformers#33298, #31031, #32092",
+    }
     fixable = True
     fix_safety = "unsafe"
     tokens = ("attn_implementation",)
@@ -179,7 +183,7 @@ class EagerAttention(Rule):
                     "(#31031), albert-base-v2 ~1.0x (#32092)",
                     hardware=ctx.hardware.key,
                     assumptions=("the model supports SDPA", "sequence length up to ~1024; longer sequences gain more"),
-                    source="cited",
+                    source=SOURCE_CITED,
                 ),
                 statement=statement,
                 fix=fix,

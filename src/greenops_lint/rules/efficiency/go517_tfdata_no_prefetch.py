@@ -10,6 +10,7 @@ from greenops_lint.analysis.tree import is_test_file
 from greenops_lint.finding import SavingsEstimate
 from greenops_lint.rule import Invalid
 from greenops_lint.rules.efficiency._shared import LoopBoundRule
+from greenops_lint.savings import SOURCE_DERIVED
 
 # -- estimate (`## Estimate`): the tf.data guide's model of prefetching. Without it the step takes the sum of the
 # input time and the training time; with it, their maximum: (t_in + t_train) / max(t_in, t_train), 1x to 2x.
@@ -69,6 +70,9 @@ class TFDataNoPrefetch(TracksTFData, LoopBoundRule):
 
     code = "GO517"
     name = "tfdata-no-prefetch"
+    estimate_sources = {
+        SOURCE_DERIVED: "any hardware: the tf.data guide's model, (input + training) / max(input, training)",
+    }
     track_call_sites = False
     uses_guards = False
     tokens = ("TFRecordDataset", "TextLineDataset", "tfds", "list_files", "from_tensor_slices", "make_csv_dataset")
@@ -157,7 +161,7 @@ class TFDataNoPrefetch(TracksTFData, LoopBoundRule):
                     if costly
                     else ("an in-memory pipeline without a map: producing a batch is cheap",)
                 ),
-                source="derived",
+                source=SOURCE_DERIVED,
             ),
             statement=pipe.statement,
             severity=None if costly else "info",

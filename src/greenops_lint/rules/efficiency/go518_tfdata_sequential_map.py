@@ -13,6 +13,7 @@ from greenops_lint.analysis.tfdata import TFDataPipelines, TracksTFData
 from greenops_lint.analysis.tree import is_test_file
 from greenops_lint.finding import Fix, SavingsEstimate
 from greenops_lint.rule import Invalid, Rule
+from greenops_lint.savings import SOURCE_DERIVED
 
 # -- estimate (`## Estimate`): a parallel map runs up to one element per core at a time. The input stage gains
 # up to the cores it gets (8 assumed, a typical share of a GPU host's cores per GPU); the training step gains
@@ -66,6 +67,9 @@ class TFDataSequentialMap(TracksTFData, Rule):
     code = "GO518"
     name = "tfdata-sequential-map"
     family = "efficiency"
+    estimate_sources = {
+        SOURCE_DERIVED: "any hardware: one element per core, up to 8 cores assumed for input",
+    }
     fixable = True
     fix_safety = "safe"
     tokens = ("TFRecordDataset", "TextLineDataset", "tfds", "list_files", "from_tensor_slices", "make_csv_dataset")
@@ -161,7 +165,7 @@ class TFDataSequentialMap(TracksTFData, Rule):
                     f"{ASSUMED_CORES} CPU cores for the input pipeline",
                     "the map function dominates the input cost",
                 ),
-                source="derived",
+                source=SOURCE_DERIVED,
             ),
             fix=self._fix(node),
         )

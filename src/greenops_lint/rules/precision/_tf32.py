@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 
 from greenops_lint.finding import SavingsEstimate
+from greenops_lint.savings import SOURCE_CITED
 
 # -- estimate (`## Estimate`) ------------------------------------------------------------------------
 # Hugging Face, transformers#15026 (stas00): t5-base fine-tuning on an A100, train samples/s.
@@ -81,7 +82,7 @@ def tf32_estimate(ctx) -> tuple[SavingsEstimate, bool, str]:
         basis=basis,
         hardware=hardware.key,
         assumptions=tuple(a for a in assumptions if a),
-        source="cited",
+        source=SOURCE_CITED,
     )
     material = high > CONV_MODEL_HIGH
     return estimate, material, words

@@ -12,6 +12,7 @@ from greenops_lint.analysis.rewrite import replace_with, string_like
 from greenops_lint.finding import Fix
 from greenops_lint.rule import Invalid, Rule
 from greenops_lint.rules.precision._shared import cost_words, float32_fix, float64_estimate
+from greenops_lint.savings import SOURCE_DATASHEET
 
 # The page's `## Estimate` is `savings.float64_time_factor` of the file's workload
 # (`_shared.file_workload`: literal layer sizes, batch, framework, TF32 switch).
@@ -73,6 +74,9 @@ class GlobalFloat64Default(Rule):
     code = "GO401"
     name = "global-float64-default"
     family = "precision"
+    estimate_sources = {
+        SOURCE_DATASHEET: "the selected `--hardware` profile: its datasheet rates in `data/hardware.toml`",
+    }
     fixable = True
     fix_safety = "unsafe"
     tokens = ("set_default_dtype", "set_default_tensor_type", "set_floatx", "x64", "X64", "policy")

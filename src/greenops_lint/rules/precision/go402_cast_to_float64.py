@@ -16,6 +16,7 @@ from greenops_lint.analysis.tree import is_self_attr, last_part
 from greenops_lint.finding import Fix
 from greenops_lint.rule import Invalid, Rule
 from greenops_lint.rules.precision._shared import cost_words, float32_fix, float64_estimate
+from greenops_lint.savings import SOURCE_DATASHEET
 
 # The page's `## Estimate` is GO401's: `savings.float64_time_factor` of the file's workload.
 
@@ -63,6 +64,9 @@ class CastToFloat64(Rule):
     code = "GO402"
     name = "cast-to-float64"
     family = "precision"
+    estimate_sources = {
+        SOURCE_DATASHEET: "the selected `--hardware` profile: its datasheet rates in `data/hardware.toml`",
+    }
     fixable = True
     fix_safety = "unsafe"
     analyses = ("model_classes",)

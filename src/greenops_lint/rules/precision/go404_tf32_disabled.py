@@ -16,6 +16,7 @@ from greenops_lint.finding import Fix
 from greenops_lint.rule import Invalid
 from greenops_lint.rules.efficiency._shared import LoopBoundRule
 from greenops_lint.rules.precision._tf32 import tf32_estimate
+from greenops_lint.savings import SOURCE_CITED
 
 # -- estimate (`## Estimate`): the figures, the hardware table's TF32:FP32 ratio and the materiality rules live in
 # rules/precision/_tf32.py (END_TO_END_HIGH = 2.25x, t5-base on A100, transformers#15026; 1x without TF32).
@@ -120,6 +121,9 @@ class TF32Disabled(LoopBoundRule):
     code = "GO404"
     name = "tf32-disabled"
     family = "precision"
+    estimate_sources = {
+        SOURCE_CITED: "t5-base on an A100 (transformers#15026), capped by the selected profile's TF32:FP32 datasheet ratio (1x without TF32 units)",
+    }
     fixable = True
     fix_safety = "unsafe"
     track_call_sites = False

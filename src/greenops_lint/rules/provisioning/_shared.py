@@ -18,6 +18,7 @@ from greenops_lint.analysis.functions import called_function
 from greenops_lint.analysis.parallelism import all_cores_jobs, parallel_jobs
 from greenops_lint.analysis.tree import last_part
 from greenops_lint.finding import SavingsEstimate
+from greenops_lint.savings import SOURCE_CITED, SOURCE_CPU
 from greenops_lint.walker import children
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -53,6 +54,7 @@ def worker_estimate(ctx: "FileContext") -> SavingsEstimate:
         f"(cpu_count() of an {MEASURED_WORKERS}-CPU host) was never faster than with {MEASURED_CPUS} and took up to "
         f"{WORKER_TIME_HIGH:g}x as long, using {WORKER_MEMORY_LOW:g}-{WORKER_MEMORY_HIGH:g}x the memory",
         hardware=ctx.hardware.key,
+        source=SOURCE_CPU,
         assumptions=("the job gets fewer CPUs than the host has (a container quota, several ranks or jobs)",),
     )
 
@@ -67,6 +69,7 @@ def thread_estimate(ctx: "FileContext", unit: str = "x CPU compute time") -> Sav
         f"took {XGBOOST_QUOTA_SECONDS:g} s instead of {XGBOOST_ONE_THREAD_SECONDS:g} s (dmlc/xgboost#7653); "
         "scikit-learn's docs warn of the same oversubscription",
         hardware=ctx.hardware.key,
+        source=SOURCE_CITED,
         assumptions=("the job shares the host or runs under a CPU quota",),
     )
 

@@ -22,6 +22,7 @@ from greenops_lint.rules.provisioning._shared import (
     thread_estimate,
     worker_estimate,
 )
+from greenops_lint.savings import SOURCE_CITED, SOURCE_CPU
 
 # The estimates are the family's: `worker_estimate` for worker counts and
 # `thread_estimate` for thread counts, from the constants in `_shared.py` that
@@ -161,6 +162,10 @@ class AllCpusAsParallelism(Rule):
     code = "GO301"
     name = "all-cpus-as-parallelism"
     family = "provisioning"
+    estimate_sources = {
+        SOURCE_CPU: "worker counts: a loader pinned to 2 CPUs with 8 workers on this project's machine (data loading runs on CPUs)",
+        SOURCE_CITED: "thread counts: xgboost in a 1-CPU container (dmlc/xgboost#7653)",
+    }
     tokens = ("cpu_count", "sched_getaffinity", "process_cpu_count")
     fixable = True
     fix_safety = "unsafe"

@@ -7,6 +7,7 @@ import libcst as cst
 from greenops_lint.analysis.tree import last_part
 from greenops_lint.rule import Invalid, Rule
 from greenops_lint.rules.provisioning._shared import nested_parallelism, thread_estimate
+from greenops_lint.savings import SOURCE_CITED
 
 # The estimate is the family's `thread_estimate` (constants in `_shared.py`,
 # quoted by the `## Estimate` section), scoped to the search.
@@ -68,6 +69,9 @@ class NestedParallelism(Rule):
     code = "GO302"
     name = "nested-parallelism"
     family = "provisioning"
+    estimate_sources = {
+        SOURCE_CITED: "CPU work under a 1-CPU container quota (dmlc/xgboost#7653)",
+    }
     tokens = ("n_jobs", "thread_count", "nthread", "num_threads")
     INVALID = [
         Invalid(

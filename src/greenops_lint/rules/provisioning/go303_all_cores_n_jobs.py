@@ -16,6 +16,7 @@ from greenops_lint.rules.provisioning._shared import (
     nested_parallelism,
     thread_estimate,
 )
+from greenops_lint.savings import SOURCE_CITED
 
 # The estimate is the family's `thread_estimate` (constants in `_shared.py`,
 # quoted by the `## Estimate` section).
@@ -88,6 +89,9 @@ class AllCoresNJobs(Rule):
     code = "GO303"
     name = "all-cores-n-jobs"
     family = "provisioning"
+    estimate_sources = {
+        SOURCE_CITED: "CPU work under a 1-CPU container quota (dmlc/xgboost#7653)",
+    }
     tokens = ("n_jobs", "thread_count", "nthread", "num_threads")
     INVALID = [
         Invalid(

@@ -17,6 +17,7 @@ from greenops_lint.rules.provisioning._shared import (
     loader_like_call,
     worker_estimate,
 )
+from greenops_lint.savings import SOURCE_CPU, SOURCE_DERIVED
 
 # Worker counts: the family's `worker_estimate` (constants in `_shared.py`).
 # `prefetch_factor`: the buffer grows with the factor against PyTorch's default.
@@ -81,6 +82,10 @@ class OversizedWorkerSettings(Rule):
     code = "GO304"
     name = "oversized-worker-settings"
     family = "provisioning"
+    estimate_sources = {
+        SOURCE_CPU: "worker counts: a loader pinned to 2 CPUs with 8 workers on this project's machine (data loading runs on CPUs)",
+        SOURCE_DERIVED: "any hardware: `prefetch_factor` / 2 times the default prefetch buffer",
+    }
     tokens = ("num_workers", "prefetch_factor")
     options = {
         "max-workers": RuleOption(
@@ -184,6 +189,7 @@ class OversizedWorkerSettings(Rule):
                 basis=f"prefetch_factor={value} holds {value} batches per worker against the default "
                 f"{TORCH_PREFETCH_FACTOR}",
                 hardware=self.ctx.hardware.key,
+                source=SOURCE_DERIVED,
                 assumptions=("batch size and worker count unchanged",),
             ),
         )

@@ -14,6 +14,7 @@ from greenops_lint.analysis.tree import is_test_file
 from greenops_lint.finding import SavingsEstimate
 from greenops_lint.rule import Invalid, Rule
 from greenops_lint.rules.provisioning._shared import identifier
+from greenops_lint.savings import SOURCE_CITED
 
 # Step time: 1x when examples are near the maximum length; dynamic padding has
 # divided fine-tuning time by 2 or more (HF course; practitioner benchmarks).
@@ -112,6 +113,9 @@ class PadToMaxLength(Rule):
     code = "GO306"
     name = "pad-to-max-length"
     family = "provisioning"
+    estimate_sources = {
+        SOURCE_CITED: "fine-tuning with dynamic padding (Hugging Face course and practitioner benchmarks, GPUs not named)",
+    }
     tokens = ("max_length",)
     INVALID = [
         Invalid(
@@ -216,6 +220,7 @@ class PadToMaxLength(Rule):
                 f"length, attention with its square); dynamic padding has divided fine-tuning time by "
                 f"{PAD_TIME_HIGH:g} or more (HF course; practitioner benchmarks)",
                 hardware=self.ctx.hardware.key,
+                source=SOURCE_CITED,
                 assumptions=(
                     f"{PAD_TIME_LOW:g}x when examples are near the maximum length; {PAD_TIME_HIGH:g}x and more for "
                     "typical text data",

@@ -14,7 +14,7 @@ from greenops_lint.rules.unused._shared import (
     FLOAT32_BYTES,
     pretrained_port_signal,
 )
-from greenops_lint.savings import SOURCE_CPU, extra_bytes_estimate
+from greenops_lint.savings import SOURCE_CODE, SOURCE_CPU, extra_bytes_estimate
 
 # The page's `## Estimate`: with literal sizes, the parameter count x FLOAT32_BYTES;
 # otherwise a time factor from NO_COMPUTE_FACTOR (the layer does no work) to
@@ -120,6 +120,10 @@ class UnusedSubmodule(Rule):
     code = "GO201"
     name = "unused-submodule"
     family = "unused"
+    estimate_sources = {
+        SOURCE_CODE: "any device: parameter count from literal layer sizes x 4 bytes",
+        SOURCE_CPU: "2 CPU processes (gloo) with a 64 MiB unused layer; not a GPU figure, never converted to GPU-hours",
+    }
     analyses = ("module_attributes",)
     tokens = ("Module", "Layer", "Model", "linen")
     INVALID = [

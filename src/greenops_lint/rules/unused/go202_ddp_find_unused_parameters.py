@@ -74,6 +74,9 @@ class DdpFindUnusedParameters(Rule):
     code = "GO202"
     name = "ddp-find-unused-parameters"
     family = "unused"
+    estimate_sources = {
+        SOURCE_CPU: "2 CPU processes (gloo) with a 64 MiB unused layer; not a GPU figure, never converted to GPU-hours",
+    }
     tokens = ("find_unused_parameters",)
     INVALID = [
         Invalid(

@@ -14,6 +14,7 @@ from greenops_lint.analysis.tree import is_test_file, last_part
 from greenops_lint.analysis.unused_names import DISCARDED_METHODS, is_module_script, module_exports, scope_reads
 from greenops_lint.finding import SavingsEstimate
 from greenops_lint.rule import Invalid, Rule
+from greenops_lint.savings import SOURCE_COUNTED
 
 # The page's `## Estimate`: one wasted load (or construction) each time the statement runs.
 WASTED_PER_RUN = 1.0
@@ -139,6 +140,9 @@ class LoadedNeverUsed(Rule):
     code = "GO203"
     name = "loaded-never-used"
     family = "unused"
+    estimate_sources = {
+        SOURCE_COUNTED: "any hardware: one wasted load per execution; `greenops-lint probe` times it",
+    }
     analyses = ("module_attributes", "scope_reads")
     tokens = (
         "from_pretrained",
@@ -294,6 +298,7 @@ class LoadedNeverUsed(Rule):
             unit=_UNITS.get(kind, "unused constructions"),
             basis=_BASES.get(kind, _LOAD_BASIS),
             hardware=self.ctx.hardware.key,
+            source=SOURCE_COUNTED,
             assumptions=("the statement runs once",),
         )
         self.report(

@@ -14,7 +14,7 @@ from greenops_lint.analysis.tree import is_self_attr
 from greenops_lint.finding import Fix, SavingsEstimate
 from greenops_lint.rule import Invalid, Rule
 from greenops_lint.rules.unused._shared import FLOAT32_BYTES, pretrained_port_signal
-from greenops_lint.savings import extra_bytes_estimate
+from greenops_lint.savings import SOURCE_CODE, SOURCE_DERIVED, extra_bytes_estimate
 
 # The page's `## Estimate`: `out_channels` x FLOAT32_BYTES; when the channel count
 # is not literal, the range of common CNN layers.
@@ -77,6 +77,10 @@ class ConvBiasBeforeBatchNorm(Rule):
     code = "GO204"
     name = "conv-bias-before-batchnorm"
     family = "unused"
+    estimate_sources = {
+        SOURCE_CODE: "any device: `out_channels` x 4 bytes",
+        SOURCE_DERIVED: "any device: 16-2048 channels assumed when the count is not literal",
+    }
     fixable = True
     fix_safety = "unsafe"
     severity = "info"
@@ -235,6 +239,7 @@ class ConvBiasBeforeBatchNorm(Rule):
                 unit="bytes",
                 basis=f"out_channels bias parameters x {FLOAT32_BYTES} bytes (float32); {_WITHIN_NOISE}",
                 hardware=self.ctx.hardware.key,
+                source=SOURCE_DERIVED,
                 assumptions=(
                     f"the channel count is not literal: {CHANNELS_LOW}-{CHANNELS_HIGH} channels, "
                     "the range of common CNN layers",

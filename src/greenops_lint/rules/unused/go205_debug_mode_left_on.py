@@ -118,6 +118,10 @@ class DebugModeLeftOn(Rule):
     code = "GO205"
     name = "debug-mode-left-on"
     family = "unused"
+    estimate_sources = {
+        SOURCE_CPU: "small models on a 2-vCPU CPU (anomaly mode, profiler, eager TF, `disable_jit`); not a GPU figure, never converted to GPU-hours",
+        SOURCE_DERIVED: "any GPU: `CUDA_LAUNCH_BLOCKING=1` loses launch/compute overlap, at most 2x",
+    }
     tokens = ("anomaly", "profiler", "emit_nvtx", "CUDA_LAUNCH_BLOCKING", "eagerly", "jax_disable_jit", "disable_jit")
     INVALID = [
         Invalid(
