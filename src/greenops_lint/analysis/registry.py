@@ -50,6 +50,14 @@ def _module_attributes(ctx: "FileContext"):
     return ModuleAttributes(ctx)
 
 
+def _literal_sizes(ctx: "FileContext"):
+    from greenops_lint.analysis.ast_index import AstIndex
+
+    # CPython's `ast` of the same text (C speed, built only when a rule with a
+    # finding asks): constant folding and alias lookups that LibCST nodes make slow.
+    return AstIndex(ctx.text)
+
+
 def _scope_reads(ctx: "FileContext"):
     from greenops_lint.analysis.unused_names import ScopeReadsIndex
 
@@ -64,6 +72,7 @@ ANALYSES: dict[str, AnalysisSpec] = {
         AnalysisSpec("dataset_classes", _dataset_classes, "the module's Dataset subclasses"),
         AnalysisSpec("module_attributes", _module_attributes, "submodule assignments and reads of model classes"),
         AnalysisSpec("scope_reads", _scope_reads, "names read in each function scope"),
+        AnalysisSpec("literal_sizes", _literal_sizes, "literal layer shapes, batch sizes and constants (AstIndex)"),
     )
 }
 

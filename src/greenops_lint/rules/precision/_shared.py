@@ -118,7 +118,7 @@ def file_workload(ctx: Any, framework: Optional[str] = None) -> Workload:
     cache = ctx.__dict__.setdefault("_precision_workloads", {})
     if framework in cache:
         return cache[framework]
-    index = AstIndex(ctx.text)
+    index = ctx.analysis("literal_sizes")
     modules = index.modules()
     linears, linear_seen = torch_layers(index, "Linear")
     convs, conv_seen = torch_layers(index, "Conv2d")
@@ -166,7 +166,7 @@ def float64_model_in_file(ctx: Any) -> bool:
     `.double()` / `.to(torch.float64)` cast (GO402)."""
     cache = ctx.__dict__.setdefault("_precision_workloads", {})
     if "float64_model" not in cache:
-        index = AstIndex(ctx.text)
+        index = ctx.analysis("literal_sizes")
         found = False
         for call in index.calls:
             name = index.call_name(call)

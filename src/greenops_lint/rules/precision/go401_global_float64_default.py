@@ -74,6 +74,7 @@ class GlobalFloat64Default(Rule):
     code = "GO401"
     name = "global-float64-default"
     family = "precision"
+    analyses = ("literal_sizes",)
     estimate_sources = {
         SOURCE_DATASHEET: "the selected `--hardware` profile: its datasheet rates in `data/hardware.toml`",
     }

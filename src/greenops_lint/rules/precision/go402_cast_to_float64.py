@@ -69,7 +69,7 @@ class CastToFloat64(Rule):
     }
     fixable = True
     fix_safety = "unsafe"
-    analyses = ("model_classes",)
+    analyses = ("model_classes", "literal_sizes")
     tokens = ("double", "float64", "Double")
     INVALID = [
         Invalid(

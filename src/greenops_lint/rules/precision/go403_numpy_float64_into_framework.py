@@ -104,6 +104,7 @@ class NumpyFloat64IntoFramework(TensorUse, Rule):
     code = "GO403"
     name = "numpy-float64-into-framework"
     family = "precision"
+    analyses = ("literal_sizes",)
     estimate_sources = {
         SOURCE_CODE: "any device: extra bytes from the array's literal shape",
         SOURCE_DATASHEET: "the selected `--hardware` profile: its datasheet rates in `data/hardware.toml` (the file's float64 model)",
