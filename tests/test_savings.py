@@ -113,7 +113,7 @@ def test_cpu_measured_estimate_says_so_in_its_headline():
     from greenops_lint.finding import SavingsEstimate
 
     estimate = SavingsEstimate("time_factor", 1.0, 2.4, "x", "measured", "a100-80gb", source="measured on CPU")
-    assert estimate.headline() == "est. 1-2.4x time measured on CPU"
+    assert estimate.headline() == "est. 1-2.4x time, measured on CPU"
     assert estimate.to_json()["source"] == "measured on CPU"
 
 

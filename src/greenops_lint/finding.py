@@ -67,19 +67,21 @@ class SavingsEstimate:
         """A few words for the one-line text output, ending with where the
         figure holds: "on a100-80gb" only for one computed for that profile."""
         where = self.where()
+        # "... on t4" for a profile's figure, "..., cited" for the others.
+        where = "" if not where else f" {where}" if where.startswith("on ") else f", {where}"
         if self.metric == "memory_bytes":
             return (
                 f"est. {human_bytes(self.low)}"
                 + ("" if self.low == self.high else f"-{human_bytes(self.high)}")
-                + f" memory {where}"
-            ).rstrip()
+                + f" memory{where}"
+            )
         span = _num(self.low) if self.low == self.high else f"{_num(self.low)}-{_num(self.high)}"
         if self.metric == "time_factor":
             scope = "" if self.unit == "x" else " " + self.unit.removeprefix("x ")
-            return f"est. {span}x{scope or ' time'} {where}".rstrip()
+            return f"est. {span}x{scope or ' time'}{where}"
         if self.metric == "repeated_work":
             return f"est. {span} {self.unit}"
-        return f"est. {span} {self.unit} {where}".rstrip()
+        return f"est. {span} {self.unit}{where}"
 
     def where(self) -> str:
         """The hardware the figure holds for, in a few words ('' when it holds
