@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
+import greenops_lint
 from conftest import FIXTURES, expected_findings, fixture_files
 
 BAD = "import torch\ntorch.set_default_dtype(torch.float64)\n"
@@ -342,6 +345,39 @@ def test_module_entry_point_runs(tmp_path):
     )
     assert proc.returncode == 1
     assert proc.stdout.startswith("train.py:2:1: GO401")
+
+
+@pytest.mark.parametrize("args", [("hardware",), ("check", "train.py", "--no-cache")], ids=["hardware", "check"])
+def test_a_closed_stdout_pipe_ends_the_run_quietly_with_141(tmp_path, args):
+    # `greenops-lint hardware | head` once the reader has gone: no "internal
+    # error" on stderr, and 141 (128 + SIGPIPE), as a shell shows for `yes | head`.
+    write(tmp_path / "train.py", BAD)
+    # The child imports the package this test imported (a relative PYTHONPATH would not hold in tmp_path).
+    source_root = str(Path(greenops_lint.__file__).resolve().parents[1])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [source_root, os.environ.get("PYTHONPATH")]))}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "greenops_lint", *args],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
+    proc.stdout.close()  # before the child writes a byte: its first write meets a closed pipe
+    stderr = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 141
+    assert stderr == ""
+
+
+def test_a_broken_pipe_that_is_not_stdout_stays_an_internal_error(cli, monkeypatch):
+    # A worker's pipe breaking is a bug to report, not a reader that has gone.
+    from greenops_lint import cli as cli_module
+
+    def broken():
+        raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr(cli_module, "hardware_table", broken)
+    result = cli("hardware")
+    assert result.exit_code == 2 and "internal error: BrokenPipeError" in result.stderr
 
 
 def test_info_findings_are_hidden_unless_asked(cli, tmp_path, monkeypatch):
