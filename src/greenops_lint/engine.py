@@ -403,11 +403,13 @@ def _in_cell(finding: Finding, source: SourceFile) -> Finding:
     end_cell, end_line = source.cell_position(finding.end_line)
     if cell is None:
         return finding
+    # Columns too are of the cell as the notebook shows it, not of its dedented text.
+    column = source.cell_column(finding.line, finding.column)
     if end_cell != cell:
-        end_line, end_column = line, finding.column
+        end_line, end_column = line, column
     else:
-        end_column = finding.end_column
-    return replace(finding, cell=cell, line=line, end_line=end_line, end_column=end_column)
+        end_column = source.cell_column(finding.end_line, finding.end_column)
+    return replace(finding, cell=cell, line=line, column=column, end_line=end_line, end_column=end_column)
 
 
 # -- many files, in parallel, through the cache ------------------------------

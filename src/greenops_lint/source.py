@@ -31,6 +31,13 @@ class SourceFile:
             return None, line
         return self.cells[line - 1]
 
+    def cell_column(self, line: int, column: int) -> int:
+        """The column in the cell's own text of `column` on `line` of `text`
+        (both 1-based): the indentation removed from a dedented cell is added back."""
+        if self.indents is None or not 1 <= line <= len(self.indents):
+            return column
+        return column + len(self.indents[line - 1])
+
 
 # Python's physical lines end at \r\n, \r or \n only; str.splitlines() also
 # splits at \v, \f, \x1c-\x1e, \x85, U+2028 and U+2029, which the tokenizer
