@@ -188,6 +188,41 @@ def test_ddp_probe_runs_two_gloo_ranks(records):
     assert "GO202" in render_text([record])
 
 
+def test_unused_layer_peak_rss_leaves_out_the_checkpoint(tmp_path):
+    """Peak RSS is the model's: the probe's own serialization of the state dict
+    (which the old code held in a BytesIO before reading the peak) is not in it.
+    With a 64 MiB layer the peak rises by the layer, not by twice it."""
+    from greenops_lint.probe.server import ProbeServer
+
+    layer = {"cls": "Linear", "args": [4096, 4096], "kwargs": {}}
+    params = {"layer": layer, "trunk": [256, 256, 10], "batch": 32, "threads": 1, "device": "cpu"}
+    params.update(min_time=0.02, min_samples=2, warmup=1, energy=False)
+    server = ProbeServer(threads=1)
+    try:
+        memory = {v: server.run("unused_layer", v, params, 120.0)["result"]["memory"] for v in ("before", "after")}
+    finally:
+        server.close()
+    before, after = memory["before"], memory["after"]
+    if before["peak_rss"] is None or after["peak_rss"] is None:
+        pytest.skip("no VmHWM in /proc/self/status here")
+    layer_bytes = before["tensors"] - after["tensors"]
+    assert layer_bytes == (4096 * 4096 + 4096) * 4
+    checkpoint = before["checkpoint"] - after["checkpoint"]
+    assert checkpoint >= layer_bytes
+    assert before["peak_rss"] - after["peak_rss"] < layer_bytes + checkpoint / 2
+
+
+def test_checkpoint_bytes_are_the_serialized_size():
+    import torch
+
+    from greenops_lint.probe.benches import checkpoint_bytes
+
+    state = torch.nn.Sequential(torch.nn.Linear(300, 200), torch.nn.Linear(200, 7, bias=False)).state_dict()
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    assert checkpoint_bytes(state) == len(buffer.getvalue())
+
+
 @pytest.mark.parametrize(
     "sizes,expected", [([1024, 2048], [1024, 2048]), ("1024, 2048", [1024, 2048]), ("", []), ("n/a", []), (None, [])]
 )
