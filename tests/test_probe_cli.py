@@ -182,6 +182,18 @@ def test_ddp_probe_runs_two_gloo_ranks(records):
     assert record["measured"]["median"] > 0
     assert "nn.Linear(256, 256)" in record["sizes"]
     _consistent(record)
+    # The verdict's two variants are the flag on and off with the unused layer
+    # removed in both (GO202's own claim); the layer runs only as written.
+    ddp = {variant: info["ddp"] for variant, info in record["details"].items()}
+    assert bool(ddp["before"]["find_unused_parameters"]) and not ddp["before"]["unused_parameter_size"]
+    assert not ddp["after"]["find_unused_parameters"] and not ddp["after"]["unused_parameter_size"]
+    assert bool(ddp["as_written"]["find_unused_parameters"])
+    assert ddp["as_written"]["unused_parameter_size"] == 257 * 256 * 4
+    assert record["runs"]["as_written"] == 2 and record["seconds"]["as_written"] > 0
+    assert "unused layer (as written)" in record["variants"]["as_written"]
+    # As written vs both fixed is the pair's cost: credited to GO201 + GO202, never judged as GO202's.
+    (pair,) = record["extras"]
+    assert pair["credited_to"] == ["GO201", "GO202"] and pair["median"] > 0
     # The text report prints the DDP record whatever shape torch gives its sizes in.
     from greenops_lint.probe.report import render_text
 

@@ -494,9 +494,12 @@ def _ddp_rank(rank: int, world: int, init: str, params: dict, variant: str, conn
         torch.set_num_threads(1)
         dist.init_process_group("gloo", init_method=init, rank=rank, world_size=world, timeout=timedelta(seconds=60))
         torch.manual_seed(0)
-        before = variant == "before"
-        model = _Net(params["trunk"], _build_layer(params["layer"]) if before else None)
-        ddp = DistributedDataParallel(model, find_unused_parameters=before)
+        # "as_written" keeps the unused layer (with the flag, as DDP needs);
+        # "before" has the flag without it, "after" neither. Flag off with the
+        # layer kept is no variant: DDP fails on the second step.
+        flag = variant in ("before", "as_written")
+        model = _Net(params["trunk"], _build_layer(params["layer"]) if variant == "as_written" else None)
+        ddp = DistributedDataParallel(model, find_unused_parameters=flag)
         optimizer = torch.optim.SGD(ddp.parameters(), lr=1e-3)
         dims, batch = params["trunk"], int(params["batch"])
         x, y = torch.randn(batch, dims[0]), torch.randint(0, dims[-1], (batch,))
