@@ -263,6 +263,24 @@ def test_probe_server_does_not_import_a_project_local_torch(tmp_path, monkeypatc
     assert not marker.exists()
 
 
+def test_probe_server_runs_the_greenops_lint_copy_of_its_client(tmp_path):
+    """The server loads greenops_lint from the client's copy, not from another
+    one installed in site-packages: with `sys.path.append` an editable install
+    of a different checkout won, and the probe planned with one version and
+    measured with another. (Where no other copy is installed both pass.)"""
+    from greenops_lint.probe.server import server_command
+
+    copy = tmp_path / "copy"
+    shutil.copytree(os.path.join(_package_root(), "greenops_lint"), copy / "greenops_lint")
+    with open(copy / "greenops_lint" / "probe" / "server.py", "a", encoding="utf-8") as handle:
+        handle.write("\n\ndef serve():\n    import greenops_lint\n\n    print(greenops_lint.__file__)\n    return 0\n")
+    result = subprocess.run(
+        server_command(str(copy)), capture_output=True, text=True, timeout=60, cwd=tmp_path, stdin=subprocess.DEVNULL
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == str(copy / "greenops_lint" / "__init__.py")
+
+
 def test_cache_refuses_a_symlinked_cache_directory(tmp_path, cli, monkeypatch):
     project, outside = tmp_path / "project", tmp_path / "outside"
     project.mkdir(), outside.mkdir()

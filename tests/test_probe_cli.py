@@ -182,10 +182,57 @@ def test_ddp_probe_runs_two_gloo_ranks(records):
     assert record["measured"]["median"] > 0
     assert "nn.Linear(256, 256)" in record["sizes"]
     _consistent(record)
+    # The verdict's two variants are the flag on and off with the unused layer
+    # removed in both (GO202's own claim); the layer runs only as written.
+    ddp = {variant: info["ddp"] for variant, info in record["details"].items()}
+    assert bool(ddp["before"]["find_unused_parameters"]) and not ddp["before"]["unused_parameter_size"]
+    assert not ddp["after"]["find_unused_parameters"] and not ddp["after"]["unused_parameter_size"]
+    assert bool(ddp["as_written"]["find_unused_parameters"])
+    assert ddp["as_written"]["unused_parameter_size"] == 257 * 256 * 4
+    assert record["runs"]["as_written"] == 2 and record["seconds"]["as_written"] > 0
+    assert "unused layer (as written)" in record["variants"]["as_written"]
+    # As written vs both fixed is the pair's cost: credited to GO201 + GO202, never judged as GO202's.
+    (pair,) = record["extras"]
+    assert pair["credited_to"] == ["GO201", "GO202"] and pair["median"] > 0
     # The text report prints the DDP record whatever shape torch gives its sizes in.
     from greenops_lint.probe.report import render_text
 
     assert "GO202" in render_text([record])
+
+
+def test_unused_layer_peak_rss_leaves_out_the_checkpoint(tmp_path):
+    """Peak RSS is the model's: the probe's own serialization of the state dict
+    (which the old code held in a BytesIO before reading the peak) is not in it.
+    With a 64 MiB layer the peak rises by the layer, not by twice it."""
+    from greenops_lint.probe.server import ProbeServer
+
+    layer = {"cls": "Linear", "args": [4096, 4096], "kwargs": {}}
+    params = {"layer": layer, "trunk": [256, 256, 10], "batch": 32, "threads": 1, "device": "cpu"}
+    params.update(min_time=0.02, min_samples=2, warmup=1, energy=False)
+    server = ProbeServer(threads=1)
+    try:
+        memory = {v: server.run("unused_layer", v, params, 120.0)["result"]["memory"] for v in ("before", "after")}
+    finally:
+        server.close()
+    before, after = memory["before"], memory["after"]
+    if before["peak_rss"] is None or after["peak_rss"] is None:
+        pytest.skip("no VmHWM in /proc/self/status here")
+    layer_bytes = before["tensors"] - after["tensors"]
+    assert layer_bytes == (4096 * 4096 + 4096) * 4
+    checkpoint = before["checkpoint"] - after["checkpoint"]
+    assert checkpoint >= layer_bytes
+    assert before["peak_rss"] - after["peak_rss"] < layer_bytes + checkpoint / 2
+
+
+def test_checkpoint_bytes_are_the_serialized_size():
+    import torch
+
+    from greenops_lint.probe.benches import checkpoint_bytes
+
+    state = torch.nn.Sequential(torch.nn.Linear(300, 200), torch.nn.Linear(200, 7, bias=False)).state_dict()
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    assert checkpoint_bytes(state) == len(buffer.getvalue())
 
 
 @pytest.mark.parametrize(

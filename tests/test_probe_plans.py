@@ -195,6 +195,20 @@ def test_unused_layer_spec_and_ddp_reuse_it():
     ddp = planned(UNUSED, "GO202")
     assert ddp.params["layer"] == unused.params["layer"]
     assert ddp.clock == "wall" and ddp.claim.low == 1.0
+    # The verdict is on the flag alone (before/after); the layer runs only as
+    # written, and the pair's ratio is an extra credited to both findings.
+    assert ddp.variants == ("before", "after", "as_written")
+    assert "layer removed" in ddp.labels["before"] and "layer removed" in ddp.labels["after"]
+    (pair,) = ddp.extras
+    assert (pair.numerator, pair.denominator, pair.credited_to) == ("as_written", "after", ("GO201", "GO202"))
+    assert ddp.sized == "mixed" and "nn.Linear(300, 200, bias=False)" in ddp.sizes
+
+
+def test_ddp_without_an_unused_layer_measures_the_flag_alone():
+    ddp = planned(UNUSED.replace("        self.aux = nn.Linear(300, 200, bias=False)\n", ""), "GO202")
+    assert ddp.variants == ("before", "after") and ddp.extras == []
+    assert ddp.params["layer"] is None and ddp.sized == "default"
+    assert "no unused layer" in ddp.sizes
 
 
 def test_unused_layer_without_literal_sizes_uses_a_default_and_checks_nothing():

@@ -8,7 +8,6 @@ times), `memory` (bytes) and `info`.
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import pickle
@@ -426,6 +425,28 @@ class _Net(nn.Module):
         return self.trunk(x)
 
 
+class _ByteCounter:
+    """A write-only file that keeps nothing but the number of bytes written."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def write(self, data) -> int:
+        size = memoryview(data).nbytes
+        self.count += size
+        return size
+
+    def flush(self) -> None:
+        pass
+
+
+def checkpoint_bytes(state: dict) -> int:
+    """The size `torch.save` gives `state`, without holding the serialized bytes."""
+    counter = _ByteCounter()
+    torch.save(state, counter)
+    return counter.count
+
+
 def bench_unused_layer(params: dict, variant: str) -> dict:
     setup = Setup(params)
     dims, batch = params["trunk"], int(params["batch"])
@@ -442,16 +463,18 @@ def bench_unused_layer(params: dict, variant: str) -> dict:
 
     series = {"step": setup.loop(step)}
     parameters = list(model.parameters())
-    buffer = io.BytesIO()
-    torch.save(model.state_dict(), buffer)
     parts = {
         "params": _tensor_bytes(parameters),
         "grads": _tensor_bytes(p.grad for p in parameters),
         "optimizer": _optimizer_bytes(optimizer),
     }
+    # Peak RSS is read before the checkpoint is serialized: it is the model's
+    # and its training step's, not the probe's own serialization.
+    memory = setup.memory(tensors=parts["params"], tensor_parts=parts)
+    memory["checkpoint"] = checkpoint_bytes(model.state_dict())
     return {
         "series": series,
-        "memory": setup.memory(tensors=parts["params"], tensor_parts=parts, checkpoint=buffer.tell()),
+        "memory": memory,
         "info": {
             "energy_note": setup.energy_note,
             "param_groups": sum(len(g["params"]) for g in optimizer.param_groups),
@@ -471,9 +494,12 @@ def _ddp_rank(rank: int, world: int, init: str, params: dict, variant: str, conn
         torch.set_num_threads(1)
         dist.init_process_group("gloo", init_method=init, rank=rank, world_size=world, timeout=timedelta(seconds=60))
         torch.manual_seed(0)
-        before = variant == "before"
-        model = _Net(params["trunk"], _build_layer(params["layer"]) if before else None)
-        ddp = DistributedDataParallel(model, find_unused_parameters=before)
+        # "as_written" keeps the unused layer (with the flag, as DDP needs);
+        # "before" has the flag without it, "after" neither. Flag off with the
+        # layer kept is no variant: DDP fails on the second step.
+        flag = variant in ("before", "as_written")
+        model = _Net(params["trunk"], _build_layer(params["layer"]) if variant == "as_written" else None)
+        ddp = DistributedDataParallel(model, find_unused_parameters=flag)
         optimizer = torch.optim.SGD(ddp.parameters(), lr=1e-3)
         dims, batch = params["trunk"], int(params["batch"])
         x, y = torch.randn(batch, dims[0]), torch.randint(0, dims[-1], (batch,))

@@ -72,6 +72,9 @@ class Extra:
     series: str
     numerator: str
     denominator: str
+    # The findings whose fixes together make this ratio, when it is more than
+    # the record's own (GO201 + GO202): never a verdict on one of them.
+    credited_to: tuple[str, ...] = ()
 
 
 @dataclass
@@ -442,38 +445,63 @@ def plan_unused(finding: Finding, index: SourceIndex, host: Host, claim: Optiona
 
 
 def plan_ddp(finding: Finding, index: SourceIndex, host: Host, claim: Optional[Claim], siblings: list[Finding]) -> Plan:
+    """The flag's own cost: flag on vs off on a model with no unused parameter,
+    which is what GO202 claims. Where the file's GO201 layer is literal, a third
+    variant runs it as written (flag + layer): as written vs both removed is the
+    pair's cost, credited to GO201 + GO202 together and never judged as GO202's."""
     spec = None
     for other in siblings:
         if other.code == "GO201" and other.path == finding.path:
             spec = layer_spec(other, index)
             if spec is not None:
                 break
+    trunk = f"a {'-'.join(map(str, DDP_TRUNK))} MLP (default), batch 64, 2 ranks, 1 thread each"
+    variants: tuple[str, ...] = ("before", "after")
+    labels = {"before": "find_unused_parameters=True", "after": "flag dropped"}
+    extras: list[Extra] = []
+    notes = ["gloo on CPU; NCCL bandwidth on a real interconnect is not measured"]
     if spec is not None:
-        words = (
-            f"the unused {_spec_words(spec)} of this file (GO201) on a {'-'.join(map(str, DDP_TRUNK))} trunk (default)"
+        words = f"{trunk}; as written adds the unused {_spec_words(spec)} of this file (GO201)"
+        sized = _combine("literal", "default")  # the layer is the code's, the trunk a default
+        variants += ("as_written",)
+        labels = {
+            "before": "find_unused_parameters=True, unused layer removed",
+            "after": "flag dropped, layer removed",
+            "as_written": "find_unused_parameters=True + unused layer (as written)",
+        }
+        extras.append(
+            Extra(
+                "as written vs flag dropped and layer removed (the pair fixed)",
+                "step",
+                "as_written",
+                "after",
+                credited_to=("GO201", "GO202"),
+            )
         )
-        sized = "literal"
+        notes.append(
+            "the verdict is on the flag's own cost (on vs off, the layer removed in both); as written vs both "
+            "fixed is the cost of the pair, credited to GO201 + GO202 together; the layer kept with the flag off "
+            "is no variant: DDP fails on the second step"
+        )
     else:
-        words = f"a {'-'.join(map(str, DDP_TRUNK))} MLP (default) with no unused layer: the flag's own cost"
+        words = f"{trunk}, with no unused layer: the flag's own cost"
         sized = "default"
     return Plan(
         finding=finding,
         title="DDP find_unused_parameters=True vs removed, 2 gloo ranks",
         bench="ddp",
-        variants=("before", "after"),
-        labels={
-            "before": "find_unused_parameters=True" + (" + unused layer" if spec else ""),
-            "after": "flag dropped" + (", layer removed" if spec else ""),
-        },
+        variants=variants,
+        labels=labels,
         params={"layer": spec, "trunk": DDP_TRUNK, "batch": 64},
         sized=sized,
-        sizes=f"{words}, batch 64, 2 ranks, 1 thread each",
+        sizes=words,
         series="step",
         clock="wall",
         measure="ratio",
         unit="step",
         claim=claim,
-        notes=["gloo on CPU; NCCL bandwidth on a real interconnect is not measured"],
+        notes=notes,
+        extras=extras,
     )
 
 

@@ -104,6 +104,11 @@ def byte_sizes(value) -> list[int]:
     return []
 
 
+def _other_variants(variants: dict) -> list[tuple[str, str]]:
+    """Variants beyond the verdict's before/after (bf16, DDP as written)."""
+    return [(name, label) for name, label in variants.items() if name not in ("before", "after")]
+
+
 def render_text(records: list[dict]) -> str:
     blocks = []
     for record in records:
@@ -115,7 +120,8 @@ def render_text(records: list[dict]) -> str:
         lines.append(f"  sized      {record['sized']}: {record['sizes']}")
         variants = record.get("variants") or {}
         if variants:
-            lines.append(f"  variants   before: {variants.get('before')}; after: {variants.get('after')}")
+            others = "".join(f"; {name.replace('_', ' ')}: {label}" for name, label in _other_variants(variants))
+            lines.append(f"  variants   before: {variants.get('before')}; after: {variants.get('after')}{others}")
         estimate = _estimate_words(record.get("estimate"))
         configured = record.get("estimate_configured")
         if configured:
@@ -140,8 +146,17 @@ def render_text(records: list[dict]) -> str:
                     lines.append(f"  time       {_interval(measured['ratio'])} before/after: {timing}")
         else:
             lines.append("  measured   nothing" + (f" ({timing})" if seconds.get("before") else ""))
+        for name, _ in _other_variants(variants):
+            memory = _memory_words(record["bytes"].get(name, {}), {}).replace(" -> n/a", "")
+            lines.append(
+                f"  also       {name.replace('_', ' ')}: {_seconds((record.get('seconds') or {}).get(name))} "
+                f"per {per} ({clock}); {memory}"
+            )
         for extra in record.get("extras") or []:
-            lines.append(f"  also       {extra['label']}: {_interval(extra)}")
+            credit = ""
+            if extra.get("credited_to"):
+                credit = f", credited to {' + '.join(extra['credited_to'])} together, not to {record['code']} alone"
+            lines.append(f"  also       {extra['label']}: {_interval(extra)}{credit}")
         for variant, info in (record.get("details") or {}).items():
             ddp = info.get("ddp") or {}
             sizes = byte_sizes(ddp.get("bucket_sizes"))

@@ -356,7 +356,10 @@ def analyse(
         den = _samples(runs.get(extra.denominator, []), extra.series, clock)
         if num and den:
             interval = stats.ratio_interval(num, den, resamples=1000)
-            extras.append({"label": extra.label, **interval.to_json()})
+            entry = {"label": extra.label, **interval.to_json()}
+            if extra.credited_to:
+                entry["credited_to"] = list(extra.credited_to)
+            extras.append(entry)
     record = {
         "path": finding.path,
         "line": finding.line,
@@ -401,6 +404,13 @@ def analyse(
         **verdict.to_json(),
         "timed_out": outcome.timed_out,
     }
+    # Variants past the verdict's two (bf16, DDP as written) under their own
+    # names, beside "before"/"after": an extension, the two keep their meaning.
+    for variant in plan.variants[2:]:
+        record["variants"][variant] = plan.labels.get(variant, variant)
+        record["seconds"][variant] = _round(_run_median(_samples(runs[variant], plan.series, clock)))
+        record["bytes"][variant] = _memory(runs[variant])
+        record["runs"][variant] = len(runs[variant])
     if configured_estimate is not None and (
         finding.estimate is None or _figures(configured_estimate) != _figures(finding.estimate)
     ):

@@ -146,19 +146,38 @@ def serve() -> int:
 # -- the client (CLI side) ----------------------------------------------------------------
 
 
-def server_command() -> list[str]:
+# The server's greenops_lint is loaded from the client's own copy by file
+# location: a copy appended to sys.path loses to another one installed in
+# site-packages (an editable install of a different checkout), and the client
+# would then plan with one version and measure with another. Only this package
+# is pinned; prepending its directory would put site-packages before the
+# standard library.
+_BOOTSTRAP = """
+import importlib.util, os, sys
+root = sys.argv.pop(1)
+package = os.path.join(root, "greenops_lint")
+spec = importlib.util.spec_from_file_location(
+    "greenops_lint", os.path.join(package, "__init__.py"), submodule_search_locations=[package]
+)
+module = importlib.util.module_from_spec(spec)
+sys.modules["greenops_lint"] = module
+spec.loader.exec_module(module)
+sys.path.append(root)
+from greenops_lint.probe.server import serve
+sys.exit(serve())
+"""
+
+
+def server_command(package_root: Optional[str] = None) -> list[str]:
     """The server's command line: an isolated interpreter (`-I`: neither the
     current directory, nor PYTHONPATH, nor the user's site-packages are on
     sys.path), started outside the project, so that a project's own `torch.py`
-    or `pluggy.py` never runs. This package's own directory is appended to
-    sys.path (it may come from PYTHONPATH or a source checkout)."""
+    or `pluggy.py` never runs. greenops_lint itself is the copy this process
+    runs (it may come from PYTHONPATH or a source checkout), or `package_root`'s."""
     import greenops_lint
 
-    package_root = os.path.dirname(os.path.dirname(os.path.abspath(greenops_lint.__file__)))
-    bootstrap = (
-        "import sys; sys.path.append(sys.argv.pop(1)); from greenops_lint.probe.server import serve; sys.exit(serve())"
-    )
-    return [sys.executable, "-I", "-c", bootstrap, package_root]
+    package_root = package_root or os.path.dirname(os.path.dirname(os.path.abspath(greenops_lint.__file__)))
+    return [sys.executable, "-I", "-c", _BOOTSTRAP, package_root]
 
 
 class ProbeServer:
