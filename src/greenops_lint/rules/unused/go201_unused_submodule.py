@@ -85,8 +85,8 @@ class UnusedSubmodule(Rule):
     lazily), but under `DistributedDataParallel` its parameters never receive
     a gradient: DDP fails with "Expected to have finished reduction in the prior
     iteration" unless `find_unused_parameters=True` is set, and that flag walks
-    the autograd graph on every step (GO202; 2.4x step time measured on two CPU
-    ranks with a 64 MiB unused layer).
+    the autograd graph on every step (GO202). Measured on two CPU ranks, a
+    64 MiB unused layer with the flag cost 2.4x step time against neither.
 
     Keras and Flax create a layer's weights on its first call, so an unused
     layer there holds no memory and costs nothing: those classes are analysed
@@ -111,9 +111,9 @@ class UnusedSubmodule(Rule):
     `nn.Conv2d(256, 256, 3)`, `nn.Embedding`, norms, RNNs,
     `nn.MultiheadAttention`), the parameter count and its float32 bytes
     (4 bytes a parameter) held in memory and in every checkpoint. Otherwise a
-    time factor of 1x (no compute) to 2.4x (under DDP, the cost of the
-    `find_unused_parameters=True` it forces, measured on CPU with two gloo
-    ranks: labelled "measured on CPU", so it is never converted to a GPU's
+    time factor of 1x (no compute) to 2.4x (under DDP, the layer with the
+    `find_unused_parameters=True` it forces against neither, measured on CPU
+    with two gloo ranks: labelled "measured on CPU", so it is never converted to a GPU's
     hours). Parameter-free layers are not reported, so they get no time factor.
     """
 
