@@ -285,7 +285,7 @@ def test_cache_refuses_a_symlinked_version_directory(tmp_path):
     cache_dir.mkdir(parents=True)
     (cache_dir / f"v{_FORMAT}").symlink_to(outside)
     cache = ResultCache(cache_dir, "fp", confine=tmp_path / "project")
-    cache.put(cache.key("t.py", b"x"), [], [])
+    cache.put(cache.key("t.py", b"x"), [], [], None)
     assert not cache.usable and list(outside.iterdir()) == []
 
 

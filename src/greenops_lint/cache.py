@@ -111,9 +111,7 @@ class ResultCache:
         except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError):
             return None  # missing, corrupt, of the wrong shape or foreign: recompute and rewrite
 
-    def put(
-        self, key: str, findings: list[Finding], suppressed: list[Finding], script: Optional[ScriptFacts] = None
-    ) -> None:
+    def put(self, key: str, findings: list[Finding], suppressed: list[Finding], script: Optional[ScriptFacts]) -> None:
         if not self.usable:
             return
         entry = self._entry(key)
