@@ -128,7 +128,7 @@ def workload_lines(
     unanalysed = sorted(path for path, facts in scripts.items() if facts is None)
     if unanalysed:
         notes.append(
-            f"  not analysed for training calls: {_names(unanalysed)} (unreadable, a syntax error, or too large)"
+            f"  not analysed for training calls: {_names(unanalysed)} (unreadable, a syntax error, too large, or an internal error)"
         )
     if not any(workload.values()):
         lines.append(
