@@ -295,15 +295,15 @@ def test_cache_refuses_a_symlinked_cache_directory(tmp_path, cli, monkeypatch):
 
 
 def test_cache_refuses_a_symlinked_version_directory(tmp_path):
-    from greenops_lint.cache import ResultCache
+    from greenops_lint.cache import _FORMAT, ResultCache
 
     outside = tmp_path / "outside"
     outside.mkdir()
     cache_dir = tmp_path / "project" / ".greenops_lint_cache"
     cache_dir.mkdir(parents=True)
-    (cache_dir / "v1").symlink_to(outside)
+    (cache_dir / f"v{_FORMAT}").symlink_to(outside)
     cache = ResultCache(cache_dir, "fp", confine=tmp_path / "project")
-    cache.put(cache.key("t.py", b"x"), [], [])
+    cache.put(cache.key("t.py", b"x"), [], [], None)
     assert not cache.usable and list(outside.iterdir()) == []
 
 

@@ -148,6 +148,9 @@ def test_statistics_show_the_co2_arithmetic(tmp_path, monkeypatch, cli):
     assert "GO401 global-float64-default" in out
     # No literal sizes: 1x (overhead-bound, or GEMMs on FP64 tensor cores) to 16x (convolutions vs TF32).
     # 100 GPU-h x (1 - 1/16) = 93.75 GPU-h; x 400 W x 0.7 x 1.2 = 31.5 kWh; x 56 g = 1.8 kg
+    # No training call anywhere: the file with the finding stands for the workload, and the output says so.
+    assert "training scripts: none found (no module-level code of the 1 analysed file reaches a training call" in out
+    assert "instead each file with a whole-step finding is taken as one: train.py" in out
     assert "100 GPU-h x (1 - 1/1) = 0.0 GPU-h" in out
     assert "100 GPU-h x (1 - 1/16) = 93.8 GPU-h" in out
     assert "93.8 GPU-h x 400 W x 0.7 utilisation x PUE 1.2 = 31.5 kWh" in out
@@ -208,6 +211,7 @@ def test_hardware_command_lists_profiles_and_regions(cli):
 
 
 def test_cpu_measured_factors_stay_out_of_gpu_hours():
+    from greenops_lint.analysis.training import ScriptFacts
     from greenops_lint.config import Config
     from greenops_lint.finding import Finding, SavingsEstimate
     from greenops_lint.statistics import workload_lines
@@ -221,13 +225,16 @@ def test_cpu_measured_factors_stay_out_of_gpu_hours():
     f64 = SavingsEstimate("time_factor", 1.0, 2.0, "x", "roofline", "a100-80gb", source="derived")
     loads = SavingsEstimate("repeated_work", 9.0, 9.0, "extra loads", "loop", "a100-80gb")
     config = Config().with_overrides(hardware="a100-80gb", gpu_hours=100.0)
+    scripts = {"train.py": ScriptFacts((".backward()",))}
     out = "\n".join(
         workload_lines(
             [finding("GO202", "unused", ddp), finding("GO402", "precision", f64), finding("GO101", "caching", loads)],
             config,
+            scripts,
         )
     )
-    assert "from train.py: precision 1-2x" in out and "unused" not in out.split("from train.py")[1].split(";")[0]
+    (line,) = [line for line in out.splitlines() if line.startswith("  train.py: ")]
+    assert line.endswith("slowdown 1-2x from precision 1-2x") and "100 GPU-h x (1 - 1/2) = 50.0 GPU-h [high]" in line
     assert "not converted: 1 finding whose time factor was measured on CPU (GO202)" in out
     assert "not converted: 1 repeated-work finding (GO101)" in out
     only_cpu = "\n".join(workload_lines([finding("GO202", "unused", ddp)], config))

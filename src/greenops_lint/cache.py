@@ -1,4 +1,4 @@
-"""The result cache: a file's findings, keyed by its content, the effective
+"""The result cache: a file's findings (and its training-script facts), keyed by its content, the effective
 configuration, the tool version and the plugin set.
 
 Entries live under `.greenops_lint_cache/` next to the configuration (like
@@ -23,11 +23,12 @@ from pathlib import Path
 from typing import Optional
 
 from greenops_lint import __version__
+from greenops_lint.analysis.training import ScriptFacts
 from greenops_lint.fileio import atomic_write
 from greenops_lint.finding import Finding, SavingsEstimate
 
 CACHE_DIR_NAME = ".greenops_lint_cache"
-_FORMAT = "1"
+_FORMAT = "2"  # 2: entries carry the file's training-script facts
 
 
 def code_stamp(modules: list[str]) -> list[tuple[str, int, int]]:
@@ -95,23 +96,32 @@ class ResultCache:
     def _entry(self, key: str) -> Path:
         return self.directory / key[:2] / key
 
-    def get(self, key: str) -> Optional[tuple[list[Finding], list[Finding]]]:
+    def get(self, key: str) -> Optional[tuple[list[Finding], list[Finding], Optional[ScriptFacts]]]:
         if not self.usable:
             return None
         try:
             data = json.loads(self._entry(key).read_bytes())
             if not isinstance(data, dict) or data.get("key") != key:
                 return None
-            return [_finding(f) for f in data["findings"]], [_finding(f) for f in data["suppressed"]]
+            return (
+                [_finding(f) for f in data["findings"]],
+                [_finding(f) for f in data["suppressed"]],
+                _script(data["script"]),
+            )
         except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError):
             return None  # missing, corrupt, of the wrong shape or foreign: recompute and rewrite
 
-    def put(self, key: str, findings: list[Finding], suppressed: list[Finding]) -> None:
+    def put(self, key: str, findings: list[Finding], suppressed: list[Finding], script: Optional[ScriptFacts]) -> None:
         if not self.usable:
             return
         entry = self._entry(key)
         payload = json.dumps(
-            {"key": key, "findings": [_record(f) for f in findings], "suppressed": [_record(f) for f in suppressed]}
+            {
+                "key": key,
+                "findings": [_record(f) for f in findings],
+                "suppressed": [_record(f) for f in suppressed],
+                "script": None if script is None else asdict(script),
+            }
         )
         try:
             entry.parent.mkdir(exist_ok=True)
@@ -150,3 +160,12 @@ def _finding(data: dict) -> Finding:
     if estimate is not None:
         estimate = SavingsEstimate(**{**estimate, "assumptions": tuple(estimate["assumptions"])})
     return Finding(**{**data, "estimate": estimate, "noqa_lines": tuple(data["noqa_lines"])})
+
+
+def _script(data: Optional[dict]) -> Optional[ScriptFacts]:
+    if data is None:
+        return None
+    calls, imports = data["training_calls"], data["imports"]
+    if not all(isinstance(part, list) and all(isinstance(x, str) for x in part) for part in (calls, imports)):
+        raise TypeError("not a script record")
+    return ScriptFacts(tuple(calls), tuple(imports))

@@ -337,11 +337,12 @@ def check(
     findings = [f for f in findings if config.shows(f)]
     suppressed = sorted((f for r in results for f in r.suppressed), key=Finding.sort_key)
     human = output_format in HUMAN_FORMATS
+    scripts = {r.path: r.script for r in results}
     if statistics and (human or output_format == "json"):
         # ruff's table instead of the findings, then the estimates and their arithmetic.
         report = statistics_table(findings, registry.rules, output_format)
         if human:
-            report += render_statistics(findings, config)
+            report += render_statistics(findings, config, scripts)
     else:
         report = formatters[output_format](findings, registry.rules)
         if show_suppressed and suppressed:
@@ -353,7 +354,7 @@ def check(
     else:
         click.echo(report, nl=False, color=True if human and color != "never" else None)
     if statistics and not (human or output_format == "json"):
-        click.echo(render_statistics(findings, config), nl=False, err=not output_file)
+        click.echo(render_statistics(findings, config, scripts), nl=False, err=not output_file)
     if not quiet:
         _summary(findings, len(found.files), len(suppressed), len(below), config.min_severity)
     if any(f.code == INTERNAL_ERROR for f in findings):

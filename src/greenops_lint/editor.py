@@ -152,7 +152,7 @@ def lint_text(project: Project, path: str, text: str, want_fixes: bool = False) 
     if not want_fixes and cache is not None:
         hit = cache.get(key)
         if hit is not None:
-            analysis.findings, analysis.suppressed = hit
+            analysis.findings, analysis.suppressed, _script = hit
             analysis.findings = [f for f in analysis.findings if project.config.shows(f)]
             analysis.cached = True
             return analysis
@@ -160,7 +160,7 @@ def lint_text(project: Project, path: str, text: str, want_fixes: bool = False) 
     analysis.findings, analysis.suppressed = result.findings, result.suppressed
     analysis.fixes, analysis.module = result.fixes, result.module
     if cache is not None and not any(f.code == INTERNAL_ERROR for f in result.findings):
-        cache.put(key, result.findings, result.suppressed)
+        cache.put(key, result.findings, result.suppressed, result.script)
     # `min-severity`: what `check` shows, the editor shows.
     analysis.findings = [f for f in analysis.findings if project.config.shows(f)]
     return analysis

@@ -21,6 +21,7 @@ from typing import Optional, Sequence
 import libcst as cst
 
 from greenops_lint.analysis.registry import ANALYSES, AnalysisError, unknown_analyses
+from greenops_lint.analysis.training import TRAINING_TOKENS, ScriptFacts, imports_of_tree
 from greenops_lint.cache import ResultCache
 from greenops_lint.config import Config
 from greenops_lint.context import FileContext
@@ -80,6 +81,9 @@ class FileResult:
     path: str
     findings: list[Finding] = field(default_factory=list)
     suppressed: list[Finding] = field(default_factory=list)
+    # Is it a training script, what does it import (for --statistics); None
+    # when the file was not analysed (unreadable, a syntax error, too large).
+    script: Optional[ScriptFacts] = None
     # Fix mode only (never cached or sent between processes): the parsed module
     # and the fixes of the unsuppressed findings.
     module: Optional[cst.Module] = None
@@ -107,6 +111,7 @@ class Linter:
             if unknown:
                 raise ValueError(f"rule {cls.code} declares unknown analyses {unknown} (known: {sorted(ANALYSES)})")
         self.walk_fed = [name for name, spec in ANALYSES.items() if spec.walk_fed]
+        self.always = [name for name, spec in ANALYSES.items() if spec.always]
         self.per_file_ignores = PerFileIgnores(config)
         self.hardware = get_hardware(config.hardware)
 
@@ -148,9 +153,10 @@ class Linter:
             for cls in self.rules
             if not is_ignored(cls.code, ignored) and (not cls.tokens or any(t in source.text for t in cls.tokens))
         ]
-        if not rules:
-            # The prefilter: nothing here can match, so skip the CST; CPython's
-            # own parser still checks the syntax, several times faster.
+        if not rules and not any(t in source.text for t in TRAINING_TOKENS):
+            # The prefilter: nothing here can match and it trains nowhere, so
+            # skip the CST; CPython's own parser still checks the syntax,
+            # several times faster.
             return self._syntax_check(path, source.text, ignored)
         deep = _too_deep(source.text)
         if deep is not None:
@@ -202,7 +208,7 @@ class Linter:
         failed: dict[str, BaseException] = {}
         rules: list[Rule] = []
         for name in self.walk_fed:
-            if any(name in cls.analyses for cls in rule_classes):
+            if name in self.always or any(name in cls.analyses for cls in rule_classes):
                 # Registered first, so rules see the analysis's facts up to the current node.
                 analysis = ctx.analysis(name, building=True)
                 for event, node_name, method in _walk_methods(type(analysis)):
@@ -234,7 +240,7 @@ class Linter:
 
         skipped: list[Rule] = []
         TreeWalk(ctx, dispatch, on_error).run()
-        result = FileResult(path)
+        result = FileResult(path, script=self._script_facts(ctx))
         for rule, exc in crashes:
             detail = "".join(traceback.format_exception(exc)) if self.debug else f"{type(exc).__name__}: {exc}"
             message = f"internal error in {rule.code} ({rule.name}): {detail}"
@@ -242,7 +248,10 @@ class Linter:
         for name, exc in failed.items():
             users = sorted({r.code for r in rules if name in r.analyses} | {r.code for r in skipped})
             detail = "".join(traceback.format_exception(exc)) if self.debug else f"{type(exc).__name__}: {exc}"
-            message = f"internal error in analysis '{name}' (rules skipped for this file: {', '.join(users)}): {detail}"
+            message = (
+                f"internal error in analysis '{name}' "
+                f"(rules skipped for this file: {', '.join(users) or 'none'}): {detail}"
+            )
             result.findings.append(self._meta(path, INTERNAL_ERROR, message, 1, 1))
             crashes.extend((r, exc) for r in rules if r.code in users)
         if not ctx.reports:
@@ -287,16 +296,25 @@ class Linter:
         result.findings.sort(key=Finding.sort_key)
         return result
 
+    @staticmethod
+    def _script_facts(ctx: FileContext) -> Optional[ScriptFacts]:
+        try:
+            return ctx.analysis("training_script").facts()
+        except AnalysisError:
+            return None  # reported as GO003; the file counts as not analysed
+
     def _syntax_check(self, path: str, text: str, ignored) -> FileResult:
         try:
-            parse_python(text, path)
+            tree = parse_python(text, path)
         except SyntaxError as exc:
             return self._meta_result(
                 path, SYNTAX_ERROR, f"syntax error: {exc.msg}", exc.lineno or 1, exc.offset or 1, ignored
             )
         except (ValueError, RecursionError, MemoryError) as exc:
             return self._meta_result(path, SYNTAX_ERROR, f"syntax error: {exc}", 1, 1, ignored)
-        return FileResult(path)
+        # No training token: not a training script; its imports still tell
+        # which scripts run the modules it imports.
+        return FileResult(path, script=ScriptFacts((), imports_of_tree(tree)))
 
     # -- meta findings (GO001-GO003) -----------------------------------------
     def _meta(self, path: str, code: str, message: str, line: int, column: int) -> Finding:
@@ -435,7 +453,7 @@ def _lint_one(linter: Linter, cache: Optional[ResultCache], path: str, raw: byte
     result = linter.lint_bytes(path, raw)
     # Internal errors are not cached: the next run should try again.
     if cache is not None and key is not None and not any(f.code == INTERNAL_ERROR for f in result.findings):
-        cache.put(key, result.findings, result.suppressed)
+        cache.put(key, result.findings, result.suppressed, result.script)
     return result
 
 

@@ -86,7 +86,7 @@ class GreenOpsItem(pytest.Item):
                 result = project.linter.lint_bytes(path, raw)
                 findings = result.findings
                 if cache is not None and not any(f.code == INTERNAL_ERROR for f in findings):
-                    cache.put(key, result.findings, result.suppressed)
+                    cache.put(key, result.findings, result.suppressed, result.script)
         shown = [f for f in findings if project.config.shows(f)]
         if shown:
             raise GreenOpsError("".join(format_line(f) + "\n" for f in shown))

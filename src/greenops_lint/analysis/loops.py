@@ -76,6 +76,24 @@ def referenced_names(node: cst.CSTNode) -> set[str]:
     return found
 
 
+def is_optimizer(ctx: "FileContext", receiver: cst.BaseExpression) -> bool:
+    """The receiver of an optimizer's `.step()`: named like one (`opt`,
+    `self.optimizer`, `scaler`, `trainer`; not a scheduler), or bound to a
+    `torch.optim` constructor."""
+    name = (
+        receiver.value
+        if isinstance(receiver, cst.Name)
+        else (receiver.attr.value if isinstance(receiver, cst.Attribute) else "")
+    )
+    if _OPTIMIZER_NAME.search(name or "") and "sched" not in (name or "").lower():
+        return True
+    value = ctx.value_of(receiver)
+    if isinstance(value, cst.Call):
+        qualified = ctx.call_name(value) or ""
+        return qualified.startswith("torch.optim.") and ".lr_scheduler" not in qualified
+    return False
+
+
 def bound_names(target: cst.CSTNode) -> set[str]:
     if isinstance(target, cst.Name):
         return {target.value}
@@ -317,20 +335,7 @@ class LoopAnalysis:
             return True
         if method == "gradient":  # tf.GradientTape
             return True
-        if method == "step":
-            receiver = func.value
-            name = (
-                receiver.value
-                if isinstance(receiver, cst.Name)
-                else (receiver.attr.value if isinstance(receiver, cst.Attribute) else "")
-            )
-            if _OPTIMIZER_NAME.search(name or "") and "sched" not in (name or "").lower():
-                return True
-            value = self.ctx.value_of(receiver)
-            if isinstance(value, cst.Call):
-                qualified = self.ctx.call_name(value) or ""
-                return qualified.startswith("torch.optim.") and ".lr_scheduler" not in qualified
-        return False
+        return method == "step" and is_optimizer(self.ctx, func.value)
 
     # -- classification -----------------------------------------------------------
     def _iteration_count(self, iterable, target) -> tuple[Optional[int], bool]:

@@ -24,12 +24,19 @@ class AnalysisSpec:
     build: Callable[["FileContext"], Any]
     doc: str
     walk_fed: bool = False
+    always: bool = False
 
 
 def _loops(ctx: "FileContext"):
     from greenops_lint.analysis.loops import LoopAnalysis
 
     return LoopAnalysis(ctx)
+
+
+def _training_script(ctx: "FileContext"):
+    from greenops_lint.analysis.training import TrainingScript
+
+    return TrainingScript(ctx)
 
 
 def _model_classes(ctx: "FileContext"):
@@ -68,6 +75,13 @@ ANALYSES: dict[str, AnalysisSpec] = {
     spec.name: spec
     for spec in (
         AnalysisSpec("loops", _loops, "loop context: epoch/step/eval loops, frames, call sites", walk_fed=True),
+        AnalysisSpec(
+            "training_script",
+            _training_script,
+            "training calls reached from module-level code, and imports (for --statistics)",
+            walk_fed=True,
+            always=True,
+        ),
         AnalysisSpec("model_classes", _model_classes, "the module's model classes (nn.Module subclasses and friends)"),
         AnalysisSpec("dataset_classes", _dataset_classes, "the module's Dataset subclasses"),
         AnalysisSpec("module_attributes", _module_attributes, "submodule assignments and reads of model classes"),
