@@ -15,10 +15,12 @@ $(BIN)/greenops-lint: pyproject.toml
 
 # The test environment: test extras, and torch for the runtime probe's tests,
 # pinned to the one version this workplace provides (a CPU build on local
-# disk); never a range, which could pull a multi-GB CUDA build.
+# disk). Elsewhere a pinned torch from PyPI on Linux is still a multi-GB CUDA
+# build: pass the CPU wheel index, `make test TORCH_INDEX=https://download.pytorch.org/whl/cpu`.
+TORCH_INDEX ?=
 $(VENV)/.test-deps: $(BIN)/greenops-lint
 	$(BIN)/python -m pip install --quiet -e '.[test]'
-	$(BIN)/python -m pip install --quiet torch==2.13.0
+	$(BIN)/python -m pip install --quiet torch==2.13.0 $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
 	touch $@
 
 venv: $(BIN)/greenops-lint

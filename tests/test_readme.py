@@ -47,3 +47,15 @@ def test_the_30_second_example_prints_what_the_readme_shows(tmp_path):
         timeout=60,
     )
     assert result.stdout.strip() == shown.strip()
+
+
+def test_the_probe_section_lists_every_probed_rule():
+    from greenops_lint.probe.plans import PROBED_CODES
+
+    listed = re.search(r"rule has a probe \(([^)]*)\)", README).group(1)
+    codes = set()
+    for part in listed.split(", "):
+        first, _, last = part.partition("-")
+        start, end = int(first[2:]), int((last or first)[2:])
+        codes |= {f"GO{n}" for n in range(start, end + 1)}
+    assert codes == set(PROBED_CODES)

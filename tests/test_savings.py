@@ -242,3 +242,13 @@ def test_cpu_measured_factors_stay_out_of_gpu_hours():
     # On a CPU profile the CPU measurement is the right source.
     cpu = "\n".join(workload_lines([finding("GO202", "unused", ddp)], config.with_overrides(hardware="cloud-vcpu-2")))
     assert "1-2.4x" in cpu
+
+
+def test_generic_gpu_statistics_do_not_mix_cards(tmp_path, monkeypatch, cli):
+    """The generic profile's time factor comes from one card and its power from
+    another: no GPU-hours, energy or CO2e are computed from it."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "train.py").write_text("import torch\ntorch.set_default_dtype(torch.float64)\n")
+    out = cli("check", "train.py", "--statistics", "--gpu-hours", "100").stdout
+    assert "need one GPU" in out and "pass --hardware" in out
+    assert "GPU time saved" not in out and "kg CO2e" not in out

@@ -14,6 +14,7 @@ from typing import Optional
 from greenops_lint.config import Config
 from greenops_lint.engine import Linter
 from greenops_lint.finding import Finding
+from greenops_lint.statistics import combine_estimates
 from greenops_lint.rule import Rule
 
 STDIN = "-"
@@ -57,7 +58,11 @@ def statistics_table(findings: list[Finding], rules: dict[str, type[Rule]], outp
     names = {f.code: f.name for f in findings}
     rows = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
     if output_format == "json":
-        data = [{"code": c, "name": names[c], "count": n, "fixable": c in fixable} for c, n in rows]
+        # ruff's rows, plus each rule's summed estimate (as the text table shows it).
+        estimates = {c: combine_estimates([f.estimate for f in findings if f.code == c and f.estimate]) for c, _ in rows}
+        data = [
+            {"code": c, "name": names[c], "count": n, "fixable": c in fixable, "estimate": estimates[c]} for c, n in rows
+        ]
         return json.dumps(data, indent=2) + "\n"
     if not rows:
         return ""

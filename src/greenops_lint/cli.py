@@ -353,7 +353,9 @@ def check(
         atomic_write(output_file, report)
     else:
         click.echo(report, nl=False, color=True if human and color != "never" else None)
-    if statistics and not (human or output_format == "json"):
+    if statistics and not human and (output_format != "json" or config.gpu_hours):
+        # Machine-readable stdout stays one document: the estimates and the
+        # GPU-hours arithmetic go to stderr (to stdout when the report has --output-file).
         click.echo(render_statistics(findings, config, scripts), nl=False, err=not output_file)
     if not quiet:
         _summary(findings, len(found.files), len(suppressed), len(below), config.min_severity)

@@ -19,7 +19,7 @@ from typing import Optional
 from greenops_lint.analysis.training import TRAINING_CALLS, ScriptFacts
 from greenops_lint.config import Config
 from greenops_lint.finding import Finding, SavingsEstimate, human_bytes
-from greenops_lint.savings import DEFAULT_UTILISATION, get_hardware, grid_table
+from greenops_lint.savings import DEFAULT_UTILISATION, get_hardware, grid_table, hardware_table
 
 
 def _span(low: float, high: float) -> str:
@@ -86,6 +86,16 @@ def workload_lines(
         "",
         f"If every finding were fixed, for a workload of {hours:g} GPU-hours on {hardware.key} ({hardware.label}):",
     ]
+    if hardware.is_generic:
+        # Its ranges span every card (a time factor from one, a power limit from
+        # another): a product of the two would describe no GPU.
+        gpus = [p for p in hardware_table().values() if p.kind == "gpu" and p.tdp_w and not p.is_generic]
+        lines.append(
+            "  not converted: GPU-hours, energy and emissions need one GPU, and the generic profile spans "
+            f"{len(gpus)} GPU profiles (FP64 from 1:2 to 1:64 of FP32, power limits {min(p.tdp_w for p in gpus):g}-"
+            f"{max(p.tdp_w for p in gpus):g} W); pass --hardware (`greenops-lint hardware` lists them)"
+        )
+        return lines
     # Only factors on the whole step ("x") convert to GPU-hours; partial ones
     # ("x data-loading time") stay in their own unit. A factor measured on CPU
     # never converts to a GPU's hours: no GPU source supports it.
