@@ -414,3 +414,11 @@ def test_select_all_turns_on_the_default_off_rules_as_in_ruff(cli, tmp_path, mon
     default = cli("check", "--show-settings").stdout
     assert all(code in listed for code in off)
     assert not any(code in default.split("enabled rules", 1)[-1] for code in off)
+
+
+def test_internal_hardware_profiles_are_not_a_choice(tmp_path, monkeypatch, cli):
+    """`cloud-vcpu-2` describes the host the probe measured on; `hardware` does not list it."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "train.py").write_text("x = 1\n")
+    result = cli("check", "train.py", "--hardware", "cloud-vcpu-2")
+    assert result.exit_code == 2 and "unknown hardware 'cloud-vcpu-2'" in result.stderr

@@ -973,6 +973,8 @@ def _estimate_figures():
     module's named constants: the page and the findings cannot drift apart."""
     import sys
 
+    from greenops_lint.finding import format_figure
+
     codes = ("GO501", "GO503", "GO504", "GO505", "GO506", "GO507", "GO508")
     go501, go503, go504, go505, go506, go507, go508 = (sys.modules[load_rules().rules[c].__module__] for c in codes)
     fewest, most = go508.ASSUMED_ITERATIONS
@@ -981,11 +983,11 @@ def _estimate_figures():
         ("GO503", f"{go503.TIME_FACTOR_LOW:g}x to {go503.TIME_FACTOR_HIGH:g}x"),
         ("GO504", f"{go504.TIME_FACTOR}x"),
         ("GO505", f"{go505.TIME_FACTOR}x"),
-        ("GO506", "-".join(f"{go506.extra_copies(n)}" for n in go506.ASSUMED_ITERATIONS)),
+        ("GO506", "-".join(format_figure(go506.extra_copies(n)) for n in go506.ASSUMED_ITERATIONS)),
         ("GO506", "-".join(str(n) for n in go506.ASSUMED_ITERATIONS)),
         ("GO506", "-".join(str(n) for n in go506.DATA_ITERATIONS)),
         ("GO506", "-".join(str(n) for n in go506.FEW_ITERATIONS)),
-        ("GO506", "-".join(f"{go506.extra_copies(n)}" for n in go506.DATA_ITERATIONS)),
+        ("GO506", "-".join(format_figure(go506.extra_copies(n)) for n in go506.DATA_ITERATIONS)),
         ("GO507", f"{go507.TIME_FACTOR_LOW:g}x to {go507.TIME_FACTOR_HIGH:g}x"),
         ("GO508", f"{fewest - 1}-{most - 1}"),
     ]

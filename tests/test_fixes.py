@@ -198,3 +198,16 @@ def test_go301_cap_option_sets_the_fixed_cap(tmp_path):
     (outcome,) = fix_paths([str(path)], config, enabled_rules(registry.rules, config), unsafe=True)
     assert outcome.error is None
     assert path.read_text().endswith("num_workers=min(os.cpu_count() or 1, 4))\n")
+
+
+def test_fix_and_diff_say_how_many_unsafe_fixes_were_left_out(tmp_path, monkeypatch, cli):
+    """As ruff: a file with only unsafe fixes does not read as "nothing to fix"."""
+    monkeypatch.chdir(tmp_path)
+    source = "import torch\ntorch.set_default_dtype(torch.float64)\n"
+    (tmp_path / "train.py").write_text(source)
+    diff = cli("check", "train.py", "--diff")
+    assert "Would fix 0 findings in 0 files (1 unsafe fix can be applied with --unsafe-fixes)." in diff.stderr
+    fixed = cli("check", "train.py", "--fix")
+    assert "No safe fixes (1 unsafe fix can be applied with --unsafe-fixes)." in fixed.stderr
+    assert (tmp_path / "train.py").read_text() == source
+    assert "unsafe fix" not in cli("check", "train.py", "--diff", "--unsafe-fixes").stderr

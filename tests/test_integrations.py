@@ -234,3 +234,16 @@ def test_add_noqa_in_a_notebook_cell(tmp_path, monkeypatch, cli):
     cell = json.loads((tmp_path / "nb.ipynb").read_text())["cells"][0]["source"]
     assert cell[1] == "torch.set_default_dtype(torch.float64)  # noqa: GO401"
     assert cli("check", "nb.ipynb").exit_code == 0
+
+
+def test_add_noqa_leaves_findings_that_check_does_not_show(tmp_path, monkeypatch, cli):
+    """An info finding (hidden below the default min-severity) gets no comment,
+    unless --show-info shows it."""
+    monkeypatch.chdir(tmp_path)
+    source = "import torch.nn as nn\nblock = nn.Sequential(nn.Conv2d(3, 64, 3), nn.BatchNorm2d(64))\n"
+    (tmp_path / "train.py").write_text(source)
+    assert "GO204" in cli("check", "train.py", "--show-info").stdout  # GO204 reports at info
+    cli("check", "train.py", "--add-noqa")
+    assert (tmp_path / "train.py").read_text() == source
+    cli("check", "train.py", "--add-noqa", "--show-info")
+    assert "# noqa: GO204" in (tmp_path / "train.py").read_text()

@@ -205,3 +205,19 @@ def test_run_records_judge_the_whole_run_against_the_finding_estimate(interval, 
     result = against_estimate(base, measured, SavingsEstimate(metric, low, high, "x", "", "cloud-vcpu-2"), 1.05, 0.25)
     assert result.verdict == verdict, result.reason
     assert words in result.reason
+
+
+def test_summary_says_verdicts_judge_the_host_figures_not_the_configured_gpu():
+    from greenops_lint.probe.report import summary
+
+    records = [{"verdict": "confirmed", "hardware": "cloud-vcpu-2", "estimate_configured": {"hardware": "a100-80gb"}}]
+    line = summary(records)
+    assert "1 confirmed" in line and "those for a100-80gb are not checked by this run" in line
+    assert "not checked" not in summary([{"verdict": "confirmed", "hardware": "cloud-vcpu-2"}])
+
+
+def test_a_profile_measured_here_labels_its_float64_figure_as_cpu_measured():
+    from greenops_lint.savings import float64_time_factor, get_hardware
+
+    assert float64_time_factor(get_hardware("cloud-vcpu-2")).source == "measured on CPU"
+    assert float64_time_factor(get_hardware("x86-server-cpu")).source == "datasheet"

@@ -168,7 +168,9 @@ def test_statistics_is_a_table_then_the_estimates(project, cli):
     }
     assert next(r for r in rows if r["code"] == "GO101")["estimate"].endswith("extra loads")
     # With a workload, stdout stays one JSON document and the arithmetic goes to stderr.
-    both = cli("check", "train.py", "--statistics", "--output-format", "json", "--gpu-hours", "100", "-q")
+    both = cli(
+        "check", "train.py", "--statistics", "--output-format", "json", "--gpu-hours", "100", "--hardware", "t4", "-q"
+    )
     assert [r["code"] for r in json.loads(both.stdout)] == [r["code"] for r in rows]
     assert "GPU time saved" in both.stderr or "nothing converts to GPU-hours" in both.stderr
 

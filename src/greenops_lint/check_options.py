@@ -14,8 +14,8 @@ from typing import Optional
 from greenops_lint.config import Config
 from greenops_lint.engine import Linter
 from greenops_lint.finding import Finding
-from greenops_lint.statistics import combine_estimates
 from greenops_lint.rule import Rule
+from greenops_lint.statistics import combine_estimates
 
 STDIN = "-"
 # Formats that are lines of text for a person; colour applies to these.
@@ -59,9 +59,12 @@ def statistics_table(findings: list[Finding], rules: dict[str, type[Rule]], outp
     rows = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
     if output_format == "json":
         # ruff's rows, plus each rule's summed estimate (as the text table shows it).
-        estimates = {c: combine_estimates([f.estimate for f in findings if f.code == c and f.estimate]) for c, _ in rows}
+        estimates = {
+            c: combine_estimates([f.estimate for f in findings if f.code == c and f.estimate]) for c, _ in rows
+        }
         data = [
-            {"code": c, "name": names[c], "count": n, "fixable": c in fixable, "estimate": estimates[c]} for c, n in rows
+            {"code": c, "name": names[c], "count": n, "fixable": c in fixable, "estimate": estimates[c]}
+            for c, n in rows
         ]
         return json.dumps(data, indent=2) + "\n"
     if not rows:

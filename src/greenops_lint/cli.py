@@ -327,7 +327,7 @@ def check(
                 click.echo(f"greenops-lint: warning: {cache.problem}", err=True)
         results = lint_files(found.files, config, rules, jobs or default_jobs(), debug, cache, unsafe_fixes)
     if add_noqa:
-        _add_noqa(results, quiet)
+        _add_noqa(results, config, quiet)
         return
     findings: list[Finding] = [f for r in results for f in r.findings]
     for directory, problem in found.problems:
@@ -380,7 +380,8 @@ def _fix(files, config, rules, unsafe: bool, write: bool, quiet: bool):
         if not quiet:
             fixes = sum(len(o.applied) for o in changed)
             click.echo(
-                f"Would fix {fixes} finding{'s' if fixes != 1 else ''} in {len(changed)} file{'s' if len(changed) != 1 else ''}.",
+                f"Would fix {fixes} finding{'s' if fixes != 1 else ''} in {len(changed)} file{'s' if len(changed) != 1 else ''}"
+                f"{_hidden_unsafe(outcomes)}.",
                 err=True,
             )
         raise SystemExit(EXIT_ERROR if any(o.error for o in outcomes) else EXIT_FINDINGS if changed else EXIT_CLEAN)
@@ -395,9 +396,21 @@ def _fix(files, config, rules, unsafe: bool, write: bool, quiet: bool):
     if not quiet and fixed:
         files = sum(1 for o in outcomes if o.changed)
         click.echo(
-            f"Fixed {fixed} finding{'s' if fixed != 1 else ''} in {files} file{'s' if files != 1 else ''}.", err=True
+            f"Fixed {fixed} finding{'s' if fixed != 1 else ''} in {files} file{'s' if files != 1 else ''}"
+            f"{_hidden_unsafe(outcomes)}.",
+            err=True,
         )
+    elif not quiet and _hidden_unsafe(outcomes):
+        click.echo(f"No safe fixes{_hidden_unsafe(outcomes)}.", err=True)
     return outcomes
+
+
+def _hidden_unsafe(outcomes) -> str:
+    """ruff's hint: fixes left out because they need --unsafe-fixes."""
+    hidden = sum(o.hidden_unsafe for o in outcomes)
+    if not hidden:
+        return ""
+    return f" ({hidden} unsafe fix{'es' if hidden != 1 else ''} can be applied with --unsafe-fixes)"
 
 
 def _suppressed_report(suppressed, output_format, formatters, registry) -> str:
@@ -407,14 +420,16 @@ def _suppressed_report(suppressed, output_format, formatters, registry) -> str:
     return ""
 
 
-def _add_noqa(results, quiet: bool) -> None:
+def _add_noqa(results, config, quiet: bool) -> None:
+    """Suppress what `check` shows: findings below `min-severity` (hidden) get no comment."""
     lines = files = 0
     failed = False
     for result in results:
-        if not result.findings:
+        shown = [f for f in result.findings if config.shows(f)]
+        if not shown:
             continue
         try:
-            changed = add_noqa(result.path, result.findings)
+            changed = add_noqa(result.path, shown)
         except WriteSkipped as exc:
             click.echo(f"greenops-lint: error: {result.path}: --add-noqa skipped this file: {exc}", err=True)
             failed = True

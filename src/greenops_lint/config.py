@@ -296,8 +296,10 @@ def check_output_path(value: Optional[str], option: str) -> None:
 def check_hardware(value: Any, where: str) -> str:
     from greenops_lint.savings import hardware_table
 
-    if not isinstance(value, str) or value not in hardware_table():
-        raise ConfigError(f"{where}: unknown hardware {value!r}; valid: {', '.join(hardware_table())}")
+    # Internal profiles describe a host the probe measured on, not a choice.
+    choices = [key for key, profile in hardware_table().items() if not profile.internal]
+    if not isinstance(value, str) or value not in choices:
+        raise ConfigError(f"{where}: unknown hardware {value!r}; valid: {', '.join(choices)}")
     return value
 
 

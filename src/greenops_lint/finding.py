@@ -75,7 +75,11 @@ class SavingsEstimate:
                 + ("" if self.low == self.high else f"-{human_bytes(self.high)}")
                 + f" memory{where}"
             )
-        span = _num(self.low) if self.low == self.high else f"{_num(self.low)}-{_num(self.high)}"
+        span = (
+            format_figure(self.low)
+            if self.low == self.high
+            else f"{format_figure(self.low)}-{format_figure(self.high)}"
+        )
         if self.metric == "time_factor":
             scope = "" if self.unit == "x" else " " + self.unit.removeprefix("x ")
             return f"est. {span}x{scope or ' time'}{where}"
@@ -95,7 +99,8 @@ class SavingsEstimate:
         return f"on {self.hardware}"
 
 
-def _num(value: float) -> str:
+def format_figure(value: float) -> str:
+    """A figure as the headline prints it: 49.5, 5000 (no false precision past 100)."""
     return f"{value:g}" if value < 100 else f"{value:.0f}"
 
 

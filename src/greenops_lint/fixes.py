@@ -60,6 +60,8 @@ class FixOutcome:
     error: Optional[str] = None
     # float64 fixes left out: the file would still hold float64 data afterwards.
     skipped_precision: bool = False
+    # Unsafe fixes of the original file that --unsafe-fixes would apply.
+    hidden_unsafe: int = 0
 
     @property
     def changed(self) -> bool:
@@ -117,9 +119,11 @@ def fix_source(linter: Linter, path: str, raw: bytes, unsafe: bool) -> FixOutcom
         outcome.result = linter.lint_bytes(path, raw)
         return outcome
     text = source.text
-    for _ in range(MAX_ROUNDS):
+    for round_number in range(MAX_ROUNDS):
         result = linter.lint_source_for_fixes(path, source, text)
         fixes = [(finding, fix) for finding, fix in result.fixes if fix.safe or unsafe]
+        if round_number == 0 and not unsafe:
+            outcome.hidden_unsafe = sum(1 for _, fix in result.fixes if not fix.safe)
         if not fixes or result.module is None:
             break
         try:

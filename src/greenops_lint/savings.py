@@ -50,6 +50,12 @@ class HardwareProfile:
     def is_generic(self) -> bool:
         return self.key == DEFAULT_HARDWARE
 
+    @property
+    def measured_here(self) -> bool:
+        """Its rates were measured on this project's machine (a CPU profile the
+        probe uses), not read from a datasheet."""
+        return self.source.lower().startswith("measured")
+
     def fp64_slowdown(self) -> float:
         """FP32 / FP64 peak throughput: how much slower compute-bound float64 is."""
         return self.fp32 / self.fp64 if self.fp64 else 0.0
@@ -321,7 +327,7 @@ def float64_time_factor(hardware: HardwareProfile, workload: Optional[Workload] 
         basis=basis,
         hardware=hardware.key,
         assumptions=assumptions,
-        source=SOURCE_DATASHEET,
+        source=SOURCE_CPU if hardware.measured_here else SOURCE_DATASHEET,
     )
 
 

@@ -125,7 +125,10 @@ def render_text(records: list[dict]) -> str:
         estimate = _estimate_words(record.get("estimate"))
         configured = record.get("estimate_configured")
         if configured:
-            estimate += f" (rechecked for this host; your configuration: {_estimate_words(configured)})"
+            estimate += (
+                f" (the figure for this host's profile; your configuration's {_estimate_words(configured)} "
+                "is not what this run checks)"
+            )
         lines.append(f"  estimate   {estimate}")
         measured = record.get("measured")
         seconds = record.get("seconds") or {}
@@ -212,7 +215,19 @@ def summary(records: list[dict]) -> str:
         v: sum(1 for r in records if r["verdict"] == v) for v in ("confirmed", "checked", "refuted", "inconclusive")
     }
     checked = f"{counts['checked']} checked (arithmetic), " if counts["checked"] else ""
-    return (
+    line = (
         f"Probed {len(records)} finding{'s' if len(records) != 1 else ''}: "
         f"{counts['confirmed']} confirmed, {checked}{counts['refuted']} refuted, {counts['inconclusive']} inconclusive."
     )
+    # Verdicts judge the figures for the host measured on: say so where the
+    # user's configured hardware (a GPU, say) gave other figures.
+    rechecked = sorted({r.get("hardware", "") for r in records if r.get("estimate_configured")} - {""})
+    configured = sorted(
+        {(r["estimate_configured"] or {}).get("hardware", "") for r in records if r.get("estimate_configured")} - {""}
+    )
+    if rechecked and configured:
+        line += (
+            f" Verdicts are on the figures for this host ({', '.join(rechecked)}); "
+            f"those for {', '.join(configured)} are not checked by this run."
+        )
+    return line

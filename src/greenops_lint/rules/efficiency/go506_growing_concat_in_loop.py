@@ -9,7 +9,7 @@ import libcst as cst
 from greenops_lint.analysis.calls import get_arg, literal_value
 from greenops_lint.analysis.loops import LoopInfo
 from greenops_lint.analysis.tree import display_name, walk_expr
-from greenops_lint.finding import SavingsEstimate
+from greenops_lint.finding import SavingsEstimate, format_figure
 from greenops_lint.rule import Invalid, Rule
 from greenops_lint.rules.efficiency._shared import is_few_items, literal_length
 from greenops_lint.savings import SOURCE_COUNTED
@@ -94,11 +94,11 @@ class GrowingConcatInLoop(Rule):
     Repeated work: each chunk is copied (n - 1) / 2 extra times on average
     for n iterations. n is the literal count (`range(64)`, a literal list);
     otherwise it is assumed from the kind of loop: 100-10000 iterations
-    (49.5-4999.5 extra copies) for a data loop (over a DataLoader, a
+    (49.5-5000 extra copies) for a data loop (over a DataLoader, a
     dataset or batches, or a training step or epoch loop), 2-20 (0.5-9.5)
     for a loop over a small fixed collection (modules, dict items,
     channels, `range(self.num_layers)`, reference images, keyframes), and
-    4.5-499.5 (10-1000 iterations assumed) for any other loop. When the
+    4.5-500 (10-1000 iterations assumed) for any other loop. When the
     accumulator is not reset in an outer loop, the growth spans it too and
     the counts multiply.
 
@@ -262,7 +262,7 @@ class GrowingConcatInLoop(Rule):
                 span = f"{fewest}" if fewest == most else f"{fewest}-{most}"
                 assumption = f"{span} iterations assumed ({'; '.join(reasons)})"
             material = low >= MATERIAL_EXTRA_COPIES
-            copies = f"{low:g}" if low == high else f"{low:g}-{high:g}"
+            copies = format_figure(low) if low == high else f"{format_figure(low)}-{format_figure(high)}"
             self.report(
                 assign,
                 f"{shape} copies everything gathered so far on every iteration "
