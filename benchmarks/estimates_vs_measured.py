@@ -99,7 +99,7 @@ def table(records: list[dict], host: str) -> str:
         "|---|---|---|---|---|---|---|---|",
     ]
     for r in records:
-        # Without `estimate_configured` the A100 estimate has the same figures as this host's.
+        # Without `estimate_configured` the configured estimate is this host's (same hardware).
         configured = r.get("estimate_configured") or r.get("estimate")
         configured_words = _span(configured, "a100-80gb")
         claim = r.get("claim")

@@ -454,7 +454,8 @@ def _details(runs: dict, variants: Sequence[str]) -> dict:
 
 
 def _figures(estimate) -> tuple:
-    return (estimate.metric, estimate.low, estimate.high, estimate.unit)
+    # Hardware and source too: the same 1x on a100-80gb and on this CPU are different claims.
+    return (estimate.metric, estimate.low, estimate.high, estimate.unit, estimate.hardware, estimate.source)
 
 
 def _letter(variants: Sequence[str], variant: str) -> str:
