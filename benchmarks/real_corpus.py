@@ -11,8 +11,13 @@ reported and skipped), extracts their .py files there, lints them all with every
     drawn with `--seed`, as `package@version path:line:col CODE message` lines to triage
     (verdicts go to benchmarks/triage.csv; paths are relative to the wheel's root).
 
-    python benchmarks/real_corpus.py [--seed 17] [--per-rule 10] [--json-out findings.json]
-                                     [--wheels PINS] [--jobs 2] [--cache DIR]
+    python benchmarks/real_corpus.py [--corpus libraries|scripts] [--seed 17] [--per-rule 10]
+                                     [--json-out findings.json] [--wheels PINS] [--jobs 2] [--cache DIR]
+
+Two corpora: `libraries` (the default, WHEELS: library code, trainers and model zoos) and
+`scripts` (SCRIPT_WHEELS: wheels that ship real training scripts, recipes and examples; only
+the files under each wheel's SCRIPT_PATHS patterns are linted and counted, since the rules
+are per file and the rest of such a wheel is library code the first corpus covers).
 
 `--json-out` writes every finding with its package and version, to compare runs. No third-party
 file is ever written inside the repository.
@@ -21,6 +26,7 @@ file is ever written inside the repository.
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import json
 import random
 import subprocess
@@ -66,6 +72,68 @@ WHEELS = [
 ]
 
 
+# Wheels that ship training scripts nobody here wrote (PyPI only: sdists ship no examples), and
+# the files of each that are scripts, recipes or examples. Patterns are fnmatch patterns over the
+# path inside the wheel (`*` spans folders too); a wheel with no entry is linted whole. Pinned
+# and checked to exist on PyPI as wheels; each is under 15 MB.
+SCRIPT_WHEELS = [
+    "yolov5==7.0.14",
+    "litgpt==0.5.13",
+    "torchtune==0.6.1",
+    "open_clip_torch==3.3.0",
+    "rl_zoo3==2.9.2",
+    "sample-factory==2.1.1",
+    "super-gradients==3.7.1",
+    "pytorch-accelerated==0.1.61",
+    "pytorch-lightning==1.4.9",
+    "DI-engine==0.5.3",
+    "tf-models-official==2.20.0",
+    "llm-foundry==0.22.0",
+    "opacus==1.6.0",
+    "tensorflow-gan==2.1.0",
+    "coqui-tts==0.28.0",
+]
+SCRIPT_PATHS: dict[str, tuple[str, ...]] = {
+    # yolov5 and rl_zoo3 are training repositories packaged whole (train.py, val.py, their utils).
+    "litgpt": ("litgpt/pretrain.py", "litgpt/finetune/*"),
+    "torchtune": ("recipes/*",),
+    "open_clip_torch": ("open_clip_train/*",),
+    "sample_factory": ("sf_examples/*",),
+    "super_gradients": ("super_gradients/examples/*", "super_gradients/train_from_*.py"),
+    "pytorch_accelerated": ("examples/*",),
+    "pytorch_lightning": ("pl_examples/*",),
+    "di_engine": ("ding/example/*", "ding/entry/serial_entry*.py"),
+    "tf_models_official": (
+        "official/legacy/*",
+        "official/*/train.py",
+        "official/*/run_*.py",
+        "official/*_main.py",
+        "official/recommendation/*",
+        "orbit/examples/*",
+    ),
+    "llm_foundry": ("llmfoundry/command_utils/*",),
+    "opacus": ("examples/*",),
+    "tensorflow_gan": ("tensorflow_gan/examples/*",),
+    "coqui_tts": ("TTS/bin/*", "TTS/demos/*"),
+}
+# Never linted in the scripts corpus, whatever the patterns: tests of the scripts.
+SCRIPT_EXCLUDES = ("*_test.py", "*/test_*.py", "*/tests/*")
+CORPORA = {"libraries": (WHEELS, {}), "scripts": (SCRIPT_WHEELS, SCRIPT_PATHS)}
+
+
+def is_script(relative: str, patterns: tuple[str, ...] | None) -> bool:
+    """Whether the file at `relative` (inside its wheel) is one of its wheel's scripts."""
+    if patterns is None:
+        return True
+    if any(fnmatch.fnmatchcase(relative, p) for p in SCRIPT_EXCLUDES):
+        return False
+    return any(fnmatch.fnmatchcase(relative, p) for p in patterns)
+
+
+def normalized(name: str) -> str:
+    return name.lower().replace("-", "_").replace(".", "_")
+
+
 def package_of(folder_name: str) -> tuple[str, str]:
     """`transformers-5.25.0-py3-none-any` -> ("transformers", "5.25.0")."""
     name, version = folder_name.split("-")[:2]
@@ -87,7 +155,8 @@ def linted_files(corpus: Path, folders: list[Path]) -> list[Path]:
     return [Path(p) for p in found.files]
 
 
-def lint(corpus: Path, folders: list[Path], rules: dict[str, type], jobs: int, select: str = "") -> list[dict]:
+def lint(corpus: Path, targets: list[str], rules: dict[str, type], jobs: int, select: str = "") -> list[dict]:
+    """Lint `targets` (wheel folders, or files, relative to `corpus`) with every rule in `rules`."""
     config = corpus.parent / "greenops-lint-corpus.toml"  # empty: the defaults, whatever is around
     config.write_text("# settings for benchmarks/real_corpus.py: the defaults\n")
     select = select or "ALL"
@@ -110,7 +179,7 @@ def lint(corpus: Path, folders: list[Path], rules: dict[str, type], jobs: int, s
         str(jobs),
         "--config",
         str(config),
-        *[f.name for f in folders],
+        *targets,
     ]
     result = subprocess.run(cmd, cwd=corpus, capture_output=True, text=True, check=False)
     if result.returncode != 0:
@@ -145,6 +214,12 @@ def per_100k(count: int, lines: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument(
+        "--corpus",
+        choices=sorted(CORPORA),
+        default="libraries",
+        help="libraries (default): library wheels linted whole; scripts: the training scripts of SCRIPT_WHEELS",
+    )
     parser.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "greenops-lint-corpus")
     parser.add_argument("--seed", type=int, default=17)
     parser.add_argument("--per-rule", type=int, default=10, help="sampled findings per rule (all where fewer)")
@@ -160,7 +235,8 @@ def main() -> None:
     )
     args = parser.parse_args()
 
-    pins = args.wheels.split(",") if args.wheels else WHEELS
+    default_pins, script_paths = CORPORA[args.corpus]
+    pins = args.wheels.split(",") if args.wheels else default_pins
     if args.packages:
         wanted = {p.strip().lower().replace("_", "-") for p in args.packages.split(",")}
         pins = [pin for pin in pins if pin.split("==")[0].lower().replace("_", "-") in wanted]
@@ -175,7 +251,16 @@ def main() -> None:
     if args.rules:
         prefixes = tuple(p.strip() for p in args.rules.split(",") if p.strip())
         rules = {code: cls for code, cls in rules.items() if code.startswith(prefixes)}
-    files = linted_files(corpus, folders)
+    files = [
+        path
+        for path in linted_files(corpus, folders)
+        if is_script(
+            path.relative_to(corpus).as_posix().partition("/")[2],
+            script_paths.get(normalized(package_of(path.relative_to(corpus).parts[0])[0])) if script_paths else None,
+        )
+    ]
+    # The default corpus names its wheel folders (as before); the scripts corpus its files.
+    targets = [path.relative_to(corpus).as_posix() for path in files] if script_paths else [f.name for f in folders]
     lines_of: dict[str, int] = Counter()
     files_of: dict[str, int] = Counter()
     for path in files:
@@ -184,13 +269,13 @@ def main() -> None:
         files_of[top] += 1
     lines = sum(lines_of.values())
     start = time.perf_counter()
-    findings = lint(corpus, folders, rules, args.jobs, ",".join(rules) if args.rules else "")
+    findings = lint(corpus, targets, rules, args.jobs, ",".join(rules) if args.rules else "")
     info = [f for f in findings if f.get("severity") == "info"]
     shown = [f for f in findings if f.get("severity") != "info"]
     seconds = time.perf_counter() - start
 
     print(
-        f"greenops-lint real-code corpus: {len(folders)} wheels linted"
+        f"greenops-lint real-code corpus ({args.corpus}): {len(folders)} wheels linted"
         + (f", {len(skipped)} skipped ({', '.join(skipped)})" if skipped else "")
     )
     print(

@@ -79,6 +79,11 @@ _STREAM_LOADERS = frozenset(
     {"pickle.load", "json.load", "numpy.load", "torch.load", "joblib.load", "yaml.safe_load", "yaml.load"}
 )
 
+# `if path.exists():` / `os.path.exists(path)` around a load of `path`: the loop waits for the file.
+_EXISTS_METHODS = frozenset({"exists", "is_file"})
+_EXISTS_FUNCTIONS = frozenset({"os.path.exists", "os.path.isfile", "tensorflow.io.gfile.exists"})
+_PATH_CLASSES = frozenset({"pathlib.Path", "pathlib.PurePath"})
+
 _HANDLE_NAME = re.compile(r"^(f|fh|fp|fd|fin|fo|fi|file|infile|handle|stream|buf|buffer|fileobj|reader|src)$")
 
 
@@ -115,7 +120,11 @@ class DataLoadInLoop(RepeatedWorkRule):
     `torch.load("last.pt")`, `to_csv(p, mode="a")`, `open(p, "w")`, also in a
     helper of the module it calls, or through a handle its function opens
     for writing or appending: a results log re-read each generation): that
-    is new data; a branch that loads once and then leaves the loop with
+    is new data; a load under `if path.exists():` (`os.path.exists(path)`,
+    `os.path.isfile(path)`) of its own path in the loop, which waits for the
+    file to appear and so expects the loop to write it (YOLOv5's hyperparameter
+    evolution re-reads `evolve.csv`, which a helper of another module appends
+    to each generation); a branch that loads once and then leaves the loop with
     `return`, `break` or `raise` (restoring the best checkpoint on the
     early-stop path); and test files.
 
@@ -213,6 +222,19 @@ class DataLoadInLoop(RepeatedWorkRule):
             pd.DataFrame([scores]).to_csv("results.csv", mode="a", header=False)
             history = pd.read_csv("results.csv")
         """,
+        """
+        import numpy as np
+        from utils import print_mutation
+        def train(hyp, loader):
+            for x, y in loader:
+                model(x, y).backward()
+        for _ in range(generations):
+            if evolve_csv.exists():
+                history = np.loadtxt(evolve_csv, ndmin=2, delimiter=",")
+                hyp = mutate(history)
+            results = train(hyp, loader)
+            print_mutation(results, hyp, save_dir)
+        """,
     ]
 
     def __init__(self, ctx, options=None) -> None:
@@ -228,6 +250,8 @@ class DataLoadInLoop(RepeatedWorkRule):
         self.helper_writes: dict[str, list[tuple[cst.FunctionDef, str]]] = {}
         self._written_by_loop: dict[int, set[str]] = {}
         self._bodies: dict[int, _LoopBody] = {}  # id(loop) -> what the hoist fix needs, computed once
+        # The path text of the load being recorded, for `extra_guard` (None outside `record`).
+        self._recording_path: Optional[str] = None
 
     def visit_Call(self, node: cst.Call) -> None:
         qualified = self.ctx.call_name(node)
@@ -247,7 +271,38 @@ class DataLoadInLoop(RepeatedWorkRule):
             return
         if qualified.startswith("yaml.") and not self._inline_open(node):
             return
-        self.record(node, display_name(qualified), path=self._path_text(node))
+        path = self._path_text(node)
+        self._recording_path = path
+        try:
+            self.record(node, display_name(qualified), path=path)
+        finally:
+            self._recording_path = None
+
+    def extra_guard(self, node: cst.CSTNode, child: cst.CSTNode, variant) -> bool:
+        """Also a guard: `if path.exists():` around a load of that same path. A
+        loop that checks each time whether the file is there expects it to
+        appear, so something in the loop writes it: the load reads new data."""
+        if super().extra_guard(node, child, variant):
+            return True
+        path = self._recording_path
+        return path is not None and isinstance(node, cst.If) and child is node.body and self._checks(node.test, path)
+
+    def _checks(self, test: cst.BaseExpression, path: str) -> bool:
+        """`test` is, or `and`s in, an existence check of `path` (source text)."""
+        if isinstance(test, cst.BooleanOperation) and isinstance(test.operator, cst.And):
+            return self._checks(test.left, path) or self._checks(test.right, path)
+        if not isinstance(test, cst.Call):
+            return False
+        code = self.ctx.module.code_for_node
+        if self.ctx.call_name(test) in _EXISTS_FUNCTIONS:
+            first = get_arg(test, None, 0)
+            return first is not None and code(first.value) == path
+        if isinstance(test.func, cst.Attribute) and test.func.attr.value in _EXISTS_METHODS and not test.args:
+            receiver = test.func.value
+            if isinstance(receiver, cst.Call) and self.ctx.call_name(receiver) in _PATH_CLASSES and receiver.args:
+                receiver = receiver.args[0].value  # Path(path).exists()
+            return code(receiver) == path
+        return False
 
     def _path_text(self, node: cst.Call) -> Optional[str]:
         first = get_arg(node, None, 0)

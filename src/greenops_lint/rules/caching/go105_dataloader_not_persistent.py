@@ -7,7 +7,7 @@ from typing import Optional
 import libcst as cst
 
 from greenops_lint.analysis.calls import get_arg, literal_value
-from greenops_lint.analysis.candidates import Candidate, bound_arguments
+from greenops_lint.analysis.candidates import Candidate, bound_arguments, scan_guards, stack_path
 from greenops_lint.analysis.loops import LoopInfo, Repetition
 from greenops_lint.analysis.rewrite import with_keyword
 from greenops_lint.analysis.tree import is_self_attr, param_names
@@ -43,7 +43,10 @@ class DataLoaderNotPersistent(RepeatedWorkRule):
     Not flagged: `num_workers=0`, `persistent_workers=True`, a loader
     iterated once, a loader that a function builds and iterates once per
     call (`hash_dataset(ds)` called for each experience: every call builds a
-    new loader, so persistent workers could not be reused), and test files.
+    new loader, so persistent workers could not be reused), a loader
+    iterated, or passed to a function that iterates it, under a once-guard
+    or a periodic test in the loop (`if epoch % args.test_every == 0:
+    test(model, test_loader)`), and test files.
 
     ## Fix
     Pass `persistent_workers=True` (PyTorch >= 1.7). If the dataset changes
@@ -101,6 +104,17 @@ class DataLoaderNotPersistent(RepeatedWorkRule):
         loader = DataLoader(test_set, batch_size=64, num_workers=8)
         for x, y in loader:
             predict(x)
+        """,
+        """
+        from torch.utils.data import DataLoader
+        def test(model, loader):
+            for x, y in loader:
+                model(x)
+        test_loader = DataLoader(test_set, batch_size=64, num_workers=4)
+        for epoch in range(epochs):
+            train_one_epoch(model)
+            if epoch % args.test_every == 0:
+                test(model, test_loader)
         """,
     ]
 
@@ -166,8 +180,11 @@ class DataLoaderNotPersistent(RepeatedWorkRule):
             if key in self.loaders:
                 call, statement, built_in = self.loaders[key]
                 loops = self.ctx.loops
+                # A guard around the call (`if epoch % k == 0: test(model, loader)`)
+                # counts as it does around a `for` over the loader.
+                guards = scan_guards(stack_path(self.ctx.stack), loops.loops_at(), self.is_guard)
                 self.passes.append(
-                    (node, arg.value, key[1], call, statement, built_in, loops.loops_at(), loops.current_frame)
+                    (node, arg.value, key[1], call, statement, built_in, loops.loops_at(), loops.current_frame, guards)
                 )
 
     def _key(self, node: cst.BaseExpression, assigning: bool = False) -> Optional[tuple[int, str]]:
@@ -218,7 +235,7 @@ class DataLoaderNotPersistent(RepeatedWorkRule):
 
     def _resolve_passes(self, reported: set[int]) -> None:
         loops = self.ctx.loops
-        for call, value, label, loader, statement, built_in, site_loops, site_frame in self.passes:
+        for call, value, label, loader, statement, built_in, site_loops, site_frame, site_guards in self.passes:
             if id(loader) in reported:
                 continue
             name = (
@@ -246,6 +263,8 @@ class DataLoaderNotPersistent(RepeatedWorkRule):
                         frame=site_frame if not inner_loops else function,
                         extra={"loader": loader},
                     )
+                    if not inner_loops:
+                        candidate.guards = site_guards
                     repetition = self.repetition(candidate)
                     if repetition is not None:
                         reported.add(id(loader))
