@@ -336,6 +336,22 @@ def decide(
         return Verdict(REFUTED, f"no measurable saving: the interval is below the noise floor {floor:g}x", band)
     if ratio_like and claim.low <= floor and measured.high < 1 / floor:
         return Verdict(REFUTED, "the fix made it measurably slower", band)
+    if ratio_like and 1.0 <= claim.low and claim.high <= floor and measured.low > 1 / floor and measured.high <= floor:
+        # The claim is "no measurable time saving" (a tiny float64 model): shown
+        # only by an interval inside the noise band, an equivalence test.
+        return Verdict(
+            CONFIRMED,
+            f"no measurable difference, as estimated ({_fmt(claim.low)}-{_fmt(claim.high)}x): the interval lies "
+            f"within the noise floor {floor:g}x",
+            band,
+        )
+    if ratio_like and 1.0 <= claim.low and claim.high <= floor and measured.low <= floor:
+        return Verdict(
+            INCONCLUSIVE,
+            f"the estimate claims no measurable time saving ({_fmt(claim.low)}-{_fmt(claim.high)}x); the interval "
+            f"({_fmt(measured.low)} to {_fmt(measured.high)}) is too wide to show it",
+            band,
+        )
     if ratio_like and claim.low <= floor and measured.high <= floor:
         return Verdict(
             INCONCLUSIVE,
