@@ -531,3 +531,17 @@ def test_go306_no_grad_and_diffusion_text_encoders_are_not_flagged():
     ids = tokenizer(captions, max_length=tokenizer.model_max_length, padding="max_length", truncation=True).input_ids
     """
     assert "GO306" not in codes(lint_source(diffusion))
+
+
+def test_go303_joblib_sized_jobs_are_info_without_the_xgboost_figure():
+    """joblib (scikit-learn) sizes -1 to the container's CPU quota: the 93x of
+    xgboost under a quota (dmlc/xgboost#7653) does not apply to it."""
+    source = """
+    from sklearn.ensemble import RandomForestClassifier
+    import lightgbm as lgb
+    forest = RandomForestClassifier(n_jobs=-1)
+    booster = lgb.LGBMRegressor(n_jobs=-1)
+    """
+    forest, booster = [f for f in lint_source(source) if f.code == "GO303"]
+    assert forest.severity == "info" and forest.estimate.high == 1.0 and "joblib reads it" in forest.message
+    assert booster.severity == "warning" and booster.estimate.high == 93.0

@@ -9,6 +9,7 @@ import libcst as cst
 from greenops_lint.analysis.calls import get_arg, literal_value
 from greenops_lint.analysis.parallelism import all_cores_jobs
 from greenops_lint.analysis.tree import last_part
+from greenops_lint.finding import SavingsEstimate
 from greenops_lint.rule import Invalid, Rule
 from greenops_lint.rules.provisioning._shared import (
     ESTIMATOR_ROOTS,
@@ -16,13 +17,21 @@ from greenops_lint.rules.provisioning._shared import (
     nested_parallelism,
     thread_estimate,
 )
-from greenops_lint.savings import SOURCE_CITED
+from greenops_lint.savings import SOURCE_CITED, SOURCE_DERIVED
 
 # The estimate is the family's `thread_estimate` (constants in `_shared.py`,
 # quoted by the `## Estimate` section).
 _MESSAGE = (
     "{what} uses every core the library can see, which on a shared host or under a CPU quota takes the cores "
     "of everything else; set an explicit, configurable count"
+)
+# joblib (scikit-learn, imbalanced-learn) sizes -1 with loky's cpu_count(), which
+# reads the process's CPU affinity and cgroup CPU quota: no oversubscription under
+# a container quota, only contention with other jobs on a shared host (info).
+JOBLIB_ROOTS = ("sklearn.", "joblib.", "imblearn.")
+_JOBLIB_MESSAGE = (
+    "{what} uses every core of the machine or of the container's CPU quota (joblib reads it); on a host "
+    "shared with other jobs that takes their cores: set an explicit, configurable count"
 )
 
 
@@ -81,9 +90,17 @@ class AllCoresNJobs(Rule):
     Pass an explicit count from configuration (`n_jobs=args.jobs`, default a
     few cores), or cap with `threadpoolctl.threadpool_limits` around the call.
 
+    Reported at info severity for scikit-learn, imbalanced-learn and joblib
+    calls: joblib sizes `-1` with loky's `cpu_count()`, which reads the CPU
+    affinity and the cgroup CPU quota, so a container quota is respected and
+    only a host shared with other jobs is affected. xgboost, lightgbm and
+    catboost size their OpenMP or own thread pools to the host's CPUs.
+
     ## Estimate
-    As GO302: 1.0x on a dedicated machine, up to 93x CPU compute time under
-    a CPU quota.
+    xgboost, lightgbm, catboost: as GO302, 1.0x on a dedicated machine, up
+    to 93x CPU compute time under a CPU quota. scikit-learn, imbalanced-learn,
+    joblib: 1.0x (the quota is respected; contention with other jobs on a
+    shared host is not quantified here).
     """
 
     code = "GO303"
@@ -91,6 +108,7 @@ class AllCoresNJobs(Rule):
     family = "provisioning"
     estimate_sources = {
         SOURCE_CITED: "CPU work under a 1-CPU container quota (dmlc/xgboost#7653)",
+        SOURCE_DERIVED: "any machine: joblib sizes -1 to the CPU quota, so no oversubscription from it",
     }
     tokens = ("n_jobs", "thread_count", "nthread", "num_threads")
     INVALID = [
@@ -100,7 +118,7 @@ class AllCoresNJobs(Rule):
             clf = RandomForestClassifier(n_estimators=500, n_jobs=-1).fit(X, y)
             """,
             line=2,
-            message="RandomForestClassifier(n_jobs=-1) uses every core the library can see",
+            message="RandomForestClassifier(n_jobs=-1) uses every core of the machine or of the container's CPU quota",
         ),
         """
         import lightgbm as lgb
@@ -134,7 +152,7 @@ class AllCoresNJobs(Rule):
 
     def __init__(self, ctx, options=None) -> None:
         super().__init__(ctx, options)
-        self.candidates: list[tuple[cst.Arg, Optional[cst.CSTNode], str]] = []
+        self.candidates: list[tuple[cst.Arg, Optional[cst.CSTNode], str, str]] = []
         self.covered: set[int] = set()
 
     def visit_Call(self, node: cst.Call) -> None:
@@ -153,11 +171,35 @@ class AllCoresNJobs(Rule):
             text = all_cores_jobs(self.ctx, arg.value)
             if text is not None:
                 what = f"{last_part(name)}({keyword}={text})"
-                self.candidates.append((arg, self.ctx.enclosing_statement(), what))
+                self.candidates.append((arg, self.ctx.enclosing_statement(), what, name))
 
     def leave_Module(self, node: cst.Module) -> None:
         # Reported at the end: a later GridSearchCV can make an earlier
         # estimator part of nested parallelism (GO302 then reports it).
-        for arg, statement, what in self.candidates:
-            if id(arg) not in self.covered:
+        for arg, statement, what, name in self.candidates:
+            if id(arg) in self.covered:
+                continue
+            if name.startswith(JOBLIB_ROOTS):
+                self.report(
+                    arg,
+                    _JOBLIB_MESSAGE.format(what=what),
+                    self._joblib_estimate(),
+                    statement=statement,
+                    severity="info",
+                )
+            else:
                 self.report(arg, _MESSAGE.format(what=what), thread_estimate(self.ctx), statement=statement)
+
+    def _joblib_estimate(self) -> SavingsEstimate:
+        return SavingsEstimate(
+            metric="time_factor",
+            low=1.0,
+            high=1.0,
+            unit="x CPU compute time",
+            basis="joblib sizes n_jobs=-1 with loky's cpu_count(), which reads the CPU affinity and the cgroup CPU "
+            "quota: no oversubscription under a container quota; contention with other jobs on a shared host is not "
+            "quantified here",
+            hardware=self.ctx.hardware.key,
+            source=SOURCE_DERIVED,
+            assumptions=("the job's own process; nested parallelism is GO302's",),
+        )
