@@ -389,3 +389,23 @@ def test_a_copy_rebound_to_its_own_name_does_not_recurse():
         return model
     """
     assert [f.code for f in lint_source(source) if f.code.startswith("GO00")] == []
+
+
+def test_go202_on_a_routed_model_is_info():
+    """A mixture of experts leaves idle experts without gradients: the flag is required there."""
+    source = """
+    import torch
+    from torch import nn
+
+    class MoE(nn.Module):
+        def __init__(self, dim, num_experts=8):
+            super().__init__()
+            self.router = nn.Linear(dim, num_experts)
+            self.experts = nn.ModuleList(nn.Linear(dim, dim) for _ in range(num_experts))
+
+    model = torch.nn.parallel.DistributedDataParallel(MoE(512), find_unused_parameters=True)
+    """
+    (finding,) = go(lint_source(source), "GO202")
+    assert finding.severity == "info" and "routes inputs (MoE)" in finding.message
+    plain = "import torch\nm = torch.nn.parallel.DistributedDataParallel(net, find_unused_parameters=True)\n"
+    assert go(lint_source(plain), "GO202")[0].severity == "warning"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import libcst as cst
 
 from greenops_lint.analysis.calls import get_arg, literal_value
@@ -16,6 +18,10 @@ from greenops_lint.rules.unused._shared import (
     DDP_STEP_TIME_FACTOR,
 )
 from greenops_lint.savings import SOURCE_CPU
+
+# Mixture-of-experts and other routed models leave some parameters without a
+# gradient on a step by design: the flag is what they need (info there).
+_ROUTING = re.compile(r"\b(?:mixture[_ ]of[_ ]experts|moe\w*|num_experts|experts?|router|top_?k_?gat\w*)\b", re.I)
 
 # The page's `## Estimate`: the flag's own cost, from NO_UNUSED_FACTOR (a large
 # model, where one graph traversal a step is lost in the compute) up to the
@@ -52,7 +58,10 @@ class DdpFindUnusedParameters(Rule):
     given (`DistributedDataParallel(self.model, find_unused_parameters=True)`
     in a class, as flair's generic trainer does under `multi_gpu=True`): the
     model is the user's, unknown here, and some models need the flag; the fix
-    there is to expose it as an option, off by default.
+    there is to expose it as an option, off by default. Also at info: a
+    module that routes inputs (mixture of experts: `experts`, `router`,
+    `num_experts`, `moe_*`, top-k gating), where experts that get no token
+    on a step have no gradient and the flag is required.
 
     ## Why is this bad
     With the flag, DDP walks the autograd graph from the outputs after every
@@ -229,7 +238,13 @@ class DdpFindUnusedParameters(Rule):
             source=SOURCE_CPU,
         )
         generic = self._wraps_given_model(call)
-        if generic:
+        routed = _ROUTING.search(self.ctx.text)
+        if routed and not generic:
+            advice = (
+                f"this module routes inputs ({routed.group(0)}): experts or branches that get no input on a step "
+                "need the flag; keep it where routing is on and drop it elsewhere"
+            )
+        elif generic:
             advice = (
                 f"this trainer wraps whatever model it is given ({generic}): expose the flag as an option, off by "
                 "default, so that models without unused parameters do not pay for the search"
@@ -244,7 +259,7 @@ class DdpFindUnusedParameters(Rule):
             f"{what} makes DDP search the autograd graph for unused parameters on every step "
             f"(up to {DDP_FLAG_TIME_FACTOR:g}x step time, measured on CPU); {advice}",
             estimate,
-            severity="info" if generic else self.severity,
+            severity="info" if generic or routed else self.severity,
         )
 
     def _wraps_given_model(self, call) -> str:
