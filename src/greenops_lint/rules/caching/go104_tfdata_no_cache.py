@@ -141,7 +141,8 @@ class TFDataNoCache(TracksTFData, RepeatedWorkRule):
         self.report(
             pipe.node,
             f"this tf.data pipeline reads and decodes its files again in {where}; "
-            "add .cache() after the deterministic map (before shuffle, augmentation and batch)",
+            "add .cache() after the deterministic map (before shuffle, augmentation and batch), or "
+            ".cache(filename) on local disk when the decoded data does not fit in memory",
             SavingsEstimate(
                 metric="repeated_work",
                 low=low,
