@@ -17,6 +17,12 @@ from greenops_lint.analysis.loops import FrameNode, LoopInfo, referenced_names
 from greenops_lint.analysis.tree import is_test_file, last_word, walk_expr
 
 OPTIMIZER_RECEIVER = re.compile(r"(opt|optim|optimizer|optimiser|scaler)", re.IGNORECASE)
+# Reinforcement learning: stepping an environment already waits for the device on every env step, and the
+# policies are small MLPs (GO501 reports its syncs at info; GO507 leaves them alone).
+RL_IMPORT = re.compile(
+    r"^\s*(import|from)\s+(gym|gymnasium|stable_baselines3|sb3_contrib|tianshou|rl_games|pettingzoo|dm_control)\b",
+    re.MULTILINE,
+)
 
 
 def is_train_call(node: cst.Call) -> bool:
