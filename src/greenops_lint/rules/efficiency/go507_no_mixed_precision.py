@@ -15,7 +15,7 @@ from greenops_lint.analysis.efficiency import TrainingLoops, is_model_callee, us
 from greenops_lint.analysis.tree import is_test_file, last_part
 from greenops_lint.finding import SavingsEstimate
 from greenops_lint.rule import Invalid
-from greenops_lint.rules.efficiency._shared import RL_IMPORT, LoopBoundRule
+from greenops_lint.rules.efficiency._shared import RL_MODULE_IMPORT, LoopBoundRule
 from greenops_lint.savings import SOURCE_CITED
 
 # ## Estimate: the time factor of training, 1x up to the PyTorch tuning guide's "up to 3x" on Volta and newer;
@@ -83,7 +83,7 @@ class NoMixedPrecision(LoopBoundRule):
     50 batches, `max_epochs` of at most 2, `max_steps` of at most 100), and
     reinforcement-learning policy updates (`policy`, `actor`, `critic`,
     `rollout_buffer`, or any training in a module that imports `gym`,
-    `gymnasium`, `stable_baselines3` and the like: small MLPs whose step
+    `gymnasium`, `stable_baselines3` and the like at its top: small MLPs whose step
     waits on the environment), and tiny models (every `Linear`/recurrent
     layer of the module built from literal sizes with at most 65,536
     weights, every convolution with at most 64 output channels, no
@@ -203,7 +203,7 @@ class NoMixedPrecision(LoopBoundRule):
         ctx = self.ctx
         if self.float64_model or self.test_file:
             return
-        if RL_IMPORT.search(ctx.text) or is_tiny_model(ctx.analysis("literal_sizes"), ctx.text):
+        if RL_MODULE_IMPORT.search(ctx.text) or is_tiny_model(ctx.analysis("literal_sizes"), ctx.text):
             return  # small policies waiting on the environment, or a launch-bound tiny model: AMP gains ~1x
         for call, message, statement in self.trainer_calls:
             self._report(call, message, statement)
