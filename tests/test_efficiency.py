@@ -1086,3 +1086,57 @@ def encode_prompt(prompt_embeds, tokenizers, text_encoders, device):
     return masks
 """
     assert _go502(source) == [(6, "info"), (8, "info")]
+
+
+def test_go502_a_loop_over_option_values_that_reruns_the_script_is_info():
+    # yolov5 export.py (scripts corpus): main() runs run() once per weights file the user named.
+    source = """
+import torch
+def run(weights, device, imgsz=(640, 640)):
+    model = load(weights, device)
+    im = torch.zeros(1, 3, *imgsz).to(device)
+    return export(model, im)
+
+def main(opt):
+    for opt.weights in (opt.weights if isinstance(opt.weights, list) else [opt.weights]):
+        run(**vars(opt))
+    for weights in opt.weights_list:
+        run(weights, opt.device)
+"""
+    # the second loop iterates a list by a plain name: it may be long, so the copy stays material
+    assert _go502(source) == [(5, "warning")]
+    assert _go502(source.replace("    for weights in opt.weights_list:\n        run(weights, opt.device)\n", "")) == [
+        (5, "info")
+    ]
+
+
+def test_go511_copies_in_an_evaluation_loop_are_info():
+    # opacus examples/fsdp_example.py (scripts corpus): test() copies MNIST batches and reads .item() every batch.
+    source = """
+import torch
+from torch.utils.data import DataLoader
+device = torch.device("cuda")
+train_loader = DataLoader(train_ds, batch_size=256, num_workers=4, pin_memory=True)
+test_loader = DataLoader(test_ds, batch_size=256, num_workers=4, pin_memory=True)
+
+def train(model, optimizer):
+    for x, y in train_loader:
+        x, y = x.to(device), y.to(device)
+        model(x).sum().backward()
+        optimizer.step()
+
+def test(model):
+    correct = 0
+    for x, y in test_loader:
+        correct += model(x.to(device)).argmax(1).eq(y.to(device)).sum().item()
+    return correct
+
+def score(model):
+    with torch.no_grad():
+        for x, y in test_loader:
+            model(x.cuda())
+"""
+    findings = [(f.line, f.severity) for f in lint_source(source, select=("GO511",))]
+    assert findings == [(10, "warning"), (10, "warning"), (17, "info"), (17, "info"), (23, "info")]
+    evaluation = next(f for f in lint_source(source, select=("GO511",)) if f.line == 17)
+    assert "in an evaluation loop" in evaluation.message

@@ -65,6 +65,61 @@ def test_go404_convolutional_model_is_info():
     assert "convolutions already use TF32" in finding.message
 
 
+CONVNET_WITH_HEAD = """
+import torch
+from torch import nn
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 128, 3)
+        self.fc = nn.Linear(128 * 30 * 30, 10)
+model = Net().cuda()
+for x, y in train_loader:
+    loss = criterion(model(x.cuda()), y.cuda())
+    loss.backward()
+    optimizer.step()
+"""
+
+
+def test_go404_convnet_with_a_linear_head_is_a_convolutional_model():
+    # opacus examples/fsdp_example.py, mnist.py (scripts corpus): a Linear head made the convnet a matmul model.
+    (finding,) = only("GO404", CONVNET_WITH_HEAD, hardware="a100-80gb")
+    assert finding.severity == "info" and "convolutions already use TF32" in finding.message
+    lstm = CONVNET_WITH_HEAD.replace("nn.Linear(128 * 30 * 30, 10)", "nn.LSTM(128, 512)")
+    assert only("GO404", lstm, hardware="a100-80gb")[0].severity == "warning"
+
+
+TINY_TEXT_MODEL = """
+import torch
+from torch import nn
+from transformers import BertTokenizerFast
+tokenizer = BertTokenizerFast.from_pretrained("bert-base-cased")
+class Net(nn.Module):
+    def __init__(self, vocab_size):
+        super().__init__()
+        self.emb = nn.Embedding(vocab_size, 16)
+        self.fc1 = nn.Linear(16, 16)
+        self.fc2 = nn.Linear(16, {out})
+model = Net(len(tokenizer)).to("cuda")
+loader = DataLoader(ds, batch_size=64)
+for x, y in loader:
+    loss = criterion(model(x.cuda()), y.cuda())
+    loss.backward()
+    optimizer.step()
+"""
+
+
+def test_go404_tiny_model_of_literal_layers_is_info():
+    # opacus examples/imdb.py (scripts corpus): Embedding(vocab, 16) -> Linear(16, 16) -> Linear(16, 2), batch 64.
+    (finding,) = only("GO404", TINY_TEXT_MODEL.format(out=2), hardware="a100-80gb")
+    assert finding.severity == "info" and "tiny model" in finding.message
+    for wide in ("1024 * 1024", "num_classes"):  # a big layer, or a size the module does not state
+        (finding,) = only("GO404", TINY_TEXT_MODEL.format(out=wide), hardware="a100-80gb")
+        assert finding.severity == "warning"
+    pretrained = TINY_TEXT_MODEL.format(out=2) + 'encoder = AutoModel.from_pretrained("bert-base-cased")\n'
+    assert only("GO404", pretrained, hardware="a100-80gb")[0].severity == "warning"
+
+
 def test_go404_silent_with_hf_tf32_and_lightning_precision():
     for line in ("args = TrainingArguments(output_dir='o', tf32=True)", "trainer = L.Trainer(precision='32-true')"):
         assert not only("GO404", FP32_LOOP + line + "\n")

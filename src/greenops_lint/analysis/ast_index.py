@@ -1,11 +1,13 @@
 """`AstIndex`: a module's `ast` tree with import aliases resolved, for the
 literal sizes (layer shapes, batch sizes, file paths) that estimates and the
 probe's plans read. One reading for both: the GO4xx rules' float64 workload
-(`rules/precision/_shared.py`) and the probe's `SourceIndex`."""
+(`rules/precision/_shared.py`) and the probe's `SourceIndex`; and whether a module's
+model is tiny (GO404, GO507)."""
 
 from __future__ import annotations
 
 import ast
+import re
 from typing import Any, Optional
 
 BATCH_KEYWORDS = ("batch_size", "per_device_train_batch_size", "train_batch_size")
@@ -153,3 +155,78 @@ def chain(layers: list[tuple[int, ...]]) -> list[tuple[int, ...]]:
         if len(run) > len(best):
             best = run
     return best
+
+
+# A tiny model: every torch.nn layer that does the math is built from literal sizes, each matmul layer holds at
+# most TINY_MATMUL_WEIGHTS weights (nn.Linear(256, 256)) and each convolution has at most TINY_CONV_CHANNELS
+# output channels (an MNIST convnet). Its step is bound by kernel launches, not by matmul or convolution
+# throughput: faster math units (TF32, AMP) gain ~1x.
+TINY_MATMUL_WEIGHTS = 256 * 256
+TINY_CONV_CHANNELS = 64
+_RECURRENT_GATES = {"LSTM": 4, "GRU": 3, "RNN": 1}
+_CONV_LAYERS = ("Conv1d", "Conv2d", "Conv3d", "ConvTranspose1d", "ConvTranspose2d", "ConvTranspose3d")
+# Anything else that may hold the model's math: a pretrained or zoo model, attention, explicit matmuls.
+_OTHER_MODEL_TEXT = re.compile(
+    r"torchvision\.models|from\s+torchvision\s+import\s+[^\n]*\bmodels\b|\btimm\b|torch\.hub\.load|"
+    r"Transformer|Attention|einsum|\bbmm\b|matmul|\bAutoModel"
+)
+_PRETRAINED = re.compile(r"(\w+)\s*\.\s*from_pretrained\b")
+_NOT_A_MODEL = re.compile(r"(tokeni[sz]er|processor|feature_?extractor|config)", re.IGNORECASE)
+
+
+def _int(index: AstIndex, node: Optional[ast.AST], depth: int = 0) -> Optional[int]:
+    """An int from a literal, a module constant or arithmetic on them (`32 * 4 * 4`)."""
+    if node is None or depth > 8:
+        return None
+    if isinstance(node, ast.BinOp):
+        left, right = _int(index, node.left, depth + 1), _int(index, node.right, depth + 1)
+        if left is None or right is None:
+            return None
+        if isinstance(node.op, ast.Mult):
+            return left * right
+        if isinstance(node.op, ast.Add):
+            return left + right
+        if isinstance(node.op, ast.Sub):
+            return left - right
+        if isinstance(node.op, ast.FloorDiv) and right:
+            return left // right
+        return None
+    value = index.literal(node)
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _int_arg(index: AstIndex, call: ast.Call, position: int, keyword: str) -> Optional[int]:
+    node = next((k.value for k in call.keywords if k.arg == keyword), None)
+    if node is None and position < len(call.args) and not isinstance(call.args[position], ast.Starred):
+        node = call.args[position]
+    return _int(index, node)
+
+
+def is_tiny_model(index: AstIndex, text: str) -> bool:
+    """The module builds its model from small torch.nn layers with literal sizes (see TINY_MATMUL_WEIGHTS)
+    and nothing in it loads or builds a bigger one."""
+    if index.tree is None or _OTHER_MODEL_TEXT.search(text):
+        return False
+    if any(not _NOT_A_MODEL.search(name) for name in _PRETRAINED.findall(text)):
+        return False
+    layers = 0
+    for call in index.calls:
+        name = index.call_name(call)
+        if not name.startswith("torch.nn."):
+            continue
+        kind = name.rsplit(".", 1)[-1]
+        if kind == "Linear":
+            n_in, n_out = _int_arg(index, call, 0, "in_features"), _int_arg(index, call, 1, "out_features")
+            weights = n_in * n_out if n_in is not None and n_out is not None else None
+        elif kind in _RECURRENT_GATES:
+            n_in, hidden = _int_arg(index, call, 0, "input_size"), _int_arg(index, call, 1, "hidden_size")
+            weights = _RECURRENT_GATES[kind] * hidden * (n_in + hidden) if n_in and hidden else None
+        elif kind in _CONV_LAYERS:
+            channels = _int_arg(index, call, 1, "out_channels")
+            weights = 0 if channels is not None and channels <= TINY_CONV_CHANNELS else None
+        else:
+            continue
+        if weights is None or weights > TINY_MATMUL_WEIGHTS:
+            return False
+        layers += 1
+    return layers > 0

@@ -17,6 +17,12 @@ from greenops_lint.analysis.loops import FrameNode, LoopInfo, referenced_names
 from greenops_lint.analysis.tree import is_test_file, last_word, walk_expr
 
 OPTIMIZER_RECEIVER = re.compile(r"(opt|optim|optimizer|optimiser|scaler)", re.IGNORECASE)
+# Reinforcement learning: stepping an environment already waits for the device on every env step, and the
+# policies are small MLPs (GO501 reports its syncs at info). RL_MODULE_IMPORT: imported at the top of the
+# module, so the module is an RL script (GO507 leaves it alone), not a library with one RL helper.
+_RL_LIBRARIES = r"(gym|gymnasium|stable_baselines3|sb3_contrib|tianshou|rl_games|pettingzoo|dm_control)\b"
+RL_IMPORT = re.compile(r"^\s*(import|from)\s+" + _RL_LIBRARIES, re.MULTILINE)
+RL_MODULE_IMPORT = re.compile(r"^(import|from)\s+" + _RL_LIBRARIES, re.MULTILINE)
 
 
 def is_train_call(node: cst.Call) -> bool:

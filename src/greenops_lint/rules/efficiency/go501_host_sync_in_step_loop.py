@@ -21,7 +21,7 @@ from greenops_lint.analysis.loops import Repetition
 from greenops_lint.analysis.tree import last_word, walk_expr
 from greenops_lint.finding import SavingsEstimate
 from greenops_lint.rule import Invalid
-from greenops_lint.rules.efficiency._shared import OPTIMIZER_RECEIVER, LoopBoundRule
+from greenops_lint.rules.efficiency._shared import OPTIMIZER_RECEIVER, RL_IMPORT, LoopBoundRule
 from greenops_lint.savings import SOURCE_DERIVED
 
 # ## Estimate: the time factor of the training step. One sync per step stops host/device overlap: near 1x when
@@ -31,12 +31,6 @@ TIME_FACTOR_HIGH = 2.0
 
 # Calls that read a tensor's value on the host (and, for the chain check, `.numpy()` after one of them).
 _SYNC_METHODS = ("item", "cpu", "tolist")
-# Reinforcement learning: stepping an environment already waits for the device on every env step, and the
-# policies are small MLPs, so a sync in the gradient phase costs little (reported at info).
-_RL_IMPORT = re.compile(
-    r"^\s*(import|from)\s+(gym|gymnasium|stable_baselines3|sb3_contrib|tianshou|rl_games|pettingzoo|dm_control)\b",
-    re.MULTILINE,
-)
 _DEEPSPEED = re.compile(r"deepspeed", re.IGNORECASE)
 # A user option: `if self.args.include_num_input_tokens_seen == "no": return` at the top of a helper.
 _OPTION = re.compile(r"\b(args|config|cfg|options|opts|hparams|settings)\.")
@@ -175,7 +169,7 @@ class HostSyncInStepLoop(LoopBoundRule):
     def __init__(self, ctx, options=None) -> None:
         super().__init__(ctx, options)
         self.active = uses_torch(ctx) and uses_cuda(ctx)
-        self.reinforcement = bool(_RL_IMPORT.search(ctx.text))
+        self.reinforcement = bool(RL_IMPORT.search(ctx.text))
         # id() of the loops (or frames, outside loops) whose iteration already
         # syncs for a host decision
         self.deciding: set[int] = set()

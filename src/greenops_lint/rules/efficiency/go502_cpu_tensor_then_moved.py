@@ -141,7 +141,8 @@ class CpuTensorThenMoved(CandidateRule):
     forward pass: inside a model's `forward()` (or Lightning/Keras step
     method), in a loop (a step, epoch or data loop, or any loop other than
     one over a small fixed collection: a literal list, `range(8)` or fewer,
-    modules, dict items, channels, the batch dimension `range(x.shape[0])`),
+    modules, dict items, channels, the batch dimension `range(x.shape[0])`,
+    option values assigned to an attribute `for opt.weights in weights:`),
     or in a function the module calls from such a loop (two calls deep).
     It is also material when its literal shape is at least 16 MiB at
     float32. Everything else is reported at severity info (hidden unless
@@ -276,6 +277,8 @@ class CpuTensorThenMoved(CandidateRule):
             return False
         if loop.kind == "loop" and is_few_items(self.ctx, loop.iterable):
             return False  # modules, dict items, the batch dimension: a few items per call
+        if loop.kind == "loop" and _iterates_options(loop):
+            return False  # `for opt.weights in weights:` reruns the whole script per value the user gave
         return loop.kind in ("step", "epoch") or not is_setup_frame(loop.frame)
 
     def _per_forward(self, candidate: Candidate) -> Optional[str]:
@@ -357,3 +360,13 @@ class CpuTensorThenMoved(CandidateRule):
                 return False
             target = first
         return is_device_expr(self.ctx, target.value)
+
+
+def _iterates_options(loop: LoopInfo) -> bool:
+    """`for opt.weights in weights:`: a loop that sets an option of the parsed
+    arguments per value (yolov5's export and val run the script once per
+    weights file or image size) iterates the handful of values the user gave."""
+    node = loop.node
+    return (
+        isinstance(node, cst.For) and isinstance(node.target, cst.Attribute) and isinstance(node.target.value, cst.Name)
+    )

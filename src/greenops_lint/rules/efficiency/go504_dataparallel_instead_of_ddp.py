@@ -37,6 +37,11 @@ _DISTRIBUTED = frozenset(
 )
 # An option that names DataParallel: `if args.dp:`, `self.data_parallel_backend`, `use_data_parallel`.
 _DP_OPTION = re.compile(r"(^|_)(dp|data_?parallel)(_|$)", re.IGNORECASE)
+# What a test reads to tell whether a launcher started one process per GPU: `RANK == -1`, `args.local_rank`,
+# `world_size > 1`, `dist.is_initialized()`.
+_LAUNCH_STATE = re.compile(r"^(rank|local_rank|global_rank|world_size|is_initialized|distributed)$", re.IGNORECASE)
+# A helper of the module's project that wraps in DistributedDataParallel: yolov5's `smart_DDP(model)`.
+_DDP_HELPER = re.compile(r"(^|_)ddp(_|$)", re.IGNORECASE)
 
 
 class DataParallelInsteadOfDDP(Rule):
@@ -60,9 +65,12 @@ class DataParallelInsteadOfDDP(Rule):
     chose by name (under `if args.dp:` or a `data_parallel_backend` option)
     or as a framework's opt-in strategy class (Lightning's "dp"
     `DataParallelStrategy`); DataParallel as the fallback of a function that
-    also wraps in DistributedDataParallel (HF `Trainer`, ignite's
-    `auto_model`, SpeechBrain: DDP when launched with `torchrun`, DP when
-    not, so the fix is how you launch, not the code); and test files.
+    also wraps in DistributedDataParallel, directly or through a helper
+    named for it (HF `Trainer`, ignite's `auto_model`, SpeechBrain,
+    yolov5's `smart_DDP`), or under a test of the launch (`if RANK == -1:`,
+    `if args.local_rank == -1:`, `if not dist.is_initialized():`): DDP when
+    launched with `torchrun`, DP when not, so the fix is how you launch, not
+    the code; and test files.
 
     ## Fix
     Launch one process per GPU with `torchrun` and wrap the model in
@@ -116,7 +124,7 @@ class DataParallelInsteadOfDDP(Rule):
     def visit_Call(self, node: cst.Call) -> None:
         if self.ctx.call_name(node) not in _DATA_PARALLEL or is_test_file(self.ctx.path):
             return
-        if self._chosen_by_user() or self._offers_ddp():
+        if self._chosen_by_user() or self._offers_ddp() or self._launch_fallback():
             return
         self.report(
             node,
@@ -156,9 +164,27 @@ class DataParallelInsteadOfDDP(Rule):
         function = self.ctx.enclosing_function()
         if function is None:
             return False
-        return any(
-            type(node) is cst.Call and self.ctx.call_name(node) in _DISTRIBUTED for node in walk_expr(function.body)
-        )
+        return any(type(node) is cst.Call and self._wraps_in_ddp(node) for node in walk_expr(function.body))
+
+    def _wraps_in_ddp(self, call: cst.Call) -> bool:
+        if self.ctx.call_name(call) in _DISTRIBUTED:
+            return True
+        func = call.func
+        name = func.value if type(func) is cst.Name else func.attr.value if type(func) is cst.Attribute else ""
+        return bool(_DDP_HELPER.search(name))
+
+    def _launch_fallback(self) -> bool:
+        """Under an `if` (either branch) that tests whether a launcher started one
+        process per GPU (`RANK == -1`): the other branch is the distributed one."""
+        stack = self.ctx.stack
+        for index in range(len(stack) - 2, -1, -1):
+            node = stack[index]
+            if type(node) is cst.If and stack[index + 1] in (node.body, node.orelse):
+                if any(_LAUNCH_STATE.match(name) for name in _attribute_names(node.test)):
+                    return True
+            elif type(node) in (cst.FunctionDef, cst.ClassDef):
+                return False
+        return False
 
 
 def _attribute_names(test: cst.BaseExpression) -> set[str]:

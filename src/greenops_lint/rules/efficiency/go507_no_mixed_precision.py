@@ -7,6 +7,7 @@ from typing import Optional
 
 import libcst as cst
 
+from greenops_lint.analysis.ast_index import is_tiny_model
 from greenops_lint.analysis.calls import has_star_kwargs, literal_value
 from greenops_lint.analysis.classes import is_model_constructor
 from greenops_lint.analysis.dtypes import is_float64_dtype
@@ -14,7 +15,7 @@ from greenops_lint.analysis.efficiency import TrainingLoops, is_model_callee, us
 from greenops_lint.analysis.tree import is_test_file, last_part
 from greenops_lint.finding import SavingsEstimate
 from greenops_lint.rule import Invalid
-from greenops_lint.rules.efficiency._shared import LoopBoundRule
+from greenops_lint.rules.efficiency._shared import RL_MODULE_IMPORT, LoopBoundRule
 from greenops_lint.savings import SOURCE_CITED
 
 # ## Estimate: the time factor of training, 1x up to the PyTorch tuning guide's "up to 3x" on Volta and newer;
@@ -81,7 +82,13 @@ class NoMixedPrecision(LoopBoundRule):
     or for a short run (`fast_dev_run`, `limit_train_batches` of at most
     50 batches, `max_epochs` of at most 2, `max_steps` of at most 100), and
     reinforcement-learning policy updates (`policy`, `actor`, `critic`,
-    `rollout_buffer`: small MLPs whose step waits on the environment).
+    `rollout_buffer`, or any training in a module that imports `gym`,
+    `gymnasium`, `stable_baselines3` and the like at its top: small MLPs whose step
+    waits on the environment), and tiny models (every `Linear`/recurrent
+    layer of the module built from literal sizes with at most 65,536
+    weights, every convolution with at most 64 output channels, no
+    pretrained or zoo model: an MNIST convnet), whose step is bound by
+    kernel launches.
 
     Off by default: on the 28-wheel real-code corpus most remaining findings
     are library trainers for arbitrary models and examples with small models,
@@ -104,6 +111,7 @@ class NoMixedPrecision(LoopBoundRule):
     }
     severity = "info"
     default_enabled = False
+    analyses = LoopBoundRule.analyses + ("literal_sizes",)
     tokens = ("backward", "TrainingArguments", "Trainer", "Config")
     INVALID = [
         Invalid(
@@ -195,6 +203,8 @@ class NoMixedPrecision(LoopBoundRule):
         ctx = self.ctx
         if self.float64_model or self.test_file:
             return
+        if RL_MODULE_IMPORT.search(ctx.text) or is_tiny_model(ctx.analysis("literal_sizes"), ctx.text):
+            return  # small policies waiting on the environment, or a launch-bound tiny model: AMP gains ~1x
         for call, message, statement in self.trainer_calls:
             self._report(call, message, statement)
         if not (uses_torch(ctx) and uses_cuda(ctx)) or _MIXED_PRECISION_TEXT.search(ctx.text):

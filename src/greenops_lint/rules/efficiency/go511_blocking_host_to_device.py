@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from typing import Optional
 
 import libcst as cst
 
 from greenops_lint.analysis.calls import NOT_LITERAL, get_arg, literal_value
+from greenops_lint.analysis.efficiency import grad_mode
 from greenops_lint.analysis.loops import bound_names
 from greenops_lint.analysis.rewrite import with_keyword
 from greenops_lint.finding import Fix, SavingsEstimate
@@ -28,6 +30,8 @@ TIME_FACTOR_HIGH = 1.1
 _ITERATION_WRAPPERS = frozenset({"builtins.enumerate", "tqdm.tqdm", "tqdm.auto.tqdm", "tqdm.notebook.tqdm"})
 # Tensor.to(device, dtype, non_blocking, copy); Tensor.cuda(device, non_blocking)
 _NON_BLOCKING_POSITION = {"to": 2, "cuda": 1}
+# Functions that evaluate: their loops run once per evaluation, not per training step (as GO501 reads them).
+_EVALUATION_FRAME = re.compile(r"^_?(eval|evaluate|evaluation|validate|validation|test|predict|inference)(_\w*)?$")
 
 
 class BlockingHostToDevice(Rule):
@@ -71,6 +75,14 @@ class BlockingHostToDevice(Rule):
     faster the GPU's step against the batch's bytes over PCIe, the larger
     the share. Anchor: creedengo GCI102 measured batch time 0.0472 s ->
     0.0378 s on a Quadro RTX 6000 for the pinned path.
+
+    ## When it is material
+    In the training loop. Copies in an evaluation loop (under
+    `torch.no_grad()`/`inference_mode`, or in a function named
+    `evaluate`/`validate`/`test`/`predict`) are reported at severity info
+    (hidden unless `--show-info`): an evaluation pass is a small share of a
+    training run, and its loop usually reads a metric on the host every
+    batch (`correct += ....item()`), which waits for the copy anyway.
     """
 
     code = "GO511"
@@ -168,8 +180,9 @@ class BlockingHostToDevice(Rule):
     def __init__(self, ctx, options=None) -> None:
         super().__init__(ctx, options)
         self._active: Optional[bool] = None
-        # One entry per loop over a pinned loader being walked: the names that hold its batch.
-        self.loops: list[tuple[cst.For, set[str]]] = []
+        # One entry per loop over a pinned loader being walked: the names that hold its batch, and
+        # whether the loop evaluates (no training step).
+        self.loops: list[tuple[cst.For, set[str], bool]] = []
 
     def _applies(self) -> bool:
         if self._active is None:
@@ -190,11 +203,17 @@ class BlockingHostToDevice(Rule):
                 first = node.target.elements[0].value
                 if isinstance(first, cst.Name) and self.ctx.call_name(node.iter) == "builtins.enumerate":
                     names.discard(first.value)
-            self.loops.append((node, names))
+            self.loops.append((node, names, self._evaluates()))
 
     def leave_For(self, original_node: cst.For) -> None:
         if self.loops and self.loops[-1][0] is original_node:
             self.loops.pop()
+
+    def _evaluates(self) -> bool:
+        if grad_mode(self.ctx) == "off":
+            return True
+        function = self.ctx.enclosing_function()
+        return function is not None and bool(_EVALUATION_FRAME.match(function.name.value))
 
     def _pins(self, loader: cst.Call) -> bool:
         arg = get_arg(loader, "pin_memory", PIN_MEMORY_POSITION)
@@ -251,10 +270,12 @@ class BlockingHostToDevice(Rule):
             return
         if not self._batch_root(func.value):
             return
+        evaluation = self.loops[-1][2]
+        where = " in an evaluation loop (a small share of training)" if evaluation else ""
         self.report(
             node,
-            f"{self.ctx.snippet(node)} copies a batch from a pinned loader to the GPU without non_blocking=True: "
-            "the host waits for the copy instead of queueing the next kernels; pass non_blocking=True",
+            f"{self.ctx.snippet(node)} copies a batch from a pinned loader to the GPU without non_blocking=True"
+            f"{where}: the host waits for the copy instead of queueing the next kernels; pass non_blocking=True",
             SavingsEstimate(
                 metric="time_factor",
                 low=TIME_FACTOR_LOW,
@@ -264,7 +285,10 @@ class BlockingHostToDevice(Rule):
                 "overlaps (PyTorch's non_blocking/pin_memory guide); creedengo GCI102 (Quadro RTX 6000) measured "
                 "batch time 0.0472 s -> 0.0378 s on the pinned path",
                 hardware=self.ctx.hardware.key,
-                assumptions=("the share grows with the batch's bytes over the host link against the GPU step time",),
+                assumptions=(
+                    "the share grows with the batch's bytes over the host link against the GPU step time",
+                    *(("an evaluation loop: below the materiality threshold",) if evaluation else ()),
+                ),
                 source=SOURCE_CITED,
             ),
             fix=Fix(
@@ -273,4 +297,5 @@ class BlockingHostToDevice(Rule):
                 safe=True,
                 title="non_blocking=True",
             ),
+            severity="info" if evaluation else None,
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Optional
 
 import libcst as cst
@@ -14,6 +15,7 @@ from greenops_lint.analysis.tree import is_test_file
 from greenops_lint.finding import Fix, SavingsEstimate
 from greenops_lint.rule import Invalid, Rule
 from greenops_lint.savings import SOURCE_DERIVED
+from greenops_lint.walker import children
 
 # -- estimate (`## Estimate`): a parallel map runs up to one element per core at a time. The input stage gains
 # up to the cores it gets (8 assumed, a typical share of a GPU host's cores per GPU); the training step gains
@@ -23,45 +25,69 @@ ASSUMED_CORES = 8
 # The position of num_parallel_calls: Dataset.map(map_func, num_parallel_calls, ...),
 # Dataset.interleave(map_func, cycle_length, block_length, num_parallel_calls, ...).
 _POSITION = {"map": 1, "interleave": 3}
+# Ops that make a map function stateful, which keeps tf.data's default `map_parallelization` rewrite from
+# running the map in parallel itself: random ops (not the `stateless_` ones), Python functions, tf.print.
+_STATEFUL_OP = re.compile(r"\.random\.(?!stateless)|\.random_|py_func|numpy_function|^tensorflow\.print$")
+# Calls that run while the function is traced (or are builtins): no op in the graph.
+_TRACE_TIME = ("builtins.", "numpy.", "math.")
+_MAX_DEPTH = 6
 
 
 class TFDataSequentialMap(TracksTFData, Rule):
     """Maps a file-reading tf.data pipeline one element at a time (no `num_parallel_calls`).
 
     ## What it does
-    Flags `.map(fn)` and `.interleave(fn)` on a `tf.data` pipeline without
-    `num_parallel_calls`, where the pipeline reads or decodes files: its
-    source is `TFRecordDataset`, `TextLineDataset`, `tfds.load`,
+    Flags `.interleave(fn)`, and `.map(fn)` whose function is stateful (a
+    random op such as `tf.image.random_flip_left_right` or
+    `tf.random.shuffle`, `tf.py_function`/`tf.numpy_function`, `tf.print`,
+    followed into the module's own functions), on a `tf.data` pipeline
+    without `num_parallel_calls`, where the pipeline reads or decodes files:
+    its source is `TFRecordDataset`, `TextLineDataset`, `tfds.load`,
     `make_csv_dataset`, or the mapped function reads or decodes
     (`tf.io.read_file`, `decode_jpeg`, `parse_example`, ...). Pipelines are
     followed through `ds = ds.map(...)` reassignments and helpers that build
     and return them (the tracking GO104 uses).
 
     ## Why is this bad
-    Without `num_parallel_calls`, tf.data runs the map function on one
-    element at a time on one core, and the training step waits for it when
-    decoding is the bottleneck. The tf.data performance guide: "use the
-    `num_parallel_calls` argument ... to parallelize the data
-    transformation", with `tf.data.AUTOTUNE` choosing the level. The element
-    order stays the same (`deterministic` defaults to True).
+    Without `num_parallel_calls`, tf.data runs an interleave, and a map
+    whose function is stateful, on one element at a time on one core, and
+    the training step waits for it when decoding is the bottleneck. The
+    tf.data performance guide: "use the `num_parallel_calls` argument ... to
+    parallelize the data transformation", with `tf.data.AUTOTUNE` choosing
+    the level. The element order stays the same (`deterministic` defaults
+    to True). A map of stateless ops is parallelized by tf.data itself:
+    its `map_parallelization` optimization (on by default, as documented
+    since TensorFlow 2.7, while autotuning is on) rewrites it into a
+    parallel map with AUTOTUNE; stateful functions are left sequential.
 
-    Not flagged: in-memory pipelines (`from_tensor_slices(arrays)`) whose map
-    does not read, `map` with `num_parallel_calls` (any value) or
-    `**kwargs`, test files.
+    Not flagged: a `.map` whose function the module shows to be stateless
+    (tf.data parallelizes it), in-memory pipelines
+    (`from_tensor_slices(arrays)`) whose map does not read, `map` with
+    `num_parallel_calls` (any value) or `**kwargs`, test files.
 
     ## Example
     ```python
-    ds = tf.data.TFRecordDataset(files).map(parse_example)  # GO518
+    def parse_and_flip(record):
+        image = tf.io.decode_jpeg(tf.io.parse_single_example(record, FEATURES)["image"])
+        return tf.image.random_flip_left_right(image)  # a stateful random op
+
+    ds = tf.data.TFRecordDataset(files).map(parse_and_flip)  # GO518
     ```
 
     ## Fix
-    `.map(parse_example, num_parallel_calls=tf.data.AUTOTUNE)`. The automatic
+    `.map(parse_and_flip, num_parallel_calls=tf.data.AUTOTUNE)`. The automatic
     fix adds that argument; it is safe (deterministic order is kept).
 
     ## Estimate
     Time factor of the input pipeline: 1x (the step is GPU-bound) up to the
     cores the map can use (8 assumed); the step time gains while input is
     the bottleneck.
+
+    ## When it is material
+    When the map stays sequential. A `.map` whose function calls code the
+    module does not show (an imported helper, a callable object) is
+    reported at severity info (hidden unless `--show-info`): if that code
+    is stateless, tf.data already runs the map in parallel.
     """
 
     code = "GO518"
@@ -77,13 +103,19 @@ class TFDataSequentialMap(TracksTFData, Rule):
         Invalid(
             """
             import tensorflow as tf
+            def parse_example(record):
+                image = tf.io.decode_jpeg(tf.io.parse_tensor(record, tf.string))
+                return tf.image.random_flip_left_right(image)
             ds = tf.data.TFRecordDataset(files).map(parse_example).batch(32)
             model.fit(ds, epochs=10)
             """,
-            line=2,
+            line=5,
             message="runs parse_example on one element at a time",
             fixed="""
             import tensorflow as tf
+            def parse_example(record):
+                image = tf.io.decode_jpeg(tf.io.parse_tensor(record, tf.string))
+                return tf.image.random_flip_left_right(image)
             ds = tf.data.TFRecordDataset(files).map(parse_example, num_parallel_calls=tf.data.AUTOTUNE).batch(32)
             model.fit(ds, epochs=10)
             """,
@@ -94,7 +126,7 @@ class TFDataSequentialMap(TracksTFData, Rule):
 
             def load_image(path, label):
                 image = tf.image.decode_jpeg(tf.io.read_file(path), channels=3)
-                return tf.image.resize(image, (224, 224)), label
+                return tf.image.random_crop(image, (224, 224, 3)), label
 
             ds = tf.data.Dataset.from_tensor_slices((paths, labels))
             ds = ds.shuffle(1000)
@@ -102,6 +134,10 @@ class TFDataSequentialMap(TracksTFData, Rule):
             """,
             line=9,
         ),
+        """
+        import tensorflow as tf
+        ds = tf.data.Dataset.list_files(pattern).interleave(tf.data.TFRecordDataset, cycle_length=4)
+        """,
     ]
     VALID = [
         """
@@ -119,6 +155,15 @@ class TFDataSequentialMap(TracksTFData, Rule):
         ds = load_dataset("imdb")["train"].map(tokenize_and_decode)
         labels = df["label"].map(decode_label)
         """,
+        # A stateless map: tf.data's default map_parallelization runs it in parallel.
+        """
+        import tensorflow as tf
+        def parse_example(record):
+            example = tf.io.parse_single_example(record, FEATURES)
+            return tf.io.decode_jpeg(example["image"]), example["label"]
+        ds = tf.data.TFRecordDataset(files).map(parse_example)
+        ds = tf.data.TFRecordDataset(files).map(lambda r: tf.io.parse_single_example(r, FEATURES))
+        """,
         # Positional num_parallel_calls.
         """
         import tensorflow as tf
@@ -131,6 +176,7 @@ class TFDataSequentialMap(TracksTFData, Rule):
         super().__init__(ctx, options)
         self.tf = TFDataPipelines(ctx)
         self.seen: set[int] = set()
+        self._defs: Optional[dict[str, list[cst.FunctionDef]]] = None  # every def of the module, by name
 
     def visit_Call(self, node: cst.Call) -> None:
         func = node.func
@@ -147,12 +193,22 @@ class TFDataSequentialMap(TracksTFData, Rule):
         upstream = self.tf.lookup(func.value)
         if upstream is None or not (upstream.reads_files or upstream.lists_files or self.tf.map_reads(node)):
             return
+        state = "stateful" if func.attr.value == "interleave" else self._map_state(node.args[0].value)
+        if state == "stateless":
+            return  # tf.data's default map_parallelization runs this map in parallel already
         self.seen.add(id(node))
         function = self.ctx.snippet(node.args[0].value, 32)
+        why = {
+            "stateful": " (its random or Python ops keep tf.data from parallelizing it itself)"
+            if func.attr.value == "map"
+            else "",
+            "unknown": " (tf.data parallelizes a map of stateless ops itself; this function calls code the module "
+            "does not show)",
+        }[state]
         self.report(
             node,
-            f".{func.attr.value}() runs {function} on one element at a time in a pipeline that reads or decodes files; "
-            "pass num_parallel_calls=tf.data.AUTOTUNE (the element order is kept)",
+            f".{func.attr.value}() runs {function} on one element at a time in a pipeline that reads or decodes files"
+            f"{why}; pass num_parallel_calls=tf.data.AUTOTUNE (the element order is kept)",
             SavingsEstimate(
                 metric="time_factor",
                 low=1.0,
@@ -168,7 +224,65 @@ class TFDataSequentialMap(TracksTFData, Rule):
                 source=SOURCE_DERIVED,
             ),
             fix=self._fix(node),
+            severity="info" if state == "unknown" else None,
         )
+
+    # -- is the mapped function stateful? ---------------------------------------------------
+    def _map_state(self, function: cst.BaseExpression) -> str:
+        """'stateful', 'stateless' or 'unknown' (it calls code the module does not show)."""
+        target = function.func if isinstance(function, cst.Call) else function  # a factory: make_parser(...)
+        qualified = self.ctx.qualified_name(target) if isinstance(target, (cst.Name, cst.Attribute)) else None
+        if qualified is not None:
+            if qualified.startswith("tensorflow."):
+                return "stateful" if _STATEFUL_OP.search(qualified) else "stateless"
+            return "unknown"
+        nodes = [target] if isinstance(target, cst.Lambda) else self._functions(target)
+        return self._state(nodes, 0, set()) if nodes else "unknown"
+
+    def _functions(self, target: cst.BaseExpression) -> list[cst.CSTNode]:
+        """The module's functions a name may call: its binding, else every def of that name."""
+        if not isinstance(target, cst.Name):
+            return []
+        bound = self.ctx.names.lookup(target.value)
+        if isinstance(bound, cst.FunctionDef):
+            return [bound]
+        if self._defs is None:
+            self._defs = {}
+            stack: list[cst.CSTNode] = [self.ctx.module]
+            while stack:
+                current = stack.pop()
+                if type(current) is cst.FunctionDef:
+                    self._defs.setdefault(current.name.value, []).append(current)
+                stack.extend(children(current))
+        return list(self._defs.get(target.value, ()))
+
+    def _state(self, nodes: list[cst.CSTNode], depth: int, seen: set[int]) -> str:
+        unknown = False
+        for root in nodes:
+            if id(root) in seen:
+                continue
+            seen.add(id(root))
+            stack: list[cst.CSTNode] = [root]
+            while stack:
+                current = stack.pop()
+                stack.extend(children(current))
+                if type(current) is not cst.Call:
+                    continue
+                qualified = self.ctx.call_name(current)
+                if qualified is not None:
+                    if qualified.startswith("tensorflow."):
+                        if _STATEFUL_OP.search(qualified):
+                            return "stateful"
+                    elif not qualified.startswith(_TRACE_TIME):
+                        unknown = True  # an imported function: not shown here
+                elif type(current.func) is cst.Name:
+                    called = self._functions(current.func)
+                    state = self._state(called, depth + 1, seen) if called and depth < _MAX_DEPTH else "unknown"
+                    if state == "stateful":
+                        return state
+                    unknown = unknown or state == "unknown"
+                # a method call (`image.set_shape(...)`): a tensor's, assumed stateless
+        return "unknown" if unknown else "stateless"
 
     def _fix(self, node: cst.Call) -> Optional[Fix]:
         alias = self._tf_alias()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 
+from greenops_lint.analysis.ast_index import TINY_MATMUL_WEIGHTS, is_tiny_model
 from greenops_lint.finding import SavingsEstimate
 from greenops_lint.savings import SOURCE_CITED
 
@@ -19,22 +20,22 @@ END_TO_END_HIGH = T5_TF32_SAMPLES_S / T5_FP32_SAMPLES_S  # 2.25x: the end-to-end
 CONV_MODEL_HIGH = 1.1
 SOURCE = "transformers#15026 (t5-base on A100: fp32 93.7 -> tf32 210.5 samples/s)"
 
-# Matmul-heavy layers: where TF32 for matmuls pays. Convolutions already run in TF32 by default.
-_MATMUL_TEXT = re.compile(
-    r"nn\.(Linear|LSTM|GRU|RNN|Transformer\w*|MultiheadAttention|Embedding)\b|from_pretrained|Attention|matmul|\bbmm\b|einsum"
-)
 _HEAVY_TEXT = re.compile(r"Transformer|Attention|LSTM|GRU|from_pretrained|Embedding|einsum|bmm")
 _BATCH_SIZES = re.compile(r"\bbatch_size\s*=\s*(\d+)\b")
 # At most this batch (the smallest literal batch_size: the training one; evaluation batches are larger) for a
 # model without attention or recurrent layers: launch-bound, ~1x.
 SMALL_BATCH = 32
 _CONV_TEXT = re.compile(r"nn\.Conv[123]d|torchvision\.models|timm\.create_model|resnet|ResNet")
+# A Linear classifier head does not make a CNN a matmul model (its convolutions hold the FLOPs); these do.
+_MATMUL_BEYOND_HEAD = re.compile(
+    r"nn\.(LSTM|GRU|RNN|Transformer\w*|MultiheadAttention|Embedding)\b|from_pretrained|Attention|matmul|\bbmm\b|einsum"
+)
 
 
 def tf32_estimate(ctx) -> tuple[SavingsEstimate, bool, str]:
     """(estimate, material, words for the message)."""
     hardware = ctx.hardware
-    conv_only = bool(_CONV_TEXT.search(ctx.text)) and not _MATMUL_TEXT.search(ctx.text)
+    conv_only = bool(_CONV_TEXT.search(ctx.text)) and not _MATMUL_BEYOND_HEAD.search(ctx.text)
     assumptions: list[str] = []
     if hardware.is_generic:
         low, high = 1.0, END_TO_END_HIGH
@@ -65,6 +66,13 @@ def tf32_estimate(ctx) -> tuple[SavingsEstimate, bool, str]:
             "few matmuls (the classifier head) gain"
         )
         words = "; a convolutional model, whose convolutions already use TF32"
+    if high > CONV_MODEL_HIGH and is_tiny_model(ctx.analysis("literal_sizes"), ctx.text):
+        high = min(high, CONV_MODEL_HIGH)
+        assumptions.append(
+            f"a tiny model (every matmul layer at most {TINY_MATMUL_WEIGHTS:,} weights, literal sizes): the step "
+            "is bound by kernel launches, not matmul throughput"
+        )
+        words = "; a tiny model whose step is bound by kernel launches: TF32 gains little"
     batches = [int(b) for b in _BATCH_SIZES.findall(ctx.text)]
     if batches and min(batches) <= SMALL_BATCH and not _HEAVY_TEXT.search(ctx.text) and high > 1.0:
         high = min(high, CONV_MODEL_HIGH)

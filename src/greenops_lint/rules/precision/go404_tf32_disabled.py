@@ -112,10 +112,14 @@ class TF32Disabled(LoopBoundRule):
     model's time goes to matmuls (linear, attention, recurrent layers). A
     finding is info on GPUs without TF32 (V100, T4, RTX cards whose TF32 rate
     equals FP32), for convolutional models without matmul-heavy layers
-    (cuDNN already uses TF32 for convolutions), and for small batches (the
-    smallest literal `batch_size`, the training one, at most 32) of a model without attention or
-    recurrent layers, whose step is bound by kernel launches (an MNIST MLP
-    at batch 32 gains ~1x).
+    (cuDNN already uses TF32 for convolutions; a `Linear` classifier head
+    does not count), for tiny models (every `Linear`/recurrent layer of the
+    module built from literal sizes with at most 65,536 weights, every
+    convolution with at most 64 output channels, and no pretrained or zoo
+    model: an MNIST convnet, a 16-wide text classifier) and for small
+    batches (the smallest literal `batch_size`, the training one, at most
+    32) of a model without attention or recurrent layers: both steps are
+    bound by kernel launches (an MNIST MLP at batch 32 gains ~1x).
     """
 
     code = "GO404"
@@ -127,6 +131,7 @@ class TF32Disabled(LoopBoundRule):
     fixable = True
     fix_safety = "unsafe"
     track_call_sites = False
+    analyses = LoopBoundRule.analyses + ("literal_sizes",)
     tokens = ("backward", "allow_tf32", "set_float32_matmul_precision", "fp32_precision", "NVIDIA_TF32_OVERRIDE")
     INVALID = [
         Invalid(
