@@ -312,3 +312,31 @@ def test_go4_lookalikes_from_real_code_stay_silent_even_at_info():
 
     path = FIXTURES / "precision" / "GO403_lookalikes_ok.py"
     assert [f for f in lint_source(path.read_text()) if f.code.startswith("GO4")] == []
+
+
+def test_go404_on_a_recurrent_model_is_info():
+    """cuDNN's LSTM kernels follow torch.backends.cudnn.allow_tf32 (True by default),
+    not the matmul flag: only the classifier head would gain."""
+    source = """
+    import torch
+    from torch import nn
+
+    class CharLSTM(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.embedding = nn.Embedding(256, 512)
+            self.lstm = nn.LSTM(512, 1024, num_layers=2)
+            self.head = nn.Linear(1024, 256)
+
+    model = CharLSTM().cuda()
+    optimizer = torch.optim.Adam(model.parameters())
+    for epoch in range(10):
+        for x, y in loader:
+            loss = nn.functional.cross_entropy(model(x.cuda()), y.cuda())
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+    """
+    findings = [f for f in lint_source(source, hardware="a100-80gb") if f.code == "GO404"]
+    assert findings and all(f.severity == "info" for f in findings)
+    assert "recurrent" in findings[0].message

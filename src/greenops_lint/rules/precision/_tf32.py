@@ -25,17 +25,21 @@ _BATCH_SIZES = re.compile(r"\bbatch_size\s*=\s*(\d+)\b")
 # At most this batch (the smallest literal batch_size: the training one; evaluation batches are larger) for a
 # model without attention or recurrent layers: launch-bound, ~1x.
 SMALL_BATCH = 32
-_CONV_TEXT = re.compile(r"nn\.Conv[123]d|torchvision\.models|timm\.create_model|resnet|ResNet")
-# A Linear classifier head does not make a CNN a matmul model (its convolutions hold the FLOPs); these do.
+# Layers cuDNN runs, in TF32 by default (`torch.backends.cudnn.allow_tf32` is True; it also governs
+# cuDNN's RNN kernels, `torch.backends.cudnn.rnn.fp32_precision` in the newer API): convolutions and
+# LSTM/GRU/RNN cells. The matmul flag GO404 reports does not touch them.
+_CUDNN_TEXT = re.compile(r"nn\.Conv[123]d|torchvision\.models|timm\.create_model|resnet|ResNet|nn\.(LSTM|GRU|RNN)\b")
+# A Linear classifier head (or an embedding lookup, a gather) does not make a cuDNN model a matmul model;
+# these do.
 _MATMUL_BEYOND_HEAD = re.compile(
-    r"nn\.(LSTM|GRU|RNN|Transformer\w*|MultiheadAttention|Embedding)\b|from_pretrained|Attention|matmul|\bbmm\b|einsum"
+    r"nn\.(Transformer\w*|MultiheadAttention)\b|from_pretrained|Attention|matmul|\bbmm\b|einsum"
 )
 
 
 def tf32_estimate(ctx) -> tuple[SavingsEstimate, bool, str]:
     """(estimate, material, words for the message)."""
     hardware = ctx.hardware
-    conv_only = bool(_CONV_TEXT.search(ctx.text)) and not _MATMUL_BEYOND_HEAD.search(ctx.text)
+    conv_only = bool(_CUDNN_TEXT.search(ctx.text)) and not _MATMUL_BEYOND_HEAD.search(ctx.text)
     assumptions: list[str] = []
     if hardware.is_generic:
         low, high = 1.0, END_TO_END_HIGH
@@ -62,10 +66,10 @@ def tf32_estimate(ctx) -> tuple[SavingsEstimate, bool, str]:
     if conv_only and high > 1.0:
         high = min(high, CONV_MODEL_HIGH)
         assumptions.append(
-            "a convolutional model: cuDNN already runs convolutions in TF32 by default, only the "
-            "few matmuls (the classifier head) gain"
+            "a convolutional or recurrent model: cuDNN already runs convolutions and LSTM/GRU cells in TF32 by "
+            "default, only the few matmuls (the classifier head) gain"
         )
-        words = "; a convolutional model, whose convolutions already use TF32"
+        words = "; a convolutional or recurrent model, whose cuDNN layers already use TF32"
     if high > CONV_MODEL_HIGH and is_tiny_model(ctx.analysis("literal_sizes"), ctx.text):
         high = min(high, CONV_MODEL_HIGH)
         assumptions.append(

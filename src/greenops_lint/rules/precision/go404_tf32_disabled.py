@@ -109,11 +109,12 @@ class TF32Disabled(LoopBoundRule):
 
     ## When it is material
     When the GPU has TF32 tensor cores faster than its FP32 units and the
-    model's time goes to matmuls (linear, attention, recurrent layers). A
-    finding is info on GPUs without TF32 (V100, T4, RTX cards whose TF32 rate
-    equals FP32), for convolutional models without matmul-heavy layers
-    (cuDNN already uses TF32 for convolutions; a `Linear` classifier head
-    does not count), for tiny models (every `Linear`/recurrent layer of the
+    model's time goes to matmuls (linear and attention layers). A finding is
+    info on GPUs without TF32 (V100, T4, RTX cards whose TF32 rate equals
+    FP32), for convolutional and recurrent models without matmul-heavy
+    layers (cuDNN already uses TF32 for convolutions and LSTM/GRU/RNN cells,
+    under `torch.backends.cudnn.allow_tf32`, True by default; a `Linear`
+    classifier head or an embedding lookup does not count), for tiny models (every `Linear`/recurrent layer of the
     module built from literal sizes with at most 65,536 weights, every
     convolution with at most 64 output channels, and no pretrained or zoo
     model: an MNIST convnet, a 16-wide text classifier) and for small
