@@ -62,7 +62,7 @@ def test_go404_convolutional_model_is_info():
     source = FP32_LOOP.replace("nn.Linear(1024, 1024)", "nn.Conv2d(3, 64, 3)")
     (finding,) = only("GO404", source, hardware="a100-80gb")
     assert finding.severity == "info"
-    assert "convolutions already use TF32" in finding.message
+    assert "cuDNN layers already use TF32" in finding.message
 
 
 CONVNET_WITH_HEAD = """
@@ -84,9 +84,12 @@ for x, y in train_loader:
 def test_go404_convnet_with_a_linear_head_is_a_convolutional_model():
     # opacus examples/fsdp_example.py, mnist.py (scripts corpus): a Linear head made the convnet a matmul model.
     (finding,) = only("GO404", CONVNET_WITH_HEAD, hardware="a100-80gb")
-    assert finding.severity == "info" and "convolutions already use TF32" in finding.message
+    assert finding.severity == "info" and "cuDNN layers already use TF32" in finding.message
+    # An attention layer makes it a matmul model; a cuDNN LSTM does not (cudnn.allow_tf32 covers it).
+    attention = CONVNET_WITH_HEAD.replace("nn.Linear(128 * 30 * 30, 10)", "nn.TransformerEncoderLayer(128, 8)")
+    assert only("GO404", attention, hardware="a100-80gb")[0].severity == "warning"
     lstm = CONVNET_WITH_HEAD.replace("nn.Linear(128 * 30 * 30, 10)", "nn.LSTM(128, 512)")
-    assert only("GO404", lstm, hardware="a100-80gb")[0].severity == "warning"
+    assert only("GO404", lstm, hardware="a100-80gb")[0].severity == "info"
 
 
 TINY_TEXT_MODEL = """
@@ -220,6 +223,24 @@ def test_go517_and_go518_follow_a_pipeline_built_in_a_helper():
     """
     assert [f.line for f in only("GO518", source)] == [5]
     assert [f.line for f in only("GO517", source)] == [6]
+
+
+def test_go517_is_info_unless_the_file_turns_prefetch_injection_off():
+    """TensorFlow 2.12+ injects a prefetch after a synchronous last step (inject_prefetch,
+    default True): a missing .prefetch() is material only where that is switched off."""
+    source = """
+    import tensorflow as tf
+    ds = tf.data.TFRecordDataset(files).map(parse, num_parallel_calls=tf.data.AUTOTUNE).batch(64)
+    model.fit(ds, epochs=10)
+    """
+    (default,) = only("GO517", source)
+    assert default.severity == "info" and "before 2.12" in " ".join(default.estimate.assumptions)
+    off = source.replace(
+        "model.fit",
+        "options = tf.data.Options()\n    options.experimental_optimization.inject_prefetch = False\n    model.fit",
+    )
+    (material,) = only("GO517", off)
+    assert material.severity == "warning"
 
 
 def test_go518_fix_uses_the_tensorflow_alias(tmp_path):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import libcst as cst
 
 from greenops_lint.analysis.efficiency import TrainingLoops
@@ -20,6 +22,10 @@ TIME_FACTOR_HIGH = 2.0
 _AFTER_PREFETCH_OK = frozenset({"prefetch", "repeat", "take", "skip", "with_options", "cache", "apply"})
 # Sources that prefetch themselves when used as they come.
 _SELF_PREFETCHING = frozenset({"tensorflow_datasets.load"})
+# TensorFlow 2.12 and later inject a prefetch after a synchronous last transformation
+# (`tf.data.experimental.OptimizationOptions.inject_prefetch`, default True; 2.10's docs
+# say False): the finding is material only where the file switches that off.
+_INJECTION_OFF = re.compile(r"\b(inject_prefetch|apply_default_optimizations)\s*=\s*False\b")
 
 
 class TFDataNoPrefetch(TracksTFData, LoopBoundRule):
@@ -47,6 +53,14 @@ class TFDataNoPrefetch(TracksTFData, LoopBoundRule):
     prefetch), pipelines handed to `strategy.experimental_distribute_dataset`
     or other wrappers (not followed), test files.
 
+    Reported at info unless the file turns tf.data's automatic prefetch off
+    (`inject_prefetch = False` or `apply_default_optimizations = False`):
+    TensorFlow 2.12 and later inject a prefetch after a synchronous last
+    transformation by default (`tf.data.experimental.OptimizationOptions`),
+    so on a current TensorFlow the missing `.prefetch()` usually costs
+    nothing; an explicit one still documents the intent and works on older
+    versions.
+
     ## Example
     ```python
     ds = tf.data.TFRecordDataset(files).map(parse, num_parallel_calls=AUTOTUNE).batch(64)
@@ -62,8 +76,9 @@ class TFDataNoPrefetch(TracksTFData, LoopBoundRule):
     (the guide's model; derived, not measured).
 
     ## When it is material
-    When producing a batch takes time: the pipeline reads or decodes files
-    or maps a function. An in-memory pipeline without a map
+    When the file turns tf.data's prefetch injection off (above) and
+    producing a batch takes time: the pipeline reads or decodes files or
+    maps a function. An in-memory pipeline without a map
     (`from_tensor_slices(arrays).batch(n)`) costs little per batch: reported
     at info.
     """
@@ -144,6 +159,7 @@ class TFDataNoPrefetch(TracksTFData, LoopBoundRule):
 
     def _report(self, pipe: TFPipeline, consumer: str) -> None:
         costly = pipe.reads_files or pipe.lists_files or any(m in TF_MAPS for m in pipe.methods)
+        injection_off = bool(_INJECTION_OFF.search(self.ctx.text))
         self.report(
             pipe.node,
             f"this tf.data pipeline feeds {consumer} without .prefetch() at its end, so each step waits for its input "
@@ -157,14 +173,17 @@ class TFDataNoPrefetch(TracksTFData, LoopBoundRule):
                 "input and the training time: (t_in + t_train) / max(t_in, t_train)",
                 hardware=self.ctx.hardware.key,
                 assumptions=(
-                    ("the pipeline reads, decodes or maps per element",)
+                    "the pipeline reads, decodes or maps per element"
                     if costly
-                    else ("an in-memory pipeline without a map: producing a batch is cheap",)
+                    else "an in-memory pipeline without a map: producing a batch is cheap",
+                    "the file turns tf.data's prefetch injection off"
+                    if injection_off
+                    else "TensorFlow before 2.12: later versions inject a prefetch after a synchronous last step (~1x)",
                 ),
                 source=SOURCE_DERIVED,
             ),
             statement=pipe.statement,
-            severity=None if costly else "info",
+            severity=None if costly and injection_off else "info",
         )
 
 
