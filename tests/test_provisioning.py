@@ -7,6 +7,7 @@ import textwrap
 import pytest
 
 from conftest import codes, lint_source
+from greenops_lint.finding import SOURCE_CITED, SOURCE_CPU, SOURCE_DERIVED
 from greenops_lint.plugins import load_rules
 
 
@@ -416,10 +417,12 @@ def test_estimate_sections_quote_the_estimate_constants():
     worker = f"{shared.WORKER_TIME_LOW:.1f}-{shared.WORKER_TIME_HIGH:.1f}x data-loading time"
     memory = f"{shared.WORKER_MEMORY_LOW:g}-{shared.WORKER_MEMORY_HIGH:g}x the memory"
     threads = f"{shared.THREAD_TIME_HIGH:g}x"
+    torch_threads = f"{shared.TORCH_THREAD_TIME_HIGH:g}x CPU compute time"
+    torch_times = f"{shared.TORCH_ONE_THREAD_MS:g} ms with 1 thread and {shared.TORCH_OVERSUBSCRIBED_MS:g} ms with 2"
     expected = {
-        "GO301": [worker, memory, f"{threads} CPU compute time"],
-        "GO302": [f"{threads} search time"],
-        "GO303": [f"{threads} CPU compute time"],
+        "GO301": [worker, memory, torch_threads, torch_times],
+        "GO302": [f"{threads} search time", "xgboost's measurement of host-sized threads"],
+        "GO303": [f"{threads} CPU compute time", "xgboost's measurement of host-sized threads"],
         "GO304": [worker, f"prefetch_factor / {go304.TORCH_PREFETCH_FACTOR} times"],
         "GO306": [f"{go306.PAD_TIME_LOW:.1f}-{go306.PAD_TIME_HIGH:.1f}x step time"],
     }
@@ -535,7 +538,7 @@ def test_go306_no_grad_and_diffusion_text_encoders_are_not_flagged():
 
 def test_go303_joblib_sized_jobs_are_info_without_the_xgboost_figure():
     """joblib (scikit-learn) sizes -1 to the container's CPU quota: the 93x of
-    xgboost under a quota (dmlc/xgboost#7653) does not apply to it."""
+    host-sized threads under a quota (dmlc/xgboost#7653) does not apply to it."""
     source = """
     from sklearn.ensemble import RandomForestClassifier
     import lightgbm as lgb
@@ -545,3 +548,111 @@ def test_go303_joblib_sized_jobs_are_info_without_the_xgboost_figure():
     forest, booster = [f for f in lint_source(source) if f.code == "GO303"]
     assert forest.severity == "info" and forest.estimate.high == 1.0 and "joblib reads it" in forest.message
     assert booster.severity == "warning" and booster.estimate.high == 93.0
+    assert "leaves the count to OpenMP" in booster.message
+    assert "not a figure measured for this library" in booster.estimate.basis
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        "RandomForestClassifier(n_jobs=os.cpu_count())",
+        "ens.ExtraTreesClassifier(n_jobs=multiprocessing.cpu_count())",
+        "xgb.XGBClassifier(n_jobs=os.cpu_count())",
+        "CatBoostClassifier(thread_count=os.cpu_count())",
+    ],
+)
+def test_go303_explicit_host_count_bypasses_the_quota(call):
+    """An explicit positive count is used as given, even by joblib: it is not
+    the quota-sized -1, so it gets the oversubscription estimate (warning)."""
+    source = f"""
+    import os, multiprocessing
+    import sklearn.ensemble as ens
+    import xgboost as xgb
+    from catboost import CatBoostClassifier
+    from sklearn.ensemble import RandomForestClassifier
+    model = {call}
+    """
+    (finding,) = [f for f in lint_source(source) if f.code == "GO303"]
+    assert finding.severity == "warning", finding.message
+    assert "reads it" not in finding.message and "host's CPU count" in finding.message
+    assert finding.estimate.source == SOURCE_CITED and finding.estimate.high == 93.0
+    assert "bypassing the CPU quota" in finding.estimate.basis
+
+
+@pytest.mark.parametrize(
+    "call,reader",
+    [
+        ("xgb.XGBRegressor(n_jobs=-1)", "xgboost"),
+        ("xgb.XGBClassifier(nthread=-1)", "xgboost"),
+        ("CatBoostClassifier(thread_count=-1)", "catboost"),
+        ("ens.RandomForestRegressor(n_jobs=-1)", "joblib"),
+    ],
+)
+def test_go303_libraries_that_read_the_quota_are_info_at_1x(call, reader):
+    source = f"""
+    import xgboost as xgb
+    import sklearn.ensemble as ens
+    from catboost import CatBoostClassifier
+    model = {call}
+    """
+    (finding,) = [f for f in lint_source(source) if f.code == "GO303"]
+    assert finding.severity == "info"
+    assert f"({reader} reads it)" in finding.message
+    assert finding.estimate.source == SOURCE_DERIVED
+    assert (finding.estimate.low, finding.estimate.high) == (1.0, 1.0)
+
+
+def test_go303_lightgbm_num_threads_minus_one_keeps_the_cited_oversubscription():
+    source = "import lightgbm as lgb\nbooster = lgb.LGBMClassifier(num_threads=-1)\n"
+    (finding,) = [f for f in lint_source(source) if f.code == "GO303"]
+    assert finding.severity == "warning" and finding.estimate.source == SOURCE_CITED
+    assert "lightgbm's -1 leaves the count to OpenMP" in finding.estimate.basis
+    assert "xgboost's measurement" in finding.estimate.basis
+
+
+@pytest.mark.parametrize(
+    "inner,source_label,high",
+    [
+        ("RandomForestClassifier(n_jobs=-1)", SOURCE_CPU, 1.0),
+        ("ens.ExtraTreesClassifier(n_jobs=-1)", SOURCE_CPU, 1.0),
+        ("xgb.XGBClassifier(n_jobs=-1)", SOURCE_DERIVED, 1.0),
+        ("CatBoostClassifier(thread_count=-1)", SOURCE_DERIVED, 1.0),
+        ("RandomForestClassifier(n_jobs=os.cpu_count())", SOURCE_CITED, 93.0),
+        ("ens.ExtraTreesClassifier(n_jobs=multiprocessing.cpu_count())", SOURCE_CITED, 93.0),
+        ("lgb.LGBMClassifier(n_jobs=-1)", SOURCE_CITED, 93.0),
+    ],
+)
+def test_go302_estimate_follows_what_sizes_the_inner_count(inner, source_label, high):
+    """The measured 1.0x for a scikit-learn nest (joblib caps the inner
+    threads, its cpu_count reads the quota); the cited factor only where the
+    inner count ignores the quota."""
+    source = f"""
+    import os, multiprocessing
+    import lightgbm as lgb
+    import sklearn.ensemble as ens
+    import xgboost as xgb
+    from catboost import CatBoostClassifier
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.model_selection import GridSearchCV
+    search = GridSearchCV({inner}, {{"max_depth": [4, 8]}}, n_jobs=-1)
+    """
+    (finding,) = [f for f in lint_source(source) if f.code == "GO302"]
+    assert finding.estimate.source == source_label
+    assert (finding.estimate.low, finding.estimate.high) == (1.0, high)
+    assert finding.estimate.unit == "x search time"
+
+
+def test_go301_thread_counts_use_the_torch_measurement_not_xgboost():
+    source = """
+    import os
+    import torch
+    torch.set_num_threads(os.cpu_count())
+    os.environ["OMP_NUM_THREADS"] = str(os.cpu_count())
+    """
+    findings = [f for f in lint_source(source) if f.code == "GO301"]
+    assert len(findings) == 2
+    for finding in findings:
+        assert finding.estimate.source == SOURCE_CPU
+        assert (finding.estimate.low, finding.estimate.high) == (1.0, 10.0)
+        assert "52 ms with 2" in finding.estimate.basis and "xgboost" not in finding.estimate.basis
+        assert "measured on CPU" in finding.estimate.headline()

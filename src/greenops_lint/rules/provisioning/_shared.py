@@ -1,4 +1,4 @@
-"""What only the provisioning rules share: the two estimates, the keywords that
+"""What only the provisioning rules share: the estimates, the keywords that
 size a pool, loader-like callees and nested-parallelism detection.
 
 What any rule may use lives in `analysis/` (`analysis/parallelism.py` says what
@@ -18,7 +18,7 @@ from greenops_lint.analysis.functions import called_function
 from greenops_lint.analysis.parallelism import all_cores_jobs, parallel_jobs
 from greenops_lint.analysis.tree import last_part
 from greenops_lint.finding import SavingsEstimate
-from greenops_lint.savings import SOURCE_CITED, SOURCE_CPU
+from greenops_lint.savings import SOURCE_CITED, SOURCE_CPU, SOURCE_DERIVED
 from greenops_lint.walker import children
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -36,12 +36,50 @@ WORKER_TIME_HIGH = 1.4
 WORKER_MEMORY_LOW = 1.3
 WORKER_MEMORY_HIGH = 1.5
 
-# Thread pools sized to the host (GO301-GO303): xgboost sizing its threads to
-# the host in a 1-CPU container took 28 s instead of 0.3 s (dmlc/xgboost#7653).
+# Thread pools sized to the host under a CPU quota (GO302, GO303): xgboost,
+# sizing its OpenMP threads to a 16-CPU host in a 1-CPU container, took 28 s
+# instead of 0.3 s (dmlc/xgboost#7653, before xgboost read the quota). Quoted
+# for other libraries as the mechanism (host-sized threads throttled by a
+# quota), never as their own figure.
 XGBOOST_QUOTA_SECONDS = 28.0
 XGBOOST_ONE_THREAD_SECONDS = 0.3
 THREAD_TIME_LOW = 1.0
 THREAD_TIME_HIGH = float(round(XGBOOST_QUOTA_SECONDS / XGBOOST_ONE_THREAD_SECONDS))  # 93x
+
+# Threads past the cores that are free (GO301's thread counts), measured by
+# this project's probe calibration (probe-research.md 3.0): torch 2.13 CPU on a
+# 2-vCPU VM with one vCPU kept busy by another job, a small conv training step
+# took 5 ms with 1 thread and 52 ms with 2.
+TORCH_ONE_THREAD_MS = 5.0
+TORCH_OVERSUBSCRIBED_MS = 52.0
+TORCH_THREAD_TIME_HIGH = float(round(TORCH_OVERSUBSCRIBED_MS / TORCH_ONE_THREAD_MS))  # 10x
+
+# Who sizes an "all cores" -1 to the container's CPU quota, by library:
+# joblib's cpu_count() (scikit-learn, imbalanced-learn) reads affinity and the
+# cgroup quota; xgboost since 1.6 (GetCfsCPUCount, dmlc/xgboost#7654; cgroup v2
+# since #9651); catboost's NSystemInfo::NumberOfCpus reads cpu.max or the CFS
+# quota (v2 since catboost#2519). lightgbm leaves -1 to OpenMP, which counts
+# the host's logical CPUs (affinity, not the CFS quota). An explicit count such
+# as os.cpu_count() is used as given by every library: it bypasses the quota.
+_QUOTA_READERS = (("sklearn.", "joblib"), ("joblib.", "joblib"), ("imblearn.", "joblib"))
+_QUOTA_READERS += (("xgboost.", "xgboost"), ("catboost.", "catboost"))
+
+
+def quota_reader(name: str, jobs_text: str) -> Optional[str]:
+    """What sizes this all-cores count to the container's CPU quota (joblib,
+    xgboost, catboost); None for an explicit host count (`os.cpu_count()`,
+    used as given) and for lightgbm's `-1` (OpenMP's host count)."""
+    if jobs_text != "-1":
+        return None
+    return next((reader for root, reader in _QUOTA_READERS if name.startswith(root)), None)
+
+
+def host_threads_why(name: str, jobs_text: str) -> str:
+    """Why an all-cores count that `quota_reader` leaves out ignores the quota."""
+    if jobs_text == "-1":
+        library = name.split(".")[0]
+        return f"{library}'s -1 leaves the count to OpenMP, which counts the host's logical CPUs, not the CPU quota"
+    return f"{jobs_text} is the host's CPU count, which the library uses as given, bypassing the CPU quota"
 
 
 def worker_estimate(ctx: "FileContext") -> SavingsEstimate:
@@ -59,18 +97,52 @@ def worker_estimate(ctx: "FileContext") -> SavingsEstimate:
     )
 
 
-def thread_estimate(ctx: "FileContext", unit: str = "x CPU compute time") -> SavingsEstimate:
+def host_threads_estimate(ctx: "FileContext", why: str, unit: str = "x CPU compute time") -> SavingsEstimate:
+    """A pool sized to the host's CPUs under a CPU quota: the mechanism of
+    dmlc/xgboost#7653, quoted with xgboost's own figure."""
     return SavingsEstimate(
         metric="time_factor",
         low=THREAD_TIME_LOW,
         high=THREAD_TIME_HIGH,
         unit=unit,
-        basis="no slowdown on a dedicated machine; xgboost sizing its threads to the host in a 1-CPU container "
-        f"took {XGBOOST_QUOTA_SECONDS:g} s instead of {XGBOOST_ONE_THREAD_SECONDS:g} s (dmlc/xgboost#7653); "
-        "scikit-learn's docs warn of the same oversubscription",
+        basis=f"no slowdown on a dedicated machine; {why}; threads sized to a 16-CPU host in a 1-CPU container took "
+        f"{XGBOOST_QUOTA_SECONDS:g} s instead of {XGBOOST_ONE_THREAD_SECONDS:g} s in xgboost's measurement "
+        "(dmlc/xgboost#7653): the mechanism, not a figure measured for this library",
         hardware=ctx.hardware.key,
         source=SOURCE_CITED,
-        assumptions=("the job shares the host or runs under a CPU quota",),
+        assumptions=("the job runs under a CPU quota smaller than the host",),
+    )
+
+
+def quota_sized_estimate(
+    ctx: "FileContext", basis: str, unit: str = "x CPU compute time", source: str = SOURCE_DERIVED
+) -> SavingsEstimate:
+    """No oversubscription from the count: the library sizes it to the quota."""
+    return SavingsEstimate(
+        metric="time_factor",
+        low=1.0,
+        high=1.0,
+        unit=unit,
+        basis=basis,
+        hardware=ctx.hardware.key,
+        source=source,
+        assumptions=("contention with other jobs on a shared host is not quantified here",),
+    )
+
+
+def torch_thread_estimate(ctx: "FileContext") -> SavingsEstimate:
+    """Intra-op threads past the free cores (GO301), from this project's torch measurement."""
+    return SavingsEstimate(
+        metric="time_factor",
+        low=1.0,
+        high=TORCH_THREAD_TIME_HIGH,
+        unit="x CPU compute time",
+        basis="no slowdown with a dedicated core per thread; measured here (torch 2.13 CPU, a 2-vCPU VM with one vCPU "
+        f"busy with another job): a small conv training step took {TORCH_ONE_THREAD_MS:g} ms with 1 thread and "
+        f"{TORCH_OVERSUBSCRIBED_MS:g} ms with 2",
+        hardware=ctx.hardware.key,
+        source=SOURCE_CPU,
+        assumptions=("more threads than the job has free cores (a CPU quota, several ranks, a busy host)",),
     )
 
 

@@ -19,14 +19,14 @@ from greenops_lint.rules.provisioning._shared import (
     method_name,
     names_a_pool,
     option_names,
-    thread_estimate,
+    torch_thread_estimate,
     worker_estimate,
 )
-from greenops_lint.savings import SOURCE_CITED, SOURCE_CPU
+from greenops_lint.savings import SOURCE_CPU
 
 # The estimates are the family's: `worker_estimate` for worker counts and
-# `thread_estimate` for thread counts, from the constants in `_shared.py` that
-# the `## Estimate` section quotes.
+# `torch_thread_estimate` for thread counts, from the constants in `_shared.py`
+# that the `## Estimate` section quotes.
 # The count the message suggests and the unsafe fix caps `os.cpu_count()` at.
 CAP = 8
 
@@ -133,10 +133,11 @@ class AllCpusAsParallelism(Rule):
     1.73 s / 701 MiB. So 8 workers on 2 CPUs were never faster, took up to
     1.4x as long and used 1.3-1.5x the memory. PyTorch itself warns that
     excessive workers "might get DataLoader running slow or even freeze".
-    Threads oversubscribed the same way spin and wait on each other: xgboost
-    with host-count threads in a 1-CPU container took 28 s instead of 0.3 s
-    (dmlc/xgboost#7653); `torchrun` sets `OMP_NUM_THREADS=1` per rank for
-    this reason.
+    Threads oversubscribed the same way spin and wait on each other: in this
+    project's probe calibration (torch 2.13 CPU on a 2-vCPU VM with one vCPU
+    kept busy by another job) a small conv training step took 5 ms with 1
+    thread and 52 ms with 2, about 10x; `torchrun` sets `OMP_NUM_THREADS=1`
+    per rank for this reason.
 
     ## Fix
     Make the count a configuration value with a small default, and cap what
@@ -154,17 +155,20 @@ class AllCpusAsParallelism(Rule):
     ## Estimate
     Worker counts: 1.0-1.4x data-loading time (measured here: 8 workers
     pinned to 2 CPUs were never faster than 2, up to 1.4x slower, with
-    1.3-1.5x the memory). Thread counts: 1.0x on a dedicated machine up to
-    93x CPU compute time under a 1-CPU quota (dmlc/xgboost#7653). Scoped to
-    the loading or CPU part of the job, not the GPU workload.
+    1.3-1.5x the memory). Thread counts: 1.0x with a dedicated core per
+    thread up to 10x CPU compute time (measured here with torch 2.13 CPU in
+    the probe calibration: a small conv training step on a 2-vCPU VM with one
+    vCPU busy took 5 ms with 1 thread and 52 ms with 2; OpenMP threads past
+    the free cores wait on each other). Scoped to the loading or CPU part of
+    the job, not the GPU workload.
     """
 
     code = "GO301"
     name = "all-cpus-as-parallelism"
     family = "provisioning"
     estimate_sources = {
-        SOURCE_CPU: "worker counts: a loader pinned to 2 CPUs with 8 workers on this project's machine (data loading runs on CPUs)",
-        SOURCE_CITED: "thread counts: xgboost in a 1-CPU container (dmlc/xgboost#7653)",
+        SOURCE_CPU: "worker counts: a loader pinned to 2 CPUs with 8 workers on this project's machine (data loading "
+        "runs on CPUs); thread counts: a torch conv training step on a 2-vCPU VM with one vCPU busy",
     }
     tokens = ("cpu_count", "sched_getaffinity", "process_cpu_count")
     fixable = True
@@ -346,9 +350,9 @@ class AllCpusAsParallelism(Rule):
         if kind == "workers":
             message, estimate = _WORKERS_MESSAGE.format(shown=shown), worker_estimate(self.ctx)
         elif kind == "env":
-            message, estimate = _ENV_MESSAGE.format(shown=shown), thread_estimate(self.ctx)
+            message, estimate = _ENV_MESSAGE.format(shown=shown), torch_thread_estimate(self.ctx)
         else:
-            message, estimate = _THREADS_MESSAGE.format(shown=shown), thread_estimate(self.ctx)
+            message, estimate = _THREADS_MESSAGE.format(shown=shown), torch_thread_estimate(self.ctx)
         self.report(node, message, estimate, fix=self._cap_fix(value) if kind in ("workers", "setter") else None)
 
     def _cap_fix(self, value: cst.BaseExpression) -> Optional[Fix]:

@@ -9,30 +9,41 @@ import libcst as cst
 from greenops_lint.analysis.calls import get_arg, literal_value
 from greenops_lint.analysis.parallelism import all_cores_jobs
 from greenops_lint.analysis.tree import last_part
-from greenops_lint.finding import SavingsEstimate
 from greenops_lint.rule import Invalid, Rule
 from greenops_lint.rules.provisioning._shared import (
     ESTIMATOR_ROOTS,
     JOBS_KEYWORDS,
+    host_threads_estimate,
+    host_threads_why,
     nested_parallelism,
-    thread_estimate,
+    quota_reader,
+    quota_sized_estimate,
 )
 from greenops_lint.savings import SOURCE_CITED, SOURCE_DERIVED
 
-# The estimate is the family's `thread_estimate` (constants in `_shared.py`,
-# quoted by the `## Estimate` section).
-_MESSAGE = (
-    "{what} uses every core the library can see, which on a shared host or under a CPU quota takes the cores "
-    "of everything else; set an explicit, configurable count"
+# The estimates are the family's (constants in `_shared.py`, quoted by the
+# `## Estimate` section); `quota_reader` says which applies.
+_HOST_COUNT_MESSAGE = (
+    "{what} sizes the pool to the host's CPU count, which the library uses as given: under a container CPU quota "
+    "the threads outnumber the cores; set an explicit, configurable count"
 )
-# joblib (scikit-learn, imbalanced-learn) sizes -1 with loky's cpu_count(), which
-# reads the process's CPU affinity and cgroup CPU quota: no oversubscription under
-# a container quota, only contention with other jobs on a shared host (info).
-JOBLIB_ROOTS = ("sklearn.", "joblib.", "imblearn.")
-_JOBLIB_MESSAGE = (
-    "{what} uses every core of the machine or of the container's CPU quota (joblib reads it); on a host "
+_OPENMP_MESSAGE = (
+    "{what} leaves the count to OpenMP, which counts the host's logical CPUs and ignores a container CPU quota: "
+    "the threads can outnumber the cores; set an explicit, configurable count"
+)
+# joblib (scikit-learn, imbalanced-learn), xgboost and catboost size -1 to the
+# container's CPU quota: only contention with other jobs on a shared host (info).
+_QUOTA_MESSAGE = (
+    "{what} uses every core of the machine or of the container's CPU quota ({reader} reads it); on a host "
     "shared with other jobs that takes their cores: set an explicit, configurable count"
 )
+_QUOTA_BASIS = {
+    "joblib": "joblib sizes n_jobs=-1 with loky's cpu_count(), which reads the CPU affinity and the cgroup CPU quota",
+    "xgboost": "xgboost sizes -1 to the cgroup CPU quota since 1.6 (GetCfsCPUCount, dmlc/xgboost#7654; cgroup v2 "
+    "since #9651)",
+    "catboost": "catboost sizes -1 with NSystemInfo::NumberOfCpus(), which reads the cgroup CPU quota (cpu.max "
+    "since catboost#2519)",
+}
 
 
 def _ignores_n_jobs(node: cst.Call, name: str) -> bool:
@@ -80,35 +91,43 @@ class AllCoresNJobs(Rule):
 
     ## Why is this bad
     On a dedicated machine all cores is often right. On a shared one the job
-    takes the cores of every other process, and libraries that count the
-    host's CPUs instead of the container's CPU quota oversubscribe badly:
-    xgboost with `n_jobs=-1` in a 1-CPU container on a 16-CPU host took 28 s
-    instead of 0.3 s with `n_jobs=1` (dmlc/xgboost#7653). joblib's own loky
-    backend reads cgroup quotas; OpenMP-based libraries may not.
+    takes the cores of every other process, and a count of the host's CPUs
+    instead of the container's CPU quota oversubscribes badly: xgboost, before
+    it read the quota, took 28 s with `n_jobs=-1` in a 1-CPU container on a
+    16-CPU host instead of 0.3 s with `n_jobs=1` (dmlc/xgboost#7653).
 
     ## Fix
     Pass an explicit count from configuration (`n_jobs=args.jobs`, default a
     few cores), or cap with `threadpoolctl.threadpool_limits` around the call.
 
-    Reported at info severity for scikit-learn, imbalanced-learn and joblib
-    calls: joblib sizes `-1` with loky's `cpu_count()`, which reads the CPU
-    affinity and the cgroup CPU quota, so a container quota is respected and
-    only a host shared with other jobs is affected. xgboost, lightgbm and
-    catboost size their OpenMP or own thread pools to the host's CPUs.
+    Reported at info severity where the library sizes `-1` to the container's
+    CPU quota, so only a host shared with other jobs is affected:
+    scikit-learn, imbalanced-learn and joblib (loky's `cpu_count()` reads the
+    CPU affinity and the cgroup quota), xgboost since 1.6 (GetCfsCPUCount,
+    dmlc/xgboost#7654; cgroup v2 since #9651) and catboost
+    (`NSystemInfo::NumberOfCpus` reads the cgroup quota; v2 since
+    catboost#2519). Reported as a warning where the count ignores the quota:
+    lightgbm's `-1` / `num_threads=-1` leaves it to OpenMP, which counts the
+    host's logical CPUs (it follows the affinity mask, not the CFS quota), and
+    an explicit host count (`n_jobs=os.cpu_count()`) is used as given by every
+    library, bypassing the quota.
 
     ## Estimate
-    xgboost, lightgbm, catboost: as GO302, 1.0x on a dedicated machine, up
-    to 93x CPU compute time under a CPU quota. scikit-learn, imbalanced-learn,
-    joblib: 1.0x (the quota is respected; contention with other jobs on a
-    shared host is not quantified here).
+    `-1` on scikit-learn, imbalanced-learn, joblib, xgboost and catboost: 1.0x
+    (derived: the library reads the quota; contention with other jobs on a
+    shared host is not quantified here). An explicit host count, or
+    lightgbm's `-1`: 1.0x on a dedicated machine up to 93x CPU compute time
+    under a 1-CPU quota, xgboost's measurement of host-sized threads under a
+    quota (dmlc/xgboost#7653), quoted for the mechanism and not measured for
+    the other libraries.
     """
 
     code = "GO303"
     name = "all-cores-n-jobs"
     family = "provisioning"
     estimate_sources = {
-        SOURCE_CITED: "CPU work under a 1-CPU container quota (dmlc/xgboost#7653)",
-        SOURCE_DERIVED: "any machine: joblib sizes -1 to the CPU quota, so no oversubscription from it",
+        SOURCE_CITED: "host counts and lightgbm -1: host-sized threads under a 1-CPU quota (dmlc/xgboost#7653)",
+        SOURCE_DERIVED: "any machine: joblib, xgboost and catboost size -1 to the CPU quota, so no oversubscription from it",
     }
     tokens = ("n_jobs", "thread_count", "nthread", "num_threads")
     INVALID = [
@@ -152,7 +171,7 @@ class AllCoresNJobs(Rule):
 
     def __init__(self, ctx, options=None) -> None:
         super().__init__(ctx, options)
-        self.candidates: list[tuple[cst.Arg, Optional[cst.CSTNode], str, str]] = []
+        self.candidates: list[tuple[cst.Arg, Optional[cst.CSTNode], str, str, str]] = []
         self.covered: set[int] = set()
 
     def visit_Call(self, node: cst.Call) -> None:
@@ -171,35 +190,20 @@ class AllCoresNJobs(Rule):
             text = all_cores_jobs(self.ctx, arg.value)
             if text is not None:
                 what = f"{last_part(name)}({keyword}={text})"
-                self.candidates.append((arg, self.ctx.enclosing_statement(), what, name))
+                self.candidates.append((arg, self.ctx.enclosing_statement(), what, name, text))
 
     def leave_Module(self, node: cst.Module) -> None:
         # Reported at the end: a later GridSearchCV can make an earlier
         # estimator part of nested parallelism (GO302 then reports it).
-        for arg, statement, what, name in self.candidates:
+        for arg, statement, what, name, text in self.candidates:
             if id(arg) in self.covered:
                 continue
-            if name.startswith(JOBLIB_ROOTS):
-                self.report(
-                    arg,
-                    _JOBLIB_MESSAGE.format(what=what),
-                    self._joblib_estimate(),
-                    statement=statement,
-                    severity="info",
-                )
-            else:
-                self.report(arg, _MESSAGE.format(what=what), thread_estimate(self.ctx), statement=statement)
-
-    def _joblib_estimate(self) -> SavingsEstimate:
-        return SavingsEstimate(
-            metric="time_factor",
-            low=1.0,
-            high=1.0,
-            unit="x CPU compute time",
-            basis="joblib sizes n_jobs=-1 with loky's cpu_count(), which reads the CPU affinity and the cgroup CPU "
-            "quota: no oversubscription under a container quota; contention with other jobs on a shared host is not "
-            "quantified here",
-            hardware=self.ctx.hardware.key,
-            source=SOURCE_DERIVED,
-            assumptions=("the job's own process; nested parallelism is GO302's",),
-        )
+            reader = quota_reader(name, text)
+            if reader is not None:
+                basis = f"{_QUOTA_BASIS[reader]}: no oversubscription under a container quota"
+                message = _QUOTA_MESSAGE.format(what=what, reader=reader)
+                self.report(arg, message, quota_sized_estimate(self.ctx, basis), statement=statement, severity="info")
+                continue
+            template = _HOST_COUNT_MESSAGE if text != "-1" else _OPENMP_MESSAGE
+            estimate = host_threads_estimate(self.ctx, host_threads_why(name, text))
+            self.report(arg, template.format(what=what), estimate, statement=statement)
