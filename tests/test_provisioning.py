@@ -575,8 +575,13 @@ def test_go303_explicit_host_count_bypasses_the_quota(call):
     (finding,) = [f for f in lint_source(source) if f.code == "GO303"]
     assert finding.severity == "warning", finding.message
     assert "reads it" not in finding.message and "host's CPU count" in finding.message
-    assert finding.estimate.source == SOURCE_CITED and finding.estimate.high == 93.0
-    assert "bypassing the CPU quota" in finding.estimate.basis
+    if "ens." in call or "RandomForest" in call:
+        # joblib's workers are processes: the measured surplus-worker figure, not OpenMP's 93x.
+        assert finding.estimate.source == "measured on CPU" and finding.estimate.high == 1.4
+        assert "worker processes" in finding.estimate.basis
+    else:
+        assert finding.estimate.source == SOURCE_CITED and finding.estimate.high == 93.0
+        assert "bypassing the CPU quota" in finding.estimate.basis
 
 
 @pytest.mark.parametrize(

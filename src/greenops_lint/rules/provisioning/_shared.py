@@ -82,15 +82,17 @@ def host_threads_why(name: str, jobs_text: str) -> str:
     return f"{jobs_text} is the host's CPU count, which the library uses as given, bypassing the CPU quota"
 
 
-def worker_estimate(ctx: "FileContext") -> SavingsEstimate:
+def worker_estimate(ctx: "FileContext", unit: str = "x data-loading time", analogue: str = "") -> SavingsEstimate:
+    """More worker processes than CPUs, as measured with a DataLoader; `analogue`
+    names another process pool the same measurement stands for."""
     return SavingsEstimate(
         metric="time_factor",
         low=WORKER_TIME_LOW,
         high=WORKER_TIME_HIGH,
-        unit="x data-loading time",
+        unit=unit,
         basis=f"measured here: a fork-based loader pinned to {MEASURED_CPUS} CPUs with {MEASURED_WORKERS} workers "
         f"(cpu_count() of an {MEASURED_WORKERS}-CPU host) was never faster than with {MEASURED_CPUS} and took up to "
-        f"{WORKER_TIME_HIGH:g}x as long, using {WORKER_MEMORY_LOW:g}-{WORKER_MEMORY_HIGH:g}x the memory",
+        f"{WORKER_TIME_HIGH:g}x as long, using {WORKER_MEMORY_LOW:g}-{WORKER_MEMORY_HIGH:g}x the memory{analogue}",
         hardware=ctx.hardware.key,
         source=SOURCE_CPU,
         assumptions=("the job gets fewer CPUs than the host has (a container quota, several ranks or jobs)",),

@@ -18,8 +18,12 @@ from greenops_lint.rules.provisioning._shared import (
     nested_parallelism,
     quota_reader,
     quota_sized_estimate,
+    worker_estimate,
 )
-from greenops_lint.savings import SOURCE_CITED, SOURCE_DERIVED
+from greenops_lint.savings import SOURCE_CITED, SOURCE_CPU, SOURCE_DERIVED
+
+# scikit-learn, imbalanced-learn and joblib parallelise with worker processes.
+JOBLIB_ROOTS = ("sklearn.", "joblib.", "imblearn.")
 
 # The estimates are the family's (constants in `_shared.py`, quoted by the
 # `## Estimate` section); `quota_reader` says which applies.
@@ -115,18 +119,24 @@ class AllCoresNJobs(Rule):
     ## Estimate
     `-1` on scikit-learn, imbalanced-learn, joblib, xgboost and catboost: 1.0x
     (derived: the library reads the quota; contention with other jobs on a
-    shared host is not quantified here). An explicit host count, or
-    lightgbm's `-1`: 1.0x on a dedicated machine up to 93x CPU compute time
-    under a 1-CPU quota, xgboost's measurement of host-sized threads under a
-    quota (dmlc/xgboost#7653), quoted for the mechanism and not measured for
-    the other libraries.
+    shared host is not quantified here). An explicit host count on
+    scikit-learn, imbalanced-learn or joblib (worker processes): 1.0-1.4x,
+    measured on CPU with surplus DataLoader worker processes (8 on 2 CPUs),
+    with 1.3-1.5x the memory. An explicit host count on xgboost, lightgbm or
+    catboost, or lightgbm's `-1` (OpenMP threads): 1.0x on a dedicated
+    machine up to 93x CPU compute time under a 1-CPU quota, xgboost's
+    measurement of host-sized threads under a quota (dmlc/xgboost#7653),
+    quoted for the mechanism and not measured for the other libraries.
     """
 
     code = "GO303"
     name = "all-cores-n-jobs"
     family = "provisioning"
     estimate_sources = {
-        SOURCE_CITED: "host counts and lightgbm -1: host-sized threads under a 1-CPU quota (dmlc/xgboost#7653)",
+        SOURCE_CITED: "host counts on xgboost/lightgbm/catboost and lightgbm -1: host-sized threads under a 1-CPU "
+        "quota (dmlc/xgboost#7653)",
+        SOURCE_CPU: "host counts on scikit-learn/joblib: surplus worker processes, 8 on 2 CPUs (a DataLoader, this "
+        "project's machine)",
         SOURCE_DERIVED: "any machine: joblib, xgboost and catboost size -1 to the CPU quota, so no oversubscription from it",
     }
     tokens = ("n_jobs", "thread_count", "nthread", "num_threads")
@@ -205,5 +215,12 @@ class AllCoresNJobs(Rule):
                 self.report(arg, message, quota_sized_estimate(self.ctx, basis), statement=statement, severity="info")
                 continue
             template = _HOST_COUNT_MESSAGE if text != "-1" else _OPENMP_MESSAGE
-            estimate = host_threads_estimate(self.ctx, host_threads_why(name, text))
+            if name.startswith(JOBLIB_ROOTS):
+                # joblib's workers are processes (loky) or coarse tasks, not spinning
+                # OpenMP threads: the DataLoader measurement of surplus worker processes fits.
+                estimate = worker_estimate(
+                    self.ctx, "x CPU compute time", "; joblib's worker processes oversubscribe the same way"
+                )
+            else:
+                estimate = host_threads_estimate(self.ctx, host_threads_why(name, text))
             self.report(arg, template.format(what=what), estimate, statement=statement)
