@@ -77,7 +77,7 @@ class EmptyCacheInLoop(LoopBoundRule):
     another process, call it once after the loop.
 
     ## Estimate
-    Time factor of the step: 1.0x to 1.44x. peft#2894 measured a LoRA
+    Time factor of the step: 1x to 1.44x. peft#2894 measured a LoRA
     training run of 250 steps at 65 s with `empty_cache()` every step, 50 s
     every 10 steps and 45 s without it (1.44x and 1.11x); Hugging Face
     documents `torch_empty_cache_steps` as "about 10% slower" (interval not
