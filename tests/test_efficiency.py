@@ -1157,13 +1157,16 @@ from PIL import Image
 def test_go514_index_only_dataset_is_1x_info_not_the_workers_figure():
     """A __getitem__ that only indexes in-memory tensors and moves them leaves workers nothing
     to parallelise: GO509's 2.7x (a 5 ms per-sample transform) does not apply there."""
-    source = GO514_HEAD + """
+    source = (
+        GO514_HEAD
+        + """
 class PairDataset(Dataset):
     def __init__(self, xs, ys, device="cuda"):
         self.xs, self.ys, self.device = xs, ys, device
     def __getitem__(self, i):
         return T.tensor(self.xs[i], device=self.device), self.ys[i].long().to(self.device)
 """
+    )
     (finding,) = [f for f in lint_source(source, select=("GO514",)) if f.code == "GO514"]
     assert finding.severity == "info"
     assert (finding.estimate.low, finding.estimate.high) == (1.0, 1.0)
@@ -1173,17 +1176,20 @@ class PairDataset(Dataset):
 @pytest.mark.parametrize(
     "body",
     [
-        "return self.transform(Image.open(self.paths[i])).to(\"cuda\")",  # a file read and a transform
+        'return self.transform(Image.open(self.paths[i])).to("cuda")',  # a file read and a transform
         "return self.augment(self.xs[i]).cuda()",  # a transform
         "return load(self.paths[i]).cuda()",  # code the module does not show
     ],
 )
 def test_go514_per_sample_work_keeps_the_workers_figure(body):
-    source = GO514_HEAD + f"""
+    source = (
+        GO514_HEAD
+        + f"""
 class Frames(Dataset):
     def __getitem__(self, i):
         {body}
 """
+    )
     (finding,) = [f for f in lint_source(source, select=("GO514",)) if f.code == "GO514"]
     assert finding.severity == "warning"
     assert finding.estimate.high == 2.7 and finding.estimate.source == "cited"

@@ -208,6 +208,24 @@ def test_go515_helper_function_for_apply_one_call_deep():
     assert [f.line for f in only("GO515", source)] == [8]
 
 
+# -- GO516 -------------------------------------------------------------------------------------
+
+EAGER_TRAINING = """
+from transformers import AutoModelForCausalLM, Trainer, TrainingArguments
+model = AutoModelForCausalLM.from_pretrained("gpt2", attn_implementation="eager")
+Trainer(model=model, args=TrainingArguments("out"{precision}), train_dataset=ds).train()
+"""
+
+
+def test_go516_estimate_says_batch_1_fp16_and_marks_fp32_as_not_measured():
+    """The SDPA anchors ran batch size 1 in fp16; fp32 cannot use the flash kernel."""
+    (half,) = only("GO516", EAGER_TRAINING.format(precision=", bf16=True"))
+    assert "batch size 1" in half.estimate.basis and "fp16" in half.estimate.basis
+    assert not any("fp32" in a for a in half.estimate.assumptions)
+    (full,) = only("GO516", EAGER_TRAINING.format(precision=""))
+    assert any("fp32" in a and "flash" in a for a in full.estimate.assumptions)
+
+
 # -- GO517 / GO518 -------------------------------------------------------------------------------
 
 
