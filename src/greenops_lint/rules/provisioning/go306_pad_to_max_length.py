@@ -19,8 +19,9 @@ from greenops_lint.savings import SOURCE_CITED
 # Step time: 1x when examples are near the maximum length. The derived part: at least 1 - mean/max
 # of the compute is on pad tokens. The cited part: Michael Benesty (Lefebvre Sarrut, 2020; CamemBERT on
 # X-NLI, one consumer GPU) cut fine-tuning from 56 to 16 min (128 tokens) and from 4h38 to 1h01 (493
-# tokens) with dynamic padding, uniform-length batching and mixed precision combined; dynamic padding
-# alone is not isolated there, so 2x (the post's "by 2 or more") is the upper end, not a typical figure.
+# tokens) with dynamic padding, uniform-length batching and mixed precision combined; he reports dynamic padding
+# alone as a significant reduction but its own figure is not quoted here, so the estimate stops at the post's
+# title, "by 2 or more", as its upper end, not a typical figure.
 # The Hugging Face course explains dynamic padding without a figure.
 PAD_TIME_LOW = 1.0
 PAD_TIME_HIGH = 2.0
@@ -102,8 +103,8 @@ class PadToMaxLength(Rule):
     CamemBERT fine-tuning on X-NLI on one consumer GPU go from 56 to 16
     min (128 tokens) and from 4h38 to 1h01 (493 tokens) with dynamic
     padding, uniform-length batching and mixed precision together; he
-    reports dynamic padding alone as a significant share of that, without
-    isolating it. The fraction of wasted compute is at least
+    reports dynamic padding alone as a significant reduction (its own
+    figure is not quoted here). The fraction of wasted compute is at least
     1 - mean length / max_length.
 
     ## Fix
@@ -118,8 +119,8 @@ class PadToMaxLength(Rule):
     compute is on pad tokens (1x when examples are near the maximum
     length). Cited: Benesty's 3.5x (56 -> 16 min) and 4.6x (4h38 -> 1h01)
     combined dynamic padding, uniform-length batching and mixed precision
-    on a consumer GPU; dynamic padding alone is not isolated, so the
-    estimate stops at his title's "2x or more".
+    on a consumer GPU; dynamic padding's own share is not quoted here, so
+    the estimate stops at his title's "by 2 or more".
     """
 
     code = "GO306"
@@ -231,8 +232,8 @@ class PadToMaxLength(Rule):
                 unit="x",
                 basis="compute on pad tokens: at least 1 - mean/max length of it is wasted (linear layers scale with "
                 "length, attention with its square); Benesty (CamemBERT, one consumer GPU) cut fine-tuning from 56 to "
-                "16 min with dynamic padding, uniform-length batching and mixed precision combined; dynamic padding "
-                f"alone is not isolated, so {PAD_TIME_HIGH:g}x is the upper end",
+                "16 min with dynamic padding, uniform-length batching and mixed precision combined; dynamic padding's "
+                f"own share is not quoted, so {PAD_TIME_HIGH:g}x is the upper end",
                 hardware=self.ctx.hardware.key,
                 source=SOURCE_CITED,
                 assumptions=(
