@@ -982,7 +982,9 @@ def _estimate_figures():
         ("GO501", f"{go501.TIME_FACTOR_LOW:g}x to {go501.TIME_FACTOR_HIGH:g}x"),
         ("GO503", f"{go503.TIME_FACTOR_LOW:g}x to {go503.TIME_FACTOR_HIGH:g}x"),
         ("GO504", f"{go504.TIME_FACTOR}x"),
-        ("GO505", f"{go505.TIME_FACTOR}x"),
+        ("GO505", f"{go505.TIME_FACTOR_LOW:g}x to {go505.TIME_FACTOR_HIGH:g}x"),
+        ("GO505", f"{go505.PEFT_SECONDS_EVERY_STEP} s"),
+        ("GO505", f"{go505.PEFT_SECONDS_NEVER} s"),
         ("GO506", "-".join(format_figure(go506.extra_copies(n)) for n in go506.ASSUMED_ITERATIONS)),
         ("GO506", "-".join(str(n) for n in go506.ASSUMED_ITERATIONS)),
         ("GO506", "-".join(str(n) for n in go506.DATA_ITERATIONS)),
@@ -1140,3 +1142,54 @@ def score(model):
     assert findings == [(10, "warning"), (10, "warning"), (17, "info"), (17, "info"), (23, "info")]
     evaluation = next(f for f in lint_source(source, select=("GO511",)) if f.line == 17)
     assert "in an evaluation loop" in evaluation.message
+
+
+# -- GO514: the workers figure only where __getitem__ has per-sample work ------------------------
+
+GO514_HEAD = """
+import torch as T
+from torch.utils.data import Dataset
+from PIL import Image
+
+"""
+
+
+def test_go514_index_only_dataset_is_1x_info_not_the_workers_figure():
+    """A __getitem__ that only indexes in-memory tensors and moves them leaves workers nothing
+    to parallelise: GO509's 2.7x (a 5 ms per-sample transform) does not apply there."""
+    source = (
+        GO514_HEAD
+        + """
+class PairDataset(Dataset):
+    def __init__(self, xs, ys, device="cuda"):
+        self.xs, self.ys, self.device = xs, ys, device
+    def __getitem__(self, i):
+        return T.tensor(self.xs[i], device=self.device), self.ys[i].long().to(self.device)
+"""
+    )
+    (finding,) = [f for f in lint_source(source, select=("GO514",)) if f.code == "GO514"]
+    assert finding.severity == "info"
+    assert (finding.estimate.low, finding.estimate.high) == (1.0, 1.0)
+    assert finding.estimate.source == "derived"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        'return self.transform(Image.open(self.paths[i])).to("cuda")',  # a file read and a transform
+        "return self.augment(self.xs[i]).cuda()",  # a transform
+        "return load(self.paths[i]).cuda()",  # code the module does not show
+    ],
+)
+def test_go514_per_sample_work_keeps_the_workers_figure(body):
+    source = (
+        GO514_HEAD
+        + f"""
+class Frames(Dataset):
+    def __getitem__(self, i):
+        {body}
+"""
+    )
+    (finding,) = [f for f in lint_source(source, select=("GO514",)) if f.code == "GO514"]
+    assert finding.severity == "warning"
+    assert finding.estimate.high == 2.7 and finding.estimate.source == "cited"

@@ -208,6 +208,24 @@ def test_go515_helper_function_for_apply_one_call_deep():
     assert [f.line for f in only("GO515", source)] == [8]
 
 
+# -- GO516 -------------------------------------------------------------------------------------
+
+EAGER_TRAINING = """
+from transformers import AutoModelForCausalLM, Trainer, TrainingArguments
+model = AutoModelForCausalLM.from_pretrained("gpt2", attn_implementation="eager")
+Trainer(model=model, args=TrainingArguments("out"{precision}), train_dataset=ds).train()
+"""
+
+
+def test_go516_estimate_says_batch_1_fp16_and_marks_fp32_as_not_measured():
+    """The SDPA anchors ran batch size 1 in fp16; fp32 cannot use the flash kernel."""
+    (half,) = only("GO516", EAGER_TRAINING.format(precision=", bf16=True"))
+    assert "batch size 1" in half.estimate.basis and "fp16" in half.estimate.basis
+    assert not any("fp32" in a for a in half.estimate.assumptions)
+    (full,) = only("GO516", EAGER_TRAINING.format(precision=""))
+    assert any("fp32" in a and "flash" in a for a in full.estimate.assumptions)
+
+
 # -- GO517 / GO518 -------------------------------------------------------------------------------
 
 
@@ -241,6 +259,42 @@ def test_go517_is_info_unless_the_file_turns_prefetch_injection_off():
     )
     (material,) = only("GO517", off)
     assert material.severity == "warning"
+
+
+def test_go518_python_function_map_gains_about_1x_at_info():
+    """tf.py_function/tf.numpy_function hold the GIL ("will preclude efficient parallelization"):
+    num_parallel_calls gains ~1x there, so the finding is info, not an 8x input-pipeline claim."""
+    source = """
+    import tensorflow as tf
+    def load(path):
+        image = tf.numpy_function(read_with_pil, [path], tf.uint8)
+        return tf.image.random_flip_left_right(image)
+    ds = tf.data.TFRecordDataset(files).map(load)
+    ds = tf.data.TFRecordDataset(files).map(lambda r: tf.py_function(parse, [r], tf.float32))
+    """
+    findings = only("GO518", source)
+    assert [f.line for f in findings] == [6, 7]
+    for finding in findings:
+        assert finding.severity == "info"
+        assert finding.estimate.high == 1.0 and "GIL" in finding.estimate.basis
+
+
+def test_go518_estimate_is_a_linear_best_case_capped_by_a_literal_cycle_length():
+    source = """
+    import tensorflow as tf
+    def parse(record):
+        return tf.image.random_flip_left_right(tf.io.decode_jpeg(record))
+    ds = tf.data.TFRecordDataset(files).map(parse)
+    a = tf.data.Dataset.list_files(pattern).interleave(tf.data.TFRecordDataset, cycle_length=4)
+    b = tf.data.Dataset.list_files(pattern).interleave(tf.data.TFRecordDataset, 1)
+    c = tf.data.Dataset.list_files(pattern).interleave(tf.data.TFRecordDataset, cycle_length=n)
+    """
+    by_line = {f.line: f for f in only("GO518", source)}
+    assert by_line[5].estimate.high == 8.0 and "best case" in by_line[5].estimate.basis
+    assert by_line[5].severity == "warning"
+    assert by_line[6].estimate.high == 4.0 and "cycle_length=4" in by_line[6].estimate.basis
+    assert by_line[7].estimate.high == 1.0 and by_line[7].severity == "info"
+    assert by_line[8].estimate.high == 8.0
 
 
 def test_go518_fix_uses_the_tensorflow_alias(tmp_path):

@@ -18,10 +18,12 @@ from greenops_lint.finding import SavingsEstimate
 from greenops_lint.rule import Invalid
 from greenops_lint.rules.efficiency._grad_words import FRAMEWORK_NO_GRAD, is_eval_name
 from greenops_lint.rules.efficiency._shared import LoopBoundRule, backward_inputs, calls_module_function
-from greenops_lint.savings import SOURCE_CITED
+from greenops_lint.savings import SOURCE_DERIVED
 
 # ## Estimate: the time factor of the evaluation work (not of training); the main saving is activation memory,
-# measured by the probe. fairchem PR #199: validation memory in GB without and with no_grad.
+# measured by the probe. The 1.2x upper end is an assumption (autograd bookkeeping): neither the tuning guide
+# nor fairchem PR #199 gives a time figure. fairchem PR #199: validation memory in GB without and with no_grad
+# (quoted as context, not as the estimate's figure).
 TIME_FACTOR_LOW = 1.0
 TIME_FACTOR_HIGH = 1.2
 FAIRCHEM_GB_RECORDING = (3.4, 8.1)
@@ -97,15 +99,20 @@ class EvalWithoutNoGrad(LoopBoundRule):
     `@torch.inference_mode()`.
 
     ## Estimate
-    Time factor of the evaluation work (not of training): 1x to 1.2x; the
-    main saving is activation memory, which the probe measures with
+    Time factor of the evaluation work (not of training): 1x to 1.2x, an
+    assumption (derived) for autograd's bookkeeping: the PyTorch tuning
+    guide says no_grad "accelerates execution" without a figure, and
+    fairchem PR #199 measured memory, not time. The main saving is
+    activation memory (fairchem PR #199, cited above: 3.4-8.1 GB -> 1.1-2.3
+    GB during validation), which the probe measures with
     `torch.cuda.max_memory_allocated`.
     """
 
     code = "GO503"
     name = "eval-without-no-grad"
     estimate_sources = {
-        SOURCE_CITED: "PyTorch tuning guide; fairchem PR #199 (validation memory on GPU)",
+        SOURCE_DERIVED: "any hardware: the 1.2x time ceiling is an assumption; the memory figures quoted in its "
+        "basis are fairchem PR #199's (validation on a GPU)",
     }
     tokens = ("eval", "test", "valid", "predict", "infer", "sample", "generat")
     INVALID = [
@@ -300,11 +307,12 @@ class EvalWithoutNoGrad(LoopBoundRule):
                     low=TIME_FACTOR_LOW,
                     high=TIME_FACTOR_HIGH,
                     unit="x eval time",
-                    basis="autograd bookkeeping and retained activations (PyTorch tuning guide: no_grad accelerates "
-                    "execution and reduces memory); fairchem PR #199: validation memory "
+                    basis=f"autograd bookkeeping, assumed to make evaluation up to {TIME_FACTOR_HIGH:g}x slower (the "
+                    "PyTorch tuning guide says no_grad accelerates execution, without a figure); the main saving is "
+                    "memory: fairchem PR #199 measured validation memory "
                     "{}-{} GB -> {}-{} GB".format(*FAIRCHEM_GB_RECORDING, *FAIRCHEM_GB_NO_GRAD),
                     hardware=self.ctx.hardware.key,
-                    source=SOURCE_CITED,
+                    source=SOURCE_DERIVED,
                     assumptions=(
                         "the time share is an assumption (small for large kernels); "
                         "the memory saving is measured by the probe",

@@ -9,16 +9,30 @@ import libcst as cst
 from greenops_lint.analysis.calls import get_arg
 from greenops_lint.analysis.efficiency import is_device_expr, uses_cuda, uses_torch
 from greenops_lint.analysis.names import dotted_name
-from greenops_lint.analysis.tree import is_test_file
+from greenops_lint.analysis.tree import is_test_file, walk_expr
+from greenops_lint.finding import SavingsEstimate
 from greenops_lint.rule import Invalid, Rule
-from greenops_lint.rules.efficiency._dataloaders import SAMPLE_METHODS, device_transfer, workers_estimate
-from greenops_lint.savings import SOURCE_CITED
+from greenops_lint.rules.efficiency._dataloaders import (
+    SAMPLE_METHODS,
+    device_transfer,
+    workers_estimate,
+)
+from greenops_lint.savings import SOURCE_CITED, SOURCE_DERIVED
 
 _DATASET_NAME_ENDINGS = ("Dataset", "DataSet", "Data")
 # torch factories that take `device=`: a tensor created on the GPU per sample.
 _FACTORIES = frozenset(
     {"torch.tensor", "torch.as_tensor", "torch.from_numpy", "torch.zeros", "torch.ones", "torch.empty"}
 )
+# Calls that only turn an indexed item into a tensor or array.
+_CONVERSIONS = _FACTORIES | {"numpy.asarray", "numpy.array"}
+# Tensor methods that only convert or reshape what was indexed: no per-sample work for a worker to take.
+_CHEAP_METHODS = frozenset(
+    {
+        "to", "cuda", "cpu", "float", "double", "half", "long", "int", "bool", "type", "clone", "detach",
+        "contiguous", "view", "reshape", "unsqueeze", "squeeze", "permute", "numpy", "item", "astype",
+    }
+)  # fmt: skip
 
 
 class DeviceTransferInDataset(Rule):
@@ -58,17 +72,24 @@ class DeviceTransferInDataset(Rule):
     training loop with `batch.to(device, non_blocking=True)`.
 
     ## Estimate
-    Time factor of training: 1.0x to 2.7x, as GO509 (the dataset forces
-    `num_workers=0`; PyTorch's data-loading tutorial: 4 workers ran an epoch
-    with a 5 ms per-sample transform about 2.7x faster), plus one copy per
-    sample instead of per batch (not quantified here).
+    Time factor of training: 1.0x to 2.7x, as GO509, when `__getitem__`
+    reads a file or transforms the sample (or calls code the module does
+    not show): the dataset forces `num_workers=0`, and PyTorch's
+    data-loading tutorial ran an epoch with a 5 ms per-sample transform
+    about 2.7x faster with 4 workers. When `__getitem__` only indexes data
+    held in memory and moves it (`torch.tensor(self.xs[i], device=...)`),
+    workers would have nothing to parallelise: 1x (derived), reported at
+    severity info. Either way each sample is its own small host-to-device
+    copy instead of one per batch (not quantified here).
     """
 
     code = "GO514"
     name = "device-transfer-in-dataset"
     family = "efficiency"
     estimate_sources = {
-        SOURCE_CITED: "PyTorch's data-loading tutorial (CPU loading, 4 workers, 5 ms per sample); the GPU share is not measured",
+        SOURCE_CITED: "PyTorch's data-loading tutorial (CPU loading, 4 workers, 5 ms per sample); the GPU share is "
+        "not measured; only where __getitem__ reads or transforms",
+        SOURCE_DERIVED: "any hardware: a __getitem__ that only indexes in-memory data gives workers nothing to run",
     }
     tokens = ("__getitem__", "__getitems__")
     analyses = ("dataset_classes",)
@@ -158,13 +179,42 @@ class DeviceTransferInDataset(Rule):
             return
         if statement is not None:
             self._reported.add(id(statement))
+        index_only = self._only_indexes(method)
         self.report(
             node,
             f"{self.ctx.snippet(node)} moves each sample to the GPU inside {cls.name.value}.{method.name.value}: "
             "the loader cannot use worker processes (CUDA in forked workers fails) and copies sample by sample; "
             "return CPU tensors and move whole batches (pin_memory=True, non_blocking=True)",
-            workers_estimate(self.ctx),
+            self._index_only_estimate() if index_only else workers_estimate(self.ctx),
             statement=statement,
+            severity="info" if index_only else None,
+        )
+
+    def _only_indexes(self, method: cst.FunctionDef) -> bool:
+        """`__getitem__` only indexes data in memory and converts or moves it: no file read, no
+        transform, no call to code the module does not show."""
+        for node in walk_expr(method.body):
+            if type(node) is not cst.Call or self._transfer(node):
+                continue
+            qualified = self.ctx.call_name(node)
+            if qualified is not None and (qualified in _CONVERSIONS or qualified.startswith("builtins.")):
+                continue
+            if qualified is None and isinstance(node.func, cst.Attribute) and node.func.attr.value in _CHEAP_METHODS:
+                continue
+            return False
+        return True
+
+    def _index_only_estimate(self) -> SavingsEstimate:
+        return SavingsEstimate(
+            metric="time_factor",
+            low=1.0,
+            high=1.0,
+            unit="x training time",
+            basis="__getitem__ only indexes data held in memory and moves it: worker processes would have no "
+            "per-sample work to run in parallel; the per-sample copies (one per sample, not per batch) remain",
+            hardware=self.ctx.hardware.key,
+            assumptions=("the indexed data is already in memory",),
+            source=SOURCE_DERIVED,
         )
 
     def _transfer(self, node: cst.Call) -> bool:

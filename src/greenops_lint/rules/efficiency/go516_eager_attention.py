@@ -15,14 +15,17 @@ from greenops_lint.rule import Invalid, Rule
 from greenops_lint.savings import SOURCE_CITED
 
 # -- estimate (`## Estimate`): training time per batch, eager vs SDPA, from the SDPA pull requests of transformers.
-# transformers#33298 (OPT, L40S): 1.24-1.26x at sequence length 128-512, 1.65x at 1024 (eager peak memory
-# 4.9 GB vs 1.7 GB); transformers#31031 (pythia-410m, RTX 3080 Ti, fp16): 1.23-1.29x; transformers#32092
-# (albert-base-v2): ~1.0x.
+# transformers#33298 (OPT, L40S, batch 1, #31031's script): 1.24-1.26x at sequence length 128-512, 1.65x at 1024
+# (eager peak memory 4.9 GB vs 1.7 GB); transformers#31031 (pythia-410m, RTX 3080 Ti, fp16, batch 1): 1.23-1.29x;
+# transformers#32092 (albert-base-v2, fp16, batch 1-4): ~1.0x. None ran fp32, where SDPA cannot use its flash
+# kernel (fp16/bf16 only) and falls back to the memory-efficient or math kernel.
 TIME_FACTOR_LOW = 1.0
 TIME_FACTOR_HIGH = 1.65
 TYPICAL = 1.25
 
 _TRAINING_TEXT = re.compile(r"\.backward\(|Trainer\(|\.train\(\)|\.fit\(|training_step")
+# Half precision in the module: the anchors' fp16 regime, where SDPA can pick its flash kernel.
+_HALF_PRECISION = re.compile(r"float16|bfloat16|\bfp16\b|\bbf16\b|autocast|mixed_precision|\.half\(\)")
 _NEEDS_WEIGHTS = re.compile(r"output_attentions|\.attentions\b|attention_weights|attn_weights|attention_map")
 # Models whose authors recommend eager attention for training (logit soft-capping).
 _EAGER_MODELS = re.compile(r"gemma-?2|gemma-?3", re.IGNORECASE)
@@ -45,11 +48,16 @@ class EagerAttention(Rule):
     matrix and runs softmax and two matmuls as separate kernels; PyTorch's
     `scaled_dot_product_attention` (SDPA, the default in transformers for
     models that support it) fuses them (flash or memory-efficient kernels).
-    The SDPA pull requests of transformers measured training time per batch:
-    OPT on an L40S 1.24-1.26x faster at sequence length 128-512 and 1.65x
-    at 1024, with peak memory 4.9 GB -> 1.7 GB (transformers#33298);
-    pythia-410m 1.23-1.29x (transformers#31031); albert-base-v2 about the
-    same (transformers#32092).
+    The SDPA pull requests of transformers measured training time per batch
+    at batch size 1 (albert also at 2 and 4), in float16 where they say
+    (#33298 reused #31031's fp16 script): OPT on an L40S 1.24-1.26x faster
+    at sequence length 128-512 and 1.65x at 1024, with peak memory 4.9 GB
+    -> 1.7 GB (transformers#33298); pythia-410m on an RTX 3080 Ti
+    1.23-1.29x (transformers#31031); albert-base-v2 about the same
+    (transformers#32092). In fp32 SDPA cannot use its flash kernel
+    (fp16/bf16 only); it runs the memory-efficient kernel (or the math
+    one), which still avoids the full attention matrix, at a speed these
+    figures do not measure.
 
     What a linter cannot know: whether the architecture supports SDPA (most
     transformers models do; `from_pretrained` raises if it does not),
@@ -76,13 +84,18 @@ class EagerAttention(Rule):
     Time factor of the training step: 1x to 1.65x (transformers#33298;
     ~1.25x at sequence lengths up to 512), more at longer sequences, where
     eager attention's memory also grows with the square of the length.
+    Measured at batch size 1 in fp16; at larger batches the attention share
+    of the step, and so the gain, may differ. In a module that shows no
+    fp16/bf16 (fp32 training) the figure is marked as not measured for
+    fp32: SDPA uses its memory-efficient kernel there, not flash.
     """
 
     code = "GO516"
     name = "eager-attention"
     family = "efficiency"
     estimate_sources = {
-        SOURCE_CITED: "OPT on an L40S and pythia/albert training in transformers#33298, #31031, #32092",
+        SOURCE_CITED: "batch-1 fp16 training of OPT (L40S), pythia-410m (RTX 3080 Ti) and albert (batch 1-4) in "
+        "transformers#33298, #31031, #32092; not measured in fp32",
     }
     fixable = True
     fix_safety = "unsafe"
@@ -158,6 +171,7 @@ class EagerAttention(Rule):
             return
         if not _TRAINING_TEXT.search(ctx.text) or _NEEDS_WEIGHTS.search(ctx.text):
             return
+        half = bool(_HALF_PRECISION.search(ctx.text))
         for _call, arg, statement in self.candidates:
             value = arg.value
             fix = None
@@ -178,11 +192,23 @@ class EagerAttention(Rule):
                     low=TIME_FACTOR_LOW,
                     high=TIME_FACTOR_HIGH,
                     unit="x",
-                    basis="transformers SDPA pull requests, training time per batch eager vs sdpa: OPT on L40S "
-                    f"1.24-1.26x at sequence 128-512 and {TIME_FACTOR_HIGH:g}x at 1024 (#33298), pythia-410m 1.23-1.29x "
-                    "(#31031), albert-base-v2 ~1.0x (#32092)",
+                    basis="transformers SDPA pull requests, training time per batch eager vs sdpa at batch size 1 in "
+                    f"fp16: OPT on L40S 1.24-1.26x at sequence 128-512 and {TIME_FACTOR_HIGH:g}x at 1024 (#33298), "
+                    "pythia-410m 1.23-1.29x (#31031), albert-base-v2 ~1.0x (#32092, batch 1-4)",
                     hardware=ctx.hardware.key,
-                    assumptions=("the model supports SDPA", "sequence length up to ~1024; longer sequences gain more"),
+                    assumptions=(
+                        "the model supports SDPA",
+                        "sequence length up to ~1024; longer sequences gain more",
+                        "batch size 1 as measured; the attention share of a larger batch's step may differ",
+                        *(
+                            ()
+                            if half
+                            else (
+                                "no fp16/bf16 in the module: in fp32 SDPA cannot use its flash kernel and runs the "
+                                "memory-efficient one; these fp16 figures are not measured for fp32",
+                            )
+                        ),
+                    ),
                     source=SOURCE_CITED,
                 ),
                 statement=statement,

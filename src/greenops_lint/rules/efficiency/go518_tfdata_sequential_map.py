@@ -7,7 +7,7 @@ from typing import Optional
 
 import libcst as cst
 
-from greenops_lint.analysis.calls import get_arg, has_star_kwargs
+from greenops_lint.analysis.calls import get_arg, has_star_kwargs, literal_value
 from greenops_lint.analysis.names import Imported
 from greenops_lint.analysis.rewrite import with_keyword
 from greenops_lint.analysis.tfdata import TFDataPipelines, TracksTFData
@@ -18,9 +18,11 @@ from greenops_lint.savings import SOURCE_DERIVED
 from greenops_lint.walker import children
 
 # -- estimate (`## Estimate`): a parallel map runs up to one element per core at a time. The input stage gains
-# up to the cores it gets (8 assumed, a typical share of a GPU host's cores per GPU); the training step gains
-# only while input is its bottleneck, so 1x is the low end. (The tf.data guide's own timings are simulated
-# with sleeps, so they are not used as a figure.)
+# up to the cores it gets (8 assumed, a typical share of a GPU host's cores per GPU), assuming linear scaling
+# (the best case); the training step gains only while input is its bottleneck, so 1x is the low end. (The
+# tf.data guide's own timings are simulated with sleeps, so they are not used as a figure.) An interleave runs
+# at most `cycle_length` inputs at once. A map through tf.py_function/tf.numpy_function gains ~1x: these hold
+# the GIL, which "will preclude efficient parallelization" (TensorFlow's tf.numpy_function docs).
 ASSUMED_CORES = 8
 # The position of num_parallel_calls: Dataset.map(map_func, num_parallel_calls, ...),
 # Dataset.interleave(map_func, cycle_length, block_length, num_parallel_calls, ...).
@@ -28,6 +30,8 @@ _POSITION = {"map": 1, "interleave": 3}
 # Ops that make a map function stateful, which keeps tf.data's default `map_parallelization` rewrite from
 # running the map in parallel itself: random ops (not the `stateless_` ones), Python functions, tf.print.
 _STATEFUL_OP = re.compile(r"\.random\.(?!stateless)|\.random_|py_func|numpy_function|^tensorflow\.print$")
+# Python functions: they hold the GIL, so a parallel map of them runs about one element at a time anyway.
+_PYTHON_OP = re.compile(r"py_func|numpy_function")
 # Calls that run while the function is traced (or are builtins): no op in the graph.
 _TRACE_TIME = ("builtins.", "numpy.", "math.")
 _MAX_DEPTH = 6
@@ -80,21 +84,28 @@ class TFDataSequentialMap(TracksTFData, Rule):
 
     ## Estimate
     Time factor of the input pipeline: 1x (the step is GPU-bound) up to the
-    cores the map can use (8 assumed); the step time gains while input is
-    the bottleneck.
+    cores the map can use (8 assumed), assuming it scales linearly with
+    them (the best case); the step time gains while input is the
+    bottleneck. An `.interleave` with a literal `cycle_length` gains at most
+    that many times. A map whose function calls `tf.py_function` or
+    `tf.numpy_function` gains ~1x: these hold the Python GIL, which
+    TensorFlow's docs say "will preclude efficient parallelization".
 
     ## When it is material
-    When the map stays sequential. A `.map` whose function calls code the
-    module does not show (an imported helper, a callable object) is
-    reported at severity info (hidden unless `--show-info`): if that code
-    is stateless, tf.data already runs the map in parallel.
+    When the map stays sequential and can gain from parallel calls. Reported
+    at severity info (hidden unless `--show-info`): a `.map` whose function
+    calls code the module does not show (an imported helper, a callable
+    object; if that code is stateless, tf.data already runs the map in
+    parallel), a map through `tf.py_function`/`tf.numpy_function` (~1x),
+    and an interleave with `cycle_length=1`.
     """
 
     code = "GO518"
     name = "tfdata-sequential-map"
     family = "efficiency"
     estimate_sources = {
-        SOURCE_DERIVED: "any hardware: one element per core, up to 8 cores assumed for input",
+        SOURCE_DERIVED: "any hardware: one element per core, up to 8 cores assumed for input, scaling linearly "
+        "(the best case); ~1x for Python functions, which hold the GIL",
     }
     fixable = True
     fix_safety = "safe"
@@ -202,29 +213,56 @@ class TFDataSequentialMap(TracksTFData, Rule):
             "stateful": " (its random or Python ops keep tf.data from parallelizing it itself)"
             if func.attr.value == "map"
             else "",
+            "python": " (its tf.py_function/tf.numpy_function holds the GIL, so it gains little in parallel)",
             "unknown": " (tf.data parallelizes a map of stateless ops itself; this function calls code the module "
             "does not show)",
         }[state]
+        estimate = self._estimate(node, state)
         self.report(
             node,
             f".{func.attr.value}() runs {function} on one element at a time in a pipeline that reads or decodes files"
             f"{why}; pass num_parallel_calls=tf.data.AUTOTUNE (the element order is kept)",
-            SavingsEstimate(
-                metric="time_factor",
-                low=1.0,
-                high=float(ASSUMED_CORES),
-                unit="x input pipeline",
-                basis="tf.data performance guide: parallelize the map with num_parallel_calls; a parallel map runs one "
-                f"element per core, up to the {ASSUMED_CORES} cores assumed for input; 1x when the step is GPU-bound",
-                hardware=self.ctx.hardware.key,
-                assumptions=(
-                    f"{ASSUMED_CORES} CPU cores for the input pipeline",
-                    "the map function dominates the input cost",
-                ),
-                source=SOURCE_DERIVED,
-            ),
+            estimate,
             fix=self._fix(node),
-            severity="info" if state == "unknown" else None,
+            severity="info" if state == "unknown" or estimate.high <= 1.0 else None,
+        )
+
+    def _estimate(self, node: cst.Call, state: str) -> SavingsEstimate:
+        """Up to one element per core (linear scaling, the best case); an interleave's literal cycle_length
+        caps it; a Python function holding the GIL gains ~1x."""
+        func = node.func
+        assert isinstance(func, cst.Attribute)
+        high = float(ASSUMED_CORES)
+        basis = (
+            "tf.data performance guide: parallelize the map with num_parallel_calls; a parallel map runs one "
+            f"element per core, up to the {ASSUMED_CORES} cores assumed for input, scaling linearly (the best case); "
+            "1x when the step is GPU-bound"
+        )
+        assumptions = [
+            f"{ASSUMED_CORES} CPU cores for the input pipeline, and linear scaling with them (the best case)",
+            "the mapped function dominates the input cost",
+        ]
+        cycle = get_arg(node, "cycle_length", 1) if func.attr.value == "interleave" else None
+        cycle_length = literal_value(cycle.value) if cycle is not None else None
+        if type(cycle_length) is int and cycle_length > 0 and cycle_length < high:
+            high = float(cycle_length)
+            basis += f"; the interleave runs at most cycle_length={cycle_length} inputs at once"
+        if state == "python":
+            high = 1.0
+            basis = (
+                "tf.py_function/tf.numpy_function hold the Python GIL, which 'will preclude efficient parallelization' "
+                "(TensorFlow's tf.numpy_function docs): num_parallel_calls gains ~1x for this map"
+            )
+            assumptions = ["the Python function dominates the map's cost"]
+        return SavingsEstimate(
+            metric="time_factor",
+            low=1.0,
+            high=high,
+            unit="x input pipeline",
+            basis=basis,
+            hardware=self.ctx.hardware.key,
+            assumptions=tuple(assumptions),
+            source=SOURCE_DERIVED,
         )
 
     # -- is the mapped function stateful? ---------------------------------------------------
@@ -234,6 +272,8 @@ class TFDataSequentialMap(TracksTFData, Rule):
         qualified = self.ctx.qualified_name(target) if isinstance(target, (cst.Name, cst.Attribute)) else None
         if qualified is not None:
             if qualified.startswith("tensorflow."):
+                if _PYTHON_OP.search(qualified):
+                    return "python"
                 return "stateful" if _STATEFUL_OP.search(qualified) else "stateless"
             return "unknown"
         nodes = [target] if isinstance(target, cst.Lambda) else self._functions(target)
@@ -257,7 +297,8 @@ class TFDataSequentialMap(TracksTFData, Rule):
         return list(self._defs.get(target.value, ()))
 
     def _state(self, nodes: list[cst.CSTNode], depth: int, seen: set[int]) -> str:
-        unknown = False
+        """'python' (a Python function: it holds the GIL), 'stateful', 'unknown' or 'stateless'."""
+        unknown = stateful = False
         for root in nodes:
             if id(root) in seen:
                 continue
@@ -271,18 +312,20 @@ class TFDataSequentialMap(TracksTFData, Rule):
                 qualified = self.ctx.call_name(current)
                 if qualified is not None:
                     if qualified.startswith("tensorflow."):
-                        if _STATEFUL_OP.search(qualified):
-                            return "stateful"
+                        if _PYTHON_OP.search(qualified):
+                            return "python"
+                        stateful = stateful or bool(_STATEFUL_OP.search(qualified))
                     elif not qualified.startswith(_TRACE_TIME):
                         unknown = True  # an imported function: not shown here
                 elif type(current.func) is cst.Name:
                     called = self._functions(current.func)
                     state = self._state(called, depth + 1, seen) if called and depth < _MAX_DEPTH else "unknown"
-                    if state == "stateful":
+                    if state == "python":
                         return state
+                    stateful = stateful or state == "stateful"
                     unknown = unknown or state == "unknown"
                 # a method call (`image.set_shape(...)`): a tensor's, assumed stateless
-        return "unknown" if unknown else "stateless"
+        return "stateful" if stateful else "unknown" if unknown else "stateless"
 
     def _fix(self, node: cst.Call) -> Optional[Fix]:
         alias = self._tf_alias()
