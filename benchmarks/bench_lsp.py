@@ -7,7 +7,11 @@ line, so the cache cannot answer), each timed until the publishDiagnostics of
 its version arrives; then shutdown and exit. The time includes the server's
 debounce (`--debounce`, default the server's 0.15 s).
 
-    python benchmarks/bench_lsp.py [--lines 1000] [--repeats 10] [--debounce S]
+With `--cells N` the same source is opened as a Jupyter notebook of N cells
+(split at top-level definitions; LSP notebook documents) and each edit is a
+notebook didChange of one cell, timed until that cell's diagnostics arrive.
+
+    python benchmarks/bench_lsp.py [--lines 1000] [--repeats 10] [--debounce S] [--cells N]
 """
 
 from __future__ import annotations
@@ -79,6 +83,52 @@ def make_source(lines: int) -> str:
     return "\n".join(text.split("\n")[:lines]) + "\n"
 
 
+def split_cells(text: str, cells: int) -> list[str]:
+    """`text` in about `cells` pieces, each cut before a top-level `class` or `def`."""
+    lines = text.split("\n")
+    size = max(1, len(lines) // cells)
+    pieces, start = [], 0
+    for index, line in enumerate(lines):
+        if index - start >= size and line.startswith(("class ", "def ")) and len(pieces) < cells - 1:
+            pieces.append("\n".join(lines[start:index]))
+            start = index
+    pieces.append("\n".join(lines[start:]))
+    return pieces
+
+
+def bench_notebook(project: Path, text: str, cells: int, repeats: int, options: dict) -> None:
+    notebook = project / "train.ipynb"
+    uri = notebook.resolve().as_uri()
+    pieces = split_cells(text, cells)
+    cell_uris = [f"vscode-notebook-cell:{notebook.resolve().as_posix()}#C{n}" for n in range(len(pieces))]
+    target = next(n for n, piece in enumerate(pieces) if "epochs=3" in piece)
+    started = time.perf_counter()
+    client = LspClient(project, options)
+    try:
+        client.open_notebook(uri, [(cell, "code", piece) for cell, piece in zip(cell_uris, pieces)])
+        diagnostics = [client.diagnostics(cell, 1, timeout=60) for cell in cell_uris]
+        first = time.perf_counter() - started
+        times = []
+        for version in range(2, repeats + 2):
+            edited = pieces[target].replace("epochs=3", f"epochs={version}", 1)
+            t0 = time.perf_counter()
+            client.change_notebook_cell(uri, version, cell_uris[target], version, edited)
+            fresh = client.diagnostics(cell_uris[target], version, timeout=60)
+            times.append(time.perf_counter() - t0)
+            assert len(fresh) == len(diagnostics[target]), (len(fresh), len(diagnostics[target]))
+        code = client.shutdown()
+    finally:
+        client.kill()
+    print(
+        f"notebook of {len(pieces)} cells, {text.count(chr(10))} lines, {sum(map(len, diagnostics))} diagnostics; "
+        f"start + initialize + first diagnostics (all cells) {first:.2f} s"
+    )
+    print(
+        f"cell didChange -> the cell's fresh diagnostics over {len(times)} edits: median "
+        f"{statistics.median(times) * 1000:.0f} ms, max {max(times) * 1000:.0f} ms; server exit code {code}"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--lines", type=int, default=1000)
@@ -86,15 +136,19 @@ def main() -> None:
     parser.add_argument(
         "--debounce", type=float, default=None, help="the server's debounce in seconds (default: its own)"
     )
+    parser.add_argument("--cells", type=int, default=0, help="open the source as a notebook of about N cells")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         project = Path(tmp)
         (project / "pyproject.toml").write_text("[tool.greenops-lint]\n", encoding="utf-8")
         path = project / "train.py"
         text = make_source(args.lines)
+        options = {} if args.debounce is None else {"debounce": args.debounce}
+        if args.cells:
+            bench_notebook(project, text, args.cells, args.repeats, options)
+            return
         path.write_text(text, encoding="utf-8")
         uri = path.resolve().as_uri()
-        options = {} if args.debounce is None else {"debounce": args.debounce}
         started = time.perf_counter()
         client = LspClient(project, options)
         try:

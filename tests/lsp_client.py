@@ -40,7 +40,10 @@ class LspClient:
             {
                 "processId": os.getpid(),
                 "rootUri": Path(cwd).resolve().as_uri(),
-                "capabilities": {"textDocument": {"publishDiagnostics": {"versionSupport": True}}},
+                "capabilities": {
+                    "textDocument": {"publishDiagnostics": {"versionSupport": True}},
+                    "notebookDocument": {"synchronization": {}},
+                },
                 "initializationOptions": initialization_options or {},
             },
         )["capabilities"]
@@ -131,6 +134,74 @@ class LspClient:
 
     def close_document(self, uri: str) -> None:
         self.notify("textDocument/didClose", {"textDocument": {"uri": uri}})
+
+    # -- notebooks (LSP 3.17 notebook documents, as VS Code sends them) ----------------------
+    def open_notebook(self, uri: str, cells: list[tuple[str, str, str]], version: int = 1) -> None:
+        """`cells`: (cell URI, kind "code" or "markdown", text), in order."""
+        self.notify(
+            "notebookDocument/didOpen",
+            {
+                "notebookDocument": {
+                    "uri": uri,
+                    "notebookType": "jupyter-notebook",
+                    "version": version,
+                    "cells": [{"kind": 2 if kind == "code" else 1, "document": cell} for cell, kind, _ in cells],
+                },
+                "cellTextDocuments": [
+                    {"uri": cell, "languageId": "python" if kind == "code" else "markdown", "version": 1, "text": text}
+                    for cell, kind, text in cells
+                ],
+            },
+        )
+
+    def change_notebook_cell(self, uri: str, version: int, cell: str, cell_version: int, text: str) -> None:
+        """Replace one cell's whole text."""
+        self.notify(
+            "notebookDocument/didChange",
+            {
+                "notebookDocument": {"uri": uri, "version": version},
+                "change": {
+                    "cells": {
+                        "textContent": [
+                            {"document": {"uri": cell, "version": cell_version}, "changes": [{"text": text}]}
+                        ]
+                    }
+                },
+            },
+        )
+
+    def change_notebook_structure(
+        self, uri: str, version: int, start: int, delete: int, opened: list[tuple[str, str]], closed: list[str]
+    ) -> None:
+        """Replace `delete` cells at `start` with the Python cells `opened`, (cell URI, text)."""
+        self.notify(
+            "notebookDocument/didChange",
+            {
+                "notebookDocument": {"uri": uri, "version": version},
+                "change": {
+                    "cells": {
+                        "structure": {
+                            "array": {
+                                "start": start,
+                                "deleteCount": delete,
+                                "cells": [{"kind": 2, "document": cell} for cell, _ in opened],
+                            },
+                            "didOpen": [
+                                {"uri": cell, "languageId": "python", "version": 1, "text": text}
+                                for cell, text in opened
+                            ],
+                            "didClose": [{"uri": cell} for cell in closed],
+                        }
+                    }
+                },
+            },
+        )
+
+    def close_notebook(self, uri: str, cells: list[str]) -> None:
+        self.notify(
+            "notebookDocument/didClose",
+            {"notebookDocument": {"uri": uri}, "cellTextDocuments": [{"uri": cell} for cell in cells]},
+        )
 
     def shutdown(self, timeout: float = 10) -> int:
         self.request("shutdown", None)

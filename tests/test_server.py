@@ -202,3 +202,148 @@ def test_line_edit_and_encoding():
         "iso-8859-1",
     )
     assert encode_text("x = 'é'\n")[1] == "utf-8"
+
+
+# -- notebooks (LSP 3.17 notebook documents) -------------------------------------------------
+def _cell(notebook: Path, fragment: str) -> str:
+    """A cell URI as VS Code makes them (not a file; `#` and an escaped fragment)."""
+    return f"vscode-notebook-cell:{notebook.as_posix()}#{fragment}%3D%3D"
+
+
+def test_notebook_finding_lands_on_its_cell_and_a_cell_change_clears_it(project, client):
+    sync = client.capabilities["notebookDocumentSync"]["notebookSelector"]
+    assert sync == [{"notebook": "jupyter-notebook", "cells": [{"language": "python"}]}]
+    notebook = project / "explore.ipynb"
+    uri = notebook.as_uri()
+    first, second = _cell(notebook, "W0sZmlsZQ"), _cell(notebook, "W1sZmlsZQ")
+    # The import is in cell 1, the call in cell 2, on the cell's second line:
+    # linted alone, cell 2 has no finding; at a line of the joined cells, line 3.
+    client.open_notebook(uri, [(first, "code", "import torch"), (second, "code", "x = 1\n" + BAD.split("\n")[1])])
+    assert client.diagnostics(first, 1) == []
+    (diagnostic,) = client.diagnostics(second, 1)
+    assert diagnostic["code"] == "GO401"
+    assert diagnostic["range"] == {"start": {"line": 1, "character": 0}, "end": {"line": 1, "character": 38}}
+
+    cell_text = "x = 1\ntorch.set_default_dtype(torch.float64)"
+    actions = client.request(
+        "textDocument/codeAction",
+        {"textDocument": {"uri": second}, "range": diagnostic["range"], "context": {"diagnostics": [diagnostic]}},
+    )
+    fix = next(a for a in actions if "float32" in a["title"])
+    assert [c["textDocument"] for c in fix["edit"]["documentChanges"]] == [{"uri": second, "version": 1}]
+    assert _apply(cell_text, fix["edit"]) == "x = 1\ntorch.set_default_dtype(torch.float32)"
+    noqa = next(a for a in actions if "noqa" in a["title"])
+    assert _apply(cell_text, noqa["edit"]) == cell_text + "  # noqa: GO401"
+    hover = client.request(
+        "textDocument/hover", {"textDocument": {"uri": second}, "position": {"line": 1, "character": 3}}
+    )
+    assert "GO401" in hover["contents"]["value"]
+    assert (
+        client.request("textDocument/hover", {"textDocument": {"uri": first}, "position": {"line": 0, "character": 3}})
+        is None
+    )
+
+    client.change_notebook_cell(uri, 2, second, 2, _apply(cell_text, fix["edit"]))
+    assert client.diagnostics(second, 2) == []
+    client.close_notebook(uri, [first, second])
+    assert client.diagnostics(second) == []
+    assert client.shutdown() == 0
+
+
+def test_notebook_cells_markdown_magics_and_structure_changes(project, client):
+    notebook = project / "nb.ipynb"
+    uri = notebook.as_uri()
+    imports, notes, loop = _cell(notebook, "A"), _cell(notebook, "B"), _cell(notebook, "C")
+    client.open_notebook(
+        uri,
+        [
+            (imports, "code", "!pip install numpy\n%matplotlib inline\nimport numpy as np\n"),
+            (notes, "markdown", "# The loop\nloads `w.npy` each batch"),
+            (loop, "code", LOOP.split("\n", 1)[1]),
+        ],
+    )
+    assert client.diagnostics(imports, 1) == []  # the magics are not syntax errors
+    (diagnostic,) = client.diagnostics(loop, 1)
+    assert diagnostic["code"] == "GO101" and diagnostic["range"]["start"] == {"line": 2, "character": 18}
+
+    # A cell inserted above moves nothing within the loop's cell.
+    inserted = _cell(notebook, "D")
+    client.change_notebook_structure(uri, 2, 0, 0, [(inserted, "seed = 0")], [])
+    assert client.diagnostics(inserted, 1) == []
+    assert [d["range"]["start"] for d in client.diagnostics(loop, 1)] == [{"line": 2, "character": 18}]
+
+    assert client.diagnostics(imports, 1) == []
+
+    # Cells [seed, imports, notes, loop]: removing the loop's cell clears its diagnostics.
+    client.change_notebook_structure(uri, 3, 3, 1, [], [loop])
+    assert client.diagnostics(loop) == []
+    assert client.diagnostics(imports, 1) == []
+    assert client.shutdown() == 0
+
+
+def test_notebook_fix_all_edits_the_cells_it_changes(project, client):
+    notebook = project / "train.ipynb"
+    uri = notebook.as_uri()
+    setup, step = _cell(notebook, "S"), _cell(notebook, "T")
+    step_text = "for epoch in range(3):\n    opt.zero_grad(set_to_none=False)\n    opt.step()\n"
+    client.open_notebook(
+        uri,
+        [
+            (setup, "code", "import torch\nmodel = torch.nn.Linear(2, 2)\nopt = torch.optim.SGD(model.parameters())"),
+            (step, "code", step_text),
+        ],
+    )
+    client.diagnostics(step, 1)
+    actions = client.request(
+        "textDocument/codeAction",
+        {
+            "textDocument": {"uri": step},
+            "range": {"start": {"line": 0, "character": 0}, "end": {"line": 0, "character": 0}},
+            "context": {"diagnostics": [], "only": ["source.fixAll"]},
+        },
+    )
+    (fix_all,) = actions
+    assert fix_all["kind"] == "source.fixAll.greenops-lint"
+    assert [c["textDocument"]["uri"] for c in fix_all["edit"]["documentChanges"]] == [step]
+    assert _apply(step_text, fix_all["edit"]) == step_text.replace("zero_grad(set_to_none=False)", "zero_grad()")
+    assert client.shutdown() == 0
+
+
+def test_notebook_helpers_lint_cells_as_check_lints_the_file(project):
+    from greenops_lint.editor import notebook_fix_for, notebook_json
+    from greenops_lint.engine import Linter
+
+    projects = Projects(use_cache=False)
+    path = str(project / "nb.ipynb")
+    proj = projects.for_path(path)
+    cells = ["import torch", None, "x = 1\ntorch.set_default_dtype(\n    torch.float64\n)\n"]
+    text = notebook_json(cells)
+    (project / "nb.ipynb").write_text(text, encoding="utf-8")
+    on_disk = Linter(proj.config, proj.rules).lint_path(path).findings
+    analysis = with_fixes(proj, lint_text(proj, path, text))
+    (finding,) = analysis.findings
+    assert (
+        [(f.code, f.cell, f.line, f.column) for f in on_disk]
+        == [("GO401", 3, 2, 1)]
+        == [(finding.code, finding.cell, finding.line, finding.column)]
+    )
+    fixed = notebook_fix_for(analysis, finding)
+    assert fixed.sources == {3: cells[2].replace("float64", "float32")} and not fixed.safe
+
+
+def test_notebook_noqa_goes_on_the_cell_line_of_the_statement(project):
+    from greenops_lint.editor import notebook_json, notebook_noqa_for
+
+    projects = Projects(use_cache=False)
+    path = str(project / "nb.ipynb")
+    proj = projects.for_path(path)
+    # The finding's own line ends inside a string: the comment goes on the
+    # statement's first line, which is line 3 of the cell (line 4 of the joined cells).
+    loop = 'for epoch in range(10):\n    for batch in range(100):\n        weights = [\n            np.load("""w\n.npy"""),\n        ]\n'
+    cells = ["import numpy as np", None, loop]
+    analysis = lint_text(proj, path, notebook_json(cells))
+    (finding,) = analysis.findings
+    assert (finding.code, finding.cell, finding.line) == ("GO101", 3, 4)
+    suppressed = notebook_noqa_for(analysis, loop, finding)
+    assert suppressed == loop.replace("weights = [\n", "weights = [  # noqa: GO101\n")
+    assert lint_text(proj, path, notebook_json([cells[0], None, suppressed])).findings == []

@@ -9,17 +9,18 @@ from __future__ import annotations
 
 import inspect
 import io
+import json
 import os
 import tokenize
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Sequence
 
 import libcst as cst
 
 from greenops_lint.cache import CACHE_DIR_NAME, ResultCache, code_stamp, config_fingerprint
 from greenops_lint.config import Config, ConfigError, disabled_plugins, find_config_file, load_config
-from greenops_lint.engine import INTERNAL_ERROR, Linter
+from greenops_lint.engine import INTERNAL_ERROR, Linter, finding_in_cell
 from greenops_lint.exclusion import exclude_spec, is_excluded
 from greenops_lint.finding import Finding, Fix
 from greenops_lint.noqa import add_noqa_comments
@@ -27,6 +28,7 @@ from greenops_lint.plugins import RuleRegistry, load_rules
 from greenops_lint.report.sarif import HELP_URI
 from greenops_lint.rule import Rule
 from greenops_lint.selection import enabled_rules
+from greenops_lint.source import SourceError, decode
 
 META = ("GO001", "GO002", "GO003")
 
@@ -146,7 +148,8 @@ def lint_text(project: Project, path: str, text: str, want_fixes: bool = False) 
         analysis.excluded = True
         analysis.fixes = []
         return analysis
-    raw, _ = encode_text(text)
+    # A notebook's text is its JSON (see notebook_json), always UTF-8.
+    raw = text.encode("utf-8", "surrogatepass") if path.endswith(".ipynb") else encode_text(text)[0]
     cache = project.cache
     key = cache.key(path, raw) if cache is not None else None
     if not want_fixes and cache is not None:
@@ -226,6 +229,90 @@ def noqa_for(text: str, finding: Finding) -> Optional[str]:
     return None
 
 
+# -- notebooks: an editor's cells, linted as the .ipynb file they make -------------------
+def notebook_json(cells: Sequence[Optional[str]]) -> str:
+    """The JSON of a notebook (nbformat 4) holding `cells` in order: a code
+    cell's text, or None for a cell that is not Python code (markdown, raw).
+    `lint_text` on it with a `.ipynb` path lints the cells as `check` lints the
+    file: joined, IPython syntax handled, findings at cell and line."""
+    return json.dumps(
+        {
+            "cells": [
+                {"cell_type": "code", "execution_count": None, "metadata": {}, "outputs": [], "source": text}
+                if text is not None
+                else {"cell_type": "markdown", "metadata": {}, "source": ""}
+                for text in cells
+            ],
+            "metadata": {},
+            "nbformat": 4,
+            "nbformat_minor": 5,
+        }
+    )
+
+
+def _cell_sources(notebook_text: str) -> list[str]:
+    return [cell.get("source", "") for cell in json.loads(notebook_text)["cells"]]
+
+
+@dataclass(frozen=True)
+class CellsFix:
+    title: str
+    safe: bool
+    sources: dict[int, str]  # the new text of each cell it changes (1-based, as findings count cells)
+
+
+def notebook_fix_for(analysis: Analysis, finding: Finding) -> Optional[CellsFix]:
+    """`finding`'s fix (a finding of a notebook analysis, at its cell) as the
+    cells it changes (needs `with_fixes` first)."""
+    from greenops_lint.fixes import apply_fixes, notebook_cell_sources
+
+    if analysis.module is None or not analysis.fixes:
+        return None
+    try:
+        source = decode(analysis.path, analysis.text.encode("utf-8", "surrogatepass"))
+    except SourceError:
+        return None
+    for candidate, fix in analysis.fixes:  # at lines of the virtual module
+        placed = finding_in_cell(candidate, source)
+        if placed.cell == finding.cell and same_finding(placed, finding):
+            try:
+                new_text = apply_fixes(analysis.module, [fix])
+                cst.parse_module(new_text)
+                sources = notebook_cell_sources(source, new_text)
+            except Exception:  # noqa: BLE001 - a broken fix (or one that edits a magic) is not offered
+                return None
+            return CellsFix(fix.title, fix.safe, sources) if sources else None
+    return None
+
+
+def notebook_fix_all(project: Project, path: str, notebook_text: str, unsafe: bool = False) -> Optional[dict[int, str]]:
+    """The cells every (safe) fix changes, as `check --fix` would write them
+    into the notebook: {cell number: new text}; None when nothing changes."""
+    from greenops_lint.fixes import fix_source
+
+    if project.excluded(path):
+        return None
+    outcome = fix_source(project.linter, path, notebook_text.encode("utf-8", "surrogatepass"), unsafe)
+    if not outcome.changed or outcome.error:
+        return None
+    before, after = _cell_sources(notebook_text), _cell_sources(outcome.fixed.decode("utf-8"))
+    changed = {number: new for number, (old, new) in enumerate(zip(before, after), start=1) if old != new}
+    return changed or None
+
+
+def notebook_noqa_for(analysis: Analysis, cell_text: str, finding: Finding) -> Optional[str]:
+    """The cell's text with `# noqa: CODE` on the line that suppresses
+    `finding` (a finding of a notebook analysis, in this cell)."""
+    try:
+        source = decode(analysis.path, analysis.text.encode("utf-8", "surrogatepass"))
+    except SourceError:
+        return None
+    # `finding.noqa_lines` count lines of the virtual module: keep those in this cell, as cell lines.
+    positions = [source.cell_position(line) for line in finding.noqa_lines]
+    lines = tuple(line for cell, line in positions if cell == finding.cell)
+    return noqa_for(cell_text, replace(finding, noqa_lines=lines))
+
+
 def hover_markdown(finding: Finding, rule: Optional[type[Rule]]) -> str:
     parts = [f"**{finding.code}** `{finding.name}`: {finding.message}"]
     estimate = finding.estimate
@@ -272,6 +359,7 @@ def path_of_uri(uri: str) -> Optional[str]:
 
 __all__ = [
     "Analysis",
+    "CellsFix",
     "ConfigError",
     "META",
     "Project",
@@ -284,6 +372,10 @@ __all__ = [
     "line_edit",
     "lint_text",
     "noqa_for",
+    "notebook_fix_all",
+    "notebook_fix_for",
+    "notebook_json",
+    "notebook_noqa_for",
     "path_of_uri",
     "same_finding",
     "with_fixes",

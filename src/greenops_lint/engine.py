@@ -130,8 +130,8 @@ class Linter:
             return self._meta_result(path, DECODE_ERROR, exc.message, exc.line, exc.column)
         result = self._lint_source(path, source)
         if source.cells is not None:
-            result.findings = [_in_cell(f, source) for f in result.findings]
-            result.suppressed = [_in_cell(f, source) for f in result.suppressed]
+            result.findings = [finding_in_cell(f, source) for f in result.findings]
+            result.suppressed = [finding_in_cell(f, source) for f in result.suppressed]
             result.findings.sort(key=Finding.sort_key)
         return result
 
@@ -416,7 +416,9 @@ def _too_complex(text: str) -> Optional[str]:
     return None
 
 
-def _in_cell(finding: Finding, source: SourceFile) -> Finding:
+def finding_in_cell(finding: Finding, source: SourceFile) -> Finding:
+    """`finding` (at a line of the notebook's virtual module) at its cell and
+    the line and column within that cell."""
     cell, line = source.cell_position(finding.line)
     end_cell, end_line = source.cell_position(finding.end_line)
     if cell is None:

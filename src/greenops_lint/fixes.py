@@ -191,11 +191,18 @@ def _encode(source: SourceFile, text: str) -> bytes:
 
 
 def _rebuild_notebook(source: SourceFile, text: str) -> bytes:
-    """Put the fixed code back into its cells, mapping lines by content, not
-    by index: a fix that moves a statement (a GO101 hoist) shifts the lines
-    after it, and a magic's placeholder must land on the magic, not on the
-    code that now sits in its old slot. Only the `source` of the cells that
-    changed is rewritten (see nbjson); magics and shell lines keep their text."""
+    """The notebook's bytes with the fixed code put back into its cells. Only
+    the `source` of the cells that changed is rewritten (see nbjson)."""
+    return replace_sources(source.raw, notebook_cell_sources(source, text))
+
+
+def notebook_cell_sources(source: SourceFile, text: str) -> dict[int, str]:
+    """The new source of each cell (1-based number) that `text`, the fixed
+    virtual module of the notebook `source`, changes. Lines are mapped by
+    content, not by index: a fix that moves a statement (a GO101 hoist) shifts
+    the lines after it, and a magic's placeholder must land on the magic, not
+    on the code that now sits in its old slot; magics and shell lines keep
+    their text (a ValueError when a fix would change one)."""
     notebook = json.loads(source.raw.decode("utf-8-sig"))
     old_lines = physical_lines(source.text)
     new_lines = physical_lines(text)
@@ -254,7 +261,7 @@ def _rebuild_notebook(source: SourceFile, text: str) -> bytes:
         joined = newline.join(lines) + ending
         if joined != original:
             new_sources[cell] = joined
-    return replace_sources(source.raw, new_sources)
+    return new_sources
 
 
 def fix_paths(

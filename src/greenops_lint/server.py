@@ -8,6 +8,7 @@
   labelled "unsafe"), `# noqa: CODE` for the line, and `source.fixAll` (the safe
   fixes, as `check --fix` applies them).
 - Hover: the finding, its estimate and assumptions, and a link to the rule page.
+- Jupyter notebooks (LSP notebook documents): see `server_notebooks`.
 - Configuration: the file's project (`[tool.greenops-lint]` in the nearest
   `pyproject.toml`), reread when it changes; excluded files get no diagnostics.
   Results go through the same cache as `check`.
@@ -29,6 +30,7 @@ from pygls.lsp.server import LanguageServer
 from greenops_lint import __version__
 from greenops_lint.config import ConfigError
 from greenops_lint.editor import (
+    META,
     Analysis,
     Projects,
     fix_all,
@@ -65,18 +67,24 @@ class _Document:
 
 class GreenOpsServer(LanguageServer):
     def __init__(self) -> None:
-        super().__init__("greenops-lint", __version__, max_workers=2)
+        from greenops_lint.server_notebooks import NOTEBOOK_SYNC, Notebooks
+
+        super().__init__("greenops-lint", __version__, max_workers=2, notebook_document_sync=NOTEBOOK_SYNC)
         self.projects = Projects()
         self.documents: dict[str, _Document] = {}
+        self.notebooks = Notebooks(self)
         self.debounce = DEBOUNCE_S
         self.unsafe_fixes = True
 
     # -- linting ------------------------------------------------------------------
-    def _path(self, uri: str) -> str:
+    def path_of(self, uri: str) -> str:
         return path_of_uri(uri) or uri.rsplit("/", 1)[-1] or "untitled.py"
 
-    def analyse(self, uri: str, text: str, want_fixes: bool = False) -> tuple[Optional[Analysis], Optional[str]]:
-        path = self._path(uri)
+    def analyse(
+        self, uri: str, text: str, want_fixes: bool = False, path: Optional[str] = None
+    ) -> tuple[Optional[Analysis], Optional[str]]:
+        """Lint `text` as the document `uri` (read as `path` when given)."""
+        path = path or self.path_of(uri)
         try:
             project = self.projects.for_path(path_of_uri(uri))
         except ConfigError as exc:
@@ -125,7 +133,7 @@ class GreenOpsServer(LanguageServer):
         if analysis is None or analysis.excluded:
             return []
         lines = text.splitlines()
-        return [self._diagnostic(f, lines) for f in analysis.findings]
+        return [self.diagnostic(f, lines) for f in analysis.findings]
 
     def _position(self, lines: list[str], line: int, column: int) -> types.Position:
         """1-based line and code-point column -> the client's position units."""
@@ -141,7 +149,7 @@ class GreenOpsServer(LanguageServer):
             self._position(lines, finding.end_line, finding.end_column),
         )
 
-    def _diagnostic(self, finding: Finding, lines: list[str]) -> types.Diagnostic:
+    def diagnostic(self, finding: Finding, lines: list[str]) -> types.Diagnostic:
         message = finding.message + (f" ({finding.estimate.headline()})" if finding.estimate else "")
         return types.Diagnostic(
             range=self._range(finding, lines),
@@ -160,7 +168,8 @@ class GreenOpsServer(LanguageServer):
             },
         )
 
-    def _edit(self, uri: str, version: Optional[int], old: str, new: str) -> types.WorkspaceEdit:
+    def text_document_edit(self, uri: str, version: Optional[int], old: str, new: str) -> types.TextDocumentEdit:
+        """The edit turning the document's text `old` into `new` (the lines that differ)."""
         start, end, replacement = line_edit(old, new)
         lines = old.splitlines(keepends=True)
         if end >= len(lines) and lines and not lines[-1].endswith(("\n", "\r")):
@@ -169,17 +178,21 @@ class GreenOpsServer(LanguageServer):
         else:
             end_position = types.Position(end, 0)
         edit = types.TextEdit(range=types.Range(types.Position(start, 0), end_position), new_text=replacement)
-        document = types.TextDocumentEdit(
+        return types.TextDocumentEdit(
             text_document=types.OptionalVersionedTextDocumentIdentifier(uri=uri, version=version), edits=[edit]
         )
-        return types.WorkspaceEdit(document_changes=[document])
+
+    def _edit(self, uri: str, version: Optional[int], old: str, new: str) -> types.WorkspaceEdit:
+        return types.WorkspaceEdit(document_changes=[self.text_document_edit(uri, version, old, new)])
 
     def code_actions(self, params: types.CodeActionParams) -> list[types.CodeAction]:
         uri = params.text_document.uri
+        notebook = self.notebooks.notebook_of(uri)
+        if notebook is not None:
+            return self.notebooks.code_actions(notebook, params)
         document = self.workspace.get_text_document(uri)
         text, version = document.source, document.version
         only = params.context.only
-        wanted = lambda kind: not only or any(kind == k or kind.startswith(k + ".") for k in only)  # noqa: E731
         actions: list[types.CodeAction] = []
         state = self.documents.get(uri)
         analysis = state.analysis if state is not None and state.analysed_version == version else None
@@ -187,42 +200,27 @@ class GreenOpsServer(LanguageServer):
             analysis, _ = self.analyse(uri, text, want_fixes=True)
         if analysis is None or analysis.excluded:
             return []
-        ours = [d for d in params.context.diagnostics if d.source == SOURCE and isinstance(d.data, dict)]
-        if wanted(types.CodeActionKind.QuickFix) and ours:
+        diagnostics = ours(params.context.diagnostics)
+        if wanted(only, types.CodeActionKind.QuickFix) and diagnostics:
             project = self.projects.for_path(path_of_uri(uri))
-            if any(d.data.get("fixable") or d.data.get("code") for d in ours) and analysis.fixes is None:
+            if analysis.fixes is None:
                 analysis = with_fixes(project, analysis)
                 if state is not None and state.analysed_version == version:
                     state.analysis = analysis
-            for diagnostic in ours:
-                finding = next((f for f in analysis.findings if _matches(f, diagnostic.data)), None)
-                if finding is None or finding.code in ("GO001", "GO002", "GO003"):
+            for diagnostic in diagnostics:
+                finding = next((f for f in analysis.findings if matches(f, diagnostic.data)), None)
+                if finding is None or finding.code in META:
                     continue
                 fixed = fix_for(analysis, finding)
                 if fixed is not None and (fixed.safe or self.unsafe_fixes):
-                    label = "" if fixed.safe else " (unsafe: may change numerics or behaviour)"
-                    actions.append(
-                        types.CodeAction(
-                            title=f"{finding.code}: {fixed.title}{label}",
-                            kind=types.CodeActionKind.QuickFix,
-                            diagnostics=[diagnostic],
-                            is_preferred=fixed.safe,
-                            edit=self._edit(uri, version, text, fixed.text),
-                        )
-                    )
+                    edit = self._edit(uri, version, text, fixed.text)
+                    actions.append(fix_action(finding, fixed.title, fixed.safe, diagnostic, edit))
                 suppressed = noqa_for(text, finding)
                 if suppressed is not None:
-                    actions.append(
-                        types.CodeAction(
-                            title=f"{finding.code}: add `# noqa: {finding.code}` on this line",
-                            kind=types.CodeActionKind.QuickFix,
-                            diagnostics=[diagnostic],
-                            edit=self._edit(uri, version, text, suppressed),
-                        )
-                    )
-        if wanted(FIX_ALL) and (only or any(f.fixable for f in analysis.findings)):
+                    actions.append(noqa_action(finding, diagnostic, self._edit(uri, version, text, suppressed)))
+        if wanted(only, FIX_ALL) and (only or any(f.fixable for f in analysis.findings)):
             project = self.projects.for_path(path_of_uri(uri))
-            fixed_text = fix_all(project, self._path(uri), text)
+            fixed_text = fix_all(project, self.path_of(uri), text)
             if fixed_text is not None:
                 actions.append(
                     types.CodeAction(
@@ -235,14 +233,23 @@ class GreenOpsServer(LanguageServer):
 
     def hover(self, params: types.HoverParams) -> Optional[types.Hover]:
         uri = params.text_document.uri
+        notebook = self.notebooks.notebook_of(uri)
+        if notebook is not None:
+            return self.notebooks.hover(notebook, params)
         state = self.documents.get(uri)
         document = self.workspace.get_text_document(uri)
         if state is None or state.analysis is None or state.analysed_version != document.version:
             return None
-        lines = document.source.splitlines()
-        where = (params.position.line, params.position.character)
+        return self.hover_at(uri, state.analysis.findings, document.source.splitlines(), params.position)
+
+    def hover_at(
+        self, uri: str, findings: list[Finding], lines: list[str], position: types.Position
+    ) -> Optional[types.Hover]:
+        """The hover for the findings (of the document `uri`, whose text is
+        `lines`) whose range holds `position`."""
+        where = (position.line, position.character)
         found = []
-        for finding in state.analysis.findings:
+        for finding in findings:
             span = self._range(finding, lines)
             if (span.start.line, span.start.character) <= where <= (span.end.line, span.end.character):
                 found.append((finding, span))
@@ -259,7 +266,39 @@ def _help(code: str) -> str:
     return HELP_URI.format(code=code)
 
 
-def _matches(finding: Finding, data: dict) -> bool:
+def wanted(only: Optional[list[str]], kind: str) -> bool:
+    """Does a code action request restricted to `only` kinds ask for `kind`?"""
+    return not only or any(kind == k or kind.startswith(k + ".") for k in only)
+
+
+def ours(diagnostics: list[types.Diagnostic]) -> list[types.Diagnostic]:
+    return [d for d in diagnostics if d.source == SOURCE and isinstance(d.data, dict)]
+
+
+def fix_action(
+    finding: Finding, title: str, safe: bool, diagnostic: types.Diagnostic, edit: types.WorkspaceEdit
+) -> types.CodeAction:
+    label = "" if safe else " (unsafe: may change numerics or behaviour)"
+    return types.CodeAction(
+        title=f"{finding.code}: {title}{label}",
+        kind=types.CodeActionKind.QuickFix,
+        diagnostics=[diagnostic],
+        is_preferred=safe,
+        edit=edit,
+    )
+
+
+def noqa_action(finding: Finding, diagnostic: types.Diagnostic, edit: types.WorkspaceEdit) -> types.CodeAction:
+    return types.CodeAction(
+        title=f"{finding.code}: add `# noqa: {finding.code}` on this line",
+        kind=types.CodeActionKind.QuickFix,
+        diagnostics=[diagnostic],
+        edit=edit,
+    )
+
+
+def matches(finding: Finding, data: dict) -> bool:
+    """Is `finding` the one a diagnostic's `data` was made from?"""
     probe = Finding(
         "",
         data.get("line", 0),
@@ -275,7 +314,10 @@ def _matches(finding: Finding, data: dict) -> bool:
 
 
 def build_server() -> GreenOpsServer:
+    from greenops_lint import server_notebooks
+
     server = GreenOpsServer()
+    server_notebooks.register(server)
 
     @server.feature(types.INITIALIZE)
     def initialize(ls: GreenOpsServer, params: types.InitializeParams) -> None:
@@ -287,10 +329,14 @@ def build_server() -> GreenOpsServer:
 
     @server.feature(types.TEXT_DOCUMENT_DID_OPEN)
     async def did_open(ls: GreenOpsServer, params: types.DidOpenTextDocumentParams) -> None:
+        if ls.notebooks.notebook_of(params.text_document.uri) is not None:
+            return  # a cell, synced as part of its notebook as well: linted with its notebook
         ls.schedule(params.text_document.uri, params.text_document.version, 0.0)
 
     @server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
     async def did_change(ls: GreenOpsServer, params: types.DidChangeTextDocumentParams) -> None:
+        if params.text_document.uri not in ls.documents:
+            return  # not opened as a text document (a notebook's cell)
         ls.schedule(params.text_document.uri, params.text_document.version, ls.debounce)
 
     @server.feature(types.TEXT_DOCUMENT_DID_SAVE)
