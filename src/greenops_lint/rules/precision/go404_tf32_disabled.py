@@ -144,6 +144,11 @@ class TF32Disabled(LoopBoundRule):
     batches (the smallest literal `batch_size`, the training one, at most
     32) of a model without attention or recurrent layers: both steps are
     bound by kernel launches (an MNIST MLP at batch 32 gains ~1x).
+
+    A cuDNN switch-off is material for a convolutional or recurrent model
+    on a GPU with TF32 units, under the same tiny-model and small-batch
+    rules; for a model without convolutions or RNN layers it changes nothing
+    and is info.
     """
 
     code = "GO404"
