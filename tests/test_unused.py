@@ -50,18 +50,38 @@ def test_unused_layer_estimate_is_its_float32_bytes():
     assert "16,781,312 parameters" in finding.message and "64.0 MiB" in finding.message
 
 
-def test_unused_layer_without_literal_sizes_gets_the_ddp_time_range():
-    source = """
-    from torch import nn
-    class Net(nn.Module):
-        def __init__(self, d):
-            super().__init__()
-            self.a = nn.Linear(d, d)
-            self.b = nn.Linear(d, d)
-        def forward(self, x):
-            return self.a(x)
-    """
-    (finding,) = go(lint_source(source), "GO201")
+UNSIZED_UNUSED = """
+from torch import nn
+class Net(nn.Module):
+    def __init__(self, d):
+        super().__init__()
+        self.a = nn.Linear(d, d)
+        self.b = nn.Linear(d, d)
+    def forward(self, x):
+        return self.a(x)
+"""
+
+
+def test_unused_layer_without_literal_sizes_costs_no_time_without_ddp():
+    # Single process, the unused layer measured 1.016x [0.98, 1.05]: the 2.4x exists only under DDP.
+    (finding,) = go(lint_source(UNSIZED_UNUSED), "GO201")
+    assert (finding.estimate.metric, finding.estimate.low, finding.estimate.high) == ("time_factor", 1.0, 1.0)
+    assert "1.016x [0.98, 1.05]" in finding.estimate.basis and "2.4" not in finding.estimate.basis
+    assert finding.estimate.source == "measured on CPU"
+    # Material for its memory, which the estimate cannot size (the page's `When it is material`).
+    assert finding.severity == "warning"
+
+
+@pytest.mark.parametrize(
+    "ddp",
+    [
+        "from torch.nn.parallel import DistributedDataParallel as DDP\nmodel = DDP(Net(8))\n",
+        "import lightning as L\ntrainer = L.Trainer(strategy='ddp_find_unused_parameters_true')\n",
+        "from lightning.pytorch.strategies import DDPStrategy\nstrategy = DDPStrategy()\n",
+    ],
+)
+def test_unused_layer_without_literal_sizes_gets_the_ddp_time_range_under_ddp(ddp):
+    (finding,) = go(lint_source(UNSIZED_UNUSED + ddp), "GO201")
     assert (finding.estimate.metric, finding.estimate.low, finding.estimate.high) == ("time_factor", 1.0, 2.4)
 
 
