@@ -6,10 +6,72 @@ what makes a finding material."""
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
+from typing import Optional
+
+import libcst as cst
 
 from greenops_lint.analysis.ast_index import TINY_MATMUL_WEIGHTS, is_tiny_model
-from greenops_lint.finding import SavingsEstimate
+from greenops_lint.finding import Fix, SavingsEstimate
 from greenops_lint.savings import SOURCE_CITED, SOURCE_DATASHEET, SOURCE_DERIVED, hardware_table
+
+# -- the switches --------------------------------------------------------------------------------------
+MATMUL, CUDNN = "matmul", "cudnn"
+BOTH = frozenset({MATMUL, CUDNN})
+# Each TF32 switch and what it governs: the matmul flag (cuBLAS), cuDNN's (convolutions and RNNs), or both.
+TF32_SETTINGS = {
+    "torch.backends.cuda.matmul.allow_tf32": frozenset({MATMUL}),
+    "torch.backends.cuda.matmul.fp32_precision": frozenset({MATMUL}),
+    "torch.backends.cudnn.allow_tf32": frozenset({CUDNN}),
+    "torch.backends.cudnn.fp32_precision": frozenset({CUDNN}),
+    "torch.backends.cudnn.conv.fp32_precision": frozenset({CUDNN}),
+    "torch.backends.cudnn.rnn.fp32_precision": frozenset({CUDNN}),
+    "torch.backends.fp32_precision": BOTH,
+}
+
+
+@dataclass
+class Switch:
+    """A statement of the module that switches TF32 off."""
+
+    node: cst.CSTNode
+    statement: Optional[cst.CSTNode]
+    words: str
+    fix: Optional[Fix]
+    scope: frozenset = BOTH  # what it switches off: the matmuls, cuDNN's layers, or both
+
+
+def highest_precision_switch(node: cst.Call, string: cst.SimpleString, statement) -> Switch:
+    """`torch.set_float32_matmul_precision("highest")`, fixed to "high"."""
+    fix = Fix(
+        string,
+        lambda updated: updated.with_changes(value=f"{updated.prefix}{updated.quote}high{updated.quote}"),
+        safe=False,
+        title='Use set_float32_matmul_precision("high")',
+    )
+    return Switch(node, statement, 'torch.set_float32_matmul_precision("highest")', fix, frozenset({MATMUL}))
+
+
+def setting_switch(node: cst.Assign, qualified: str, value, statement) -> Switch:
+    """`<a TF32_SETTINGS flag> = False` or `= "ieee"`, fixed to True or "tf32"."""
+    words = f"{qualified} = {value!r}".replace("'", '"')
+    replacement = cst.Name("True") if value is False else cst.SimpleString('"tf32"')
+    fix = Fix(node.value, lambda _updated, new=replacement: new, safe=False, title="Allow TF32")
+    return Switch(node, statement, words, fix, TF32_SETTINGS[qualified])
+
+
+def insert_matmul_precision_fix(text: str, loop_node: cst.CSTNode) -> Optional[Fix]:
+    """Insert `torch.set_float32_matmul_precision("high")` before the training loop."""
+    if not re.search(r"^\s*import torch\s*$", text, re.MULTILINE):
+        return None  # `torch` is not bound to the module by that name
+
+    def insert(updated: cst.CSTNode):
+        call = cst.parse_statement('torch.set_float32_matmul_precision("high")\n')
+        call = call.with_changes(leading_lines=updated.leading_lines)
+        return cst.FlattenSentinel([call, updated.with_changes(leading_lines=())])
+
+    return Fix(loop_node, insert, safe=False, title='Insert torch.set_float32_matmul_precision("high")')
+
 
 # -- estimate (`## Estimate`) ------------------------------------------------------------------------
 # Hugging Face, transformers#15026 (stas00): t5-base fine-tuning on an A100, train samples/s.
@@ -37,6 +99,14 @@ _CUDNN_TEXT = re.compile(r"nn\.Conv[123]d|torchvision\.models|timm\.create_model
 _MATMUL_BEYOND_HEAD = re.compile(
     r"nn\.(Transformer\w*|MultiheadAttention)\b|from_pretrained|Attention|matmul\(|\bbmm\b|einsum"
 )
+
+
+def matmul_estimate(ctx, switch: Optional[Switch], cudnn_off: bool) -> tuple[SavingsEstimate, bool, str]:
+    """(estimate, material, words) of the matmul finding, at `switch` (None: the training loop). A global
+    switch on a convolutional or recurrent model costs what its cuDNN layers lose."""
+    if switch is not None and switch.scope == BOTH and conv_only_model(ctx):
+        return cudnn_tf32_estimate(ctx)
+    return tf32_estimate(ctx, cudnn_off=cudnn_off)
 
 
 def tf32_estimate(ctx, cudnn_off: bool = False) -> tuple[SavingsEstimate, bool, str]:

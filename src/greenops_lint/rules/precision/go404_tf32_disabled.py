@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from typing import Optional
 
 import libcst as cst
 
@@ -12,28 +10,26 @@ from greenops_lint.analysis.calls import environ_assignment, get_arg, literal_va
 from greenops_lint.analysis.efficiency import TrainingLoops, uses_cuda, uses_torch
 from greenops_lint.analysis.flags import under_flag
 from greenops_lint.analysis.tree import is_test_file
-from greenops_lint.finding import Fix
 from greenops_lint.rule import Invalid
 from greenops_lint.rules.efficiency._shared import LoopBoundRule
-from greenops_lint.rules.precision._tf32 import conv_only_model, cudnn_tf32_estimate, tf32_estimate
+from greenops_lint.rules.precision._tf32 import (
+    BOTH,
+    CUDNN,
+    MATMUL,
+    TF32_SETTINGS,
+    Switch,
+    cudnn_tf32_estimate,
+    highest_precision_switch,
+    insert_matmul_precision_fix,
+    matmul_estimate,
+    setting_switch,
+)
 from greenops_lint.savings import SOURCE_CITED, SOURCE_DATASHEET, SOURCE_DERIVED
 
 # -- estimate (`## Estimate`): the figures, the hardware table's TF32:FP32 ratio and the materiality rules live in
 # rules/precision/_tf32.py (END_TO_END_HIGH = 2.25x, t5-base on A100, transformers#15026; 1x without TF32;
-# a cuDNN switch: up to the TF32:FP32 peak ratio for a convolutional or recurrent model, 1x for the others).
-_MATMUL, _CUDNN = "matmul", "cudnn"
-# Each TF32 switch and what it governs: the matmul flag (cuBLAS), cuDNN's (convolutions and RNNs), or both.
-_TF32_SETTINGS = {
-    "torch.backends.cuda.matmul.allow_tf32": frozenset({_MATMUL}),
-    "torch.backends.cuda.matmul.fp32_precision": frozenset({_MATMUL}),
-    "torch.backends.cudnn.allow_tf32": frozenset({_CUDNN}),
-    "torch.backends.cudnn.fp32_precision": frozenset({_CUDNN}),
-    "torch.backends.cudnn.conv.fp32_precision": frozenset({_CUDNN}),
-    "torch.backends.cudnn.rnn.fp32_precision": frozenset({_CUDNN}),
-    "torch.backends.fp32_precision": frozenset({_MATMUL, _CUDNN}),
-}
-_BOTH = frozenset({_MATMUL, _CUDNN})
-_ON_VALUES = (True, "tf32", "high", "medium")
+# a cuDNN switch: up to the TF32:FP32 peak ratio for a convolutional or recurrent model, 1x for the others),
+# with the switches and what each governs (TF32_SETTINGS).
 # Anything that already runs the matmuls below full FP32 (autocast, bf16/fp16, Lightning
 # `precision=`, HF `tf32=`/`bf16=`/`fp16=`, DeepSpeed) or chooses precision elsewhere.
 _COVERED_TEXT = re.compile(
@@ -42,15 +38,6 @@ _COVERED_TEXT = re.compile(
 )
 _MAIN_GUARD = re.compile(r"__name__\s*==\s*[\"']__main__[\"']")
 _FLOAT64_TEXT = re.compile(r"set_default_dtype\(\s*torch\.(float64|double)|\.double\(\)")
-
-
-@dataclass
-class _Switch:
-    node: cst.CSTNode
-    statement: Optional[cst.CSTNode]
-    words: str
-    fix: Optional[Fix]
-    scope: frozenset = _BOTH  # what it switches off: the matmuls, cuDNN's layers, or both
 
 
 class TF32Disabled(LoopBoundRule):
@@ -291,87 +278,57 @@ class TF32Disabled(LoopBoundRule):
     def __init__(self, ctx, options=None) -> None:
         super().__init__(ctx, options)
         self.enabled: set[str] = set()  # scopes with TF32 switched on, or set from a variable
-        self.switched_off: list[_Switch] = []
+        self.switched_off: list[Switch] = []
 
     # -- what the module does with TF32 ---------------------------------------------------
     def check_call(self, node: cst.Call) -> None:
         if self.ctx.call_name(node) != "torch.set_float32_matmul_precision":
             return
         if under_flag(self.ctx):
-            self.enabled.add(_MATMUL)  # a flag or config option chooses
+            self.enabled.add(MATMUL)  # a flag or config option chooses
             return
         arg = get_arg(node, "precision", 0)
         value = literal_value(arg.value) if arg is not None else None
         if value == "highest" and isinstance(arg.value, cst.SimpleString):
-            string = arg.value
-            self.switched_off.append(
-                _Switch(
-                    node,
-                    self.ctx.enclosing_statement(),
-                    'torch.set_float32_matmul_precision("highest")',
-                    Fix(
-                        string,
-                        lambda updated: updated.with_changes(
-                            value=f"{updated.prefix}{updated.quote}high{updated.quote}"
-                        ),
-                        safe=False,
-                        title='Use set_float32_matmul_precision("high")',
-                    ),
-                    frozenset({_MATMUL}),
-                )
-            )
+            self.switched_off.append(highest_precision_switch(node, arg.value, self.ctx.enclosing_statement()))
         else:
-            self.enabled.add(_MATMUL)  # "high", "medium", or chosen by a variable
+            self.enabled.add(MATMUL)  # "high", "medium", or chosen by a variable
 
     def visit_Assign(self, node: cst.Assign) -> None:
         env = environ_assignment(self.ctx, node)
-        if env is not None and under_flag(self.ctx):
-            if env[0] == "NVIDIA_TF32_OVERRIDE":
-                self.enabled |= _BOTH  # a flag or config option chooses
-            return
-        if self._tf32_scope(node) and under_flag(self.ctx):
-            self.enabled |= self._tf32_scope(node)  # a flag or config option chooses
+        if (env is not None or self._tf32_scope(node)) and under_flag(self.ctx):
+            self.enabled |= self._tf32_scope(node) if env is None else BOTH  # a flag or config option chooses
             return
         if env is not None:
             name, value = env
             if name == "NVIDIA_TF32_OVERRIDE":
                 if literal_value(value) in ("0", 0):
                     self.switched_off.append(
-                        _Switch(node, self.ctx.enclosing_statement(), 'NVIDIA_TF32_OVERRIDE="0"', None)
+                        Switch(node, self.ctx.enclosing_statement(), 'NVIDIA_TF32_OVERRIDE="0"', None)
                     )
                 else:
-                    self.enabled |= _BOTH
+                    self.enabled |= BOTH
             return
         for target in node.targets:
             qualified = self.ctx.qualified_name(target.target)
-            if qualified not in _TF32_SETTINGS:
+            if qualified not in TF32_SETTINGS:
                 continue
-            scope = _TF32_SETTINGS[qualified]
+            scope = TF32_SETTINGS[qualified]
             value = literal_value(node.value)
             if value is False or value == "ieee":
-                words = f"{qualified} = {value!r}".replace("'", '"')
-                replacement = cst.Name("True") if value is False else cst.SimpleString('"tf32"')
-                self.switched_off.append(
-                    _Switch(
-                        node,
-                        self.ctx.enclosing_statement(),
-                        words,
-                        Fix(node.value, lambda _updated, new=replacement: new, safe=False, title="Allow TF32"),
-                        scope,
-                    )
-                )
+                self.switched_off.append(setting_switch(node, qualified, value, self.ctx.enclosing_statement()))
             else:
                 self.enabled |= scope  # True, "tf32", or a variable: on, or chosen by a flag
 
     def _tf32_scope(self, node: cst.Assign) -> frozenset:
         """What the TF32 switches this assignment sets govern (empty: none)."""
-        scopes = [_TF32_SETTINGS.get(self.ctx.qualified_name(t.target) or "") for t in node.targets]
+        scopes = [TF32_SETTINGS.get(self.ctx.qualified_name(t.target) or "") for t in node.targets]
         return frozenset().union(*(scope for scope in scopes if scope))
 
     # -- decision ---------------------------------------------------------------------------
     def leave_Module(self, node: cst.Module) -> None:
         ctx = self.ctx
-        if _MATMUL in self.enabled and _CUDNN in self.enabled or is_test_file(ctx.path):
+        if MATMUL in self.enabled and CUDNN in self.enabled or is_test_file(ctx.path):
             return
         if not (uses_torch(ctx) and uses_cuda(ctx)) or _FLOAT64_TEXT.search(ctx.text):
             return
@@ -382,21 +339,17 @@ class TF32Disabled(LoopBoundRule):
             return  # no training here: a library helper or a test of numerics
         if not (_MAIN_GUARD.search(ctx.text) or loop.frame is None or ctx.path.endswith(".ipynb")):
             return  # a library's training loop: the precision is its user's process-wide choice
-        cudnn_switch = next((s for s in self.switched_off if s.scope == {_CUDNN}), None)
-        if cudnn_switch is not None and _CUDNN not in self.enabled:
+        cudnn_switch = next((s for s in self.switched_off if s.scope == {CUDNN}), None)
+        if cudnn_switch is not None and CUDNN not in self.enabled:
             self._report_cudnn_switch(cudnn_switch)
-        if _MATMUL in self.enabled:
+        if MATMUL in self.enabled:
             return
-        matmul_switch = next((s for s in self.switched_off if _MATMUL in s.scope), None)
-        cudnn_off = any(_CUDNN in s.scope for s in self.switched_off) and _CUDNN not in self.enabled
-        if matmul_switch is not None and matmul_switch.scope == _BOTH and conv_only_model(ctx):
-            # A global switch on a convolutional or recurrent model: what it costs is its cuDNN layers.
-            estimate, material, why = cudnn_tf32_estimate(ctx)
-        else:
-            estimate, material, why = tf32_estimate(ctx, cudnn_off=cudnn_off)
+        matmul_switch = next((s for s in self.switched_off if MATMUL in s.scope), None)
+        cudnn_off = any(CUDNN in s.scope for s in self.switched_off) and CUDNN not in self.enabled
+        estimate, material, why = matmul_estimate(ctx, matmul_switch, cudnn_off)
         severity = None if material else "info"
         if matmul_switch is not None:
-            what = "the float32 matmuls" + (" and cuDNN convolutions/RNNs" if matmul_switch.scope == _BOTH else "")
+            what = "the float32 matmuls" + (" and cuDNN convolutions/RNNs" if matmul_switch.scope == BOTH else "")
             self.report(
                 matmul_switch.node,
                 f"{matmul_switch.words} switches TF32 off for {what} of this CUDA training script "
@@ -414,11 +367,11 @@ class TF32Disabled(LoopBoundRule):
             'torch.set_float32_matmul_precision("high") once before training',
             estimate,
             statement=loop.node,
-            fix=self._insert_fix(loop.node),
+            fix=insert_matmul_precision_fix(self.ctx.text, loop.node),
             severity=severity,
         )
 
-    def _report_cudnn_switch(self, switch: _Switch) -> None:
+    def _report_cudnn_switch(self, switch: Switch) -> None:
         estimate, material, why = cudnn_tf32_estimate(self.ctx)
         self.report(
             switch.node,
@@ -433,14 +386,3 @@ class TF32Disabled(LoopBoundRule):
     def _training_loop(self):
         training = TrainingLoops(self.ctx.loops, self.train_frames)
         return next((loop for loop, _code in training.optimizer_loops(self.ctx.module)), None)
-
-    def _insert_fix(self, loop_node: cst.CSTNode) -> Optional[Fix]:
-        if not re.search(r"^\s*import torch\s*$", self.ctx.text, re.MULTILINE):
-            return None  # `torch` is not bound to the module by that name
-
-        def insert(updated: cst.CSTNode):
-            call = cst.parse_statement('torch.set_float32_matmul_precision("high")\n')
-            call = call.with_changes(leading_lines=updated.leading_lines)
-            return cst.FlattenSentinel([call, updated.with_changes(leading_lines=())])
-
-        return Fix(loop_node, insert, safe=False, title='Insert torch.set_float32_matmul_precision("high")')
