@@ -123,6 +123,74 @@ def test_go404_tiny_model_of_literal_layers_is_info():
     assert only("GO404", pretrained, hardware="a100-80gb")[0].severity == "warning"
 
 
+def test_go404_h100_figure_says_it_was_measured_on_an_a100():
+    # The 2.25x is t5-base on an A100 (transformers#15026): not an H100 measurement.
+    (finding,) = only("GO404", FP32_LOOP, hardware="h100-sxm")
+    assert "up to 2.25x (t5-base on A100)" in finding.message
+    assert "on NVIDIA H100" not in finding.message
+    assert (
+        "measured on an A100" in finding.estimate.basis and "not measured on NVIDIA H100 SXM" in finding.estimate.basis
+    )
+    # Capped by the peak ratio, the figure is the GPU's own datasheet ratio.
+    (finding,) = only("GO404", FP32_LOOP, hardware="a10")
+    assert "up to 2x on NVIDIA A10 (its TF32:FP32 peak ratio)" in finding.message
+
+
+CUDNN_OFF = """
+import torch
+from torch import nn
+torch.set_float32_matmul_precision("high")
+torch.backends.cudnn.allow_tf32 = False
+model = {model}.cuda()
+for x, y in train_loader:
+    loss = criterion(model(x.cuda()), y.cuda())
+    loss.backward()
+    optimizer.step()
+"""
+
+
+def test_go404_cudnn_switch_has_its_own_words_and_estimate():
+    # The cuDNN flag governs convolutions and RNNs, not the matmuls the t5-base anchor measured.
+    (finding,) = only("GO404", CUDNN_OFF.format(model="nn.Linear(1024, 1024)"), hardware="a100-80gb")
+    assert finding.line == 5 and "switches TF32 off for cuDNN convolutions/RNNs" in finding.message
+    assert "matmuls" not in finding.message.split("(")[0]
+    assert (finding.estimate.low, finding.estimate.high, finding.estimate.source) == (1.0, 1.0, "derived")
+    assert finding.severity == "info"
+    conv = CUDNN_OFF.format(model="nn.Sequential(nn.Conv2d(3, 256, 3), nn.Conv2d(256, 256, 3))")
+    (finding,) = only("GO404", conv, hardware="a100-80gb")
+    assert (finding.estimate.low, finding.estimate.high, finding.estimate.source) == (1.0, 8.0, "datasheet")
+    assert "upper bound" in finding.message and "upper bound" in finding.estimate.basis
+    assert "t5-base" not in finding.estimate.basis and finding.severity == "warning"
+    (finding,) = only("GO404", conv, hardware="t4")
+    assert finding.estimate.high == 1.0 and finding.severity == "info"
+    lstm = CUDNN_OFF.format(model="nn.LSTM(512, 1024)")
+    assert only("GO404", lstm, hardware="h100-sxm")[0].estimate.high == 7.38
+
+
+def test_go404_cudnn_and_matmul_switches_are_reported_apart():
+    # Switching cuDNN's TF32 on does not switch the matmuls' on, and the reverse.
+    cudnn_on = FP32_LOOP.replace("model =", "torch.backends.cudnn.allow_tf32 = True\nmodel =")
+    (finding,) = only("GO404", cudnn_on, hardware="a100-80gb")
+    assert "runs its float32 matmuls without TF32" in finding.message
+    both = CUDNN_OFF.format(model="nn.Conv2d(3, 256, 3)").replace(
+        'torch.set_float32_matmul_precision("high")', "torch.backends.cuda.matmul.allow_tf32 = False"
+    )
+    findings = only("GO404", both, hardware="a100-80gb")
+    assert [(f.line, f.estimate.source) for f in findings] == [(4, "cited"), (5, "datasheet")]
+    # Its cuDNN layers do not "already use TF32" once the module switches them off.
+    assert "already use TF32" not in findings[0].message and findings[0].severity == "info"
+
+
+def test_go404_global_switch_on_a_convnet_gets_the_cudnn_estimate():
+    source = CUDNN_OFF.format(model="nn.Conv2d(3, 256, 3)").replace(
+        'torch.set_float32_matmul_precision("high")\ntorch.backends.cudnn.allow_tf32 = False',
+        'torch.backends.fp32_precision = "ieee"',
+    )
+    (finding,) = only("GO404", source, hardware="a100-80gb")
+    assert "the float32 matmuls and cuDNN convolutions/RNNs" in finding.message
+    assert (finding.estimate.high, finding.estimate.source) == (8.0, "datasheet")
+
+
 def test_go404_silent_with_hf_tf32_and_lightning_precision():
     for line in ("args = TrainingArguments(output_dir='o', tf32=True)", "trainer = L.Trainer(precision='32-true')"):
         assert not only("GO404", FP32_LOOP + line + "\n")

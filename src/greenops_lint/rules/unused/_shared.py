@@ -23,6 +23,18 @@ DDP_FLAG_TIME_FACTOR = 1.4
 DDP_FLAG_MEASURED_ON = "2 CPU (gloo) ranks training a 512-512-10 MLP with no unused parameter"
 # Bytes a float32 parameter takes, in memory and in a checkpoint.
 FLOAT32_BYTES = 4
+# Measured on CPU: the same unused 64 MiB layer in one process, no DDP (probe-research.md 3.d):
+# 1.016x [0.98, 1.05] step time, no measurable cost: nothing runs it and nothing gives it gradients.
+SINGLE_PROCESS_TIME_FACTOR = 1.016
+SINGLE_PROCESS_CI = (0.98, 1.05)
+# A module that trains under DDP: the wrapper, a Lightning/accelerate DDP strategy, or the flag itself.
+_DDP_TEXT = re.compile(r"DistributedDataParallel|\bDDPStrategy\b|\bstrategy\s*=\s*[\"']ddp|find_unused_parameters")
+
+
+def uses_ddp(ctx) -> bool:
+    """The module trains under DistributedDataParallel (directly or through a DDP strategy)."""
+    return bool(_DDP_TEXT.search(ctx.text))
+
 
 # What says "this module ports a released, pretrained model": its layers are laid
 # out to match checkpoints that already exist, so deleting an unused layer or a

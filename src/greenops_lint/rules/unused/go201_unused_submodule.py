@@ -12,13 +12,17 @@ from greenops_lint.rules.unused._shared import (
     DDP_MEASURED_ON,
     DDP_STEP_TIME_FACTOR,
     FLOAT32_BYTES,
+    SINGLE_PROCESS_CI,
+    SINGLE_PROCESS_TIME_FACTOR,
     pretrained_port_signal,
+    uses_ddp,
 )
 from greenops_lint.savings import SOURCE_CODE, SOURCE_CPU, extra_bytes_estimate
 
 # The page's `## Estimate`: with literal sizes, the parameter count x FLOAT32_BYTES;
-# otherwise a time factor from NO_COMPUTE_FACTOR (the layer does no work) to
-# DDP_STEP_TIME_FACTOR (the measured cost of the flag DDP then needs).
+# otherwise a time factor of NO_COMPUTE_FACTOR (the layer does no work: measured at
+# SINGLE_PROCESS_TIME_FACTOR in one process), up to DDP_STEP_TIME_FACTOR (the measured cost
+# of the flag DDP then needs) only in a module that uses DDP.
 NO_COMPUTE_FACTOR = 1.0
 # `## When it is material`: an unused layer whose literal parameters take less
 # than this (a LayerNorm(768), a BatchNorm2d(1), a 2-channel conv) is reported
@@ -104,17 +108,24 @@ class UnusedSubmodule(Rule):
     layer (BatchNorm, LayerNorm, GroupNorm, RMSNorm hold 2 x channels
     parameters: kilobytes) nor a `Linear`/`Embedding` with a literal side of
     16 or less (`nn.Embedding(n, 4)`: 4 x n parameters). Smaller layers are
-    reported at info severity.
+    reported at info severity. A layer whose size is not literal stays a
+    warning without DDP, although its time factor is then 1x: the claim is
+    its memory (a `from_pretrained` teacher, a layer sized by a config),
+    which the estimate cannot size, not its time.
 
     ## Estimate
     When the constructor has literal sizes (`nn.Linear(4096, 4096)`,
     `nn.Conv2d(256, 256, 3)`, `nn.Embedding`, norms, RNNs,
     `nn.MultiheadAttention`), the parameter count and its float32 bytes
     (4 bytes a parameter) held in memory and in every checkpoint. Otherwise a
-    time factor of 1x (no compute) to 2.4x (under DDP, the layer with the
+    time factor: 1x in a module without DDP (no compute; a 64 MiB unused
+    layer measured 1.016x [0.98, 1.05] step time in one process on CPU),
+    and 1x to 2.4x in a module that uses `DistributedDataParallel` or a DDP
+    strategy (`strategy="ddp"`, `DDPStrategy`: the layer with the
     `find_unused_parameters=True` it forces against neither, measured on CPU
-    with two gloo ranks: labelled "measured on CPU", so it is never converted to a GPU's
-    hours). Parameter-free layers are not reported, so they get no time factor.
+    with two gloo ranks). Both are labelled "measured on CPU", so they are
+    never converted to a GPU's hours. Parameter-free layers are not
+    reported, so they get no time factor.
     """
 
     code = "GO201"
@@ -122,7 +133,7 @@ class UnusedSubmodule(Rule):
     family = "unused"
     estimate_sources = {
         SOURCE_CODE: "any device: parameter count from literal layer sizes x 4 bytes",
-        SOURCE_CPU: "2 CPU processes (gloo) with a 64 MiB unused layer; not a GPU figure, never converted to GPU-hours",
+        SOURCE_CPU: "a 64 MiB unused layer on CPU: 1x in one process (no DDP in the module), up to 2.4x with 2 gloo processes (a module that uses DDP); not a GPU figure, never converted to GPU-hours",
     }
     analyses = ("module_attributes",)
     tokens = ("Module", "Layer", "Model", "linen")
@@ -319,7 +330,7 @@ class UnusedSubmodule(Rule):
                 "checkpoint; no optimizer state, since nothing gives them gradients",
                 self.ctx.hardware,
             )
-        else:
+        elif uses_ddp(self.ctx):
             cost = ""
             estimate = SavingsEstimate(
                 metric="time_factor",
@@ -327,12 +338,30 @@ class UnusedSubmodule(Rule):
                 high=DDP_STEP_TIME_FACTOR,
                 unit="x",
                 basis=(
-                    f"no compute in forward ({NO_COMPUTE_FACTOR:g}x); under DDP the unused parameters force "
-                    f"find_unused_parameters=True, measured at {DDP_STEP_TIME_FACTOR:g}x step time on "
-                    f"{DDP_MEASURED_ON}; the parameter memory is not literal in the code"
+                    f"no compute in forward ({NO_COMPUTE_FACTOR:g}x); under DDP, which this module uses, the unused "
+                    f"parameters force find_unused_parameters=True, measured at {DDP_STEP_TIME_FACTOR:g}x step time "
+                    f"on {DDP_MEASURED_ON}; the parameter memory is not literal in the code"
                 ),
                 hardware=self.ctx.hardware.key,
                 assumptions=("the high end applies only to DDP training",),
+                source=SOURCE_CPU,
+            )
+        else:
+            cost = ""
+            low, high = SINGLE_PROCESS_CI
+            estimate = SavingsEstimate(
+                metric="time_factor",
+                low=NO_COMPUTE_FACTOR,
+                high=NO_COMPUTE_FACTOR,
+                unit="x",
+                basis=(
+                    f"no compute in forward: in one process an unused 64 MiB layer measured "
+                    f"{SINGLE_PROCESS_TIME_FACTOR:g}x [{low:g}, {high:g}] step time on CPU, no measurable cost; "
+                    "the module uses no DDP; what the layer costs is memory and checkpoint space, whose size is not "
+                    "literal in the code"
+                ),
+                hardware=self.ctx.hardware.key,
+                assumptions=("no DistributedDataParallel in the process that trains it (none in this module)",),
                 source=SOURCE_CPU,
             )
         self.report(

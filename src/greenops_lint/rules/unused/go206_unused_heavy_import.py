@@ -19,13 +19,23 @@ from greenops_lint.savings import SOURCE_CITED, SOURCE_CPU
 # torch 2.13.0+cpu, 7 interleaved fresh interpreters): CPU time (user + system) of the
 # import 1.86-2.02 s, median 1.92 s, an empty interpreter 0.02 s (benchmarks/results/import_startup.txt).
 TORCH_IMPORT_S = (1.8, 2.0)
-# TensorFlow: cited, not measured here (not installed): 4.3 s for TF 2.1 on a laptop
-# (tensorflow/tensorflow#37729) to about 10 s for TF 2.20 (tensorflow/tensorflow#110143).
-TF_IMPORT_S = (4.3, 10.0)
-TF_SOURCE = "tensorflow/tensorflow#37729 (TF 2.1: 4.3 s) and #110143 (TF 2.20: about 10 s)"
-# JAX: cited: about 0.5 s after lazy scipy (jax-ml/jax#12679), 0.34 s for jax.numpy (jax-ml/jax#24967).
+TORCH_UNIT = "s CPU time per process start"
+# TensorFlow: cited, not measured here (not installed), wall time (elapsed): tensorflow/tensorflow#37729
+# reported 4.3 s for TF 2.1, then closed as resolved: TF 2.7 took 2.67 s (Colab CPU) and 2.80 s (Colab GPU),
+# and 1.14 s on an M1 Max. #110143 (TF 2.20, about 10 s) is one Windows machine, whose colleague's similar
+# machine was faster: an outlier the basis names, not the range.
+TF_IMPORT_S = (1.1, 2.8)
+TF_SOURCE = (
+    "tensorflow/tensorflow#37729, closed as resolved: TF 2.7 2.7-2.8 s on Colab, 1.1 s on an M1 Max (TF 2.1 had "
+    "taken 4.3 s); outlier: about 10 s on one Windows machine (TF 2.20, #110143)"
+)
+# JAX: cited, wall time: 0.34 s for jax.numpy (jax-ml/jax#24967, hyperfine; its CPU time was 0.90 s user +
+# 0.04 s system, on several cores), about 0.5 s for `import jax` after lazy scipy (jax-ml/jax#12679).
 JAX_IMPORT_S = (0.3, 0.5)
-JAX_SOURCE = "jax-ml/jax#24967 (jax.numpy: 0.34 s) and #12679 (import jax: about 0.5 s)"
+JAX_SOURCE = (
+    "jax-ml/jax#24967 (jax.numpy: 0.34 s wall, 0.94 s CPU time, user + system) and #12679 (import jax: about 0.5 s)"
+)
+CITED_UNIT = "s wall time per process start"
 # `## When it is material`: a finding whose saving reaches this many seconds a
 # start, in a script whose other imports cannot load the framework anyway.
 MATERIAL_SECONDS = 1.0
@@ -164,16 +174,21 @@ class UnusedHeavyImport(Rule):
     reported at info severity: a library module (the package usually imports
     the framework elsewhere), a script that imports its own modules (they may
     import it), a plain `import transformers` (lazy until a model class is
-    used), and JAX (0.3-0.5 s).
+    used), and JAX (0.3-0.5 s wall time).
 
     ## Estimate
-    Seconds per process start. torch: 1.8-2.0 s of CPU time (user + system),
-    measured on CPU by `benchmarks/import_startup.py` (torch 2.13 CPU build,
-    fresh interpreters, warm page cache; a cold start, or a CUDA build that
-    loads more native libraries, is slower; wall time on a busy host is
-    longer); the torch-based packages cost at least as much.
-    TensorFlow and Keras: 4.3-10 s, cited from tensorflow/tensorflow#37729
-    and #110143. JAX and Flax: 0.3-0.5 s, cited from jax-ml/jax#24967 and
+    Seconds per process start; the unit says which seconds. torch: 1.8-2.0 s
+    of CPU time (user + system), measured on CPU by
+    `benchmarks/import_startup.py` (torch 2.13 CPU build, fresh interpreters,
+    warm page cache; a cold start, or a CUDA build that loads more native
+    libraries, is slower; wall time on a busy host is longer); the
+    torch-based packages cost at least as much. TensorFlow and Keras:
+    1.1-2.8 s of wall time, cited from tensorflow/tensorflow#37729 (closed
+    as resolved: TF 2.7 took 2.7-2.8 s on Colab, 1.1 s on an M1 Max); the
+    about 10 s of #110143 (TF 2.20, one Windows machine) is an outlier, named
+    in the basis but not in the range. JAX and Flax: 0.3-0.5 s of wall time,
+    cited from jax-ml/jax#24967 (0.34 s wall for `import jax.numpy`, whose
+    CPU time, 0.94 s user + system, is the figure to set beside torch's) and
     #12679.
     """
 
@@ -182,7 +197,7 @@ class UnusedHeavyImport(Rule):
     family = "unused"
     estimate_sources = {
         SOURCE_CPU: "torch 2.13 CPU build, fresh interpreters on this project's 2-vCPU machine (`benchmarks/import_startup.py`)",
-        SOURCE_CITED: "TensorFlow and JAX import times reported in tensorflow#37729, #110143 and jax-ml/jax#24967, #12679 (CPU start-up)",
+        SOURCE_CITED: "TensorFlow and JAX import wall times reported in tensorflow#37729 (TF 2.7: Colab, an M1 Max) and jax-ml/jax#24967, #12679; the 10 s of tensorflow#110143 (one Windows machine) is an outlier outside the range",
     }
     default_enabled = False
     fixable = True
@@ -322,11 +337,12 @@ class UnusedHeavyImport(Rule):
         if len(text) > 60:
             text = text[:57] + "..."
         low, high, basis, source, label = _cost(top, framework)
+        unit = TORCH_UNIT if source == SOURCE_CPU else CITED_UNIT
         estimate = SavingsEstimate(
             metric="startup_time",
             low=low,
             high=high,
-            unit="s per process start",
+            unit=unit,
             basis=basis,
             hardware=self.ctx.hardware.key,
             assumptions=("nothing else the process imports loads the framework",),
@@ -348,7 +364,8 @@ class UnusedHeavyImport(Rule):
         self.report(
             small,
             f"{text}: {bound} is imported but never used in this module; importing {label} costs "
-            f"{low:g}-{high:g} s at every process start{why}; remove the import",
+            f"{low:g}-{high:g} s of {'CPU' if source == SOURCE_CPU else 'wall'} time at every process start{why}; "
+            "remove the import",
             estimate,
             severity=self.severity if material else "info",
             fix=fix,
@@ -361,9 +378,9 @@ def _cost(top: str, framework: str) -> tuple[float, float, str, str, str]:
         label = (
             "TensorFlow" if top in ("tensorflow", "tensorflow_hub", "tensorflow_probability") else f"{top} (TensorFlow)"
         )
-        return (*TF_IMPORT_S, f"cited: `import tensorflow` took {TF_SOURCE}", SOURCE_CITED, label)
+        return (*TF_IMPORT_S, f"cited, wall time of `import tensorflow`: {TF_SOURCE}", SOURCE_CITED, label)
     if framework == "jax":
-        return (*JAX_IMPORT_S, f"cited: {JAX_SOURCE}", SOURCE_CITED, top)
+        return (*JAX_IMPORT_S, f"cited, wall time: {JAX_SOURCE}", SOURCE_CITED, top)
     label = "torch" if top == "torch" else f"{top} (which loads torch)"
     basis = (
         f"measured on CPU: `import torch` cost {TORCH_IMPORT_S[0]:g}-{TORCH_IMPORT_S[1]:g} s of CPU time per fresh "
