@@ -157,18 +157,7 @@ def tf32_estimate(ctx, cudnn_off: bool = False) -> tuple[SavingsEstimate, bool, 
             words = "; a convolutional or recurrent model, whose cuDNN layers already use TF32"
     high, words = _launch_bound_caps(ctx, high, words, assumptions)
     assumptions.append("the training step is dominated by float32 matmuls (linear, attention, recurrent layers)")
-    estimate = SavingsEstimate(
-        metric="time_factor",
-        low=round(low, 2),
-        high=round(high, 2),
-        unit="x",
-        basis=basis,
-        hardware=hardware.key,
-        assumptions=tuple(a for a in assumptions if a),
-        source=SOURCE_CITED,
-    )
-    material = high > CONV_MODEL_HIGH
-    return estimate, material, words
+    return _step_factor(hardware, low, high, basis, assumptions, SOURCE_CITED), high > CONV_MODEL_HIGH, words
 
 
 def cudnn_model(ctx) -> bool:
@@ -228,17 +217,21 @@ def cudnn_tf32_estimate(ctx) -> tuple[SavingsEstimate, bool, str]:
         words = f"; no TF32 gain on {hardware.label}, only on Ampere and newer"
     high, words = _launch_bound_caps(ctx, high, words, assumptions)
     assumptions.append("the training step is dominated by cuDNN convolutions or RNN layers in float32")
-    estimate = SavingsEstimate(
+    return _step_factor(hardware, low, high, basis, assumptions, SOURCE_DATASHEET), high > CONV_MODEL_HIGH, words
+
+
+def _step_factor(hardware, low: float, high: float, basis: str, assumptions: list[str], source: str) -> SavingsEstimate:
+    """A time factor of the training step, rounded as the messages quote it."""
+    return SavingsEstimate(
         metric="time_factor",
         low=round(low, 2),
         high=round(high, 2),
         unit="x",
         basis=basis,
         hardware=hardware.key,
-        assumptions=tuple(assumptions),
-        source=SOURCE_DATASHEET,
+        assumptions=tuple(a for a in assumptions if a),
+        source=source,
     )
-    return estimate, high > CONV_MODEL_HIGH, words
 
 
 def _launch_bound_caps(ctx, high: float, words: str, assumptions: list[str]) -> tuple[float, str]:

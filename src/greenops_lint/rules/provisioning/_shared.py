@@ -61,7 +61,9 @@ TORCH_THREAD_TIME_HIGH = float(round(TORCH_OVERSUBSCRIBED_MS / TORCH_ONE_THREAD_
 # quota (v2 since catboost#2519). lightgbm leaves -1 to OpenMP, which counts
 # the host's logical CPUs (affinity, not the CFS quota). An explicit count such
 # as os.cpu_count() is used as given by every library: it bypasses the quota.
-_QUOTA_READERS = (("sklearn.", "joblib"), ("joblib.", "joblib"), ("imblearn.", "joblib"))
+# scikit-learn, imbalanced-learn and joblib: parallel through joblib's worker processes.
+JOBLIB_ROOTS = ("sklearn.", "joblib.", "imblearn.")
+_QUOTA_READERS = tuple((root, "joblib") for root in JOBLIB_ROOTS)
 _QUOTA_READERS += (("xgboost.", "xgboost"), ("catboost.", "catboost"))
 
 

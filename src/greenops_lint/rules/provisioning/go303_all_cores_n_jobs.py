@@ -12,6 +12,7 @@ from greenops_lint.analysis.tree import last_part
 from greenops_lint.rule import Invalid, Rule
 from greenops_lint.rules.provisioning._shared import (
     ESTIMATOR_ROOTS,
+    JOBLIB_ROOTS,
     JOBS_KEYWORDS,
     host_threads_estimate,
     host_threads_why,
@@ -21,9 +22,6 @@ from greenops_lint.rules.provisioning._shared import (
     worker_estimate,
 )
 from greenops_lint.savings import SOURCE_CITED, SOURCE_CPU, SOURCE_DERIVED
-
-# scikit-learn, imbalanced-learn and joblib parallelise with worker processes.
-JOBLIB_ROOTS = ("sklearn.", "joblib.", "imblearn.")
 
 # The estimates are the family's (constants in `_shared.py`, quoted by the
 # `## Estimate` section); `quota_reader` says which applies.
